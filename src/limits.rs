@@ -1,0 +1,44 @@
+//! Every denial-of-service bound in one place, each with the attack it stops.
+//!
+//! Code elsewhere refers to these constants (or to a struct built from them) instead
+//! of writing numbers inline, so that a reviewer can audit the whole attack surface
+//! by reading this file.
+
+/// Largest TTLV message the server reads by default (1 MiB).
+///
+/// Stops: a peer announcing a huge length in the 8-byte header so that we allocate
+/// (or wait for) gigabytes. vCenter's largest request, a batch of three Add
+/// Attribute items, is well under 2 KiB; 1 MiB leaves room for Register of large
+/// opaque objects. Configurable downward or upward in the server config.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Upper bound accepted for a configured maximum message size (64 MiB).
+///
+/// Stops: an operator typo that would let one connection pin a large buffer.
+pub const MAX_MESSAGE_BYTES_CEILING: usize = 64 * 1024 * 1024;
+
+/// Deepest nesting of Structures accepted by the decoder.
+///
+/// Stops: 100k nested structures exhausting the stack of a recursive decoder (and
+/// every later recursive walk of the tree). Real KMIP 1.x/2.x messages nest at most
+/// about 10 deep (message / batch item / payload / template attribute / attribute /
+/// value / key block / key value / key material / transparent key fields).
+pub const MAX_DEPTH: usize = 32;
+
+/// Most items one Structure may hold.
+///
+/// Stops: a structure of millions of empty items that is cheap on the wire (8 bytes
+/// each) but costly to hold as a tree (tens of bytes each). Locate answers with many
+/// identifiers stay far below this.
+pub const MAX_ITEMS_PER_STRUCTURE: usize = 65_536;
+
+/// Most items in one whole message.
+///
+/// Stops: the same amplification spread over many structures.
+pub const MAX_ITEMS_PER_MESSAGE: usize = 262_144;
+
+/// Most batch items in one request.
+///
+/// Stops: one request fanning out into thousands of HSM operations. vCenter sends
+/// at most three.
+pub const MAX_BATCH_ITEMS: usize = 256;
