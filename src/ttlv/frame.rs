@@ -25,7 +25,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::NotAStructure { type_byte } => {
-                write!(f, "message does not start with a Structure (type byte 0x{type_byte:02X})")
+                write!(
+                    f,
+                    "message does not start with a Structure (type byte 0x{type_byte:02X})"
+                )
             }
             FrameError::BadLength { length } => {
                 write!(f, "message length {length} is not a multiple of 8")
@@ -51,7 +54,10 @@ pub fn frame_len(header: &[u8; HEADER_LEN], max_message_bytes: usize) -> Result<
     // u32 always fits usize on the 32- and 64-bit targets we build for.
     let total = HEADER_LEN.saturating_add(length as usize);
     if total > max_message_bytes {
-        return Err(FrameError::TooLarge { length: total, max: max_message_bytes });
+        return Err(FrameError::TooLarge {
+            length: total,
+            max: max_message_bytes,
+        });
     }
     Ok(total)
 }
@@ -75,7 +81,10 @@ mod tests {
     #[test]
     fn refuses_non_structure_and_odd_length() {
         let h = [0x42, 0x00, 0x78, 0x02, 0x00, 0x00, 0x00, 0x04];
-        assert!(matches!(frame_len(&h, 1024), Err(FrameError::NotAStructure { .. })));
+        assert!(matches!(
+            frame_len(&h, 1024),
+            Err(FrameError::NotAStructure { .. })
+        ));
         let h = [0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x05];
         assert!(matches!(frame_len(&h, 1024), Err(FrameError::BadLength { .. })));
     }

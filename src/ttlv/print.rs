@@ -54,7 +54,11 @@ impl TreePrinter<'_> {
     }
 
     fn item(&self, item: &Item, siblings: &[Item], depth: usize, out: &mut String) {
-        let name = self.schema.tag_name(item.tag).map(str::to_owned).unwrap_or_else(|| item.tag.to_string());
+        let name = self
+            .schema
+            .tag_name(item.tag)
+            .map(str::to_owned)
+            .unwrap_or_else(|| item.tag.to_string());
         let ty = item.value.item_type();
         let _ = write!(out, "{:indent$}{} ({})", "", name, ty.name(), indent = depth * 2);
         if !self.reveal && self.schema.is_secret(item.tag, ty) {
@@ -127,11 +131,19 @@ mod tests {
                 Item::new(Tag(0x420094), Value::TextString("uid-1".into())),
             ],
         );
-        let p = TreePrinter { schema: &NoSchema, reveal: false }.print(&item);
+        let p = TreePrinter {
+            schema: &NoSchema,
+            reveal: false,
+        }
+        .print(&item);
         assert!(p.contains("<redacted 32 bytes>"), "{p}");
         assert!(!p.contains("abab"), "{p}");
         assert!(p.contains("\"uid-1\""));
-        let p = TreePrinter { schema: &NoSchema, reveal: true }.print(&item);
+        let p = TreePrinter {
+            schema: &NoSchema,
+            reveal: true,
+        }
+        .print(&item);
         assert!(p.contains(&"ab".repeat(32)));
     }
 }

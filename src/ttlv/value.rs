@@ -121,14 +121,10 @@ impl ItemType {
     pub fn fixed_len(self) -> Option<usize> {
         match self {
             ItemType::Integer | ItemType::Enumeration | ItemType::Interval => Some(4),
-            ItemType::LongInteger
-            | ItemType::Boolean
-            | ItemType::DateTime
-            | ItemType::DateTimeExtended => Some(8),
-            ItemType::Structure
-            | ItemType::BigInteger
-            | ItemType::TextString
-            | ItemType::ByteString => None,
+            ItemType::LongInteger | ItemType::Boolean | ItemType::DateTime | ItemType::DateTimeExtended => {
+                Some(8)
+            }
+            ItemType::Structure | ItemType::BigInteger | ItemType::TextString | ItemType::ByteString => None,
         }
     }
 }
@@ -185,7 +181,10 @@ impl Item {
     }
 
     pub fn structure(tag: Tag, items: Vec<Item>) -> Item {
-        Item { tag, value: Value::Structure(items) }
+        Item {
+            tag,
+            value: Value::Structure(items),
+        }
     }
 
     /// The children of a Structure; empty for any other type.
