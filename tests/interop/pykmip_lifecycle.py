@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Drives a running keyward with PyKMIP's client: a key's whole life.
+
+Usage: pykmip_lifecycle.py HOST PORT CLIENT_CERT CLIENT_KEY CA_CERT [KMIP_VERSION]
+Prints one line per step and exits non-zero on the first failure.
+"""
+import ssl
+import sys
+
+# PyKMIP 0.11 still calls ssl.wrap_socket, which Python 3.12 removed; give it
+# an equivalent built on SSLContext so the client runs on either.
+if not hasattr(ssl, "wrap_socket"):
+    def _wrap_socket(sock, keyfile=None, certfile=None, server_side=False,
+                     cert_reqs=ssl.CERT_NONE, ssl_version=None, ca_certs=None,
+                     do_handshake_on_connect=True, suppress_ragged_eofs=True,
+                     server_hostname=None, **_):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = cert_reqs
+        if ca_certs:
+            ctx.load_verify_locations(ca_certs)
+        if certfile:
+            ctx.load_cert_chain(certfile, keyfile)
+        return ctx.wrap_socket(sock, server_side=server_side,
+                               do_handshake_on_connect=do_handshake_on_connect,
+                               suppress_ragged_eofs=suppress_ragged_eofs)
+    ssl.wrap_socket = _wrap_socket
+
+from kmip import enums
+from kmip.pie import client as pie_client
+from kmip.pie import exceptions as pie_exceptions
+from kmip.core.factories import attributes as attr_factory
+
+
+def step(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + (": " + str(detail) if detail else ""), flush=True)
+    if not ok:
+        sys.exit(1)
+
+
+def main():
+    host, port, cert, key, ca = sys.argv[1:6]
+    version = sys.argv[6] if len(sys.argv) > 6 else "1.2"
+    kmip_version = {
+        "1.0": enums.KMIPVersion.KMIP_1_0, "1.1": enums.KMIPVersion.KMIP_1_1,
+        "1.2": enums.KMIPVersion.KMIP_1_2, "1.3": enums.KMIPVersion.KMIP_1_3,
+        "1.4": enums.KMIPVersion.KMIP_1_4,
+    }[version]
+    c = pie_client.ProxyKmipClient(
+        hostname=host, port=int(port), cert=cert, key=key, ca=ca,
+        config_file="/dev/null", kmip_version=kmip_version)
+    with c:
+        name = "pykmip-interop-" + version
+        uid = c.create(enums.CryptographicAlgorithm.AES, 256, name=name,
+                       cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
+                                                 enums.CryptographicUsageMask.DECRYPT])
+        step("create", bool(uid), uid)
+
+        key_obj = c.get(uid)
+        step("get returns 32 bytes of AES key", len(key_obj.value) == 32
+             and key_obj.cryptographic_algorithm == enums.CryptographicAlgorithm.AES,
+             key_obj.cryptographic_length)
+
+        state = c.get_attributes(uid, ["State"])[1]
+        step("new key is Pre-Active", state[0].attribute_value.value == enums.State.PRE_ACTIVE, state[0].attribute_value)
+
+        c.activate(uid)
+        state = c.get_attributes(uid, ["State"])[1]
+        step("activate -> Active", state[0].attribute_value.value == enums.State.ACTIVE)
+
+        again = c.get(uid)
+        step("get again returns the same bytes", again.value == key_obj.value)
+
+        found = c.locate(attributes=[attr_factory.AttributeFactory().create_attribute(
+            enums.AttributeType.NAME, name)])
+        step("locate by name finds it", uid in found, found)
+
+        other = c.create(enums.CryptographicAlgorithm.AES, 128)
+        found = c.locate(attributes=[attr_factory.AttributeFactory().create_attribute(
+            enums.AttributeType.OBJECT_TYPE, enums.ObjectType.SYMMETRIC_KEY)])
+        step("locate by object type finds both", uid in found and other in found, len(found))
+
+        try:
+            c.destroy(uid)
+            step("destroy of an active key is refused", False)
+        except pie_exceptions.KmipOperationFailure as e:
+            step("destroy of an active key is refused", e.reason == enums.ResultReason.PERMISSION_DENIED
+                 or e.reason == enums.ResultReason.WRONG_KEY_LIFECYCLE_STATE, e.reason)
+
+        c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, uid, "retired by interop test")
+        state = c.get_attributes(uid, ["State"])[1]
+        step("revoke -> Deactivated", state[0].attribute_value.value == enums.State.DEACTIVATED)
+
+        c.destroy(uid)
+        state = c.get_attributes(uid, ["State"])[1]
+        step("destroy -> Destroyed (metadata kept)", state[0].attribute_value.value == enums.State.DESTROYED)
+        try:
+            c.get(uid)
+            step("get of a destroyed key fails", False)
+        except pie_exceptions.KmipOperationFailure as e:
+            step("get of a destroyed key fails", True, e.reason)
+
+        c.destroy(other)
+        try:
+            c.get("no-such-key")
+            step("get of an unknown id fails with Item Not Found", False)
+        except pie_exceptions.KmipOperationFailure as e:
+            step("get of an unknown id fails with Item Not Found", e.reason == enums.ResultReason.ITEM_NOT_FOUND, e.reason)
+    print("pykmip lifecycle: all steps passed")
+
+
+if __name__ == "__main__":
+    main()
