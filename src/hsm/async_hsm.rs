@@ -22,14 +22,19 @@ pub struct AsyncHsm {
 
 impl std::fmt::Debug for AsyncHsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncHsm").field("timeout", &self.timeout).finish_non_exhaustive()
+        f.debug_struct("AsyncHsm")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
 impl AsyncHsm {
     /// Wrap `hsm`; each call fails with [`HsmError::Timeout`] after `timeout`.
     pub fn new(hsm: Arc<dyn Hsm>, timeout: Duration) -> Self {
-        AsyncHsm { inner: hsm, timeout }
+        AsyncHsm {
+            inner: hsm,
+            timeout,
+        }
     }
 
     /// The blocking implementation underneath (for code already on a blocking thread).
@@ -54,12 +59,23 @@ impl AsyncHsm {
 
     /// See [`Hsm::seal`]. Takes ownership so the plaintext can move to the
     /// blocking thread; it is wiped when the call ends.
-    pub async fn seal(&self, crk: CrkVersion, aad: Vec<u8>, plaintext: SecretBytes) -> Result<Vec<u8>, HsmError> {
-        self.call(move |h| h.seal(crk, &aad, plaintext.expose())).await
+    pub async fn seal(
+        &self,
+        crk: CrkVersion,
+        aad: Vec<u8>,
+        plaintext: SecretBytes,
+    ) -> Result<Vec<u8>, HsmError> {
+        self.call(move |h| h.seal(crk, &aad, plaintext.expose()))
+            .await
     }
 
     /// See [`Hsm::unseal`].
-    pub async fn unseal(&self, crk: CrkVersion, aad: Vec<u8>, blob: Vec<u8>) -> Result<SecretBytes, HsmError> {
+    pub async fn unseal(
+        &self,
+        crk: CrkVersion,
+        aad: Vec<u8>,
+        blob: Vec<u8>,
+    ) -> Result<SecretBytes, HsmError> {
         self.call(move |h| h.unseal(crk, &aad, &blob)).await
     }
 
@@ -124,9 +140,14 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn slow_call_times_out_and_fast_call_passes() {
         let hsm = AsyncHsm::new(Arc::new(Stuck), Duration::from_millis(50));
-        let sealed = hsm.seal(CrkVersion(1), vec![], SecretBytes::new(vec![1; 32])).await;
+        let sealed = hsm
+            .seal(CrkVersion(1), vec![], SecretBytes::new(vec![1; 32]))
+            .await;
         assert_eq!(sealed, Err(HsmError::Timeout));
         assert_eq!(hsm.random(7).await.unwrap().len(), 7);
-        assert_eq!(hsm.unseal(CrkVersion(1), vec![], vec![]).await.err(), Some(HsmError::BadBlob));
+        assert_eq!(
+            hsm.unseal(CrkVersion(1), vec![], vec![]).await.err(),
+            Some(HsmError::BadBlob)
+        );
     }
 }

@@ -37,7 +37,11 @@ pub struct HsmConfig {
 
 impl HsmConfig {
     /// A configuration with default pool size and timeout.
-    pub fn new(module: impl Into<PathBuf>, token_label: impl Into<String>, pin: SecretString) -> Self {
+    pub fn new(
+        module: impl Into<PathBuf>,
+        token_label: impl Into<String>,
+        pin: SecretString,
+    ) -> Self {
         HsmConfig {
             module: module.into(),
             token_label: token_label.into(),
@@ -53,14 +57,25 @@ impl HsmConfig {
 /// trailing newline. Errors never contain the file's content.
 pub fn read_pin_file(path: &Path) -> Result<SecretString, HsmError> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| HsmError::Other(format!("cannot open PIN file {}: {}", path.display(), e.kind())))?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        HsmError::Other(format!(
+            "cannot open PIN file {}: {}",
+            path.display(),
+            e.kind()
+        ))
+    })?;
     // Sized for the limit up front: a reallocation would leave an unwiped copy.
     let mut buf = Vec::with_capacity(MAX_PIN_FILE_BYTES as usize + 1);
     let read = file.take(MAX_PIN_FILE_BYTES + 1).read_to_end(&mut buf);
     // Wrap at once so the bytes are wiped on every path out of here.
     let raw = crate::secret::SecretBytes::new(buf);
-    read.map_err(|e| HsmError::Other(format!("cannot read PIN file {}: {}", path.display(), e.kind())))?;
+    read.map_err(|e| {
+        HsmError::Other(format!(
+            "cannot read PIN file {}: {}",
+            path.display(),
+            e.kind()
+        ))
+    })?;
     if raw.len() as u64 > MAX_PIN_FILE_BYTES {
         return Err(HsmError::InvalidRequest("PIN file too large"));
     }
@@ -74,6 +89,26 @@ pub fn read_pin_file(path: &Path) -> Result<SecretString, HsmError> {
     if bytes.is_empty() {
         return Err(HsmError::InvalidRequest("PIN file is empty"));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| HsmError::InvalidRequest("PIN file is not UTF-8"))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| HsmError::InvalidRequest("PIN file is not UTF-8"))?;
     Ok(SecretString::new(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_file_drops_one_newline_and_refuses_empty_or_huge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user.pin");
+        std::fs::write(&path, "s3cret-pin\n").unwrap();
+        assert_eq!(read_pin_file(&path).unwrap().expose(), "s3cret-pin");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(read_pin_file(&path), Err(HsmError::InvalidRequest(_))));
+        std::fs::write(&path, vec![b'x'; 5000]).unwrap();
+        assert!(matches!(read_pin_file(&path), Err(HsmError::InvalidRequest(_))));
+        let missing = read_pin_file(&dir.path().join("nope")).unwrap_err();
+        assert!(!missing.to_string().contains("s3cret"));
+    }
 }

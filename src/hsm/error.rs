@@ -127,9 +127,13 @@ fn ckr_name(rv: RvError) -> String {
 /// Map an error that survived recovery to the caller-facing kind.
 pub(crate) fn to_hsm_error(err: &CkError) -> HsmError {
     match rv_of(err) {
-        Some(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired | RvError::PinInvalid | RvError::PinLenRange) => {
-            HsmError::Login(ck_name(err))
-        }
+        Some(
+            RvError::PinIncorrect
+            | RvError::PinLocked
+            | RvError::PinExpired
+            | RvError::PinInvalid
+            | RvError::PinLenRange,
+        ) => HsmError::Login(ck_name(err)),
         Some(_) if recovery_for(err) != Recovery::None => HsmError::Unavailable(ck_name(err)),
         Some(RvError::SessionCount | RvError::FunctionCanceled) => {
             HsmError::Unavailable(ck_name(err))
@@ -149,7 +153,10 @@ mod tests {
     #[test]
     fn names_follow_pkcs11_spelling() {
         let e = CkError::Pkcs11(RvError::PinIncorrect, Function::Login);
-        assert_eq!(to_hsm_error(&e), HsmError::Login("Login: CKR_PIN_INCORRECT".into()));
+        assert_eq!(
+            to_hsm_error(&e),
+            HsmError::Login("Login: CKR_PIN_INCORRECT".into())
+        );
         let e = CkError::Pkcs11(RvError::DeviceRemoved, Function::Encrypt);
         assert!(to_hsm_error(&e).is_transient());
         assert_eq!(recovery_for(&e), Recovery::Reconnect);

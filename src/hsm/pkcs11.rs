@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -97,7 +97,9 @@ impl Pkcs11Hsm {
                     lease.discard();
                     self.forget_handles();
                     self.pool.reconnect();
-                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized) && initialize(self.pool.ctx())? {
+                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized)
+                        && initialize(self.pool.ctx())?
+                    {
                         self.initialized_here.store(true, Ordering::SeqCst);
                     }
                 }
@@ -112,21 +114,41 @@ impl Pkcs11Hsm {
     }
 
     fn forget_handles(&self) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// The CRK's handle, from the cache or by label + id.
     fn crk_handle(&self, session: &Session, crk: CrkVersion) -> Result<ObjectHandle, Fail> {
-        if let Some(h) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&crk) {
+        if let Some(h) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&crk)
+        {
             return Ok(*h);
         }
         let found = find_crk(session, crk)?;
         let handle = match found.as_slice() {
-            [] => return Err(HsmError::NotFound.into()),
+            [] => {
+                // Private objects are invisible when logged out: make sure
+                // "not found" is not really "not logged in".
+                ensure_logged_in(session)?;
+                return Err(HsmError::NotFound.into());
+            }
             [h] => *h,
-            _ => return Err(HsmError::Other(format!("several objects labelled {}", crk.label())).into()),
+            _ => {
+                return Err(
+                    HsmError::Other(format!("several objects labelled {}", crk.label())).into(),
+                );
+            }
         };
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(crk, handle);
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(crk, handle);
         Ok(handle)
     }
 
@@ -159,6 +181,18 @@ fn initialize(ctx: &Pkcs11) -> Result<bool, HsmError> {
         Ok(()) => Ok(true),
         Err(e) if rv_of(&e) == Some(RvError::CryptokiAlreadyInitialized) => Ok(false),
         Err(e) => Err(HsmError::Unavailable(ck_name(&e))),
+    }
+}
+
+/// `CKR_USER_NOT_LOGGED_IN` (so that `run` logs in again) unless the
+/// application is logged in.
+fn ensure_logged_in(session: &Session) -> Result<(), CkError> {
+    match session.get_session_info()?.session_state() {
+        SessionState::RwUser | SessionState::RoUser => Ok(()),
+        _ => Err(CkError::Pkcs11(
+            RvError::UserNotLoggedIn,
+            Function::GetSessionInfo,
+        )),
     }
 }
 
@@ -202,10 +236,19 @@ fn decrypt_failure(err: CkError) -> Fail {
     let infrastructure = recovery_for(&err) != Recovery::None
         || matches!(
             rv_of(&err),
-            Some(RvError::HostMemory | RvError::DeviceMemory | RvError::FunctionCanceled | RvError::OperationActive)
+            Some(
+                RvError::HostMemory
+                    | RvError::DeviceMemory
+                    | RvError::FunctionCanceled
+                    | RvError::OperationActive
+            )
         )
         || rv_of(&err).is_none();
-    if infrastructure { Fail::Ck(err) } else { Fail::Final(HsmError::BadBlob) }
+    if infrastructure {
+        Fail::Ck(err)
+    } else {
+        Fail::Final(HsmError::BadBlob)
+    }
 }
 
 fn tag_bits() -> Ulong {
@@ -268,22 +311,30 @@ impl Hsm for Pkcs11Hsm {
 
     fn create_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
         self.run(|session| {
+            ensure_logged_in(session)?;
             if !find_crk(session, version)?.is_empty() {
                 return Err(HsmError::AlreadyExists.into());
             }
             let handle = session.generate_key(&Mechanism::AesKeyGen, &crk_template(version))?;
-            self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(version, handle);
+            self.handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(version, handle);
             Ok(())
         })
     }
 
     fn destroy_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
         self.run(|session| {
+            ensure_logged_in(session)?;
             let found = find_crk(session, version)?;
             if found.is_empty() {
                 return Err(HsmError::NotFound.into());
             }
-            self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&version);
+            self.handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&version);
             for handle in found {
                 session.destroy_object(handle)?;
             }
@@ -296,7 +347,10 @@ impl Hsm for Pkcs11Hsm {
         let info = ctx.get_library_info().map_err(|e| to_hsm_error(&e))?;
         self.run(|session| {
             let slot = session.get_session_info()?.slot_id();
-            let logged_in = matches!(session.get_session_info()?.session_state(), SessionState::RwUser);
+            let logged_in = matches!(
+                session.get_session_info()?.session_state(),
+                SessionState::RwUser
+            );
             let token = ctx.get_token_info(slot)?;
             let offered = ctx.get_mechanism_list(slot)?;
             let needed: Vec<String> = NEEDED_MECHANISMS.iter().map(|m| m.to_string()).collect();
@@ -306,7 +360,11 @@ impl Hsm for Pkcs11Hsm {
                 .map(|m| m.to_string())
                 .collect();
             Ok(HsmStatus {
-                library: format!("{} / {}", info.manufacturer_id().trim_end(), info.library_description().trim_end()),
+                library: format!(
+                    "{} / {}",
+                    info.manufacturer_id().trim_end(),
+                    info.library_description().trim_end()
+                ),
                 library_version: info.library_version().to_string(),
                 cryptoki_version: info.cryptoki_version().to_string(),
                 slot_id: slot.id(),
@@ -324,6 +382,7 @@ impl Hsm for Pkcs11Hsm {
 
 /// Every AES secret key whose label is `keyward-crk-<n>` and whose id is `n`.
 fn list_crks(session: &Session) -> Result<Vec<CrkVersion>, CkError> {
+    ensure_logged_in(session)?;
     let handles = session.find_objects(&[
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
@@ -346,13 +405,103 @@ fn list_crks(session: &Session) -> Result<Vec<CrkVersion>, CkError> {
             .and_then(|l| l.strip_prefix(CRK_LABEL_PREFIX))
             .and_then(|n| n.parse::<u32>().ok())
             .map(CrkVersion);
-        if let (Some(v), Some(id)) = (version, id) {
-            if id.as_slice() == v.object_id() {
-                versions.push(v);
-            }
+        if let (Some(v), Some(id)) = (version, id)
+            && id.as_slice() == v.object_id()
+        {
+            versions.push(v);
         }
     }
     versions.sort();
     versions.dedup();
     Ok(versions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hsm::softhsm::run_isolated;
+
+    const KEK: [u8; 32] = [0x42; 32];
+
+    #[test]
+    fn logs_in_again_after_logout() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            hsm.forget_handles();
+            // Log the whole application out behind the pool's back.
+            hsm.pool
+                .checkout()
+                .unwrap()
+                .session()
+                .unwrap()
+                .logout()
+                .unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
+                &KEK
+            );
+            hsm.pool
+                .checkout()
+                .unwrap()
+                .session()
+                .unwrap()
+                .logout()
+                .unwrap();
+            assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1)]);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn refinds_a_crk_whose_cached_handle_went_stale() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            hsm.seal(CrkVersion(1), b"id", &KEK).unwrap(); // handle cached
+            {
+                // Replace the object behind the cache's back, as another
+                // process (a root rotation on another node) might.
+                let lease = hsm.pool.checkout().unwrap();
+                let session = lease.session().unwrap();
+                for h in find_crk(session, CrkVersion(1)).unwrap() {
+                    session.destroy_object(h).unwrap();
+                }
+                session
+                    .generate_key(&Mechanism::AesKeyGen, &crk_template(CrkVersion(1)))
+                    .unwrap();
+            }
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
+                &KEK
+            );
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn reconnect_drops_sessions_and_recovers() {
+        run_isolated(|token| {
+            let mut cfg = token.config();
+            cfg.session_pool_size = 2;
+            cfg.call_timeout = std::time::Duration::from_millis(200);
+            let hsm = Pkcs11Hsm::connect(&cfg).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let held = hsm.pool.checkout().unwrap();
+            let other = hsm.pool.checkout().unwrap();
+            // Pool full: a third caller times out instead of hanging.
+            assert_eq!(hsm.random(4).err(), Some(HsmError::Timeout));
+            drop(other);
+            hsm.pool.reconnect(); // as after CKR_DEVICE_REMOVED
+            drop(held); // an old-generation lease is closed, not pooled
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
+                &KEK
+            );
+        })
+        .unwrap();
+    }
 }

@@ -69,10 +69,10 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let mut state = self.pool.lock();
-        if let Some(session) = self.session.take() {
-            if state.generation == self.generation {
-                state.idle.push(session);
-            }
+        if let Some(session) = self.session.take()
+            && state.generation == self.generation
+        {
+            state.idle.push(session);
         }
         state.busy = state.busy.saturating_sub(1);
         drop(state);
@@ -106,7 +106,9 @@ impl SessionPool {
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A panic while holding this lock leaves plain data behind; keep going.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Borrow a logged-in session, opening one if the pool is not full and
@@ -120,7 +122,11 @@ impl SessionPool {
             }
             if let Some(session) = state.idle.pop() {
                 state.busy += 1;
-                return Ok(Lease { pool: self, session: Some(session), generation: state.generation });
+                return Ok(Lease {
+                    pool: self,
+                    session: Some(session),
+                    generation: state.generation,
+                });
             }
             if state.busy + state.idle.len() < self.size {
                 state.busy += 1;
@@ -135,7 +141,11 @@ impl SessionPool {
                 drop(state);
                 let opened = slot.and_then(|slot| self.open_logged_in(slot));
                 return match opened {
-                    Ok(session) => Ok(Lease { pool: self, session: Some(session), generation }),
+                    Ok(session) => Ok(Lease {
+                        pool: self,
+                        session: Some(session),
+                        generation,
+                    }),
                     Err(err) => {
                         let mut state = self.lock();
                         state.busy = state.busy.saturating_sub(1);
@@ -200,8 +210,14 @@ impl SessionPool {
     }
 
     fn open_logged_in(&self, slot: Slot) -> Result<Session, HsmError> {
-        let session = self.ctx.open_rw_session(slot).map_err(|e| to_hsm_error(&e))?;
-        let state = session.get_session_info().map_err(|e| to_hsm_error(&e))?.session_state();
+        let session = self
+            .ctx
+            .open_rw_session(slot)
+            .map_err(|e| to_hsm_error(&e))?;
+        let state = session
+            .get_session_info()
+            .map_err(|e| to_hsm_error(&e))?
+            .session_state();
         if !matches!(state, SessionState::RwUser) {
             self.login(&session)?;
         }
@@ -211,7 +227,10 @@ impl SessionPool {
     /// The configured slot (checked to hold the token), or the one slot whose
     /// token carries the configured label.
     fn find_slot(&self) -> Result<Slot, HsmError> {
-        let slots = self.ctx.get_slots_with_initialized_token().map_err(|e| to_hsm_error(&e))?;
+        let slots = self
+            .ctx
+            .get_slots_with_initialized_token()
+            .map_err(|e| to_hsm_error(&e))?;
         let mut found = Vec::new();
         for slot in slots {
             if self.slot_id.is_some_and(|id| id != slot.id()) {
@@ -230,7 +249,9 @@ impl SessionPool {
             [] => Err(HsmError::Unavailable(format!(
                 "no token labelled {:?}{}",
                 self.token_label,
-                self.slot_id.map(|id| format!(" in slot {id}")).unwrap_or_default()
+                self.slot_id
+                    .map(|id| format!(" in slot {id}"))
+                    .unwrap_or_default()
             ))),
             _ => Err(HsmError::Other(format!(
                 "{} tokens labelled {:?}; set slot_id",

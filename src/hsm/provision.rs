@@ -53,7 +53,9 @@ fn init_with(
 ) -> Result<InitializedToken, HsmError> {
     let ck = |e: cryptoki::error::Error| to_hsm_error(&e);
     if label.is_empty() || label.len() > 32 {
-        return Err(HsmError::InvalidRequest("token label must be 1 to 32 bytes"));
+        return Err(HsmError::InvalidRequest(
+            "token label must be 1 to 32 bytes",
+        ));
     }
     for slot in ctx.get_slots_with_initialized_token().map_err(ck)? {
         if ctx.get_token_info(slot).map_err(ck)?.label().trim_end() == label {
@@ -76,6 +78,14 @@ fn init_with(
     session.init_pin(&user).map_err(ck)?;
     session.logout().map_err(ck)?;
     drop(session);
-    let serial = ctx.get_token_info(slot).map_err(ck)?.serial_number().trim_end().to_string();
-    Ok(InitializedToken { slot_id: slot.id(), serial })
+    let serial = ctx
+        .get_token_info(slot)
+        .map_err(ck)?
+        .serial_number()
+        .trim_end()
+        .to_string();
+    Ok(InitializedToken {
+        slot_id: slot.id(),
+        serial,
+    })
 }
