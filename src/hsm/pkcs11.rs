@@ -1,0 +1,507 @@
+//! [`Hsm`] over a PKCS#11 module (cryptoki): CRKs, seal/unseal, RNG, health.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, SessionState};
+use cryptoki::types::Ulong;
+
+use super::error::{Recovery, ck_name, recovery_for, rv_of, to_hsm_error};
+use super::pool::SessionPool;
+use super::seal::{self, IV_LEN, TAG_LEN};
+use super::{CRK_LABEL_PREFIX, CrkVersion, Hsm, HsmConfig, HsmError, HsmStatus, MAX_RANDOM_LEN};
+use crate::secret::SecretBytes;
+
+/// How many times one call may recover (new session, re-login, re-find,
+/// reconnect) before its error is reported.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Mechanisms keyward uses on the CRK.
+const NEEDED_MECHANISMS: [MechanismType; 2] = [MechanismType::AES_KEY_GEN, MechanismType::AES_GCM];
+
+/// Outcome of one attempt: a PKCS#11 error the pool may recover from, or a
+/// final answer.
+enum Fail {
+    Ck(CkError),
+    Final(HsmError),
+}
+
+impl From<CkError> for Fail {
+    fn from(e: CkError) -> Self {
+        Fail::Ck(e)
+    }
+}
+
+impl From<HsmError> for Fail {
+    fn from(e: HsmError) -> Self {
+        Fail::Final(e)
+    }
+}
+
+/// The PKCS#11 implementation of [`Hsm`]. One per module per process: it
+/// initializes the module (`C_Initialize`) and finalizes it when dropped, if
+/// it was the one that initialized it.
+pub struct Pkcs11Hsm {
+    pool: SessionPool,
+    /// CRK object handles by version; valid for every session of this
+    /// application until the token goes away (then cleared and re-found).
+    handles: Mutex<HashMap<CrkVersion, ObjectHandle>>,
+    /// The last IV drawn, to catch an RNG that repeats itself.
+    last_iv: Mutex<[u8; IV_LEN]>,
+    initialized_here: AtomicBool,
+}
+
+impl Pkcs11Hsm {
+    /// Load the module, find the token by label (or slot), and log in.
+    /// Fails if any step fails, so that a wrong PIN or label shows at start-up.
+    pub fn connect(cfg: &HsmConfig) -> Result<Self, HsmError> {
+        let ctx = Pkcs11::new(&cfg.module).map_err(|e| {
+            HsmError::Unavailable(format!("{} ({})", ck_name(&e), cfg.module.display()))
+        })?;
+        let initialized_here = initialize(&ctx)?;
+        let hsm = Pkcs11Hsm {
+            pool: SessionPool::new(ctx, cfg),
+            handles: Mutex::new(HashMap::new()),
+            last_iv: Mutex::new([0; IV_LEN]),
+            initialized_here: AtomicBool::new(initialized_here),
+        };
+        // Open (and log in) one session now; `hsm` finalizes on drop if this fails.
+        drop(hsm.pool.checkout()?);
+        Ok(hsm)
+    }
+
+    /// Run `op` on a pooled session, recovering from dead sessions, lost
+    /// login, stale handles and a vanished token, up to [`MAX_ATTEMPTS`].
+    fn run<T>(&self, mut op: impl FnMut(&Session) -> Result<T, Fail>) -> Result<T, HsmError> {
+        let mut last = HsmError::Unavailable("no attempt made".into());
+        for _ in 0..MAX_ATTEMPTS {
+            let lease = self.pool.checkout()?;
+            let result = op(lease.session()?);
+            let err = match result {
+                Ok(value) => return Ok(value),
+                Err(Fail::Final(e)) => return Err(e),
+                Err(Fail::Ck(e)) => e,
+            };
+            last = to_hsm_error(&err);
+            match recovery_for(&err) {
+                Recovery::NewSession => lease.discard(),
+                Recovery::Relogin => self.pool.relogin(lease.session()?)?,
+                Recovery::RefindObjects => self.forget_handles(),
+                Recovery::Reconnect => {
+                    lease.discard();
+                    self.forget_handles();
+                    self.pool.reconnect();
+                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized)
+                        && initialize(self.pool.ctx())?
+                    {
+                        self.initialized_here.store(true, Ordering::SeqCst);
+                    }
+                }
+                Recovery::None => {
+                    // The session may hold a half-done operation; do not reuse it.
+                    lease.discard();
+                    return Err(last);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn forget_handles(&self) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The CRK's handle, from the cache or by label + id.
+    fn crk_handle(&self, session: &Session, crk: CrkVersion) -> Result<ObjectHandle, Fail> {
+        if let Some(h) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&crk)
+        {
+            return Ok(*h);
+        }
+        let found = find_crk(session, crk)?;
+        let handle = match found.as_slice() {
+            [] => {
+                // Private objects are invisible when logged out: make sure
+                // "not found" is not really "not logged in".
+                ensure_logged_in(session)?;
+                return Err(HsmError::NotFound.into());
+            }
+            [h] => *h,
+            _ => {
+                return Err(
+                    HsmError::Other(format!("several objects labelled {}", crk.label())).into(),
+                );
+            }
+        };
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(crk, handle);
+        Ok(handle)
+    }
+
+    /// 12 fresh bytes from the HSM's RNG, refusing a repeat of the last draw.
+    fn fresh_iv(&self, session: &Session) -> Result<[u8; IV_LEN], Fail> {
+        let mut iv = [0u8; IV_LEN];
+        session.generate_random_slice(&mut iv)?;
+        let mut last = self.last_iv.lock().unwrap_or_else(|p| p.into_inner());
+        if iv == *last {
+            return Err(HsmError::Other("HSM RNG returned a repeated IV".into()).into());
+        }
+        *last = iv;
+        Ok(iv)
+    }
+}
+
+impl Drop for Pkcs11Hsm {
+    fn drop(&mut self) {
+        self.pool.reconnect(); // closes idle sessions
+        if self.initialized_here.load(Ordering::SeqCst) {
+            let _ = self.pool.ctx().clone().finalize();
+        }
+    }
+}
+
+/// `C_Initialize` with OS locking. Ok(true) if this call initialized the
+/// module, Ok(false) if someone in this process already had.
+fn initialize(ctx: &Pkcs11) -> Result<bool, HsmError> {
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) => Ok(true),
+        Err(e) if rv_of(&e) == Some(RvError::CryptokiAlreadyInitialized) => Ok(false),
+        Err(e) => Err(HsmError::Unavailable(ck_name(&e))),
+    }
+}
+
+/// `CKR_USER_NOT_LOGGED_IN` (so that `run` logs in again) unless the
+/// application is logged in.
+fn ensure_logged_in(session: &Session) -> Result<(), CkError> {
+    match session.get_session_info()?.session_state() {
+        SessionState::RwUser | SessionState::RoUser => Ok(()),
+        _ => Err(CkError::Pkcs11(
+            RvError::UserNotLoggedIn,
+            Function::GetSessionInfo,
+        )),
+    }
+}
+
+fn find_crk(session: &Session, crk: CrkVersion) -> Result<Vec<ObjectHandle>, CkError> {
+    session.find_objects(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(crk.label().into_bytes()),
+        Attribute::Id(crk.object_id().to_vec()),
+    ])
+}
+
+/// Template of a new CRK: AES-256 token object, private, sensitive, never
+/// extractable, usable only to encrypt and decrypt, not modifiable.
+fn crk_template(crk: CrkVersion) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(Ulong::new(32)),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Modifiable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+        Attribute::Label(crk.label().into_bytes()),
+        Attribute::Id(crk.object_id().to_vec()),
+    ]
+}
+
+/// Errors from `C_Decrypt` that say nothing about the blob: keep them for
+/// recovery or report them as they are. Everything else is a bad blob
+/// (SoftHSM reports a failed GCM tag check as `CKR_GENERAL_ERROR`).
+fn decrypt_failure(err: CkError) -> Fail {
+    let infrastructure = recovery_for(&err) != Recovery::None
+        || matches!(
+            rv_of(&err),
+            Some(
+                RvError::HostMemory
+                    | RvError::DeviceMemory
+                    | RvError::FunctionCanceled
+                    | RvError::OperationActive
+            )
+        )
+        || rv_of(&err).is_none();
+    if infrastructure {
+        Fail::Ck(err)
+    } else {
+        Fail::Final(HsmError::BadBlob)
+    }
+}
+
+fn tag_bits() -> Ulong {
+    Ulong::new((TAG_LEN * 8) as u64)
+}
+
+impl Hsm for Pkcs11Hsm {
+    fn seal(&self, crk: CrkVersion, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        seal::check_sizes(aad, plaintext.len())?;
+        let header = seal::header(crk);
+        let full_aad = seal::full_aad(&header, aad);
+        self.run(|session| {
+            let key = self.crk_handle(session, crk)?;
+            let iv = self.fresh_iv(session)?;
+            let mut iv_param = iv;
+            let params = GcmParams::new(&mut iv_param, &full_aad, tag_bits())?;
+            let sealed = session.encrypt(&Mechanism::AesGcm(params), key, plaintext)?;
+            Ok(seal::assemble(crk, &iv, &sealed))
+        })
+    }
+
+    fn unseal(&self, crk: CrkVersion, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
+        seal::check_sizes(aad, 0)?;
+        let parsed = seal::parse(blob)?;
+        if parsed.crk != crk {
+            return Err(HsmError::BadBlob);
+        }
+        let full_aad = seal::full_aad(parsed.header, aad);
+        self.run(|session| {
+            let key = self.crk_handle(session, crk)?;
+            let mut iv_param = parsed.iv;
+            let params = GcmParams::new(&mut iv_param, &full_aad, tag_bits())?;
+            let opened = session
+                .decrypt(&Mechanism::AesGcm(params), key, parsed.ciphertext_and_tag)
+                .map_err(decrypt_failure)?;
+            Ok(SecretBytes::new(opened))
+        })
+    }
+
+    fn random(&self, len: usize) -> Result<SecretBytes, HsmError> {
+        if len > MAX_RANDOM_LEN {
+            return Err(HsmError::InvalidRequest("too many random bytes requested"));
+        }
+        if len == 0 {
+            return Ok(SecretBytes::default());
+        }
+        self.run(|session| {
+            let mut buf = vec![0u8; len];
+            let drawn = session.generate_random_slice(&mut buf);
+            // Into the zeroizing type before any early return.
+            let out = SecretBytes::new(buf);
+            drawn?;
+            Ok(out)
+        })
+    }
+
+    fn crk_versions(&self) -> Result<Vec<CrkVersion>, HsmError> {
+        self.run(|session| Ok(list_crks(session)?))
+    }
+
+    fn create_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
+        self.run(|session| {
+            ensure_logged_in(session)?;
+            if !find_crk(session, version)?.is_empty() {
+                return Err(HsmError::AlreadyExists.into());
+            }
+            let handle = session.generate_key(&Mechanism::AesKeyGen, &crk_template(version))?;
+            self.handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(version, handle);
+            Ok(())
+        })
+    }
+
+    fn destroy_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
+        self.run(|session| {
+            ensure_logged_in(session)?;
+            let found = find_crk(session, version)?;
+            if found.is_empty() {
+                return Err(HsmError::NotFound.into());
+            }
+            self.handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&version);
+            for handle in found {
+                session.destroy_object(handle)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn health(&self) -> Result<HsmStatus, HsmError> {
+        let ctx = self.pool.ctx();
+        let info = ctx.get_library_info().map_err(|e| to_hsm_error(&e))?;
+        self.run(|session| {
+            let slot = session.get_session_info()?.slot_id();
+            let logged_in = matches!(
+                session.get_session_info()?.session_state(),
+                SessionState::RwUser
+            );
+            let token = ctx.get_token_info(slot)?;
+            let offered = ctx.get_mechanism_list(slot)?;
+            let needed: Vec<String> = NEEDED_MECHANISMS.iter().map(|m| m.to_string()).collect();
+            let mechanisms_missing = NEEDED_MECHANISMS
+                .iter()
+                .filter(|m| !offered.contains(m))
+                .map(|m| m.to_string())
+                .collect();
+            Ok(HsmStatus {
+                library: format!(
+                    "{} / {}",
+                    info.manufacturer_id().trim_end(),
+                    info.library_description().trim_end()
+                ),
+                library_version: info.library_version().to_string(),
+                cryptoki_version: info.cryptoki_version().to_string(),
+                slot_id: slot.id(),
+                token_label: token.label().trim_end().to_string(),
+                token_serial: token.serial_number().trim_end().to_string(),
+                token_model: token.model().trim_end().to_string(),
+                logged_in,
+                mechanisms_needed: needed,
+                mechanisms_missing,
+                crk_versions: list_crks(session)?,
+            })
+        })
+    }
+}
+
+/// Every AES secret key whose label is `keyward-crk-<n>` and whose id is `n`.
+fn list_crks(session: &Session) -> Result<Vec<CrkVersion>, CkError> {
+    ensure_logged_in(session)?;
+    let handles = session.find_objects(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+    ])?;
+    let mut versions = Vec::new();
+    for handle in handles {
+        let attrs = session.get_attributes(handle, &[AttributeType::Label, AttributeType::Id])?;
+        let mut label = None;
+        let mut id = None;
+        for attr in attrs {
+            match attr {
+                Attribute::Label(l) => label = Some(l),
+                Attribute::Id(i) => id = Some(i),
+                _ => {}
+            }
+        }
+        let version = label
+            .as_deref()
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .and_then(|l| l.strip_prefix(CRK_LABEL_PREFIX))
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(CrkVersion);
+        if let (Some(v), Some(id)) = (version, id)
+            && id.as_slice() == v.object_id()
+        {
+            versions.push(v);
+        }
+    }
+    versions.sort();
+    versions.dedup();
+    Ok(versions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hsm::softhsm::run_isolated;
+
+    const KEK: [u8; 32] = [0x42; 32];
+
+    #[test]
+    fn logs_in_again_after_logout() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            hsm.forget_handles();
+            // Log the whole application out behind the pool's back.
+            hsm.pool
+                .checkout()
+                .unwrap()
+                .session()
+                .unwrap()
+                .logout()
+                .unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
+                &KEK
+            );
+            hsm.pool
+                .checkout()
+                .unwrap()
+                .session()
+                .unwrap()
+                .logout()
+                .unwrap();
+            assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1)]);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn refinds_a_crk_whose_cached_handle_went_stale() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            hsm.seal(CrkVersion(1), b"id", &KEK).unwrap(); // handle cached
+            {
+                // Replace the object behind the cache's back, as another
+                // process (a root rotation on another node) might.
+                let lease = hsm.pool.checkout().unwrap();
+                let session = lease.session().unwrap();
+                for h in find_crk(session, CrkVersion(1)).unwrap() {
+                    session.destroy_object(h).unwrap();
+                }
+                session
+                    .generate_key(&Mechanism::AesKeyGen, &crk_template(CrkVersion(1)))
+                    .unwrap();
+            }
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
+                &KEK
+            );
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn reconnect_drops_sessions_and_recovers() {
+        run_isolated(|token| {
+            let mut cfg = token.config();
+            cfg.session_pool_size = 2;
+            cfg.call_timeout = std::time::Duration::from_millis(200);
+            let hsm = Pkcs11Hsm::connect(&cfg).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let held = hsm.pool.checkout().unwrap();
+            let other = hsm.pool.checkout().unwrap();
+            // Pool full: a third caller times out instead of hanging.
+            assert_eq!(hsm.random(4).err(), Some(HsmError::Timeout));
+            drop(other);
+            hsm.pool.reconnect(); // as after CKR_DEVICE_REMOVED
+            drop(held); // an old-generation lease is closed, not pooled
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
+                &KEK
+            );
+        })
+        .unwrap();
+    }
+}

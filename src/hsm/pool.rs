@@ -1,0 +1,263 @@
+//! A pool of logged-in R/W sessions on one token, which heals itself.
+//!
+//! PKCS#11 login state belongs to the application, not to a session: once one
+//! session logs in, every session of the process is logged in, and closing the
+//! last session logs the application out. So a fresh session checks its state
+//! and logs in only when needed. When the token or slot goes away every
+//! session is dropped (a generation counter stops old leases from coming back)
+//! and the next checkout finds the token by label again.
+//!
+//! A PIN the token refuses is remembered: the pool stops trying until the
+//! process is reconfigured, so that retries cannot lock the token's PIN.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::Pkcs11;
+use cryptoki::error::RvError;
+use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+use super::error::{rv_of, to_hsm_error};
+use super::{HsmConfig, HsmError};
+use crate::secret::SecretString;
+
+struct PoolState {
+    /// Slot of the token, once found. `None` after the token went away.
+    slot: Option<Slot>,
+    /// Bumped on every reconnect; leases of an older generation are dropped.
+    generation: u64,
+    idle: Vec<Session>,
+    /// Sessions currently leased or being opened.
+    busy: usize,
+    /// Set when the token refused the PIN: never try it again.
+    pin_refused: Option<HsmError>,
+}
+
+pub(crate) struct SessionPool {
+    ctx: Pkcs11,
+    token_label: String,
+    slot_id: Option<u64>,
+    pin: SecretString,
+    size: usize,
+    wait: Duration,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+/// A session on loan from the pool; goes back on drop unless discarded.
+pub(crate) struct Lease<'a> {
+    pool: &'a SessionPool,
+    session: Option<Session>,
+    generation: u64,
+}
+
+impl Lease<'_> {
+    pub(crate) fn session(&self) -> Result<&Session, HsmError> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| HsmError::Other("session lease already discarded".into()))
+    }
+
+    /// Close this session instead of returning it (its state is unknown).
+    pub(crate) fn discard(mut self) {
+        self.session = None;
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut state = self.pool.lock();
+        if let Some(session) = self.session.take()
+            && state.generation == self.generation
+        {
+            state.idle.push(session);
+        }
+        state.busy = state.busy.saturating_sub(1);
+        drop(state);
+        self.pool.freed.notify_one();
+    }
+}
+
+impl SessionPool {
+    pub(crate) fn new(ctx: Pkcs11, cfg: &HsmConfig) -> Self {
+        SessionPool {
+            ctx,
+            token_label: cfg.token_label.clone(),
+            slot_id: cfg.slot_id,
+            pin: cfg.pin.clone(),
+            size: cfg.session_pool_size.max(1),
+            wait: cfg.call_timeout,
+            state: Mutex::new(PoolState {
+                slot: None,
+                generation: 0,
+                idle: Vec::new(),
+                busy: 0,
+                pin_refused: None,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic while holding this lock leaves plain data behind; keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Borrow a logged-in session, opening one if the pool is not full and
+    /// waiting (up to the call timeout) if it is.
+    pub(crate) fn checkout(&self) -> Result<Lease<'_>, HsmError> {
+        let deadline = Instant::now() + self.wait;
+        let mut state = self.lock();
+        loop {
+            if let Some(err) = &state.pin_refused {
+                return Err(err.clone());
+            }
+            if let Some(session) = state.idle.pop() {
+                state.busy += 1;
+                return Ok(Lease {
+                    pool: self,
+                    session: Some(session),
+                    generation: state.generation,
+                });
+            }
+            if state.busy + state.idle.len() < self.size {
+                state.busy += 1;
+                let generation = state.generation;
+                let slot = match state.slot {
+                    Some(slot) => Ok(slot),
+                    None => self.find_slot(),
+                };
+                if let Ok(slot) = slot {
+                    state.slot = Some(slot);
+                }
+                drop(state);
+                let opened = slot.and_then(|slot| self.open_logged_in(slot));
+                return match opened {
+                    Ok(session) => Ok(Lease {
+                        pool: self,
+                        session: Some(session),
+                        generation,
+                    }),
+                    Err(err) => {
+                        let mut state = self.lock();
+                        state.busy = state.busy.saturating_sub(1);
+                        if matches!(err, HsmError::Login(_)) {
+                            state.pin_refused = Some(err.clone());
+                        } else if state.generation == generation {
+                            // Could not open a session: look for the token afresh next time.
+                            state.slot = None;
+                        }
+                        drop(state);
+                        self.freed.notify_one();
+                        Err(err)
+                    }
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(HsmError::Timeout);
+            }
+            let (next, _) = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = next;
+        }
+    }
+
+    /// Drop every idle session and forget the slot; leases out now are
+    /// closed when they come back. Called when the token or library went away.
+    pub(crate) fn reconnect(&self) {
+        let mut state = self.lock();
+        state.generation = state.generation.wrapping_add(1);
+        state.slot = None;
+        let idle = std::mem::take(&mut state.idle);
+        drop(state);
+        drop(idle); // C_CloseSession on each; errors are irrelevant here.
+        self.freed.notify_all();
+    }
+
+    /// Log in on this session if the application is not logged in.
+    pub(crate) fn relogin(&self, session: &Session) -> Result<(), HsmError> {
+        if let Some(err) = &self.lock().pin_refused {
+            return Err(err.clone());
+        }
+        match self.login(session) {
+            Err(err @ HsmError::Login(_)) => {
+                self.lock().pin_refused = Some(err.clone());
+                Err(err)
+            }
+            other => other,
+        }
+    }
+
+    fn login(&self, session: &Session) -> Result<(), HsmError> {
+        let pin = AuthPin::from(self.pin.expose());
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) => Ok(()),
+            Err(e) if rv_of(&e) == Some(RvError::UserAlreadyLoggedIn) => Ok(()),
+            // Only PIN return codes become `Login` (and stick); others stay transient.
+            Err(e) => Err(to_hsm_error(&e)),
+        }
+    }
+
+    fn open_logged_in(&self, slot: Slot) -> Result<Session, HsmError> {
+        let session = self
+            .ctx
+            .open_rw_session(slot)
+            .map_err(|e| to_hsm_error(&e))?;
+        let state = session
+            .get_session_info()
+            .map_err(|e| to_hsm_error(&e))?
+            .session_state();
+        if !matches!(state, SessionState::RwUser) {
+            self.login(&session)?;
+        }
+        Ok(session)
+    }
+
+    /// The configured slot (checked to hold the token), or the one slot whose
+    /// token carries the configured label.
+    fn find_slot(&self) -> Result<Slot, HsmError> {
+        let slots = self
+            .ctx
+            .get_slots_with_initialized_token()
+            .map_err(|e| to_hsm_error(&e))?;
+        let mut found = Vec::new();
+        for slot in slots {
+            if self.slot_id.is_some_and(|id| id != slot.id()) {
+                continue;
+            }
+            let info = match self.ctx.get_token_info(slot) {
+                Ok(info) => info,
+                Err(_) => continue, // a slot that just lost its token
+            };
+            if info.label().trim_end() == self.token_label {
+                found.push(slot);
+            }
+        }
+        match found.as_slice() {
+            [slot] => Ok(*slot),
+            [] => Err(HsmError::Unavailable(format!(
+                "no token labelled {:?}{}",
+                self.token_label,
+                self.slot_id
+                    .map(|id| format!(" in slot {id}"))
+                    .unwrap_or_default()
+            ))),
+            _ => Err(HsmError::Other(format!(
+                "{} tokens labelled {:?}; set slot_id",
+                found.len(),
+                self.token_label
+            ))),
+        }
+    }
+}
