@@ -7,4 +7,5 @@
 
 pub mod limits;
 pub mod secret;
+pub mod store;
 pub mod ttlv;
