@@ -84,3 +84,53 @@ async fn sqlite_refuses_a_file_that_is_not_a_database() {
     let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
 }
+
+/// A store with two planted bugs, to prove the suite notices them.
+struct SloppyStore(MemoryStore);
+
+impl Store for SloppyStore {
+    fn create<'a>(&'a self, record: &'a keyward::store::Record) -> keyward::store::StoreFuture<'a, ()> {
+        self.0.create(record)
+    }
+    fn get<'a>(&'a self, uid: &'a str) -> keyward::store::StoreFuture<'a, Option<keyward::store::Record>> {
+        self.0.get(uid)
+    }
+    fn update<'a>(&'a self, record: &'a keyward::store::Record, _stale: u64) -> keyward::store::StoreFuture<'a, u64> {
+        // Bug: no compare-and-swap, reads the current version and writes blindly.
+        Box::pin(async move {
+            let current = self.0.get(&record.uid).await?.ok_or(StoreError::NotFound)?;
+            self.0.update(record, current.version).await
+        })
+    }
+    fn find<'a>(&'a self, query: &'a keyward::store::Query) -> keyward::store::StoreFuture<'a, Vec<String>> {
+        // Bug: ignores offset.
+        Box::pin(async move {
+            let query = keyward::store::Query { offset: 0, ..query.clone() };
+            self.0.find(&query).await
+        })
+    }
+    fn count_by_crk(&self) -> keyward::store::StoreFuture<'_, std::collections::BTreeMap<u32, u64>> {
+        self.0.count_by_crk()
+    }
+    fn list_page<'a>(
+        &'a self,
+        after_uid: Option<&'a str>,
+        limit: usize,
+    ) -> keyward::store::StoreFuture<'a, Vec<keyward::store::Record>> {
+        self.0.list_page(after_uid, limit)
+    }
+    fn health(&self) -> keyward::store::StoreFuture<'_, ()> {
+        self.0.health()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_catches_a_sloppy_store() {
+    let failures = conformance::run_all(|| async { Ok(Arc::new(SloppyStore(MemoryStore::new())) as Arc<dyn Store>) })
+        .await
+        .unwrap_err();
+    let failed: Vec<&str> = failures.iter().map(|f| f.check).collect();
+    for expected in ["update_compare_and_swap", "concurrent_cas_one_winner", "find_order_offset_limit"] {
+        assert!(failed.contains(&expected), "{expected} not caught; failures: {failures:?}");
+    }
+}
