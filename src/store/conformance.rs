@@ -135,7 +135,10 @@ async fn create_then_get(store: Arc<dyn Store>) -> CheckResult {
     let got = step("get", store.get("uid-a").await)?.ok_or("created record not found")?;
     expect_stored(&got, &record, 1)?;
     ensure!(got.index.windows(2).all(|w| w[0] < w[1]), "index not sorted/deduplicated: {:?}", got.index);
-    ensure!(step("get missing", store.get("uid-missing").await)?.is_none(), "get of unknown uid returned a record");
+    ensure!(
+        step("get missing", store.get("uid-missing").await)?.is_none(),
+        "get of unknown uid returned a record"
+    );
     Ok(())
 }
 
@@ -199,9 +202,12 @@ async fn update_compare_and_swap(store: Arc<dyn Store>) -> CheckResult {
     ensure!(missing == Err(StoreError::NotFound), "update of unknown uid: {missing:?}");
 
     // The old index entries are gone, the new ones searchable.
-    let by_old = find(&*store, &Query { index: vec![IndexEntry::new("x-Name", "vm-1")], ..Query::default() }).await?;
+    let by_old =
+        find(&*store, &Query { index: vec![IndexEntry::new("x-Name", "vm-1")], ..Query::default() }).await?;
     ensure!(by_old.is_empty(), "old index entry still matches: {by_old:?}");
-    let by_new = find(&*store, &Query { index: vec![IndexEntry::new("x-Name", "renamed")], ..Query::default() }).await?;
+    let by_new =
+        find(&*store, &Query { index: vec![IndexEntry::new("x-Name", "renamed")], ..Query::default() })
+            .await?;
     ensure!(by_new == uids(&["uid-a"]), "new index entry: {by_new:?}");
     let version = step("second update", store.update(&changed, 2).await)?;
     ensure!(version == 3, "second update returned version {version}, want 3");
@@ -241,7 +247,8 @@ async fn concurrent_creates(store: Arc<dyn Store>) -> CheckResult {
     let mut tasks = Vec::new();
     for n in 0..WRITERS {
         let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move { store.create(&sample_record(&format!("uid-{n:04}"), n)).await }));
+        tasks
+            .push(tokio::spawn(async move { store.create(&sample_record(&format!("uid-{n:04}"), n)).await }));
     }
     for task in tasks {
         let created = task.await.map_err(|err| format!("task failed: {err}"))?;
@@ -262,7 +269,8 @@ async fn find_by_fields(store: Arc<dyn Store>) -> CheckResult {
     {
         let n = u32::try_from(n).unwrap_or(0);
         let mut record = sample_record(&format!("uid-{n}"), n);
-        (record.object_type, record.state, record.group, record.crk_version) = (object_type, state, group.into(), crk);
+        (record.object_type, record.state, record.group, record.crk_version) =
+            (object_type, state, group.into(), crk);
         records.push(record);
     }
     create_all(&*store, &records).await?;
@@ -287,9 +295,14 @@ async fn find_by_fields(store: Arc<dyn Store>) -> CheckResult {
 async fn find_by_index_entries(store: Arc<dyn Store>) -> CheckResult {
     let entry = IndexEntry::new;
     let mut a = sample_record("uid-a", 1);
-    a.index = vec![entry("x-Product", "VMware vSphere"), entry("x-Component", "Virtual Machine"), entry("x-Name", "web")];
+    a.index = vec![
+        entry("x-Product", "VMware vSphere"),
+        entry("x-Component", "Virtual Machine"),
+        entry("x-Name", "web"),
+    ];
     let mut b = sample_record("uid-b", 2);
-    b.index = vec![entry("x-Product", "VMware vSphere"), entry("x-Component", "Host"), entry("x-Name", "esx1")];
+    b.index =
+        vec![entry("x-Product", "VMware vSphere"), entry("x-Component", "Host"), entry("x-Name", "esx1")];
     let mut c = sample_record("uid-c", 3);
     c.index = vec![entry("x-Name", "VMware vSphere")]; // same value under another name
     create_all(&*store, &[a, b, c]).await?;
@@ -316,10 +329,8 @@ async fn find_by_index_entries(store: Arc<dyn Store>) -> CheckResult {
 async fn find_order_offset_limit(store: Arc<dyn Store>) -> CheckResult {
     // Created out of order; two share a timestamp (uid breaks the tie).
     let stamps = [("uid-d", 30), ("uid-a", 20), ("uid-c", 10), ("uid-b", 20), ("uid-e", 40)];
-    let records: Vec<Record> = stamps
-        .iter()
-        .map(|(uid, at)| Record { created_at: *at, ..sample_record(uid, 0) })
-        .collect();
+    let records: Vec<Record> =
+        stamps.iter().map(|(uid, at)| Record { created_at: *at, ..sample_record(uid, 0) }).collect();
     create_all(&*store, &records).await?;
     let all = uids(&["uid-c", "uid-a", "uid-b", "uid-d", "uid-e"]);
     let page = |offset, limit| Query { offset, limit, ..Query::default() };

@@ -83,7 +83,8 @@ impl SqliteStore {
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
-        let writes = self.writes.as_ref().ok_or_else(|| StoreError::Unavailable("store is closing".into()))?;
+        let writes =
+            self.writes.as_ref().ok_or_else(|| StoreError::Unavailable("store is closing".into()))?;
         let (reply, answer) = oneshot::channel();
         writes
             .send(WriteRequest { op, reply })
@@ -115,7 +116,9 @@ impl Store for SqliteStore {
     }
 
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
-        Box::pin(async move { self.write(WriteOp::Update { record: record.clone(), expected_version }).await })
+        Box::pin(
+            async move { self.write(WriteOp::Update { record: record.clone(), expected_version }).await },
+        )
     }
 
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
@@ -129,7 +132,9 @@ impl Store for SqliteStore {
 
     fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>> {
         let after_uid = after_uid.map(str::to_owned);
-        Box::pin(async move { self.reads.run(move |conn| reader::list_page(conn, after_uid.as_deref(), limit)).await })
+        Box::pin(async move {
+            self.reads.run(move |conn| reader::list_page(conn, after_uid.as_deref(), limit)).await
+        })
     }
 
     fn health(&self) -> StoreFuture<'_, ()> {

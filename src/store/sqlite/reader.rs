@@ -27,7 +27,12 @@ pub(super) struct ReadPool {
 
 impl ReadPool {
     pub fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> Self {
-        ReadPool { path, busy_timeout, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(size.max(1))) }
+        ReadPool {
+            path,
+            busy_timeout,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size.max(1))),
+        }
     }
 
     /// Runs `job` on a pooled connection on the blocking thread pool.
@@ -78,6 +83,15 @@ pub(super) fn get(conn: &Connection, uid: &str) -> Result<Option<Record>, StoreE
 }
 
 pub(super) fn find(conn: &Connection, query: &Query) -> Result<Vec<String>, StoreError> {
+    let (sql, args) = find_sql(query);
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(0)).map_err(sql_error)?;
+    rows.map(|uid| uid.map_err(sql_error)).collect()
+}
+
+/// The statement for `query`, with its arguments (values are always bound,
+/// never spliced into the text).
+fn find_sql(query: &Query) -> (String, Vec<Value>) {
     let mut sql = String::from("SELECT uid FROM records WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let mut filter = |column: &str, value: Value| {
@@ -118,10 +132,7 @@ pub(super) fn find(conn: &Connection, query: &Query) -> Result<Vec<String>, Stor
     args.push(Value::Integer(limit));
     args.push(Value::Integer(offset));
     sql.push_str(&format!(" ORDER BY created_at, uid LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
-
-    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(0)).map_err(sql_error)?;
-    rows.map(|uid| uid.map_err(sql_error)).collect()
+    (sql, args)
 }
 
 pub(super) fn count_by_crk(conn: &Connection) -> Result<BTreeMap<u32, u64>, StoreError> {
@@ -139,12 +150,18 @@ pub(super) fn count_by_crk(conn: &Connection) -> Result<BTreeMap<u32, u64>, Stor
     Ok(counts)
 }
 
-pub(super) fn list_page(conn: &Connection, after_uid: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+pub(super) fn list_page(
+    conn: &Connection,
+    after_uid: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // Two statements rather than `?1 IS NULL OR uid > ?1`, which would keep
     // SQLite from seeking the uid index.
     let (sql, after) = match after_uid {
-        Some(uid) => (format!("SELECT {RECORD_COLUMNS} FROM records WHERE uid > ?2 ORDER BY uid LIMIT ?1"), Some(uid)),
+        Some(uid) => {
+            (format!("SELECT {RECORD_COLUMNS} FROM records WHERE uid > ?2 ORDER BY uid LIMIT ?1"), Some(uid))
+        }
         None => (format!("SELECT {RECORD_COLUMNS} FROM records ORDER BY uid LIMIT ?1"), None),
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
@@ -168,5 +185,46 @@ pub(super) fn health(conn: &Connection) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::Other(format!("unexpected schema version {found}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::IndexEntry;
+
+    /// The query plan SQLite picks for `query` on a freshly migrated database.
+    fn plan(query: &Query) -> String {
+        let conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&conn).unwrap();
+        let (sql, args) = find_sql(query);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> =
+            stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(3)).unwrap().map(Result::unwrap).collect();
+        details.join("\n")
+    }
+
+    #[test]
+    fn locate_by_index_entry_does_not_scan() {
+        let query = Query {
+            index: vec![IndexEntry::new("x-Name", "web"), IndexEntry::new("x-Vendor", "VMware")],
+            ..Query::default()
+        };
+        let plan = plan(&query);
+        assert!(!plan.contains("SCAN records"), "{plan}");
+        assert!(!plan.contains("SCAN record_index"), "{plan}");
+    }
+
+    #[test]
+    fn locate_by_fixed_fields_uses_indexes() {
+        for query in [
+            Query { object_type: Some(2), state: Some(2), ..Query::default() },
+            Query { group: Some("g".into()), ..Query::default() },
+            Query { crk_version: Some(1), ..Query::default() },
+            Query { created_after: Some(10), created_before: Some(20), ..Query::default() },
+        ] {
+            let plan = plan(&query);
+            assert!(!plan.contains("SCAN records"), "{query:?}: {plan}");
+        }
     }
 }

@@ -47,9 +47,8 @@ pub(super) fn current_version() -> i64 {
 /// writer, and `synchronous=FULL` so a commit is on disk before it returns
 /// (an acknowledged Create survives power loss, DESIGN §4).
 pub(super) fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(sql_error)?;
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(sql_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Other(format!("cannot enable WAL (journal mode is {mode})")));
     }
@@ -83,8 +82,8 @@ fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
             "database schema version {found} is newer than this build supports ({target})"
         )));
     }
-    let start = usize::try_from(found)
-        .map_err(|_| StoreError::Corrupt(format!("invalid schema version {found}")))?;
+    let start =
+        usize::try_from(found).map_err(|_| StoreError::Corrupt(format!("invalid schema version {found}")))?;
     for step in MIGRATIONS.iter().skip(start) {
         conn.execute_batch(step).map_err(sql_error)?;
     }

@@ -49,7 +49,8 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>) {
         }
         return;
     }
-    let results: Vec<Result<u64, StoreError>> = batch.iter().map(|request| apply_isolated(conn, &request.op)).collect();
+    let results: Vec<Result<u64, StoreError>> =
+        batch.iter().map(|request| apply_isolated(conn, &request.op)).collect();
     match exec(conn, "COMMIT") {
         Ok(()) => {
             for (request, result) in batch.drain(..).zip(results) {
@@ -86,7 +87,11 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 fn create(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
     if let Some((_, existing)) = load_record(conn, &record.uid)? {
-        return if existing.same_content(record) { Ok(existing.version) } else { Err(StoreError::AlreadyExists) };
+        return if existing.same_content(record) {
+            Ok(existing.version)
+        } else {
+            Err(StoreError::AlreadyExists)
+        };
     }
     let mut insert = conn
         .prepare_cached(
@@ -114,7 +119,8 @@ fn create(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
 
 fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u64, StoreError> {
     let current: Option<(i64, i64)> = {
-        let mut stmt = conn.prepare_cached("SELECT seq, version FROM records WHERE uid = ?1").map_err(sql_error)?;
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, version FROM records WHERE uid = ?1").map_err(sql_error)?;
         let mut rows = stmt.query([&record.uid]).map_err(sql_error)?;
         match rows.next().map_err(sql_error)? {
             Some(row) => Some((row.get(0).map_err(sql_error)?, row.get(1).map_err(sql_error)?)),
@@ -127,9 +133,8 @@ fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u
     if version != version_to_sql(expected_version)? {
         return Err(StoreError::VersionConflict);
     }
-    let new_version = expected_version
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Other("record version overflow".into()))?;
+    let new_version =
+        expected_version.checked_add(1).ok_or_else(|| StoreError::Other("record version overflow".into()))?;
     let new_version_sql = version_to_sql(new_version)?;
     conn.prepare_cached(
         "UPDATE records SET object_type = ?1, state = ?2, grp = ?3, crk_version = ?4, sealed = ?5,
