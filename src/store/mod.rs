@@ -9,7 +9,8 @@
 //! Contract (DESIGN.md §4), checked for every backend by [`conformance`]:
 //! - `create` is create-if-absent; a retry with identical content is `Ok`,
 //!   different content under the same uid is `AlreadyExists`. An `Ok` means the
-//!   record is durable.
+//!   record is durable. A write whose future is dropped may still land, which
+//!   is why a retried create must be idempotent.
 //! - `update` is compare-and-swap on the record version.
 //! - `find` filters on the fixed fields and on index entries (AND), ordered by
 //!   `(created_at, uid)`.

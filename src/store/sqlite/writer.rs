@@ -42,23 +42,16 @@ pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<WriteRequest>, max
 }
 
 fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>) {
-    if let Err(err) = exec(conn, "BEGIN IMMEDIATE") {
-        for request in batch.drain(..) {
-            // The caller may have gone away; nothing to do then.
-            let _ = request.reply.send(Err(err.clone()));
-        }
-        return;
-    }
-    let results: Vec<Result<u64, StoreError>> =
-        batch.iter().map(|request| apply_isolated(conn, &request.op)).collect();
-    match exec(conn, "COMMIT") {
-        Ok(()) => {
+    match apply_batch(conn, batch) {
+        Ok(results) => {
             for (request, result) in batch.drain(..).zip(results) {
+                // The caller may have gone away; nothing to do then.
                 let _ = request.reply.send(result);
             }
         }
         Err(err) => {
             // Nothing in this batch is durable: every caller gets the error.
+            // (ROLLBACK fails harmlessly when no transaction is open.)
             let _ = exec(conn, "ROLLBACK");
             for request in batch.drain(..) {
                 let _ = request.reply.send(Err(err.clone()));
@@ -67,18 +60,29 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>) {
     }
 }
 
-/// Applies one operation under a savepoint, undoing its partial writes if it fails.
-fn apply_isolated(conn: &Connection, op: &WriteOp) -> Result<u64, StoreError> {
-    exec(conn, "SAVEPOINT op")?;
-    let result = match op {
-        WriteOp::Create(record) => create(conn, record),
-        WriteOp::Update { record, expected_version } => update(conn, record, *expected_version),
-    };
-    if result.is_err() {
-        exec(conn, "ROLLBACK TO op")?;
+/// Runs the batch in one transaction and commits it. The outer error means the
+/// transaction as a whole failed; the inner results are per operation.
+///
+/// Each operation runs under a savepoint so that one failing operation leaves
+/// no partial writes while the others still commit. If undoing a savepoint
+/// itself fails, the transaction's state is unknown and the whole batch fails.
+fn apply_batch(conn: &Connection, batch: &[WriteRequest]) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+    exec(conn, "BEGIN IMMEDIATE")?;
+    let mut results = Vec::with_capacity(batch.len());
+    for request in batch {
+        exec(conn, "SAVEPOINT op")?;
+        let result = match &request.op {
+            WriteOp::Create(record) => create(conn, record),
+            WriteOp::Update { record, expected_version } => update(conn, record, *expected_version),
+        };
+        if result.is_err() {
+            exec(conn, "ROLLBACK TO op")?;
+        }
+        exec(conn, "RELEASE op")?;
+        results.push(result);
     }
-    exec(conn, "RELEASE op")?;
-    result
+    exec(conn, "COMMIT")?;
+    Ok(results)
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
