@@ -8,4 +8,5 @@
 pub mod hsm;
 pub mod limits;
 pub mod secret;
+pub mod store;
 pub mod ttlv;

@@ -1,0 +1,115 @@
+//! In-memory backend, for unit tests of upper layers. Not durable; it still
+//! passes the conformance suite so that tests against it mean something.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{Query, Record, Store, StoreError, StoreFuture};
+
+/// A store that keeps records in a map guarded by a mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<BTreeMap<String, Record>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, BTreeMap<String, Record>>, StoreError> {
+        // A poisoned lock means a panic mid-mutation; refuse rather than serve
+        // a possibly half-updated map.
+        self.records.lock().map_err(|_| StoreError::Other("memory store lock poisoned".into()))
+    }
+
+    fn create_now(&self, record: &Record) -> Result<(), StoreError> {
+        let mut records = self.lock()?;
+        if let Some(existing) = records.get(&record.uid) {
+            return if existing.same_content(record) { Ok(()) } else { Err(StoreError::AlreadyExists) };
+        }
+        let mut stored = record.clone();
+        stored.version = 1;
+        stored.normalize_index();
+        records.insert(stored.uid.clone(), stored);
+        Ok(())
+    }
+
+    fn update_now(&self, record: &Record, expected_version: u64) -> Result<u64, StoreError> {
+        let mut records = self.lock()?;
+        let existing = records.get_mut(&record.uid).ok_or(StoreError::NotFound)?;
+        if existing.version != expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+        let new_version = expected_version
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Other("record version overflow".into()))?;
+        let mut stored = record.clone();
+        stored.version = new_version;
+        stored.created_at = existing.created_at;
+        stored.normalize_index();
+        *existing = stored;
+        Ok(new_version)
+    }
+
+    fn find_now(&self, query: &Query) -> Result<Vec<String>, StoreError> {
+        let records = self.lock()?;
+        let mut hits: Vec<(i64, &str)> =
+            records.values().filter(|r| query.matches(r)).map(|r| (r.created_at, r.uid.as_str())).collect();
+        hits.sort_unstable();
+        Ok(hits
+            .into_iter()
+            .skip(query.offset)
+            .take(query.limit.unwrap_or(usize::MAX))
+            .map(|(_, uid)| uid.to_owned())
+            .collect())
+    }
+
+    fn count_by_crk_now(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for record in self.lock()?.values() {
+            *counts.entry(record.crk_version).or_insert(0u64) += 1;
+        }
+        Ok(counts)
+    }
+
+    fn list_page_now(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        use std::ops::Bound;
+        let records = self.lock()?;
+        let lower = match after_uid {
+            Some(uid) => Bound::Excluded(uid),
+            None => Bound::Unbounded,
+        };
+        Ok(records.range::<str, _>((lower, Bound::Unbounded)).take(limit).map(|(_, r)| r.clone()).collect())
+    }
+}
+
+impl Store for MemoryStore {
+    fn create<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.create_now(record) })
+    }
+
+    fn get<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(async move { Ok(self.lock()?.get(uid).cloned()) })
+    }
+
+    fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
+        Box::pin(async move { self.update_now(record, expected_version) })
+    }
+
+    fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move { self.find_now(query) })
+    }
+
+    fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
+        Box::pin(async move { self.count_by_crk_now() })
+    }
+
+    fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>> {
+        Box::pin(async move { self.list_page_now(after_uid, limit) })
+    }
+
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.lock().map(|_| ()) })
+    }
+}

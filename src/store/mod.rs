@@ -1,0 +1,68 @@
+//! Durable record store (layer 1): one trait, several backends, one contract.
+//!
+//! The store keeps each managed object as an opaque sealed blob plus opaque
+//! TTLV attributes plus a searchable `(name, value)` index the caller derives
+//! from those attributes. It knows nothing of KMIP (same layer) and nothing of
+//! SQL at the trait level, because cloud key managers (Vault/OpenBao KV v2,
+//! IBM Key Protect, AWS Secrets Manager) sit behind the same trait.
+//!
+//! Contract (DESIGN.md §4), checked for every backend by [`conformance`]:
+//! - `create` is create-if-absent; a retry with identical content is `Ok`,
+//!   different content under the same uid is `AlreadyExists`. An `Ok` means the
+//!   record is durable. A write whose future is dropped may still land, which
+//!   is why a retried create must be idempotent.
+//! - `update` is compare-and-swap on the record version.
+//! - `find` filters on the fixed fields and on index entries (AND), ordered by
+//!   `(created_at, uid)`.
+//!
+//! The trait returns boxed futures by hand instead of using `async-trait`: it
+//! is the same shape that macro generates, it keeps the trait usable as
+//! `Arc<dyn Store>`, and it avoids a proc-macro dependency for six methods.
+
+pub mod conformance;
+mod error;
+mod memory;
+mod query;
+mod record;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use query::Query;
+pub use record::{IndexEntry, Record};
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// The future every store method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A durable record store. See the module documentation for the contract.
+pub trait Store: Send + Sync {
+    /// Stores `record` with version 1 if no record has its uid. Idempotent for
+    /// identical content; `AlreadyExists` otherwise. `record.version` is ignored.
+    fn create<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()>;
+
+    /// The record with this uid, if any.
+    fn get<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>>;
+
+    /// Replaces the record with `record.uid` if its version is
+    /// `expected_version`; returns the new version (`expected_version + 1`).
+    /// `created_at` keeps its original value; `record.version` is ignored.
+    fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64>;
+
+    /// Uids of the records matching `query`, ordered by `(created_at, uid)`.
+    fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>>;
+
+    /// Number of records sealed under each CRK version (root rotation progress).
+    fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>>;
+
+    /// Up to `limit` whole records with uid greater than `after_uid`, ordered
+    /// by uid: a resumable walk over everything (root rotation, backup).
+    fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>>;
+
+    /// `Ok` when the backend can serve reads and writes now.
+    fn health(&self) -> StoreFuture<'_, ()>;
+}

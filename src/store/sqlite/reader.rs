@@ -1,0 +1,230 @@
+//! Read-only connections and the queries that run on them.
+//!
+//! WAL lets readers run alongside the writer, each on a consistent snapshot of
+//! the last commit. A small pool of read-only connections is shared through
+//! `spawn_blocking`; a semaphore caps how many exist so a burst of reads cannot
+//! open a connection per blocking thread.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use super::rows::{RECORD_COLUMNS, load_index, load_record, record_from_row, sql_error};
+use super::schema;
+use crate::store::{Query, Record, StoreError};
+
+pub(super) struct ReadPool {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    pub fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> Self {
+        ReadPool {
+            path,
+            busy_timeout,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size.max(1))),
+        }
+    }
+
+    /// Runs `job` on a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(self: &Arc<Self>, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Other("read pool closed".into()))?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = match pool.take_idle() {
+                Some(conn) => conn,
+                None => pool.open()?,
+            };
+            let result = job(&conn);
+            pool.put_idle(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Other("read task failed".into()))?
+    }
+
+    fn take_idle(&self) -> Option<Connection> {
+        self.idle.lock().ok().and_then(|mut idle| idle.pop())
+    }
+
+    fn put_idle(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(sql_error)?;
+        conn.busy_timeout(self.busy_timeout).map_err(sql_error)?;
+        Ok(conn)
+    }
+}
+
+pub(super) fn get(conn: &Connection, uid: &str) -> Result<Option<Record>, StoreError> {
+    Ok(load_record(conn, uid)?.map(|(_, record)| record))
+}
+
+pub(super) fn find(conn: &Connection, query: &Query) -> Result<Vec<String>, StoreError> {
+    let (sql, args) = find_sql(query);
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(0)).map_err(sql_error)?;
+    rows.map(|uid| uid.map_err(sql_error)).collect()
+}
+
+/// The statement for `query`, with its arguments (values are always bound,
+/// never spliced into the text).
+fn find_sql(query: &Query) -> (String, Vec<Value>) {
+    let mut sql = String::from("SELECT uid FROM records WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut filter = |column: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&format!(" AND {column} ?{}", args.len()));
+    };
+    if let Some(object_type) = query.object_type {
+        filter("object_type =", Value::Integer(object_type.into()));
+    }
+    if let Some(state) = query.state {
+        filter("state =", Value::Integer(state.into()));
+    }
+    if let Some(group) = &query.group {
+        filter("grp =", Value::Text(group.clone()));
+    }
+    if let Some(crk_version) = query.crk_version {
+        filter("crk_version =", Value::Integer(crk_version.into()));
+    }
+    if let Some(after) = query.created_after {
+        filter("created_at >=", Value::Integer(after));
+    }
+    if let Some(before) = query.created_before {
+        filter("created_at <=", Value::Integer(before));
+    }
+    for entry in &query.index {
+        // `seq IN (...)` lets SQLite drive the lookup from the (name, value)
+        // primary key of record_index instead of scanning records.
+        args.push(Value::Text(entry.name.clone()));
+        args.push(Value::Text(entry.value.clone()));
+        let (name_arg, value_arg) = (args.len() - 1, args.len());
+        sql.push_str(&format!(
+            " AND seq IN (SELECT seq FROM record_index WHERE name = ?{name_arg} AND value = ?{value_arg})"
+        ));
+    }
+    // LIMIT -1 means no limit in SQLite.
+    let limit = query.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+    args.push(Value::Integer(limit));
+    args.push(Value::Integer(offset));
+    sql.push_str(&format!(" ORDER BY created_at, uid LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+    (sql, args)
+}
+
+pub(super) fn count_by_crk(conn: &Connection) -> Result<BTreeMap<u32, u64>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT crk_version, COUNT(*) FROM records GROUP BY crk_version")
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    let mut counts = BTreeMap::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let crk: i64 = row.get(0).map_err(sql_error)?;
+        let count: i64 = row.get(1).map_err(sql_error)?;
+        let crk = u32::try_from(crk).map_err(|_| StoreError::Corrupt("crk_version out of range".into()))?;
+        counts.insert(crk, u64::try_from(count).unwrap_or(0));
+    }
+    Ok(counts)
+}
+
+pub(super) fn list_page(
+    conn: &Connection,
+    after_uid: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Two statements rather than `?1 IS NULL OR uid > ?1`, which would keep
+    // SQLite from seeking the uid index.
+    let (sql, after) = match after_uid {
+        Some(uid) => {
+            (format!("SELECT {RECORD_COLUMNS} FROM records WHERE uid > ?2 ORDER BY uid LIMIT ?1"), Some(uid))
+        }
+        None => (format!("SELECT {RECORD_COLUMNS} FROM records ORDER BY uid LIMIT ?1"), None),
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let mut rows = match after {
+        Some(uid) => stmt.query(rusqlite::params![limit, uid]),
+        None => stmt.query([limit]),
+    }
+    .map_err(sql_error)?;
+    let mut page = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let (seq, mut record) = record_from_row(row)?;
+        record.index = load_index(conn, seq)?;
+        page.push(record);
+    }
+    Ok(page)
+}
+
+pub(super) fn health(conn: &Connection) -> Result<(), StoreError> {
+    let found = schema::read_version(conn)?;
+    if found == schema::current_version() {
+        Ok(())
+    } else {
+        Err(StoreError::Other(format!("unexpected schema version {found}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::IndexEntry;
+
+    /// The query plan SQLite picks for `query` on a freshly migrated database.
+    fn plan(query: &Query) -> String {
+        let conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&conn).unwrap();
+        let (sql, args) = find_sql(query);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> =
+            stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(3)).unwrap().map(Result::unwrap).collect();
+        details.join("\n")
+    }
+
+    #[test]
+    fn locate_by_index_entry_does_not_scan() {
+        let query = Query {
+            index: vec![IndexEntry::new("x-Name", "web"), IndexEntry::new("x-Vendor", "VMware")],
+            ..Query::default()
+        };
+        let plan = plan(&query);
+        assert!(!plan.contains("SCAN records"), "{plan}");
+        assert!(!plan.contains("SCAN record_index"), "{plan}");
+    }
+
+    #[test]
+    fn locate_by_fixed_fields_uses_indexes() {
+        for query in [
+            Query { object_type: Some(2), state: Some(2), ..Query::default() },
+            Query { group: Some("g".into()), ..Query::default() },
+            Query { crk_version: Some(1), ..Query::default() },
+            Query { created_after: Some(10), created_before: Some(20), ..Query::default() },
+        ] {
+            let plan = plan(&query);
+            assert!(!plan.contains("SCAN records"), "{query:?}: {plan}");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Connection settings and the versioned schema.
+//!
+//! `meta.schema_version` records which entries of `MIGRATIONS` have run; a new
+//! schema change is appended as a new entry, never edited in place.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::rows::sql_error;
+use crate::store::StoreError;
+
+/// `MIGRATIONS[i]` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: records with their fixed, searchable fields; the index in its own table.
+    // `seq` (the rowid) is the join key so index rows stay small.
+    "CREATE TABLE records (
+        seq         INTEGER PRIMARY KEY,
+        uid         TEXT    NOT NULL UNIQUE,
+        object_type INTEGER NOT NULL,
+        state       INTEGER NOT NULL,
+        grp         TEXT    NOT NULL,
+        crk_version INTEGER NOT NULL,
+        sealed      BLOB    NOT NULL,
+        attributes  BLOB    NOT NULL,
+        version     INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX records_by_created ON records (created_at, uid);
+    CREATE INDEX records_by_type_state ON records (object_type, state);
+    CREATE INDEX records_by_group ON records (grp);
+    CREATE INDEX records_by_crk ON records (crk_version);
+    CREATE TABLE record_index (
+        name  TEXT    NOT NULL,
+        value TEXT    NOT NULL,
+        seq   INTEGER NOT NULL REFERENCES records (seq),
+        PRIMARY KEY (name, value, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX record_index_by_seq ON record_index (seq);",
+];
+
+/// The schema version this build writes.
+pub(super) fn current_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// Settings for the one writer connection: WAL so readers never block the
+/// writer, and `synchronous=FULL` so a commit is on disk before it returns
+/// (an acknowledged Create survives power loss, DESIGN §4).
+pub(super) fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(sql_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Other(format!("cannot enable WAL (journal mode is {mode})")));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(sql_error)
+}
+
+/// Brings the schema up to `current_version()`, in one transaction.
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_error)?;
+    let result = migrate_in_transaction(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute_batch(end).map_err(sql_error);
+    result.and(ended)
+}
+
+fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        .map_err(sql_error)?;
+    let found: i64 = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+        .optional()
+        .map_err(sql_error)?
+        .unwrap_or(0);
+    let target = current_version();
+    if found > target {
+        return Err(StoreError::Other(format!(
+            "database schema version {found} is newer than this build supports ({target})"
+        )));
+    }
+    let start =
+        usize::try_from(found).map_err(|_| StoreError::Corrupt(format!("invalid schema version {found}")))?;
+    for step in MIGRATIONS.iter().skip(start) {
+        conn.execute_batch(step).map_err(sql_error)?;
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [target],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Reads the schema version (a cheap query that proves the file is usable).
+pub(super) fn read_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+        .map_err(sql_error)
+}

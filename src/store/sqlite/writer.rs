@@ -1,0 +1,178 @@
+//! The single writer thread and its group commit.
+//!
+//! Every create and update is queued to one thread that owns the only writable
+//! connection. It takes whatever is queued (up to a batch limit), applies each
+//! operation inside one transaction (each under its own savepoint, so one
+//! failing operation does not sink the others), commits once — one fsync for
+//! the whole batch — and only then answers each caller. While one batch is
+//! being fsynced the next one queues up, so throughput grows with concurrency
+//! instead of being capped at one fsync per create.
+
+use rusqlite::{Connection, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::{load_record, sql_error, version_to_sql};
+use crate::store::{Record, StoreError};
+
+pub(super) enum WriteOp {
+    Create(Record),
+    Update { record: Record, expected_version: u64 },
+}
+
+pub(super) struct WriteRequest {
+    pub op: WriteOp,
+    /// The record version after the operation, sent after the commit.
+    pub reply: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// Runs until every sender is dropped; then the connection closes (which also
+/// checkpoints the WAL).
+pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<WriteRequest>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, &mut batch);
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>) {
+    match apply_batch(conn, batch) {
+        Ok(results) => {
+            for (request, result) in batch.drain(..).zip(results) {
+                // The caller may have gone away; nothing to do then.
+                let _ = request.reply.send(result);
+            }
+        }
+        Err(err) => {
+            // Nothing in this batch is durable: every caller gets the error.
+            // (ROLLBACK fails harmlessly when no transaction is open.)
+            let _ = exec(conn, "ROLLBACK");
+            for request in batch.drain(..) {
+                let _ = request.reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+/// Runs the batch in one transaction and commits it. The outer error means the
+/// transaction as a whole failed; the inner results are per operation.
+///
+/// Each operation runs under a savepoint so that one failing operation leaves
+/// no partial writes while the others still commit. If undoing a savepoint
+/// itself fails, the transaction's state is unknown and the whole batch fails.
+fn apply_batch(conn: &Connection, batch: &[WriteRequest]) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+    exec(conn, "BEGIN IMMEDIATE")?;
+    let mut results = Vec::with_capacity(batch.len());
+    for request in batch {
+        exec(conn, "SAVEPOINT op")?;
+        let result = match &request.op {
+            WriteOp::Create(record) => create(conn, record),
+            WriteOp::Update { record, expected_version } => update(conn, record, *expected_version),
+        };
+        if result.is_err() {
+            exec(conn, "ROLLBACK TO op")?;
+        }
+        exec(conn, "RELEASE op")?;
+        results.push(result);
+    }
+    exec(conn, "COMMIT")?;
+    Ok(results)
+}
+
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut stmt| stmt.execute([])).map(|_| ()).map_err(sql_error)
+}
+
+fn create(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
+    if let Some((_, existing)) = load_record(conn, &record.uid)? {
+        return if existing.same_content(record) {
+            Ok(existing.version)
+        } else {
+            Err(StoreError::AlreadyExists)
+        };
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO records (uid, object_type, state, grp, crk_version, sealed, attributes,
+                                  version, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)",
+        )
+        .map_err(sql_error)?;
+    insert
+        .execute(params![
+            record.uid,
+            record.object_type,
+            record.state,
+            record.group,
+            record.crk_version,
+            record.sealed,
+            record.attributes,
+            record.created_at,
+            record.updated_at,
+        ])
+        .map_err(sql_error)?;
+    insert_index(conn, conn.last_insert_rowid(), record)?;
+    Ok(1)
+}
+
+fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u64, StoreError> {
+    let current: Option<(i64, i64)> = {
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, version FROM records WHERE uid = ?1").map_err(sql_error)?;
+        let mut rows = stmt.query([&record.uid]).map_err(sql_error)?;
+        match rows.next().map_err(sql_error)? {
+            Some(row) => Some((row.get(0).map_err(sql_error)?, row.get(1).map_err(sql_error)?)),
+            None => None,
+        }
+    };
+    let Some((seq, version)) = current else {
+        return Err(StoreError::NotFound);
+    };
+    if version != version_to_sql(expected_version)? {
+        return Err(StoreError::VersionConflict);
+    }
+    let new_version =
+        expected_version.checked_add(1).ok_or_else(|| StoreError::Other("record version overflow".into()))?;
+    let new_version_sql = version_to_sql(new_version)?;
+    conn.prepare_cached(
+        "UPDATE records SET object_type = ?1, state = ?2, grp = ?3, crk_version = ?4, sealed = ?5,
+                            attributes = ?6, version = ?7, updated_at = ?8
+         WHERE seq = ?9",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            record.object_type,
+            record.state,
+            record.group,
+            record.crk_version,
+            record.sealed,
+            record.attributes,
+            new_version_sql,
+            record.updated_at,
+            seq,
+        ])
+    })
+    .map_err(sql_error)?;
+    conn.prepare_cached("DELETE FROM record_index WHERE seq = ?1")
+        .and_then(|mut stmt| stmt.execute([seq]))
+        .map_err(sql_error)?;
+    insert_index(conn, seq, record)?;
+    Ok(new_version)
+}
+
+fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Result<(), StoreError> {
+    // OR IGNORE: duplicate entries in the caller's list collapse to one row.
+    let mut stmt = conn
+        .prepare_cached("INSERT OR IGNORE INTO record_index (name, value, seq) VALUES (?1, ?2, ?3)")
+        .map_err(sql_error)?;
+    for entry in &record.index {
+        stmt.execute(params![entry.name, entry.value, seq]).map_err(sql_error)?;
+    }
+    Ok(())
+}
