@@ -17,7 +17,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, base: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     fn offset(&self) -> usize {
@@ -38,7 +42,11 @@ impl<'a> Reader<'a> {
     fn sub(&mut self, n: usize) -> Option<Reader<'a>> {
         let base = self.offset();
         let bytes = self.take(n)?;
-        Some(Reader { buf: bytes, pos: 0, base })
+        Some(Reader {
+            buf: bytes,
+            pos: 0,
+            base,
+        })
     }
 }
 
@@ -61,13 +69,20 @@ pub fn decode_with(buf: &[u8], limits: &DecodeLimits) -> Result<Item, DecodeErro
 
 impl Decoder {
     pub fn new(limits: DecodeLimits) -> Self {
-        Decoder { limits, items: 0, path: Vec::new() }
+        Decoder {
+            limits,
+            items: 0,
+            path: Vec::new(),
+        }
     }
 
     pub fn decode(mut self, buf: &[u8]) -> Result<Item, DecodeError> {
         if buf.len() > self.limits.max_message_bytes {
             return Err(DecodeError::new(
-                DecodeErrorKind::MessageTooLarge { length: buf.len(), max: self.limits.max_message_bytes },
+                DecodeErrorKind::MessageTooLarge {
+                    length: buf.len(),
+                    max: self.limits.max_message_bytes,
+                },
                 0,
                 &[],
             ));
@@ -76,7 +91,9 @@ impl Decoder {
         let item = self.item(&mut r, 0)?;
         if r.remaining() != 0 {
             return Err(DecodeError::new(
-                DecodeErrorKind::TrailingBytes { count: r.remaining() },
+                DecodeErrorKind::TrailingBytes {
+                    count: r.remaining(),
+                },
                 r.offset(),
                 &[],
             ));
@@ -92,11 +109,22 @@ impl Decoder {
         let start = r.offset();
         self.items += 1;
         if self.items > self.limits.max_items_per_message {
-            return Err(self.err(DecodeErrorKind::TooManyItems { max: self.limits.max_items_per_message }, start));
+            return Err(self.err(
+                DecodeErrorKind::TooManyItems {
+                    max: self.limits.max_items_per_message,
+                },
+                start,
+            ));
         }
         let available = r.remaining();
         let header = r.take(HEADER_LEN).ok_or_else(|| {
-            self.err(DecodeErrorKind::Truncated { needed: HEADER_LEN, available }, start)
+            self.err(
+                DecodeErrorKind::Truncated {
+                    needed: HEADER_LEN,
+                    available,
+                },
+                start,
+            )
         })?;
         let tag = Tag(u32::from_be_bytes([0, header[0], header[1], header[2]]));
         self.path.push(tag);
@@ -112,18 +140,23 @@ impl Decoder {
         start: usize,
         header: &[u8],
     ) -> Result<Value, DecodeError> {
-        let item_type =
-            ItemType::from_byte(header[3]).ok_or_else(|| self.err(DecodeErrorKind::UnknownType(header[3]), start))?;
+        let item_type = ItemType::from_byte(header[3])
+            .ok_or_else(|| self.err(DecodeErrorKind::UnknownType(header[3]), start))?;
         let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         let bad_length = || DecodeErrorKind::BadLength { item_type, length };
 
         // Check the declared length against the type and against what is left in the
         // enclosing structure before anything is allocated.
-        if item_type.fixed_len().is_some_and(|fixed| length as usize != fixed) {
+        if item_type
+            .fixed_len()
+            .is_some_and(|fixed| length as usize != fixed)
+        {
             return Err(self.err(bad_length(), start));
         }
         match item_type {
-            ItemType::Structure if !length.is_multiple_of(8) => return Err(self.err(bad_length(), start)),
+            ItemType::Structure if !length.is_multiple_of(8) => {
+                return Err(self.err(bad_length(), start));
+            }
             ItemType::BigInteger if length == 0 || !length.is_multiple_of(8) => {
                 return Err(self.err(bad_length(), start));
             }
@@ -133,19 +166,35 @@ impl Decoder {
         let padded = length.div_ceil(8).saturating_mul(8);
         if padded > r.remaining() {
             let kind = if r.base == 0 && depth == 0 {
-                DecodeErrorKind::Truncated { needed: padded, available: r.remaining() }
+                DecodeErrorKind::Truncated {
+                    needed: padded,
+                    available: r.remaining(),
+                }
             } else {
-                DecodeErrorKind::LengthOverrun { length: length as u64, available: r.remaining() }
+                DecodeErrorKind::LengthOverrun {
+                    length: length as u64,
+                    available: r.remaining(),
+                }
             };
             return Err(self.err(kind, start));
         }
         let mut body = match r.sub(padded) {
             Some(body) => body,
-            None => return Err(self.err(DecodeErrorKind::Truncated { needed: padded, available: r.remaining() }, start)),
+            None => {
+                return Err(self.err(
+                    DecodeErrorKind::Truncated {
+                        needed: padded,
+                        available: r.remaining(),
+                    },
+                    start,
+                ));
+            }
         };
 
         if item_type == ItemType::Structure {
-            return self.structure(&mut body, depth, start).map(Value::Structure);
+            return self
+                .structure(&mut body, depth, start)
+                .map(Value::Structure);
         }
 
         let value_bytes = body.take(length).unwrap_or_default();
@@ -161,7 +210,9 @@ impl Decoder {
             ItemType::Interval => Value::Interval(u32::from_be_bytes(be4(value_bytes))),
             ItemType::LongInteger => Value::LongInteger(i64::from_be_bytes(be8(value_bytes))),
             ItemType::DateTime => Value::DateTime(i64::from_be_bytes(be8(value_bytes))),
-            ItemType::DateTimeExtended => Value::DateTimeExtended(i64::from_be_bytes(be8(value_bytes))),
+            ItemType::DateTimeExtended => {
+                Value::DateTimeExtended(i64::from_be_bytes(be8(value_bytes)))
+            }
             ItemType::Boolean => match u64::from_be_bytes(be8(value_bytes)) {
                 0 => Value::Boolean(false),
                 1 => Value::Boolean(true),
@@ -177,15 +228,27 @@ impl Decoder {
         })
     }
 
-    fn structure(&mut self, body: &mut Reader<'_>, depth: usize, start: usize) -> Result<Vec<Item>, DecodeError> {
+    fn structure(
+        &mut self,
+        body: &mut Reader<'_>,
+        depth: usize,
+        start: usize,
+    ) -> Result<Vec<Item>, DecodeError> {
         if depth + 1 > self.limits.max_depth {
-            return Err(self.err(DecodeErrorKind::TooDeep { max: self.limits.max_depth }, start));
+            return Err(self.err(
+                DecodeErrorKind::TooDeep {
+                    max: self.limits.max_depth,
+                },
+                start,
+            ));
         }
         let mut items = Vec::new();
         while body.remaining() > 0 {
             if items.len() >= self.limits.max_items_per_structure {
                 return Err(self.err(
-                    DecodeErrorKind::TooManyItems { max: self.limits.max_items_per_structure },
+                    DecodeErrorKind::TooManyItems {
+                        max: self.limits.max_items_per_structure,
+                    },
                     body.offset(),
                 ));
             }
@@ -227,7 +290,9 @@ mod tests {
         assert_eq!(i.value, Value::DateTime(0x47DA67F8));
         let i = decode(&hex("4200200A 00000004 000D2F0000000000")).unwrap();
         assert_eq!(i.value, Value::Interval(864_000));
-        let s = hex("42002001 00000020 42000405 00000004 000000FE00000000 42000502 00000004 0000FFFF00000000");
+        let s = hex(
+            "42002001 00000020 42000405 00000004 000000FE00000000 42000502 00000004 0000FFFF00000000",
+        );
         let i = decode(&s).unwrap();
         assert_eq!(i.children().len(), 2);
         assert_eq!(i.children()[0].value, Value::Enumeration(254));
@@ -246,13 +311,31 @@ mod tests {
     #[test]
     fn refuses_wrong_fixed_lengths() {
         let e = decode(&hex("4200200200000008 0000000000000008")).unwrap_err();
-        assert!(matches!(e.kind, DecodeErrorKind::BadLength { item_type: ItemType::Integer, length: 8 }));
+        assert!(matches!(
+            e.kind,
+            DecodeErrorKind::BadLength {
+                item_type: ItemType::Integer,
+                length: 8
+            }
+        ));
         let e = decode(&hex("4200200300000004 0000000100000000")).unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::BadLength { .. }));
         let e = decode(&hex("4200200400000004 0000000100000000")).unwrap_err();
-        assert!(matches!(e.kind, DecodeErrorKind::BadLength { item_type: ItemType::BigInteger, .. }));
+        assert!(matches!(
+            e.kind,
+            DecodeErrorKind::BadLength {
+                item_type: ItemType::BigInteger,
+                ..
+            }
+        ));
         let e = decode(&hex("4200200100000004 00000001 00000000")).unwrap_err();
-        assert!(matches!(e.kind, DecodeErrorKind::BadLength { item_type: ItemType::Structure, .. }));
+        assert!(matches!(
+            e.kind,
+            DecodeErrorKind::BadLength {
+                item_type: ItemType::Structure,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -270,13 +353,25 @@ mod tests {
         let e = decode(&hex("420020020000000400000008")).unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::Truncated { .. }));
         let e = decode(&hex("4200780100000008 42000207 7FFFFFFF")).unwrap_err();
-        assert!(matches!(e.kind, DecodeErrorKind::LengthOverrun { length: 0x7FFF_FFFF, .. }));
+        assert!(matches!(
+            e.kind,
+            DecodeErrorKind::LengthOverrun {
+                length: 0x7FFF_FFFF,
+                ..
+            }
+        ));
         assert_eq!(e.offset, 8);
         assert_eq!(e.path, vec![Tag(0x420078), Tag(0x420002)]);
         let e = decode(&hex("42002002000000040000000800000000 00")).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::TrailingBytes { count: 1 });
         let e = decode(&hex("4200")).unwrap_err();
-        assert!(matches!(e.kind, DecodeErrorKind::Truncated { needed: 8, available: 2 }));
+        assert!(matches!(
+            e.kind,
+            DecodeErrorKind::Truncated {
+                needed: 8,
+                available: 2
+            }
+        ));
     }
 
     #[test]
@@ -288,26 +383,41 @@ mod tests {
             buf.extend_from_slice(&[0x42, 0x00, 0x01, 0x01]);
             buf.extend_from_slice(&len.to_be_bytes());
         }
-        let limits = DecodeLimits { max_message_bytes: usize::MAX, ..DecodeLimits::default() };
+        let limits = DecodeLimits {
+            max_message_bytes: usize::MAX,
+            ..DecodeLimits::default()
+        };
         let e = decode_with(&buf, &limits).unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::TooDeep { .. }));
     }
 
     #[test]
     fn refuses_too_many_items() {
-        let limits = DecodeLimits { max_items_per_structure: 2, ..DecodeLimits::default() };
+        let limits = DecodeLimits {
+            max_items_per_structure: 2,
+            ..DecodeLimits::default()
+        };
         let s = hex("4200010100000018 4200020100000000 4200020100000000 4200020100000000");
         let e = decode_with(&s, &limits).unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::TooManyItems { max: 2 }));
-        let limits = DecodeLimits { max_items_per_message: 3, ..DecodeLimits::default() };
+        let limits = DecodeLimits {
+            max_items_per_message: 3,
+            ..DecodeLimits::default()
+        };
         let e = decode_with(&s, &limits).unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::TooManyItems { max: 3 }));
     }
 
     #[test]
     fn refuses_oversized_message() {
-        let limits = DecodeLimits { max_message_bytes: 8, ..DecodeLimits::default() };
+        let limits = DecodeLimits {
+            max_message_bytes: 8,
+            ..DecodeLimits::default()
+        };
         let e = decode_with(&hex("42002002000000040000000800000000"), &limits).unwrap_err();
-        assert!(matches!(e.kind, DecodeErrorKind::MessageTooLarge { length: 16, max: 8 }));
+        assert!(matches!(
+            e.kind,
+            DecodeErrorKind::MessageTooLarge { length: 16, max: 8 }
+        ));
     }
 }

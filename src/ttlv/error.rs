@@ -43,7 +43,11 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub(crate) fn new(kind: DecodeErrorKind, offset: usize, path: &[Tag]) -> Self {
-        DecodeError { kind, offset, path: path.to_vec() }
+        DecodeError {
+            kind,
+            offset,
+            path: path.to_vec(),
+        }
     }
 
     /// The message with the tag path rendered by `name` (for example KMIP tag names).
@@ -53,7 +57,11 @@ impl DecodeError {
             .iter()
             .map(|t| name(*t).map(str::to_owned).unwrap_or_else(|| t.to_string()))
             .collect();
-        let path = if path.is_empty() { "(top)".to_owned() } else { path.join("/") };
+        let path = if path.is_empty() {
+            "(top)".to_owned()
+        } else {
+            path.join("/")
+        };
         format!("at offset {} ({}): {}", self.offset, path, self.kind)
     }
 }

@@ -25,7 +25,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::NotAStructure { type_byte } => {
-                write!(f, "message does not start with a Structure (type byte 0x{type_byte:02X})")
+                write!(
+                    f,
+                    "message does not start with a Structure (type byte 0x{type_byte:02X})"
+                )
             }
             FrameError::BadLength { length } => {
                 write!(f, "message length {length} is not a multiple of 8")
@@ -42,7 +45,9 @@ impl std::error::Error for FrameError {}
 /// The total length (header included) of the message whose header this is.
 pub fn frame_len(header: &[u8; HEADER_LEN], max_message_bytes: usize) -> Result<usize, FrameError> {
     if header[3] != ItemType::Structure.to_byte() {
-        return Err(FrameError::NotAStructure { type_byte: header[3] });
+        return Err(FrameError::NotAStructure {
+            type_byte: header[3],
+        });
     }
     let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
     if !length.is_multiple_of(8) {
@@ -51,7 +56,10 @@ pub fn frame_len(header: &[u8; HEADER_LEN], max_message_bytes: usize) -> Result<
     // u32 always fits usize on the 32- and 64-bit targets we build for.
     let total = HEADER_LEN.saturating_add(length as usize);
     if total > max_message_bytes {
-        return Err(FrameError::TooLarge { length: total, max: max_message_bytes });
+        return Err(FrameError::TooLarge {
+            length: total,
+            max: max_message_bytes,
+        });
     }
     Ok(total)
 }
@@ -69,14 +77,23 @@ mod tests {
     #[test]
     fn refuses_two_gib_before_allocating() {
         let h = [0x42, 0x00, 0x78, 0x01, 0x80, 0x00, 0x00, 0x00];
-        assert!(matches!(frame_len(&h, 1 << 20), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            frame_len(&h, 1 << 20),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn refuses_non_structure_and_odd_length() {
         let h = [0x42, 0x00, 0x78, 0x02, 0x00, 0x00, 0x00, 0x04];
-        assert!(matches!(frame_len(&h, 1024), Err(FrameError::NotAStructure { .. })));
+        assert!(matches!(
+            frame_len(&h, 1024),
+            Err(FrameError::NotAStructure { .. })
+        ));
         let h = [0x42, 0x00, 0x78, 0x01, 0x00, 0x00, 0x00, 0x05];
-        assert!(matches!(frame_len(&h, 1024), Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            frame_len(&h, 1024),
+            Err(FrameError::BadLength { .. })
+        ));
     }
 }

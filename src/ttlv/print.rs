@@ -54,11 +54,26 @@ impl TreePrinter<'_> {
     }
 
     fn item(&self, item: &Item, siblings: &[Item], depth: usize, out: &mut String) {
-        let name = self.schema.tag_name(item.tag).map(str::to_owned).unwrap_or_else(|| item.tag.to_string());
+        let name = self
+            .schema
+            .tag_name(item.tag)
+            .map(str::to_owned)
+            .unwrap_or_else(|| item.tag.to_string());
         let ty = item.value.item_type();
-        let _ = write!(out, "{:indent$}{} ({})", "", name, ty.name(), indent = depth * 2);
+        let _ = write!(
+            out,
+            "{:indent$}{} ({})",
+            "",
+            name,
+            ty.name(),
+            indent = depth * 2
+        );
         if !self.reveal && self.schema.is_secret(item.tag, ty) {
-            let _ = writeln!(out, " <redacted {} bytes>", encoded_len(item) - super::HEADER_LEN);
+            let _ = writeln!(
+                out,
+                " <redacted {} bytes>",
+                encoded_len(item) - super::HEADER_LEN
+            );
             return;
         }
         match &item.value {
@@ -123,15 +138,26 @@ mod tests {
         let item = Item::structure(
             Tag(0x420001),
             vec![
-                Item::new(Tag(0x420043), Value::ByteString(SecretBytes::new(vec![0xAB; 32]))),
+                Item::new(
+                    Tag(0x420043),
+                    Value::ByteString(SecretBytes::new(vec![0xAB; 32])),
+                ),
                 Item::new(Tag(0x420094), Value::TextString("uid-1".into())),
             ],
         );
-        let p = TreePrinter { schema: &NoSchema, reveal: false }.print(&item);
+        let p = TreePrinter {
+            schema: &NoSchema,
+            reveal: false,
+        }
+        .print(&item);
         assert!(p.contains("<redacted 32 bytes>"), "{p}");
         assert!(!p.contains("abab"), "{p}");
         assert!(p.contains("\"uid-1\""));
-        let p = TreePrinter { schema: &NoSchema, reveal: true }.print(&item);
+        let p = TreePrinter {
+            schema: &NoSchema,
+            reveal: true,
+        }
+        .print(&item);
         assert!(p.contains(&"ab".repeat(32)));
     }
 }

@@ -185,7 +185,10 @@ impl Item {
     }
 
     pub fn structure(tag: Tag, items: Vec<Item>) -> Item {
-        Item { tag, value: Value::Structure(items) }
+        Item {
+            tag,
+            value: Value::Structure(items),
+        }
     }
 
     /// The children of a Structure; empty for any other type.
