@@ -7,5 +7,6 @@
 
 pub mod config;
 pub mod limits;
+pub mod pki;
 pub mod secret;
 pub mod ttlv;
