@@ -220,8 +220,7 @@ fn is_rsa_algorithm(alg: &SignatureAlgorithm) -> bool {
         &rcgen::PKCS_RSA_SHA384,
         &rcgen::PKCS_RSA_SHA512,
     ]
-    .iter()
-    .any(|a| *a == alg)
+    .contains(&alg)
 }
 
 /// Key usage of an end-entity certificate; RSA keys also get keyEncipherment for old
