@@ -5,6 +5,7 @@
 //! 2 `auth`, `keys`; 3 `ops`; 4 `net`, `cli`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod limits;
 pub mod pki;
