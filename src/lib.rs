@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod limits;
+pub mod net;
 pub mod pki;
 pub mod secret;
 pub mod ttlv;

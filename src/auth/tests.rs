@@ -59,7 +59,8 @@ fn config_ca_and_clients_dir_pin_give_identities() {
     assert_eq!(pinned.common_name.as_deref(), Some("vcenter self-signed"));
 
     let leaf = ca.issue_client("vpxd", KeyKind::EcdsaP256, 1).unwrap();
-    let id = ClientIdentity::from_chain(std::slice::from_ref(&leaf.cert_der), &snap, now()).unwrap();
+    let id =
+        ClientIdentity::from_chain(std::slice::from_ref(&leaf.cert_der), &snap, now()).unwrap();
     assert!(matches!(&id.matched, TrustMatch::Ca(s) if s.name.starts_with("tls.client_ca")));
     assert_eq!(id.fingerprint, Fingerprint::of_der(&leaf.cert_der).0);
 
