@@ -261,6 +261,12 @@ impl TrustSnapshotBuilder {
                 .map_err(|e| entry_error(&source, format!("not usable as a trust anchor: {e}")))?;
             cas.push(TrustedCa { source, subject });
         }
+        // Issuers in configuration order, so the hint list is deterministic.
+        let pinned_issuers: Vec<Vec<u8>> = self
+            .pins
+            .iter()
+            .filter_map(|(_, _, issuer)| issuer.clone())
+            .collect();
         let mut pins = HashMap::with_capacity(self.pins.len());
         for (source, fingerprint, issuer) in self.pins {
             // The first entry naming a fingerprint wins: config entries come before the
@@ -270,11 +276,11 @@ impl TrustSnapshotBuilder {
         }
         let mut hint_names: Vec<&Vec<u8>> = Vec::new();
         if pins.values().all(|p| p.issuer.is_some()) {
-            let names = cas
+            for name in cas
                 .iter()
                 .map(|ca| &ca.subject)
-                .chain(pins.values().filter_map(|p| p.issuer.as_ref()));
-            for name in names {
+                .chain(pinned_issuers.iter())
+            {
                 if !hint_names.contains(&name) {
                     hint_names.push(name);
                 }

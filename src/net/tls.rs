@@ -180,12 +180,14 @@ impl ServerConfigSource {
                 config
             }
             // Rebuilding only changes the hint list; keep the working configuration.
-            Err(_) => self
-                .cached
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .1
-                .clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "keeping the previous TLS configuration");
+                self.cached
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .1
+                    .clone()
+            }
         }
     }
 
