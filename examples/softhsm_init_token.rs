@@ -21,8 +21,8 @@ fn main() -> ExitCode {
         eprintln!("SoftHSM2 module not found (set KEYWARD_SOFTHSM_MODULE)");
         return ExitCode::FAILURE;
     };
-    let pins = read_pin_file(&dir.join("so.pin"))
-        .and_then(|so| Ok((so, read_pin_file(&dir.join("user.pin"))?)));
+    let pins =
+        read_pin_file(&dir.join("so.pin")).and_then(|so| Ok((so, read_pin_file(&dir.join("user.pin"))?)));
     let result = pins.and_then(|(so, user)| provision::init_token(&module, label, &so, &user));
     match result {
         Ok(token) => {

@@ -5,8 +5,12 @@
 //! 2 `auth`, `keys`; 3 `ops`; 4 `net`, `cli`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod config;
 pub mod hsm;
 pub mod limits;
+pub mod net;
+pub mod pki;
 pub mod secret;
 pub mod store;
 pub mod ttlv;

@@ -1,0 +1,3 @@
+//! Network layer: TLS configuration (and, later, the listener).
+
+pub mod tls;
