@@ -1,3 +1,6 @@
-//! Network layer: TLS configuration (and, later, the listener).
+//! Network layer: TLS configuration and the KMIP listener.
 
+pub mod listener;
 pub mod tls;
+
+pub use listener::{ConnectionInfo, Listener, ListenerSettings, ListenerStats, RequestHandler};
