@@ -5,6 +5,7 @@
 //! 2 `auth`, `keys`; 3 `ops`; 4 `net`, `cli`.
 #![forbid(unsafe_code)]
 
+pub mod kmip;
 pub mod limits;
 pub mod secret;
 pub mod ttlv;
