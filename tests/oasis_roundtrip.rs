@@ -133,3 +133,4 @@ fn oasis_test_cases_round_trip() {
     }
     assert!(required_failures.is_empty(), "{}", required_failures.join("\n\n"));
 }
+

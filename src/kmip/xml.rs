@@ -376,3 +376,143 @@ fn escape_attr(s: &str) -> Result<String, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmip::enums::{CryptographicAlgorithm, Operation};
+    use crate::secret::SecretBytes;
+
+    fn read(xml: &str) -> Result<Item, XmlError> {
+        read_item(xml, &mut Placeholders::new())
+    }
+
+    #[test]
+    fn reads_names_masks_and_attribute_values() {
+        let xml = r#"<Attribute>
+  <AttributeName type="TextString" value="Cryptographic   Algorithm"/>
+  <AttributeValue type="Enumeration" value="AES"/>
+</Attribute>"#;
+        let item = read(xml).unwrap();
+        assert_eq!(item.tag, tags::ATTRIBUTE);
+        assert_eq!(item.children()[0].as_text(), Some("Cryptographic Algorithm"));
+        assert_eq!(item.children()[1].as_enum(), Some(CryptographicAlgorithm::AES.0));
+        let mask = read(r#"<CryptographicUsageMask type="Integer" value="Decrypt   Encrypt"/>"#).unwrap();
+        assert_eq!(mask.as_i32(), Some(12));
+        let out = write_item(&mask, &Placeholders::new()).unwrap();
+        assert_eq!(out, "<CryptographicUsageMask type=\"Integer\" value=\"Encrypt Decrypt\"/>\n");
+        let op = read(r#"<Operation type="Enumeration" value="0x80000001"/>"#).unwrap();
+        assert_eq!(op.as_enum(), Some(0x8000_0001));
+        assert!(write_item(&op, &Placeholders::new()).unwrap().contains("value=\"0x80000001\""));
+        let op = read(r#"<Operation type="Enumeration" value="GetAttributes"></Operation>"#).unwrap();
+        assert_eq!(op.as_enum(), Some(Operation::GET_ATTRIBUTES.0));
+    }
+
+    #[test]
+    fn attribute_name_collapsing_can_be_turned_off() {
+        let xml = r#"<AttributeName type="TextString" value="a   b"/>"#;
+        let opts = ReadOptions { collapse_attribute_names: false, ..ReadOptions::default() };
+        let item = read_item_with(xml, &mut Placeholders::new(), &opts).unwrap();
+        assert_eq!(item.as_text(), Some("a   b"));
+        let item = read(r#"<ResultMessage type="TextString" value="Access   denied"/>"#).unwrap();
+        assert_eq!(item.as_text(), Some("Access   denied"));
+    }
+
+    #[test]
+    fn unknown_tags_survive_in_hex() {
+        let tree = Item::structure(
+            tags::VENDOR_EXTENSION,
+            vec![
+                Item::new(Tag(0x540001), Value::TextString("na".into())),
+                Item::structure(Tag(0x54FFFF), vec![Item::new(Tag(0x540002), Value::Enumeration(9))]),
+            ],
+        );
+        let out = write_item(&tree, &Placeholders::new()).unwrap();
+        assert!(out.contains(r#"<TTLV tag="0x540001" type="TextString" value="na"/>"#), "{out}");
+        assert!(out.contains("</TTLV>"), "{out}");
+        assert_eq!(read(&out).unwrap(), tree);
+    }
+
+    #[test]
+    fn placeholders_survive_a_round_trip() {
+        let xml = r#"<KMIP>
+<ResponseMessage>
+  <ResponseHeader><TimeStamp type="DateTime" value="$NOW"/></ResponseHeader>
+  <BatchItem>
+    <UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/>
+    <InitialDate type="DateTime" value="$NOW-3600"/>
+    <Data type="ByteString" value="$DATA_0"/>
+  </BatchItem>
+</ResponseMessage>
+</KMIP>"#;
+        let mut ph = Placeholders::new();
+        let msgs = read_messages(xml, &mut ph).unwrap();
+        let bytes = crate::ttlv::encode_to_vec(&msgs[0]);
+        let decoded = crate::ttlv::decode(&bytes).unwrap();
+        let out = write_messages(&[decoded], &ph).unwrap();
+        for p in [r#""$NOW""#, r#""$NOW-3600""#, r#""$UNIQUE_IDENTIFIER_0""#, r#""$DATA_0""#] {
+            assert!(out.contains(p), "{p} missing from {out}");
+        }
+        // Bound, the same text reads as real values.
+        let mut bound = Placeholders::new();
+        bound.bind("NOW", Value::DateTime(1_000_000));
+        bound.bind("UNIQUE_IDENTIFIER_0", Value::TextString("k-1".into()));
+        bound.bind("DATA_0", Value::ByteString(SecretBytes::new(vec![1, 2])));
+        let msgs = read_messages(xml, &mut bound).unwrap();
+        let batch = &msgs[0].children()[1];
+        assert_eq!(batch.children()[0].as_text(), Some("k-1"));
+        assert_eq!(batch.children()[1].as_datetime(), Some(996_400));
+        assert_eq!(batch.children()[2].as_bytes().map(|b| b.expose().to_vec()), Some(vec![1, 2]));
+    }
+
+    #[test]
+    fn text_with_line_breaks_and_markup_characters_round_trips() {
+        let item = Item::new(tags::DESCRIPTION, Value::TextString("a<b>&\"c\"\n\td\r".into()));
+        let out = write_item(&item, &Placeholders::new()).unwrap();
+        assert_eq!(read(&out).unwrap(), item);
+        let bad = Item::new(tags::DESCRIPTION, Value::TextString("bell\u{7}".into()));
+        let err = write_item(&bad, &Placeholders::new()).unwrap_err();
+        assert_eq!(err.element, "Description");
+    }
+
+    #[test]
+    fn errors_carry_line_and_element() {
+        let cases: &[(&str, &str, usize)] = &[
+            ("<RequestMessage>\n  <Bogus type=\"Integer\" value=\"1\"/>\n</RequestMessage>", "unknown tag name", 2),
+            ("<RequestMessage>\n\n  <BatchCount type=\"Integer\" value=\"x\"/>\n</RequestMessage>", "invalid Integer", 3),
+            ("<BatchCount type=\"Integer\"/>", "missing value", 1),
+            ("<BatchCount type=\"Float\" value=\"1\"/>", "unknown type", 1),
+            ("<BatchCount type=\"Integer\" value=\"1\" colour=\"red\"/>", "unknown attribute", 1),
+            ("<RequestMessage>\n<BatchItem>\n</RequestMessage>", "malformed XML", 3),
+            ("<RequestMessage>\n<BatchItem>", "not closed", 2),
+            ("<RequestMessage>text</RequestMessage>", "unexpected text", 1),
+            ("<RequestMessage/><RequestMessage/>", "more than one root", 1),
+            ("", "no root element", 1),
+            ("<BatchCount type=\"Integer\" value=\"1\"><BatchCount type=\"Integer\" value=\"1\"/></BatchCount>", "not a Structure", 1),
+            ("<Operation type=\"Enumeration\" value=\"Frobnicate\"/>", "invalid Enumeration", 1),
+            ("<TTLV tag=\"0x1000000\" type=\"Integer\" value=\"1\"/>", "bad tag", 1),
+            ("<RequestMessage type=\"Structure\" value=\"1\"/>", "takes no value", 1),
+        ];
+        for &(xml, want, line) in cases {
+            let e = read(xml).unwrap_err();
+            assert!(e.message.contains(want), "{xml:?}: {e}");
+            assert_eq!(e.line, line, "{xml:?}: {e}");
+        }
+        let e = read("<RequestMessage>\n  <Bogus type=\"Integer\" value=\"1\"/>\n</RequestMessage>").unwrap_err();
+        assert_eq!(e.element.as_deref(), Some("Bogus"));
+        assert_eq!(e.column, 3);
+        assert!(e.to_string().starts_with("line 2, column 3 <Bogus>"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let xml = format!("{}{}", "<Attribute>".repeat(40), "</Attribute>".repeat(40));
+        assert!(read(&xml).unwrap_err().message.contains("deeper"));
+    }
+
+    #[test]
+    fn secrets_in_errors_are_not_echoed() {
+        let e = read(r#"<KeyMaterial type="ByteString" value="topsecretzz"/>"#).unwrap_err();
+        assert!(!e.to_string().contains("topsecret"), "{e}");
+    }
+}
