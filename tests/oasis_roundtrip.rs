@@ -112,8 +112,11 @@ fn run_version(dir: &Path, version: &str) -> Tally {
 
 #[test]
 fn oasis_test_cases_round_trip() {
-    let dir = cases_dir().expect("OASIS test cases not found: put shared/kmip-test-cases beside the checkout or set KEYWARD_KMIP_TEST_CASES");
+    let dir = cases_dir().expect(
+        "OASIS test cases not found: put shared/kmip-test-cases beside the checkout or set KEYWARD_KMIP_TEST_CASES",
+    );
     let mut required_failures = Vec::new();
+    let started = std::time::Instant::now();
     for version in ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1"] {
         let t = run_version(&dir, version);
         println!(
@@ -131,6 +134,6 @@ fn oasis_test_cases_round_trip() {
             required_failures.extend(t.failures);
         }
     }
+    println!("all conversions took {:?}", started.elapsed());
     assert!(required_failures.is_empty(), "{}", required_failures.join("\n\n"));
 }
-

@@ -32,11 +32,7 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -136,9 +132,7 @@ fn read(json: &Json, siblings: &[Item], path: &mut Vec<String>, ph: &mut Placeho
     }
     let ty = match obj.get("type") {
         None => ItemType::Structure,
-        Some(Json::String(t)) => {
-            ItemType::from_name(t).ok_or_else(|| err(path, format!("unknown type {t:?}")))?
-        }
+        Some(Json::String(t)) => ItemType::from_name(t).ok_or_else(|| err(path, format!("unknown type {t:?}")))?,
         Some(_) => return Err(err(path, "\"type\" must be a string".into())),
     };
     let Some(value) = obj.get("value") else {
@@ -248,8 +242,10 @@ mod tests {
     fn malformed_json_is_an_error_with_a_path() {
         assert!(read("{").unwrap_err().message.contains("malformed JSON"));
         assert!(read("[]").is_err());
-        let e = read(r#"{"tag": "RequestMessage", "value": [{"tag": "Operation", "type": "Enumeration", "value": "Nope"}]}"#)
-            .unwrap_err();
+        let e = read(
+            r#"{"tag": "RequestMessage", "value": [{"tag": "Operation", "type": "Enumeration", "value": "Nope"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "RequestMessage/Operation");
         let e = read(r#"{"tag": "NoSuchTag", "value": []}"#).unwrap_err();
         assert!(e.message.contains("unknown tag"), "{e}");

@@ -4,6 +4,7 @@
 //!
 //! No I/O and no logging here: these are pure functions over [`crate::ttlv::Item`].
 
+pub mod attributes;
 #[macro_use]
 pub mod enums;
 mod generated;
@@ -15,6 +16,7 @@ pub mod tag;
 mod text;
 pub mod xml;
 
+pub use attributes::{AttributeDef, standard_attribute};
 pub use enums::*;
 pub use placeholders::Placeholders;
 pub use schema::KmipSchema;

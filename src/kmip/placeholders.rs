@@ -191,9 +191,7 @@ impl Placeholders {
             return 0;
         }
         match (&expected.value, &actual.value) {
-            (Value::Structure(e), Value::Structure(a)) => {
-                e.iter().zip(a.iter()).map(|(e, a)| self.learn(e, a)).sum()
-            }
+            (Value::Structure(e), Value::Structure(a)) => e.iter().zip(a.iter()).map(|(e, a)| self.learn(e, a)).sum(),
             (Value::TextString(t), Value::TextString(_)) => match Placeholder::parse(t) {
                 Some(p) if p.offset == 0 && !self.bound.contains_key(p.name) => {
                     self.bind(p.name, actual.value.clone());

@@ -39,9 +39,9 @@ pub(crate) fn parse_value(
             },
         }),
         ItemType::TextString => Value::TextString(text.to_owned()),
-        ItemType::ByteString => Value::ByteString(parse_hex(text).ok_or_else(|| {
-            format!("invalid ByteString value: not hex ({} characters)", text.len())
-        })?),
+        ItemType::ByteString => Value::ByteString(
+            parse_hex(text).ok_or_else(|| format!("invalid ByteString value: not hex ({} characters)", text.len()))?,
+        ),
         ItemType::DateTime => Value::DateTime(parse_datetime(text, false).ok_or_else(bad)?),
         ItemType::DateTimeExtended => Value::DateTimeExtended(parse_datetime(text, true).ok_or_else(bad)?),
         ItemType::Interval => Value::Interval(parse_u32(text).ok_or_else(bad)?),

@@ -215,7 +215,7 @@ impl<'a> Parser<'a> {
                 "value" => value_attr = Some(value),
                 "tag" => tag_attr = Some(value),
                 other => {
-                                        return Err(self.error(pos, Some(&name), format!("unknown attribute {other:?}")));
+                    return Err(self.error(pos, Some(&name), format!("unknown attribute {other:?}")));
                 }
             }
         }
@@ -238,8 +238,9 @@ impl<'a> Parser<'a> {
         };
         let ty = match ty_attr.as_deref() {
             None | Some("Structure") => ItemType::Structure,
-            Some(t) => ItemType::from_name(t)
-                .ok_or_else(|| self.error(pos, Some(&name), format!("unknown type {t:?}")))?,
+            Some(t) => {
+                ItemType::from_name(t).ok_or_else(|| self.error(pos, Some(&name), format!("unknown type {t:?}")))?
+            }
         };
         if ty == ItemType::Structure {
             if value_attr.is_some() {
@@ -319,7 +320,13 @@ pub fn write_messages(items: &[Item], placeholders: &Placeholders) -> Result<Str
     Ok(out)
 }
 
-fn write(out: &mut String, item: &Item, siblings: &[Item], depth: usize, ph: &Placeholders) -> Result<(), XmlWriteError> {
+fn write(
+    out: &mut String,
+    item: &Item,
+    siblings: &[Item],
+    depth: usize,
+    ph: &Placeholders,
+) -> Result<(), XmlWriteError> {
     let indent = "  ".repeat(depth);
     let (open, close): (String, &str) = match tag_name(item.tag) {
         Some(n) => (n.to_owned(), n),
@@ -345,10 +352,8 @@ fn write(out: &mut String, item: &Item, siblings: &[Item], depth: usize, ph: &Pl
                 _ => None,
             };
             let text = format_value(value, names, ph, " ");
-            let escaped = escape_attr(&text).map_err(|message| XmlWriteError {
-                element: tag_label(item.tag).into_owned(),
-                message,
-            })?;
+            let escaped = escape_attr(&text)
+                .map_err(|message| XmlWriteError { element: tag_label(item.tag).into_owned(), message })?;
             out.push_str(&format!("{indent}<{open} type=\"{}\" value=\"{escaped}\"/>\n", ty.name()));
         }
     }
@@ -479,7 +484,11 @@ mod tests {
     fn errors_carry_line_and_element() {
         let cases: &[(&str, &str, usize)] = &[
             ("<RequestMessage>\n  <Bogus type=\"Integer\" value=\"1\"/>\n</RequestMessage>", "unknown tag name", 2),
-            ("<RequestMessage>\n\n  <BatchCount type=\"Integer\" value=\"x\"/>\n</RequestMessage>", "invalid Integer", 3),
+            (
+                "<RequestMessage>\n\n  <BatchCount type=\"Integer\" value=\"x\"/>\n</RequestMessage>",
+                "invalid Integer",
+                3,
+            ),
             ("<BatchCount type=\"Integer\"/>", "missing value", 1),
             ("<BatchCount type=\"Float\" value=\"1\"/>", "unknown type", 1),
             ("<BatchCount type=\"Integer\" value=\"1\" colour=\"red\"/>", "unknown attribute", 1),
@@ -488,7 +497,11 @@ mod tests {
             ("<RequestMessage>text</RequestMessage>", "unexpected text", 1),
             ("<RequestMessage/><RequestMessage/>", "more than one root", 1),
             ("", "no root element", 1),
-            ("<BatchCount type=\"Integer\" value=\"1\"><BatchCount type=\"Integer\" value=\"1\"/></BatchCount>", "not a Structure", 1),
+            (
+                "<BatchCount type=\"Integer\" value=\"1\"><BatchCount type=\"Integer\" value=\"1\"/></BatchCount>",
+                "not a Structure",
+                1,
+            ),
             ("<Operation type=\"Enumeration\" value=\"Frobnicate\"/>", "invalid Enumeration", 1),
             ("<TTLV tag=\"0x1000000\" type=\"Integer\" value=\"1\"/>", "bad tag", 1),
             ("<RequestMessage type=\"Structure\" value=\"1\"/>", "takes no value", 1),
