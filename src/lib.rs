@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod hsm;
+pub mod kmip;
 pub mod limits;
 pub mod net;
 pub mod pki;

@@ -62,7 +62,8 @@ pub struct ConnectionInfo {
 /// Answers complete TTLV messages. `None` closes the connection without answer
 /// (used when a message cannot even be read as KMIP).
 pub trait RequestHandler: Send + Sync + 'static {
-    fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>)
+    -> impl Future<Output = Option<Vec<u8>>> + Send;
 
     /// A connection was refused or failed before any message (bad handshake, no or
     /// untrusted certificate). For the audit trail; the default ignores it.
@@ -153,7 +154,13 @@ impl<H: RequestHandler> Listener<H> {
         }
     }
 
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr, id: u64, shutdown: watch::Receiver<bool>) {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        shutdown: watch::Receiver<bool>,
+    ) {
         // vCenter's connections are short request/response exchanges; Nagle plus a
         // delayed ACK would add 40 ms to each.
         let _ = stream.set_nodelay(true);
@@ -215,7 +222,9 @@ impl<H: RequestHandler> Listener<H> {
                 let mut message = Vec::with_capacity(total);
                 message.extend_from_slice(&header);
                 message.resize(total, 0);
-                io.read_exact(&mut message[HEADER_LEN..]).await.map_err(|e| e.to_string())?;
+                io.read_exact(&mut message[HEADER_LEN..])
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok::<_, String>(message)
             })
             .await;
