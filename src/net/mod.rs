@@ -1,6 +1,7 @@
 //! Network layer: TLS configuration and the KMIP listener.
 
 pub mod listener;
+pub mod server;
 pub mod tls;
 
 pub use listener::{ConnectionInfo, Listener, ListenerSettings, ListenerStats, RequestHandler};
