@@ -4,11 +4,17 @@
 //!
 //! No I/O and no logging here: these are pure functions over [`crate::ttlv::Item`].
 
+pub mod attribute;
 #[macro_use]
 pub mod enums;
+pub mod error;
+pub mod fields;
 mod generated;
 pub mod json;
+pub mod message;
 pub mod names;
+pub mod object;
+pub mod payload;
 pub mod placeholders;
 pub mod schema;
 pub mod tag;
@@ -16,6 +22,7 @@ mod text;
 pub mod xml;
 
 pub use enums::*;
+pub use error::MessageError;
 pub use placeholders::Placeholders;
 pub use schema::KmipSchema;
 pub use tag::{KmipTagExt, tag_by_name, tag_name, tags};
