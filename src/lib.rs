@@ -8,9 +8,11 @@
 pub mod auth;
 pub mod config;
 pub mod hsm;
+pub mod keys;
 pub mod kmip;
 pub mod limits;
 pub mod net;
+pub mod ops;
 pub mod pki;
 pub mod secret;
 pub mod store;

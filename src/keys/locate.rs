@@ -40,42 +40,57 @@ pub fn matches_filter(object: &StoredObject, filter: &[Attribute]) -> bool {
     for a in filter {
         by_name.entry(a.name.as_str()).or_default().push(a);
     }
-    by_name.into_iter().all(|(name, wanted)| matches_name(object, name, &wanted))
+    by_name
+        .into_iter()
+        .all(|(name, wanted)| matches_name(object, name, &wanted))
 }
 
 fn matches_name(object: &StoredObject, name: &str, wanted: &[&Attribute]) -> bool {
     match name {
-        names::OBJECT_TYPE => wanted.iter().all(|w| w.value.as_enum() == Some(object.object_type.0)),
+        names::OBJECT_TYPE => wanted
+            .iter()
+            .all(|w| w.value.as_enum() == Some(object.object_type.0)),
         names::STATE => wanted.iter().all(|w| w.value.as_enum() == Some(object.state.0)),
         names::CRYPTOGRAPHIC_USAGE_MASK => {
             let have = object.attribute(name).and_then(|a| a.value.as_i32()).unwrap_or(0);
-            wanted.iter().all(|w| w.value.as_i32().is_some_and(|m| have & m == m))
+            wanted
+                .iter()
+                .all(|w| w.value.as_i32().is_some_and(|m| have & m == m))
         }
         _ => {
             // Two instances of a date attribute give a range (inclusive).
-            if wanted.len() == 2 {
-                if let (Some(a), Some(b)) = (wanted[0].value.as_datetime(), wanted[1].value.as_datetime()) {
-                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                    return object.date(name).is_some_and(|t| lo <= t && t <= hi);
-                }
+            if wanted.len() == 2
+                && let (Some(a), Some(b)) = (wanted[0].value.as_datetime(), wanted[1].value.as_datetime())
+            {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                return object.date(name).is_some_and(|t| lo <= t && t <= hi);
             }
-            wanted.iter().all(|w| object.attributes_named(name).any(|have| value_matches(name, have, w)))
+            wanted.iter().all(|w| {
+                object
+                    .attributes_named(name)
+                    .any(|have| value_matches(name, have, w))
+            })
         }
     }
 }
 
 fn value_matches(name: &str, have: &Attribute, wanted: &Attribute) -> bool {
     if name == names::NAME {
-        let text = |a: &Attribute| a.value.child(tags::NAME_VALUE).and_then(|v| v.as_text()).map(str::to_owned);
+        let text = |a: &Attribute| {
+            a.value
+                .child(tags::NAME_VALUE)
+                .and_then(|v| v.as_text())
+                .map(str::to_owned)
+        };
         let kind = |a: &Attribute| a.value.child(tags::NAME_TYPE).and_then(|v| v.as_enum());
         let name_ok = text(have) == text(wanted);
         let kind_ok = kind(wanted).is_none() || kind(have) == kind(wanted);
         return name_ok && kind_ok;
     }
-    if is_custom(name) {
-        if let (Value::TextString(a), Value::TextString(b)) = (&have.value.value, &wanted.value.value) {
-            return a == b;
-        }
+    if is_custom(name)
+        && let (Value::TextString(a), Value::TextString(b)) = (&have.value.value, &wanted.value.value)
+    {
+        return a == b;
     }
     have.value.value == wanted.value.value
 }

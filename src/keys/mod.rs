@@ -6,8 +6,8 @@
 //! object's identity, and stored; `open` reverses that for one request and the
 //! plaintext lives only in zeroizing buffers.
 
-pub mod lifecycle;
 mod error;
+pub mod lifecycle;
 mod locate;
 mod object;
 
@@ -52,7 +52,11 @@ fn seal_aad(uid: &str, object_type: ObjectType, crk: u32) -> Vec<u8> {
 
 impl KeyService {
     pub fn new(hsm: AsyncHsm, store: Arc<dyn Store>, crk: CrkVersion) -> Self {
-        KeyService { hsm, store, crk: RwLock::new(crk) }
+        KeyService {
+            hsm,
+            store,
+            crk: RwLock::new(crk),
+        }
     }
 
     pub fn current_crk(&self) -> CrkVersion {
@@ -121,7 +125,10 @@ impl KeyService {
         let mut plaintext = Vec::with_capacity(ttlv::encoded_len(object));
         ttlv::encode(object, &mut plaintext);
         let plaintext = SecretBytes::new(plaintext);
-        stored.sealed = self.hsm.seal(crk, seal_aad(&uid, object_type, crk.0), plaintext).await?;
+        stored.sealed = self
+            .hsm
+            .seal(crk, seal_aad(&uid, object_type, crk.0), plaintext)
+            .await?;
         self.store.create(&stored.to_record(now)).await?;
         Ok(uid)
     }
@@ -147,7 +154,10 @@ impl KeyService {
         let plaintext = match self.hsm.unseal(crk, aad, object.sealed.clone()).await {
             Ok(p) => p,
             Err(HsmError::BadBlob) => {
-                return Err(KeyError::Corrupt(format!("sealed material of {} does not open", object.uid)));
+                return Err(KeyError::Corrupt(format!(
+                    "sealed material of {} does not open",
+                    object.uid
+                )));
             }
             Err(e) => return Err(e.into()),
         };

@@ -49,7 +49,11 @@ pub struct StoredObject {
 }
 
 pub(super) fn attribute(name: &str, value: Value) -> Attribute {
-    Attribute { name: name.to_owned(), index: None, value: Item::new(tags::ATTRIBUTE_VALUE, value) }
+    Attribute {
+        name: name.to_owned(),
+        index: None,
+        value: Item::new(tags::ATTRIBUTE_VALUE, value),
+    }
 }
 
 impl StoredObject {
@@ -65,7 +69,9 @@ impl StoredObject {
 
     /// The first (index 0) instance of an attribute.
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
-        self.attributes.iter().find(|a| a.name == name && a.index.unwrap_or(0) == 0)
+        self.attributes
+            .iter()
+            .find(|a| a.name == name && a.index.unwrap_or(0) == 0)
     }
 
     /// Every instance of an attribute.
@@ -112,21 +118,31 @@ impl StoredObject {
             .max()
             .map_or(0, |m| m.saturating_add(1));
         let index = if next == 0 { None } else { Some(next) };
-        self.attributes.push(Attribute { name: name.to_owned(), index, value });
+        self.attributes.push(Attribute {
+            name: name.to_owned(),
+            index,
+            value,
+        });
         next
     }
 
     /// Removes the instance with this index (0 when `None`); returns it.
     pub fn remove_instance(&mut self, name: &str, index: Option<i32>) -> Option<Attribute> {
         let want = index.unwrap_or(0);
-        let at = self.attributes.iter().position(|a| a.name == name && a.index.unwrap_or(0) == want)?;
+        let at = self
+            .attributes
+            .iter()
+            .position(|a| a.name == name && a.index.unwrap_or(0) == want)?;
         Some(self.attributes.remove(at))
     }
 
     /// Builds the store record. `attributes` is the TTLV of a Template-Attribute
     /// structure holding every attribute.
     pub(super) fn to_record(&self, updated_at: i64) -> Record {
-        let container = Item::structure(tags::TEMPLATE_ATTRIBUTE, self.attributes.iter().map(Attribute::to_item).collect());
+        let container = Item::structure(
+            tags::TEMPLATE_ATTRIBUTE,
+            self.attributes.iter().map(Attribute::to_item).collect(),
+        );
         Record {
             uid: self.uid.clone(),
             object_type: self.object_type.0,
@@ -172,9 +188,11 @@ pub(super) fn index_entries(attributes: &[Attribute]) -> Vec<IndexEntry> {
     let mut out = Vec::new();
     for a in attributes {
         let text = match (a.name.as_str(), &a.value.value) {
-            (names::NAME, Value::Structure(_)) => {
-                a.value.child(tags::NAME_VALUE).and_then(|v| v.as_text()).map(str::to_owned)
-            }
+            (names::NAME, Value::Structure(_)) => a
+                .value
+                .child(tags::NAME_VALUE)
+                .and_then(|v| v.as_text())
+                .map(str::to_owned),
             (names::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(v)) => Some(v.to_string()),
             (names::CRYPTOGRAPHIC_LENGTH, Value::Integer(v)) => Some(v.to_string()),
             (names::OBJECT_GROUP, Value::TextString(s)) => Some(s.clone()),

@@ -4,12 +4,18 @@
 //!
 //! No I/O and no logging here: these are pure functions over [`crate::ttlv::Item`].
 
+pub mod attribute;
 pub mod attributes;
 #[macro_use]
 pub mod enums;
+pub mod error;
+pub mod fields;
 mod generated;
 pub mod json;
+pub mod message;
 pub mod names;
+pub mod object;
+pub mod payload;
 pub mod placeholders;
 pub mod schema;
 pub mod tag;
@@ -18,6 +24,7 @@ pub mod xml;
 
 pub use attributes::{AttributeDef, standard_attribute};
 pub use enums::*;
+pub use error::MessageError;
 pub use placeholders::Placeholders;
 pub use schema::KmipSchema;
 pub use tag::{KmipTagExt, tag_by_name, tag_name, tags};

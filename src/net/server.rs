@@ -104,7 +104,10 @@ pub struct Server {
 impl Server {
     /// Opens the HSM and the store, loads trust and binds the listen addresses.
     pub async fn build(config: Config) -> Result<Server, ServeError> {
-        let pin = config.hsm.read_pin().map_err(|e| ServeError::Config(e.to_string()))?;
+        let pin = config
+            .hsm
+            .read_pin()
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let mut hsm_config = crate::hsm::HsmConfig::new(&config.hsm.module, &config.hsm.token_label, pin);
         hsm_config.slot_id = config.hsm.slot;
         hsm_config.call_timeout = config.hsm.call_timeout;
@@ -120,27 +123,39 @@ impl Server {
             .map_err(|e| ServeError::Hsm(e.to_string()))?
             .into_iter()
             .max()
-            .ok_or_else(|| ServeError::Hsm("the token holds no root key; run `keyward hsm init` first".into()))?;
+            .ok_or_else(|| {
+                ServeError::Hsm("the token holds no root key; run `keyward hsm init` first".into())
+            })?;
 
         let store: Arc<dyn Store> = match config.store.kind {
             StoreKind::Sqlite => {
                 let path = config.store.path.clone();
-                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default()))
-                    .await
-                    .map_err(|e| ServeError::Store(e.to_string()))?
-                    .map_err(|e| ServeError::Store(e.to_string()))?;
+                let store =
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default()))
+                        .await
+                        .map_err(|e| ServeError::Store(e.to_string()))?
+                        .map_err(|e| ServeError::Store(e.to_string()))?;
                 Arc::new(store)
             }
         };
         Self::assemble(config, hsm, store, crk).await
     }
 
-    async fn assemble(config: Config, hsm: AsyncHsm, store: Arc<dyn Store>, crk: CrkVersion) -> Result<Server, ServeError> {
+    async fn assemble(
+        config: Config,
+        hsm: AsyncHsm,
+        store: Arc<dyn Store>,
+        crk: CrkVersion,
+    ) -> Result<Server, ServeError> {
         let keys = Arc::new(KeyService::new(hsm, store, crk));
-        let trust = Arc::new(TrustStore::from_config(&config.tls).map_err(|e| ServeError::Tls(e.to_string()))?);
+        let trust =
+            Arc::new(TrustStore::from_config(&config.tls).map_err(|e| ServeError::Tls(e.to_string()))?);
         let tls = ServerConfigSource::new(&TlsSettings::from_config(&config.tls), Arc::clone(&trust))
             .map_err(|e| ServeError::Tls(e.to_string()))?;
-        let limits = DecodeLimits { max_message_bytes: config.server.max_message_bytes, ..DecodeLimits::default() };
+        let limits = DecodeLimits {
+            max_message_bytes: config.server.max_message_bytes,
+            ..DecodeLimits::default()
+        };
         let settings = ListenerSettings {
             max_connections: config.server.max_connections,
             handshake_timeout: config.server.handshake_timeout,
@@ -152,23 +167,36 @@ impl Server {
         let mut sockets = Vec::new();
         let mut local_addrs = Vec::new();
         for addr in &config.server.listen {
-            let socket = TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(*addr, e))?;
+            let socket = TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Bind(*addr, e))?;
             local_addrs.push(socket.local_addr().map_err(|e| ServeError::Bind(*addr, e))?);
             sockets.push(socket);
         }
-        let handler = KmipHandler { ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits) };
+        let handler = KmipHandler {
+            ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits),
+        };
         let listener = Arc::new(Listener {
             settings,
             tls: Arc::new(tls),
             handler: Arc::new(handler),
             stats: Arc::new(ListenerStats::default()),
         });
-        Ok(Server { listener, sockets, local_addrs, trust, keys, config })
+        Ok(Server {
+            listener,
+            sockets,
+            local_addrs,
+            trust,
+            keys,
+            config,
+        })
     }
 
     /// Serves until `shutdown` turns true; then drains and returns.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let Server { listener, sockets, .. } = self;
+        let Server {
+            listener, sockets, ..
+        } = self;
         listener.serve(sockets, shutdown).await;
     }
 

@@ -20,6 +20,9 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         })
         .await
         .map_err(about(&uid))?;
-    let response = Response { unique_identifier: uid.clone(), extra: Vec::new() };
+    let response = Response {
+        unique_identifier: uid.clone(),
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), Some(uid)))
 }

@@ -26,7 +26,11 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
                 )));
             }
             let index = object.add_instance(&wanted.name, wanted.value.clone());
-            Ok(Attribute { name: wanted.name.clone(), index: Some(index), value: wanted.value.clone() })
+            Ok(Attribute {
+                name: wanted.name.clone(),
+                index: Some(index),
+                value: wanted.value.clone(),
+            })
         })
         .await
         .map_err(|e| match e {
@@ -34,6 +38,10 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
             other => OpError::from(other),
         })
         .map_err(about(&uid))?;
-    let response = Response { unique_identifier: uid.clone(), attribute: stored, extra: Vec::new() };
+    let response = Response {
+        unique_identifier: uid.clone(),
+        attribute: stored,
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), Some(uid)))
 }

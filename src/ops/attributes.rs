@@ -15,7 +15,10 @@ pub(super) fn client_attributes(list: Vec<Attribute>) -> Result<Vec<Attribute>, 
     for mut a in list {
         check_settable(&a)?;
         if !attribute::is_multi_instance(&a.name) && !single.insert(a.name.clone()) {
-            return Err(OpError::invalid_field(format!("attribute {} given more than once", a.name)));
+            return Err(OpError::invalid_field(format!(
+                "attribute {} given more than once",
+                a.name
+            )));
         }
         let next = out.iter().filter(|o| o.name == a.name).count();
         a.index = if next == 0 { None } else { i32::try_from(next).ok() };

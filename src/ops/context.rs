@@ -36,10 +36,12 @@ impl Context<'_> {
     pub fn uid(&self, given: &Option<String>) -> Result<String, OpError> {
         match given {
             Some(uid) => Ok(uid.clone()),
-            None => self
-                .id_placeholder
-                .clone()
-                .ok_or_else(|| OpError::new(ResultReason::ITEM_NOT_FOUND, "no Unique Identifier and no ID Placeholder")),
+            None => self.id_placeholder.clone().ok_or_else(|| {
+                OpError::new(
+                    ResultReason::ITEM_NOT_FOUND,
+                    "no Unique Identifier and no ID Placeholder",
+                )
+            }),
         }
     }
 
@@ -51,27 +53,38 @@ impl Context<'_> {
     /// opens every connection with Discover Versions (and registers with Query)
     /// before it sends a credential, so a batch of only those needs none.
     pub fn authenticate(&self, header: &RequestHeader, items: &[RequestBatchItem]) -> Result<(), OpError> {
-        let Some((want_user, want_password)) = &self.caller.password else { return Ok(()) };
+        let Some((want_user, want_password)) = &self.caller.password else {
+            return Ok(());
+        };
         let Some(auth) = &header.authentication else {
-            let harmless =
-                items.iter().all(|i| matches!(i.operation, Operation::DISCOVER_VERSIONS | Operation::QUERY));
+            let harmless = items
+                .iter()
+                .all(|i| matches!(i.operation, Operation::DISCOVER_VERSIONS | Operation::QUERY));
             return if harmless {
                 Ok(())
             } else {
-                Err(OpError::new(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, "credential required"))
+                Err(OpError::new(
+                    ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
+                    "credential required",
+                ))
             };
         };
         let ok = auth.credentials.iter().any(|c| match &c.value {
             CredentialValue::UsernamePassword { username, password } => {
                 username == want_user
-                    && password.as_ref().is_some_and(|p| constant_time_eq(p.expose().as_bytes(), want_password.expose().as_bytes()))
+                    && password.as_ref().is_some_and(|p| {
+                        constant_time_eq(p.expose().as_bytes(), want_password.expose().as_bytes())
+                    })
             }
             CredentialValue::Other(_) => false,
         });
         if ok {
             Ok(())
         } else {
-            Err(OpError::new(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, "credential refused"))
+            Err(OpError::new(
+                ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
+                "credential refused",
+            ))
         }
     }
 
@@ -93,16 +106,22 @@ impl Context<'_> {
             Operation::ACTIVATE => super::activate::run(self, &payload).await,
             Operation::REVOKE => super::revoke::run(self, &payload).await,
             Operation::DESTROY => super::destroy::run(self, &payload).await,
-            Operation::REKEY => super::rekey::run(self, &payload).await,
+            Operation::RE_KEY => super::rekey::run(self, &payload).await,
             Operation::CHECK => super::check::run(self, &payload).await,
             other => Err((
-                OpError::not_supported(format!("operation {} is not supported", other.name().unwrap_or("unknown"))),
+                OpError::not_supported(format!(
+                    "operation {} is not supported",
+                    other.name().unwrap_or("unknown")
+                )),
                 None,
             )),
         };
         if let Ok((_, Some(uid))) = &result {
             // Operations that create or find an object set the placeholder.
-            if matches!(op, Operation::CREATE | Operation::REGISTER | Operation::REKEY | Operation::LOCATE) {
+            if matches!(
+                op,
+                Operation::CREATE | Operation::REGISTER | Operation::RE_KEY | Operation::LOCATE
+            ) {
                 self.id_placeholder = Some(uid.clone());
             }
         }

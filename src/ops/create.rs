@@ -15,15 +15,32 @@ use crate::ttlv::{Item, Value};
 pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     let request: Request = parse(payload)?;
     let uid = create(ctx, request).await.map_err(|e| (e, None))?;
-    Ok((Some(Response { object_type: ObjectType::SYMMETRIC_KEY, unique_identifier: uid.clone(), template_attribute: None, extra: Vec::new() }.to_payload()), Some(uid)))
+    Ok((
+        Some(
+            Response {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                unique_identifier: uid.clone(),
+                template_attribute: None,
+                extra: Vec::new(),
+            }
+            .to_payload(),
+        ),
+        Some(uid),
+    ))
 }
 
 async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> {
     if request.object_type != ObjectType::SYMMETRIC_KEY {
-        return Err(OpError::new(ResultReason::INVALID_FIELD, "Create makes symmetric keys only"));
+        return Err(OpError::new(
+            ResultReason::INVALID_FIELD,
+            "Create makes symmetric keys only",
+        ));
     }
     if !request.template_attribute.names.is_empty() {
-        return Err(OpError::new(ResultReason::FEATURE_NOT_SUPPORTED, "templates are not supported"));
+        return Err(OpError::new(
+            ResultReason::FEATURE_NOT_SUPPORTED,
+            "templates are not supported",
+        ));
     }
     let attributes = client_attributes(request.template_attribute.attributes)?;
     let (algorithm, length) = algorithm_and_length(&attributes)?;
@@ -31,17 +48,38 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
     let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
-    Ok(ctx.ops.keys.create(ctx.group(), ObjectType::SYMMETRIC_KEY, &object, attributes, ctx.now).await?)
+    Ok(ctx
+        .ops
+        .keys
+        .create(
+            ctx.group(),
+            ObjectType::SYMMETRIC_KEY,
+            &object,
+            attributes,
+            ctx.now,
+        )
+        .await?)
 }
 
 /// The algorithm and length a new symmetric key must have: AES of 128, 192 or
 /// 256 bits (what vCenter and the KMIP symmetric key profiles use).
-pub(super) fn algorithm_and_length(attributes: &[Attribute]) -> Result<(CryptographicAlgorithm, usize), OpError> {
+pub(super) fn algorithm_and_length(
+    attributes: &[Attribute],
+) -> Result<(CryptographicAlgorithm, usize), OpError> {
     let find = |name: &str| attributes.iter().find(|a| a.name == name).map(|a| &a.value.value);
     let algorithm = match find(names::CRYPTOGRAPHIC_ALGORITHM) {
         Some(Value::Enumeration(v)) => CryptographicAlgorithm(*v),
-        Some(_) => return Err(OpError::invalid_field("Cryptographic Algorithm must be an enumeration")),
-        None => return Err(OpError::new(ResultReason::INVALID_FIELD, "Cryptographic Algorithm is required")),
+        Some(_) => {
+            return Err(OpError::invalid_field(
+                "Cryptographic Algorithm must be an enumeration",
+            ));
+        }
+        None => {
+            return Err(OpError::new(
+                ResultReason::INVALID_FIELD,
+                "Cryptographic Algorithm is required",
+            ));
+        }
     };
     if algorithm != CryptographicAlgorithm::AES {
         return Err(OpError::invalid_field(format!(
@@ -56,6 +94,8 @@ pub(super) fn algorithm_and_length(attributes: &[Attribute]) -> Result<(Cryptogr
     };
     match length {
         128 | 192 | 256 => Ok((algorithm, length as usize)),
-        other => Err(OpError::invalid_field(format!("Cryptographic Length {other} is not supported for AES"))),
+        other => Err(OpError::invalid_field(format!(
+            "Cryptographic Length {other} is not supported for AES"
+        ))),
     }
 }

@@ -14,19 +14,31 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let name = request.attribute_name;
     if !attribute::client_may_delete(&name) {
-        return Err((OpError::permission_denied(format!("attribute {name} cannot be deleted")), Some(uid)));
+        return Err((
+            OpError::permission_denied(format!("attribute {name} cannot be deleted")),
+            Some(uid),
+        ));
     }
     let index = request.attribute_index;
     let removed = ctx
         .ops
         .keys
-        .update(ctx.group(), &uid, ctx.now, |object| object.remove_instance(&name, index).ok_or(KeyError::NotFound))
+        .update(ctx.group(), &uid, ctx.now, |object| {
+            object.remove_instance(&name, index).ok_or(KeyError::NotFound)
+        })
         .await
         .map_err(|e| match e {
-            KeyError::NotFound => OpError::new(ResultReason::ITEM_NOT_FOUND, "no such object or attribute instance"),
+            KeyError::NotFound => OpError::new(
+                ResultReason::ITEM_NOT_FOUND,
+                "no such object or attribute instance",
+            ),
             other => OpError::from(other),
         })
         .map_err(about(&uid))?;
-    let response = Response { unique_identifier: uid.clone(), attribute: removed, extra: Vec::new() };
+    let response = Response {
+        unique_identifier: uid.clone(),
+        attribute: removed,
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), Some(uid)))
 }

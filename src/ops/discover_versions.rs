@@ -15,6 +15,9 @@ pub(super) async fn run(_ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         .copied()
         .filter(|v| request.protocol_versions.is_empty() || request.protocol_versions.contains(v))
         .collect();
-    let response = Response { protocol_versions, extra: Vec::new() };
+    let response = Response {
+        protocol_versions,
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), None))
 }

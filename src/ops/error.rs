@@ -17,7 +17,10 @@ pub struct OpError {
 
 impl OpError {
     pub fn new(reason: ResultReason, message: impl Into<String>) -> Self {
-        OpError { reason, message: message.into() }
+        OpError {
+            reason,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_field(message: impl Into<String>) -> Self {
@@ -53,10 +56,9 @@ impl From<KeyError> for OpError {
             KeyError::NotPermitted(_) => ResultReason::PERMISSION_DENIED,
             KeyError::Invalid(_) => ResultReason::INVALID_FIELD,
             KeyError::Unsupported(_) => ResultReason::FEATURE_NOT_SUPPORTED,
-            KeyError::Contended
-            | KeyError::Hsm(_)
-            | KeyError::Store(_)
-            | KeyError::Corrupt(_) => ResultReason::GENERAL_FAILURE,
+            KeyError::Contended | KeyError::Hsm(_) | KeyError::Store(_) | KeyError::Corrupt(_) => {
+                ResultReason::GENERAL_FAILURE
+            }
         };
         // Transient back-end trouble is said plainly so that an administrator
         // reading vCenter's error knows to look at the HSM or the store.

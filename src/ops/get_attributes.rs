@@ -9,12 +9,25 @@ use crate::ttlv::Item;
 pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     let request: Request = parse(payload)?;
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
-    let stored = ctx.ops.keys.load(ctx.group(), &uid, ctx.now).await.map_err(about(&uid))?;
+    let stored = ctx
+        .ops
+        .keys
+        .load(ctx.group(), &uid, ctx.now)
+        .await
+        .map_err(about(&uid))?;
     let attributes = if request.attribute_names.is_empty() {
         stored.attributes
     } else {
-        stored.attributes.into_iter().filter(|a| request.attribute_names.iter().any(|n| *n == a.name)).collect()
+        stored
+            .attributes
+            .into_iter()
+            .filter(|a| request.attribute_names.contains(&a.name))
+            .collect()
     };
-    let response = Response { unique_identifier: uid.clone(), attributes, extra: Vec::new() };
+    let response = Response {
+        unique_identifier: uid.clone(),
+        attributes,
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), Some(uid)))
 }

@@ -30,6 +30,10 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     } else {
         None
     };
-    let response = Response { located_items, unique_identifiers: found, extra: Vec::new() };
+    let response = Response {
+        located_items,
+        unique_identifiers: found,
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), first))
 }

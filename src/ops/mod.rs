@@ -37,7 +37,7 @@ use crate::kmip::message::{
     ProtocolVersion, RequestBatchItem, RequestMessage, ResponseBatchItem, ResponseHeader, ResponseMessage,
     request_protocol_version,
 };
-use crate::kmip::{BatchErrorContinuationOption, Operation, ResultReason, ResultStatus};
+use crate::kmip::{BatchErrorContinuationOption, Operation, ResultReason};
 use crate::ttlv::{self, DecodeLimits, Item};
 
 /// The protocol versions this server speaks, most preferred first.
@@ -53,7 +53,7 @@ pub const SUPPORTED_VERSIONS: [ProtocolVersion; 5] = [
 pub const SUPPORTED_OPERATIONS: [Operation; 16] = [
     Operation::CREATE,
     Operation::REGISTER,
-    Operation::REKEY,
+    Operation::RE_KEY,
     Operation::LOCATE,
     Operation::CHECK,
     Operation::GET,
@@ -117,20 +117,36 @@ impl Operations {
         let now = unix_now();
         let Ok(tree) = ttlv::decode_with(request, &self.limits) else {
             // Not even TTLV: nothing to answer in, no version to answer with.
-            return Handled { response: None, outcomes: Vec::new() };
+            return Handled {
+                response: None,
+                outcomes: Vec::new(),
+            };
         };
         let message = match RequestMessage::from_item(&tree) {
             Ok(m) => m,
             Err(e) => {
                 let version = request_protocol_version(&tree).unwrap_or(ProtocolVersion::V1_0);
                 let error = OpError::from(e);
-                let item = ResponseBatchItem::failure(None, None, error.reason, Some(error.message.clone()));
-                let outcome = ItemOutcome { operation: Operation(0), unique_identifier: None, result: Err(error) };
-                return Handled { response: Some(self.response(version, now, vec![item])), outcomes: vec![outcome] };
+                let item = ResponseBatchItem::failure(None, None, error.reason, error.message.clone());
+                let outcome = ItemOutcome {
+                    operation: Operation(0),
+                    unique_identifier: None,
+                    result: Err(error),
+                };
+                return Handled {
+                    response: Some(self.response(version, now, vec![item])),
+                    outcomes: vec![outcome],
+                };
             }
         };
         let version = message.header.protocol_version;
-        let mut ctx = Context { ops: self, caller, now, version, id_placeholder: None };
+        let mut ctx = Context {
+            ops: self,
+            caller,
+            now,
+            version,
+            id_placeholder: None,
+        };
 
         if let Err(error) = ctx.authenticate(&message.header, &message.batch_items) {
             let items: Vec<ResponseBatchItem> = message
@@ -141,9 +157,16 @@ impl Operations {
             let outcomes = message
                 .batch_items
                 .iter()
-                .map(|b| ItemOutcome { operation: b.operation, unique_identifier: None, result: Err(error.clone()) })
+                .map(|b| ItemOutcome {
+                    operation: b.operation,
+                    unique_identifier: None,
+                    result: Err(error.clone()),
+                })
                 .collect();
-            return Handled { response: Some(self.response(version, now, items)), outcomes };
+            return Handled {
+                response: Some(self.response(version, now, items)),
+                outcomes,
+            };
         }
 
         let continue_on_error =
@@ -160,7 +183,11 @@ impl Operations {
                         batch_item.unique_batch_item_id.clone(),
                         payload,
                     ));
-                    outcomes.push(ItemOutcome { operation: batch_item.operation, unique_identifier: uid, result: Ok(()) });
+                    outcomes.push(ItemOutcome {
+                        operation: batch_item.operation,
+                        unique_identifier: uid,
+                        result: Ok(()),
+                    });
                 }
                 Err((error, uid)) => {
                     items.push(failure_item(batch_item, &error));
@@ -178,14 +205,24 @@ impl Operations {
             }
         }
         let mut response = self.response(version, now, items);
-        if let Some(max) = message.header.maximum_response_size {
-            if usize::try_from(max).is_ok_and(|max| response.len() > max) {
-                let error = OpError::new(ResultReason::RESPONSE_TOO_LARGE, "response exceeds Maximum Response Size");
-                let items = message.batch_items.iter().map(|b| failure_item(b, &error)).collect();
-                response = self.response(version, now, items);
-            }
+        if let Some(max) = message.header.maximum_response_size
+            && usize::try_from(max).is_ok_and(|max| response.len() > max)
+        {
+            let error = OpError::new(
+                ResultReason::RESPONSE_TOO_LARGE,
+                "response exceeds Maximum Response Size",
+            );
+            let items = message
+                .batch_items
+                .iter()
+                .map(|b| failure_item(b, &error))
+                .collect();
+            response = self.response(version, now, items);
         }
-        Handled { response: Some(response), outcomes }
+        Handled {
+            response: Some(response),
+            outcomes,
+        }
     }
 
     fn response(&self, version: ProtocolVersion, now: i64, items: Vec<ResponseBatchItem>) -> Vec<u8> {
@@ -200,14 +237,12 @@ impl Operations {
 }
 
 fn failure_item(batch_item: &RequestBatchItem, error: &OpError) -> ResponseBatchItem {
-    let mut item = ResponseBatchItem::failure(
+    ResponseBatchItem::failure(
         Some(batch_item.operation),
         batch_item.unique_batch_item_id.clone(),
         error.reason,
-        Some(error.message.clone()),
-    );
-    item.result_status = ResultStatus::OPERATION_FAILED;
-    item
+        error.message.clone(),
+    )
 }
 
 /// The payload of a batch item, or an empty Request Payload when it has none

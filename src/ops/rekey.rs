@@ -25,7 +25,11 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     let request: Request = parse(payload)?;
     let old_uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let new_uid = rekey(ctx, &old_uid, request).await.map_err(about(&old_uid))?;
-    let response = Response { unique_identifier: new_uid.clone(), template_attribute: None, extra: Vec::new() };
+    let response = Response {
+        unique_identifier: new_uid.clone(),
+        template_attribute: None,
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), Some(new_uid)))
 }
 
@@ -41,17 +45,31 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     let mut attributes: Vec<Attribute> = old
         .attributes
         .iter()
-        .filter(|a| (INHERITED.contains(&a.name.as_str()) || crate::keys::is_custom(&a.name)) && !extra.iter().any(|e| e.name == a.name))
+        .filter(|a| {
+            (INHERITED.contains(&a.name.as_str()) || crate::keys::is_custom(&a.name))
+                && !extra.iter().any(|e| e.name == a.name)
+        })
         .cloned()
         .collect();
     attributes.extend(extra);
     let (algorithm, length) = algorithm_and_length(&attributes)?;
     let offset = i64::from(request.offset.map(|o| o.0).unwrap_or(0));
     attributes.retain(|a| a.name != names::ACTIVATION_DATE);
-    attributes.push(Attribute::new(names::ACTIVATION_DATE, Value::DateTime(ctx.now + offset)));
+    attributes.push(Attribute::new(
+        names::ACTIVATION_DATE,
+        Value::DateTime(ctx.now + offset),
+    ));
     let link = |kind: LinkType, target: &str| {
-        let value = Link { link_type: kind, linked_object_identifier: target.to_owned() }.to_value(tags::ATTRIBUTE_VALUE);
-        Attribute { name: names::LINK.to_owned(), index: None, value }
+        let value = Link {
+            link_type: kind,
+            linked_object_identifier: target.to_owned(),
+        }
+        .to_value(tags::ATTRIBUTE_VALUE);
+        Attribute {
+            name: names::LINK.to_owned(),
+            index: None,
+            value,
+        }
     };
     attributes.push(link(LinkType::REPLACED_OBJECT_LINK, old_uid));
     for a in &attributes {
@@ -61,7 +79,17 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
     let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
-    let new_uid = ctx.ops.keys.create(ctx.group(), ObjectType::SYMMETRIC_KEY, &object, attributes, ctx.now).await?;
+    let new_uid = ctx
+        .ops
+        .keys
+        .create(
+            ctx.group(),
+            ObjectType::SYMMETRIC_KEY,
+            &object,
+            attributes,
+            ctx.now,
+        )
+        .await?;
     let back = link(LinkType::REPLACEMENT_OBJECT_LINK, &new_uid);
     ctx.ops
         .keys
@@ -70,6 +98,11 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
             Ok(())
         })
         .await
-        .map_err(|e: KeyError| OpError::new(ResultReason::GENERAL_FAILURE, format!("new key {new_uid} made, but linking the old one failed: {e}")))?;
+        .map_err(|e: KeyError| {
+            OpError::new(
+                ResultReason::GENERAL_FAILURE,
+                format!("new key {new_uid} made, but linking the old one failed: {e}"),
+            )
+        })?;
     Ok(new_uid)
 }

@@ -21,7 +21,10 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
                 if object.date(names::COMPROMISE_DATE).is_none() {
                     object.set_single(names::COMPROMISE_DATE, Value::DateTime(now));
                 }
-                object.set_single(names::COMPROMISE_OCCURRENCE_DATE, Value::DateTime(occurred.unwrap_or(now)));
+                object.set_single(
+                    names::COMPROMISE_OCCURRENCE_DATE,
+                    Value::DateTime(occurred.unwrap_or(now)),
+                );
             } else if object.date(names::DEACTIVATION_DATE).is_none_or(|d| d > now) {
                 object.set_single(names::DEACTIVATION_DATE, Value::DateTime(now));
             }
@@ -32,6 +35,9 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         })
         .await
         .map_err(about(&uid))?;
-    let response = Response { unique_identifier: uid.clone(), extra: Vec::new() };
+    let response = Response {
+        unique_identifier: uid.clone(),
+        extra: Vec::new(),
+    };
     Ok((Some(response.to_payload()), Some(uid)))
 }
