@@ -48,7 +48,7 @@ pub(crate) fn refuse_marker(tag: Tag, ty: ItemType, text: &str) -> Result<(), St
     if is_marker(text) && (ty != ItemType::TextString || is_secret(tag, ty)) {
         return Err(format!(
             "the value was redacted when written ({text}); a redacted document cannot be \
-             read back — produce it again with the secret values revealed"
+             read back — produce it again with secrets revealed (`keyward ttlv decode --reveal`)"
         ));
     }
     Ok(())
