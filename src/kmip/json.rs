@@ -9,7 +9,13 @@
 //! LongInteger (as `0x` hex text beyond ±2^52, which JSON readers may not hold
 //! exactly) and Boolean. The reader accepts either form for each.
 //!
-//! Like the XML writer, this writes key material in the clear: not for logs.
+//! Like the XML writer, this writes key material in the clear unless
+//! [`WriteOptions::redact`] is set (secrets become `"<redacted 32 bytes>"`, a
+//! secret Structure `{"tag": .., "type": "Structure", "value": "<redacted ..>"}`),
+//! and the reader refuses redacted values (see [`super::redact`]).
+//!
+//! Several messages are written as a JSON array; [`read_messages`] takes an
+//! object, an array of them, or objects one after another.
 
 use std::fmt;
 
@@ -17,6 +23,8 @@ use serde_json::Value as Json;
 
 use super::enums::value_names;
 use super::placeholders::Placeholders;
+pub use super::redact::WriteOptions;
+use super::redact::{marker, refuse_marker};
 use super::tag::{parse_tag_hex, tag_by_name, tag_label};
 use super::text::{format_value, parse_value};
 use crate::secret::SecretBytes;
@@ -47,9 +55,24 @@ const MAX_JSON_SAFE: i64 = 1 << 52;
 
 /// Writes one item as indented JSON.
 pub fn write_item(item: &Item, placeholders: &Placeholders) -> String {
+    write_item_with(item, placeholders, &WriteOptions::default())
+}
+
+pub fn write_item_with(item: &Item, placeholders: &Placeholders, opts: &WriteOptions) -> String {
     let mut out = String::new();
-    write(&mut out, item, &[], 0, placeholders);
+    write(&mut out, item, &[], 0, placeholders, opts);
     out.push('\n');
+    out
+}
+
+/// Writes several items as a JSON array, one item after another.
+pub fn write_messages_with(items: &[Item], placeholders: &Placeholders, opts: &WriteOptions) -> String {
+    let mut out = String::from("[\n");
+    for (i, item) in items.iter().enumerate() {
+        write(&mut out, item, items, 1, placeholders, opts);
+        out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]\n");
     out
 }
 
@@ -58,9 +81,21 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-fn write(out: &mut String, item: &Item, siblings: &[Item], depth: usize, ph: &Placeholders) {
+fn write(
+    out: &mut String,
+    item: &Item,
+    siblings: &[Item],
+    depth: usize,
+    ph: &Placeholders,
+    opts: &WriteOptions,
+) {
     let indent = "  ".repeat(depth);
     let tag = quote(&tag_label(item.tag));
+    if let Some(m) = marker(item, opts) {
+        let ty = item.value.item_type().name();
+        out.push_str(&format!("{indent}{{\"tag\": {tag}, \"type\": \"{ty}\", \"value\": {}}}", quote(&m)));
+        return;
+    }
     let value = match &item.value {
         Value::Structure(children) => {
             out.push_str(&format!("{indent}{{\"tag\": {tag}, \"value\": ["));
@@ -70,7 +105,7 @@ fn write(out: &mut String, item: &Item, siblings: &[Item], depth: usize, ph: &Pl
             }
             out.push('\n');
             for (i, child) in children.iter().enumerate() {
-                write(out, child, children, depth + 1, ph);
+                write(out, child, children, depth + 1, ph, opts);
                 out.push_str(if i + 1 < children.len() { ",\n" } else { "\n" });
             }
             out.push_str(&format!("{indent}]}}"));
@@ -112,6 +147,33 @@ pub fn read_item(text: &str, placeholders: &mut Placeholders) -> Result<Item, Js
     })?;
     let mut path = Vec::new();
     read(&json, &[], &mut path, placeholders)
+}
+
+/// Reads the messages of `text`: one item object, an array of them, or item
+/// objects one after another.
+pub fn read_messages(text: &str, placeholders: &mut Placeholders) -> Result<Vec<Item>, JsonError> {
+    let malformed = |e: serde_json::Error| JsonError {
+        path: String::new(),
+        message: format!("malformed JSON: {e}"),
+    };
+    let mut items = Vec::new();
+    for json in serde_json::Deserializer::from_str(text).into_iter::<Json>() {
+        match json.map_err(malformed)? {
+            Json::Array(list) => {
+                for j in &list {
+                    items.push(from_json_value(j, placeholders)?);
+                }
+            }
+            j => items.push(from_json_value(&j, placeholders)?),
+        }
+    }
+    if items.is_empty() {
+        return Err(JsonError {
+            path: String::new(),
+            message: "no item in the input".into(),
+        });
+    }
+    Ok(items)
 }
 
 /// Reads one item from a parsed JSON value.
@@ -162,6 +224,9 @@ fn read(
     let Some(value) = obj.get("value") else {
         return Err(err(path, "missing \"value\"".into()));
     };
+    if let Json::String(text) = value {
+        refuse_marker(tag, ty, text).map_err(|m| err(path, m))?;
+    }
     let value = if ty == ItemType::Structure {
         let Json::Array(items) = value else {
             return Err(err(path, "a Structure's value must be an array".into()));

@@ -17,8 +17,11 @@
 //! space). Other text, such as Result Message, is kept as written.
 //! [`ReadOptions`] can turn the collapsing off.
 //!
-//! The writer emits every value, key material included: its output is for test
-//! files and tools, never for logs.
+//! The writer emits every value, key material included, unless
+//! [`WriteOptions::redact`] is set: then secrets are written
+//! `value="&lt;redacted 32 bytes&gt;"` (a redacted secret Structure keeps
+//! `type="Structure"` and gets the marker as its value), and the reader refuses
+//! such a document (see [`super::redact`]).
 
 use std::fmt;
 
@@ -28,6 +31,8 @@ use quick_xml::events::{BytesStart, Event};
 use super::enums::value_names;
 use super::names::collapse_whitespace;
 use super::placeholders::Placeholders;
+pub use super::redact::WriteOptions;
+use super::redact::{marker, refuse_marker};
 use super::tag::{parse_tag_hex, tag_by_name, tag_hex, tag_label, tag_name, tags};
 use super::text::{format_value, parse_value};
 use crate::ttlv::{Item, ItemType, Tag, Value};
@@ -278,6 +283,9 @@ impl<'a> Parser<'a> {
             Some(t) => ItemType::from_name(t)
                 .ok_or_else(|| self.error(pos, Some(&name), format!("unknown type {t:?}")))?,
         };
+        if let Some(text) = &value_attr {
+            refuse_marker(tag, ty, text).map_err(|m| self.error(pos, Some(&name), m))?;
+        }
         if ty == ItemType::Structure {
             if value_attr.is_some() {
                 return Err(self.error(pos, Some(&name), "a Structure takes no value"));
@@ -356,16 +364,32 @@ impl<'a> Parser<'a> {
 
 /// Writes one item as an XML element (two-space indentation, one element a line).
 pub fn write_item(item: &Item, placeholders: &Placeholders) -> Result<String, XmlWriteError> {
+    write_item_with(item, placeholders, &WriteOptions::default())
+}
+
+pub fn write_item_with(
+    item: &Item,
+    placeholders: &Placeholders,
+    opts: &WriteOptions,
+) -> Result<String, XmlWriteError> {
     let mut out = String::new();
-    write(&mut out, item, &[], 0, placeholders)?;
+    write(&mut out, item, &[], 0, placeholders, opts)?;
     Ok(out)
 }
 
 /// Writes a test-case document: `<KMIP>` holding `items`.
 pub fn write_messages(items: &[Item], placeholders: &Placeholders) -> Result<String, XmlWriteError> {
+    write_messages_with(items, placeholders, &WriteOptions::default())
+}
+
+pub fn write_messages_with(
+    items: &[Item],
+    placeholders: &Placeholders,
+    opts: &WriteOptions,
+) -> Result<String, XmlWriteError> {
     let mut out = String::from("<KMIP>\n");
     for item in items {
-        write(&mut out, item, items, 1, placeholders)?;
+        write(&mut out, item, items, 1, placeholders, opts)?;
     }
     out.push_str("</KMIP>\n");
     Ok(out)
@@ -377,12 +401,20 @@ fn write(
     siblings: &[Item],
     depth: usize,
     ph: &Placeholders,
+    opts: &WriteOptions,
 ) -> Result<(), XmlWriteError> {
     let indent = "  ".repeat(depth);
     let (open, close): (String, &str) = match tag_name(item.tag) {
         Some(n) => (n.to_owned(), n),
         None => (format!("TTLV tag=\"{}\"", tag_hex(item.tag)), "TTLV"),
     };
+    if let Some(m) = marker(item, opts) {
+        let ty = item.value.item_type().name();
+        // The marker is plain ASCII: only its angle brackets need escaping.
+        let m = m.replace('<', "&lt;").replace('>', "&gt;");
+        out.push_str(&format!("{indent}<{open} type=\"{ty}\" value=\"{m}\"/>\n"));
+        return Ok(());
+    }
     match &item.value {
         Value::Structure(children) if children.is_empty() => {
             out.push_str(&format!("{indent}<{open}/>\n"));
@@ -390,7 +422,7 @@ fn write(
         Value::Structure(children) => {
             out.push_str(&format!("{indent}<{open}>\n"));
             for child in children {
-                write(out, child, children, depth + 1, ph)?;
+                write(out, child, children, depth + 1, ph, opts)?;
             }
             out.push_str(&format!("{indent}</{close}>\n"));
         }
