@@ -61,18 +61,34 @@ impl RunCommand for HsmCommand {
                 }
                 let first = CrkVersion(1);
                 hsm.create_crk(first)?;
-                println!("created root key {} (AES-256, sensitive, not extractable)", first.label());
+                println!(
+                    "created root key {} (AES-256, sensitive, not extractable)",
+                    first.label()
+                );
                 Ok(())
             }
             HsmCommand::Status(c) => {
                 let hsm = connect(&c.config)?;
                 let s = hsm.health()?;
                 let crks: Vec<String> = s.crk_versions.iter().map(|v| v.label()).collect();
-                println!("library:       {} {} (PKCS#11 {})", s.library, s.library_version, s.cryptoki_version);
+                println!(
+                    "library:       {} {} (PKCS#11 {})",
+                    s.library, s.library_version, s.cryptoki_version
+                );
                 println!("slot:          {}", s.slot_id);
-                println!("token:         {:?} serial {} model {}", s.token_label, s.token_serial, s.token_model);
+                println!(
+                    "token:         {:?} serial {} model {}",
+                    s.token_label, s.token_serial, s.token_model
+                );
                 println!("logged in:     {}", if s.logged_in { "yes" } else { "no" });
-                println!("root keys:     {}", if crks.is_empty() { "none".to_owned() } else { crks.join(", ") });
+                println!(
+                    "root keys:     {}",
+                    if crks.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        crks.join(", ")
+                    }
+                );
                 println!("mechanisms:    {}", s.mechanisms_needed.join(", "));
                 if s.mechanisms_missing.is_empty() {
                     println!("missing:       none");

@@ -53,12 +53,19 @@ fn init(a: &InitArgs) -> CliResult {
     let path = |name: &str| a.dir.join(name);
     for name in [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY] {
         if path(name).exists() {
-            return Err(CliError::new(format!("{} exists; refusing to overwrite", path(name).display())));
+            return Err(CliError::new(format!(
+                "{} exists; refusing to overwrite",
+                path(name).display()
+            )));
         }
     }
     std::fs::create_dir_all(&a.dir).map_err(|e| CliError::from(e).context(a.dir.display()))?;
     let ca = CertificateAuthority::generate("keyward development CA", VALIDITY_DAYS)?;
-    let kind = if a.rsa { KeyKind::Rsa2048 } else { KeyKind::EcdsaP256 };
+    let kind = if a.rsa {
+        KeyKind::Rsa2048
+    } else {
+        KeyKind::EcdsaP256
+    };
     let server = ca.issue_server(&a.server_names, kind, VALIDITY_DAYS)?;
     let client = ca.issue_client(&a.client_name, KeyKind::EcdsaP256, VALIDITY_DAYS)?;
     write(&path(CA_KEY), Some(ca.key_pem()), None)?;

@@ -55,7 +55,9 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
     }
     tracing::info!("shutting down: draining connections");
     let _ = stop_tx.send(true);
-    serving.await.map_err(|e| CliError::new(format!("server task failed: {e}")))?;
+    serving
+        .await
+        .map_err(|e| CliError::new(format!("server task failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -67,5 +69,9 @@ fn init_logging() {
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(true).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }

@@ -65,15 +65,29 @@ pub fn request_protocol_version(tree: &Item) -> Option<ProtocolVersion> {
 }
 
 /// The value of a Credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum CredentialValue {
     /// Credential Type Username and Password. The Password is optional in KMIP.
     UsernamePassword {
         username: String,
         password: Option<SecretString>,
     },
-    /// Any other credential type, its Credential Value kept as it is.
+    /// Any other credential type, its Credential Value kept as it is. It may
+    /// hold a password as a Text String, so `Debug` does not show it.
     Other(Item),
+}
+
+impl std::fmt::Debug for CredentialValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialValue::UsernamePassword { username, password } => f
+                .debug_struct("UsernamePassword")
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+            CredentialValue::Other(_) => f.write_str("Other(<redacted>)"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -226,6 +226,11 @@ fn credentials_are_typed_and_redacted() {
         other => panic!("{other:?}"),
     }
     assert!(!format!("{msg:?}").contains("hunter2"));
+    let device = CredentialValue::Other(Item::structure(
+        tags::CREDENTIAL_VALUE,
+        vec![text(tags::PASSWORD, "hunter2")],
+    ));
+    assert_eq!(format!("{device:?}"), "Other(<redacted>)");
 }
 
 #[test]

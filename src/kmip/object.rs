@@ -121,7 +121,9 @@ impl KeyValue {
 pub struct KeyBlock {
     pub key_format_type: KeyFormatType,
     pub key_compression_type: Option<KeyCompressionType>,
-    pub key_value: KeyValue,
+    /// Absent only for keys whose value is kept elsewhere (KMIP 1.2 Key
+    /// Value Present = false).
+    pub key_value: Option<KeyValue>,
     pub cryptographic_algorithm: Option<CryptographicAlgorithm>,
     pub cryptographic_length: Option<i32>,
     pub key_wrapping_data: Option<Item>,
@@ -134,10 +136,10 @@ impl KeyBlock {
         KeyBlock {
             key_format_type: KeyFormatType::RAW,
             key_compression_type: None,
-            key_value: KeyValue::Plain {
+            key_value: Some(KeyValue::Plain {
                 key_material: KeyMaterial::Bytes(key),
                 attributes: Vec::new(),
-            },
+            }),
             cryptographic_algorithm: Some(algorithm),
             cryptographic_length: Some(bits),
             key_wrapping_data: None,
@@ -150,7 +152,10 @@ impl KeyBlock {
         Ok(KeyBlock {
             key_format_type,
             key_compression_type: f.opt(tags::KEY_COMPRESSION_TYPE)?,
-            key_value: KeyValue::from_item(f.req_item(tags::KEY_VALUE)?, key_format_type)?,
+            key_value: f
+                .opt_item(tags::KEY_VALUE)?
+                .map(|v| KeyValue::from_item(v, key_format_type))
+                .transpose()?,
             cryptographic_algorithm: f.opt(tags::CRYPTOGRAPHIC_ALGORITHM)?,
             cryptographic_length: f.opt(tags::CRYPTOGRAPHIC_LENGTH)?,
             key_wrapping_data: f.opt(tags::KEY_WRAPPING_DATA)?,
@@ -161,7 +166,7 @@ impl KeyBlock {
         Builder::new()
             .put(tags::KEY_FORMAT_TYPE, &self.key_format_type)
             .opt(tags::KEY_COMPRESSION_TYPE, &self.key_compression_type)
-            .push(self.key_value.to_item())
+            .opt_item(&self.key_value.as_ref().map(KeyValue::to_item))
             .opt(tags::CRYPTOGRAPHIC_ALGORITHM, &self.cryptographic_algorithm)
             .opt(tags::CRYPTOGRAPHIC_LENGTH, &self.cryptographic_length)
             .opt_item(&self.key_wrapping_data)
@@ -369,12 +374,12 @@ mod tests {
             key_block: KeyBlock {
                 key_format_type: KeyFormatType::TRANSPARENT_SYMMETRIC_KEY,
                 key_compression_type: None,
-                key_value: KeyValue::Plain {
+                key_value: Some(KeyValue::Plain {
                     key_material: KeyMaterial::TransparentSymmetric {
                         key: SecretBytes::new(vec![1; 16]),
                     },
                     attributes: vec![Attribute::new("x-a", Value::TextString("b".into()))],
-                },
+                }),
                 cryptographic_algorithm: None,
                 cryptographic_length: None,
                 key_wrapping_data: None,
@@ -384,7 +389,7 @@ mod tests {
             key_block: KeyBlock {
                 key_format_type: KeyFormatType::RAW,
                 key_compression_type: None,
-                key_value: KeyValue::Wrapped(SecretBytes::new(vec![2; 40])),
+                key_value: Some(KeyValue::Wrapped(SecretBytes::new(vec![2; 40]))),
                 cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
                 cryptographic_length: Some(256),
                 key_wrapping_data: Some(Item::structure(tags::KEY_WRAPPING_DATA, vec![])),

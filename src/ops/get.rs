@@ -63,10 +63,10 @@ fn convert(object: ManagedObject, wanted: Option<KeyFormatType>) -> Result<Manag
             if key_block.key_format_type == wanted {
                 return Ok(ManagedObject::SymmetricKey { key_block });
             }
-            let KeyValue::Plain {
+            let Some(KeyValue::Plain {
                 key_material,
                 attributes,
-            } = key_block.key_value
+            }) = key_block.key_value
             else {
                 return Err(unsupported());
             };
@@ -80,10 +80,10 @@ fn convert(object: ManagedObject, wanted: Option<KeyFormatType>) -> Result<Manag
                 KeyFormatType::TRANSPARENT_SYMMETRIC_KEY => KeyMaterial::TransparentSymmetric { key },
                 _ => return Err(unsupported()),
             };
-            key_block.key_value = KeyValue::Plain {
+            key_block.key_value = Some(KeyValue::Plain {
                 key_material,
                 attributes,
-            };
+            });
             key_block.key_format_type = wanted;
             Ok(ManagedObject::SymmetricKey { key_block })
         }

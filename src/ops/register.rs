@@ -46,7 +46,7 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
     }
     let mut attributes = client_attributes(request.template_attribute.attributes)?;
     if let Some(block) = request.object.key_block() {
-        if matches!(block.key_value, KeyValue::Wrapped(_)) || block.key_wrapping_data.is_some() {
+        if matches!(block.key_value, Some(KeyValue::Wrapped(_)) | None) || block.key_wrapping_data.is_some() {
             return Err(OpError::new(
                 ResultReason::FEATURE_NOT_SUPPORTED,
                 "wrapped key material is not supported",

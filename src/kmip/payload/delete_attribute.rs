@@ -22,6 +22,10 @@ impl Payload for Request {
     const OPERATION: Operation = Operation::DELETE_ATTRIBUTE;
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
+
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
         let unique_identifier = f.opt(tags::UNIQUE_IDENTIFIER)?;
@@ -62,6 +66,10 @@ pub struct Response {
 impl Payload for Response {
     const OPERATION: Operation = Operation::DELETE_ATTRIBUTE;
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;

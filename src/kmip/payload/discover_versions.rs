@@ -34,6 +34,10 @@ impl Payload for Request {
     const OPERATION: Operation = Operation::DISCOVER_VERSIONS;
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
+
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
         Ok(Request {
@@ -57,6 +61,10 @@ pub struct Response {
 impl Payload for Response {
     const OPERATION: Operation = Operation::DISCOVER_VERSIONS;
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;

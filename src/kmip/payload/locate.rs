@@ -23,6 +23,10 @@ impl Payload for Request {
     const OPERATION: Operation = Operation::LOCATE;
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
+
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
         let r = Request {
@@ -76,6 +80,10 @@ pub struct Response {
 impl Payload for Response {
     const OPERATION: Operation = Operation::LOCATE;
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;

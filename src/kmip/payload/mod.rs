@@ -37,6 +37,9 @@ pub trait Payload: Sized {
     const TAG: Tag;
     fn from_payload(item: &Item) -> Result<Self, MessageError>;
     fn to_payload(&self) -> Item;
+    /// Fields the payload held that this model does not know (a server may
+    /// refuse them: KMIP 1.4 §11 says Invalid Message).
+    fn extra(&self) -> &[Item];
 }
 
 /// Payloads carrying only a Unique Identifier (Activate, Destroy, and the
@@ -59,6 +62,10 @@ macro_rules! id_only_payloads {
         impl Payload for Request {
             const OPERATION: crate::kmip::Operation = $op;
             const TAG: Tag = tags::REQUEST_PAYLOAD;
+
+            fn extra(&self) -> &[Item] {
+                &self.extra
+            }
 
             fn from_payload(item: &Item) -> Result<Self, MessageError> {
                 let mut f = Fields::of(item, Self::TAG)?;
@@ -85,6 +92,10 @@ macro_rules! id_only_payloads {
         impl Payload for Response {
             const OPERATION: crate::kmip::Operation = $op;
             const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+            fn extra(&self) -> &[Item] {
+                &self.extra
+            }
 
             fn from_payload(item: &Item) -> Result<Self, MessageError> {
                 let mut f = Fields::of(item, Self::TAG)?;
@@ -128,6 +139,10 @@ macro_rules! one_attribute_payloads {
             const OPERATION: crate::kmip::Operation = $op;
             const TAG: Tag = tags::REQUEST_PAYLOAD;
 
+            fn extra(&self) -> &[Item] {
+                &self.extra
+            }
+
             fn from_payload(item: &Item) -> Result<Self, MessageError> {
                 let mut f = Fields::of(item, Self::TAG)?;
                 Ok(Request {
@@ -157,6 +172,10 @@ macro_rules! one_attribute_payloads {
         impl Payload for Response {
             const OPERATION: crate::kmip::Operation = $op;
             const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+            fn extra(&self) -> &[Item] {
+                &self.extra
+            }
 
             fn from_payload(item: &Item) -> Result<Self, MessageError> {
                 let mut f = Fields::of(item, Self::TAG)?;

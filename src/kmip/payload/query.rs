@@ -17,6 +17,10 @@ impl Payload for Request {
     const OPERATION: Operation = Operation::QUERY;
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
+
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
         Ok(Request {
@@ -61,6 +65,10 @@ pub struct Response {
 impl Payload for Response {
     const OPERATION: Operation = Operation::QUERY;
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;

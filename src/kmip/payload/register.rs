@@ -20,6 +20,10 @@ impl Payload for Request {
     const OPERATION: Operation = Operation::REGISTER;
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
+
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
         let object_type = f.req(tags::OBJECT_TYPE)?;
@@ -63,6 +67,10 @@ pub struct Response {
 impl Payload for Response {
     const OPERATION: Operation = Operation::REGISTER;
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
+
+    fn extra(&self) -> &[Item] {
+        &self.extra
+    }
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
