@@ -1,5 +1,6 @@
 //! Network layer: TLS configuration and the KMIP listener.
 
+pub mod client;
 pub mod listener;
 pub mod server;
 pub mod tls;
