@@ -6,6 +6,8 @@
 //! or wherever `KEYWARD_KMIP_TEST_CASES` points. The XML is read by the small
 //! reader below until `kmip::xml` has one; then `read_messages` should call it.
 
+mod common;
+
 use std::path::PathBuf;
 
 use keyward::kmip::message::{RequestMessage, ResponseMessage};
@@ -13,173 +15,6 @@ use keyward::kmip::names::collapse_whitespace;
 use keyward::kmip::payload::*;
 use keyward::kmip::{KmipTagExt, MessageError, Operation, tags};
 use keyward::ttlv::{Item, Value};
-
-/// A minimal reader of the OASIS XML encoding, enough for the test cases:
-/// element names are tag names (or `tag="0x.."`), `type` and `value` attributes
-/// carry the rest. Placeholders become fixed stand-ins of the right type.
-mod xml_reader {
-    use keyward::kmip::enums::{ValueNames, value_names};
-    use keyward::kmip::tag::{parse_tag_hex, tag_by_name};
-    use keyward::secret::SecretBytes;
-    use keyward::ttlv::{Item, ItemType, Tag, Value};
-    use quick_xml::Reader;
-    use quick_xml::events::{BytesStart, Event};
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
-
-    struct Element {
-        tag: Option<Tag>,
-        item_type: ItemType,
-        value: Option<String>,
-    }
-
-    fn element(e: &BytesStart<'_>) -> Result<Element, String> {
-        let name = e.name().0.to_owned();
-        let (mut tag, mut item_type, mut value) = (tag_by_name(&name), ItemType::Structure, None);
-        for a in e.attributes() {
-            let a = a.map_err(|e| e.to_string())?;
-            let v = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| e.to_string())?
-                .into_owned();
-            match a.key.0 {
-                "type" => item_type = ItemType::from_name(&v).ok_or(format!("type {v}"))?,
-                "value" => value = Some(v),
-                "tag" => tag = Some(parse_tag_hex(&v).ok_or(format!("tag {v}"))?),
-                _ => {}
-            }
-        }
-        Ok(Element {
-            tag,
-            item_type,
-            value,
-        })
-    }
-
-    fn number(text: &str) -> Option<i64> {
-        match text.strip_prefix("0x") {
-            Some(hex) => i64::from_str_radix(hex, 16).ok(),
-            None => text.parse().ok(),
-        }
-    }
-
-    fn placeholder_time(text: &str) -> Option<i64> {
-        let rest = text.strip_prefix('$')?;
-        let at = rest.find(['+', '-']).unwrap_or(rest.len());
-        let offset = if at < rest.len() {
-            rest[at..].parse::<i64>().ok()?
-        } else {
-            0
-        };
-        Some(1_600_000_000 + offset)
-    }
-
-    fn value(tag: Tag, ty: ItemType, text: &str, siblings: &[Item]) -> Result<Value, String> {
-        let bad = || format!("bad {} value {text:?}", ty.name());
-        let names = |is_enum| value_names(tag, siblings, is_enum);
-        Ok(match ty {
-            ItemType::Structure => Value::Structure(vec![]),
-            ItemType::Integer => Value::Integer(match number(text) {
-                Some(v) => v as i32,
-                None => match names(false) {
-                    Some(n @ ValueNames::Mask(_)) => n.value(text).ok_or_else(bad)? as i32,
-                    _ => return Err(bad()),
-                },
-            }),
-            ItemType::Enumeration => Value::Enumeration(
-                match names(true).and_then(|n| n.value(text)) {
-                    Some(v) => Some(v),
-                    None => number(text).map(|v| v as u32),
-                }
-                .ok_or_else(bad)?,
-            ),
-            ItemType::LongInteger => Value::LongInteger(number(text).ok_or_else(bad)?),
-            ItemType::Interval => Value::Interval(number(text).ok_or_else(bad)? as u32),
-            ItemType::Boolean => Value::Boolean(match text {
-                "true" | "1" | "0x1" => true,
-                "false" | "0" | "0x0" => false,
-                _ => return Err(bad()),
-            }),
-            ItemType::TextString => Value::TextString(text.to_owned()),
-            ItemType::ByteString | ItemType::BigInteger => {
-                let bytes = if text.starts_with('$') {
-                    text.as_bytes().to_vec()
-                } else {
-                    hex::decode(text).map_err(|_| bad())?
-                };
-                let b = SecretBytes::new(bytes);
-                if ty == ItemType::ByteString {
-                    Value::ByteString(b)
-                } else {
-                    Value::BigInteger(b)
-                }
-            }
-            ItemType::DateTime | ItemType::DateTimeExtended => {
-                let t = match placeholder_time(text) {
-                    Some(t) => t,
-                    None => OffsetDateTime::parse(text, &Rfc3339)
-                        .map_err(|_| bad())?
-                        .unix_timestamp(),
-                };
-                if ty == ItemType::DateTime {
-                    Value::DateTime(t)
-                } else {
-                    Value::DateTimeExtended(t * 1_000_000)
-                }
-            }
-        })
-    }
-
-    /// The top-level elements under `<KMIP>` as trees.
-    pub fn read_messages(xml: &str) -> Result<Vec<Item>, String> {
-        let mut reader = Reader::from_str(xml);
-        // (tag, children) of the open structures; the root `<KMIP>` has no tag.
-        let mut stack: Vec<(Option<Tag>, Vec<Item>)> = Vec::new();
-        loop {
-            match reader.read_event().map_err(|e| e.to_string())? {
-                Event::Start(e) => {
-                    let el = element(&e)?;
-                    stack.push((el.tag, Vec::new()));
-                }
-                Event::Empty(e) => {
-                    let el = element(&e)?;
-                    let tag = el.tag.ok_or("unknown tag")?;
-                    let (_, siblings) = stack.last_mut().ok_or("no parent")?;
-                    let v = match (&el.value, el.item_type) {
-                        (_, ItemType::Structure) => Value::Structure(vec![]),
-                        (Some(text), ty) => value(tag, ty, text, siblings)?,
-                        (None, ItemType::TextString) => Value::TextString(String::new()),
-                        (None, ItemType::ByteString) => Value::ByteString(SecretBytes::new(vec![])),
-                        (None, ty) => return Err(format!("{} without value", ty.name())),
-                    };
-                    siblings.push(Item::new(tag, v));
-                }
-                Event::End(_) => {
-                    let (tag, children) = stack.pop().ok_or("unbalanced")?;
-                    match (tag, stack.last_mut()) {
-                        (Some(tag), Some((_, parent))) => parent.push(Item::structure(tag, children)),
-                        (None, None) => return Ok(children),
-                        _ => return Err("unknown structure tag".into()),
-                    }
-                }
-                Event::Eof => return Err("no </KMIP>".into()),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// `KEYWARD_KMIP_TEST_CASES`, else `../shared/kmip-test-cases` beside the crate
-/// (or two levels up, for a git worktree under `wt/`).
-fn cases_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYWARD_KMIP_TEST_CASES") {
-        return PathBuf::from(p);
-    }
-    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let near = crate_dir.join("../shared/kmip-test-cases");
-    let far = crate_dir.join("../../shared/kmip-test-cases");
-    if !near.is_dir() && far.is_dir() { far } else { near }
-}
 
 /// Attribute names in the 1.0–1.2 files carry runs of spaces; the model
 /// collapses them, so the expected tree does too.
@@ -315,7 +150,7 @@ fn check_message(tree: &Item, counts: &mut Counts) -> Result<(), String> {
 
 #[test]
 fn oasis_1x_messages_round_trip() {
-    let root = cases_dir();
+    let root = common::kmip_test_cases();
     let mut counts = Counts::default();
     for version in ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4"] {
         let dir = root.join(version);
@@ -334,13 +169,14 @@ fn oasis_1x_messages_round_trip() {
             counts.files += 1;
             let name = format!("{version}/{}", path.file_name().unwrap().to_string_lossy());
             let xml = std::fs::read_to_string(&path).unwrap();
-            let messages = match xml_reader::read_messages(&xml) {
-                Ok(m) => m,
-                Err(e) => {
-                    counts.failures.push(format!("{name}: xml: {e}"));
-                    continue;
-                }
-            };
+            let messages =
+                match keyward::kmip::xml::read_messages(&xml, &mut keyward::kmip::Placeholders::new()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        counts.failures.push(format!("{name}: xml: {e}"));
+                        continue;
+                    }
+                };
             for (i, m) in messages.iter().enumerate() {
                 if let Err(e) = check_message(m, &mut counts) {
                     counts.failures.push(format!("{name} #{i}: {e}"));
