@@ -2,6 +2,8 @@
 //! token, root key, development PKI and SQLite store, made by the same
 //! `scripts/dev-env` an administrator's quick start runs.
 #![allow(dead_code)]
+// Test support: a failure here is a failed test, so panicking is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
