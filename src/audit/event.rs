@@ -49,9 +49,14 @@ impl EventKind {
     }
 
     pub fn parse(text: &str) -> Option<EventKind> {
-        [EventKind::Kmip, EventKind::Admin, EventKind::Connection, EventKind::Trail]
-            .into_iter()
-            .find(|k| k.name() == text)
+        [
+            EventKind::Kmip,
+            EventKind::Admin,
+            EventKind::Connection,
+            EventKind::Trail,
+        ]
+        .into_iter()
+        .find(|k| k.name() == text)
     }
 }
 
@@ -65,9 +70,13 @@ impl AuditResult {
     }
 
     pub fn parse(text: &str) -> Option<AuditResult> {
-        [AuditResult::Success, AuditResult::OperationFailed, AuditResult::Refused]
-            .into_iter()
-            .find(|r| r.name() == text)
+        [
+            AuditResult::Success,
+            AuditResult::OperationFailed,
+            AuditResult::Refused,
+        ]
+        .into_iter()
+        .find(|r| r.name() == text)
     }
 }
 
@@ -262,7 +271,9 @@ impl AuditEvent {
             ("message", self.message.clone()),
             ("dropped", self.dropped.map(|d| d.to_string())),
         ];
-        all.into_iter().filter_map(|(name, value)| Some((name, value?))).collect()
+        all.into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect()
     }
 }
 
@@ -286,7 +297,7 @@ impl fmt::Display for AuditEvent {
     }
 }
 
-pub(crate) fn format_time(time: OffsetDateTime) -> String {
+pub fn format_time(time: OffsetDateTime) -> String {
     time.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .unwrap_or_else(|_| time.unix_timestamp().to_string())
@@ -294,12 +305,18 @@ pub(crate) fn format_time(time: OffsetDateTime) -> String {
 
 /// Control characters (newlines included) shown as escapes, so that one event
 /// stays one line on a terminal.
-pub(crate) fn escape_controls(text: &str) -> String {
+pub fn escape_controls(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_owned();
     }
     text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -326,7 +343,9 @@ fn local_user() -> String {
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
         .or_else(|| {
             use std::os::unix::fs::MetadataExt;
-            std::fs::metadata("/proc/self").ok().map(|m| format!("uid {}", m.uid()))
+            std::fs::metadata("/proc/self")
+                .ok()
+                .map(|m| format!("uid {}", m.uid()))
         })
         .unwrap_or_else(|| "unknown".to_owned())
 }

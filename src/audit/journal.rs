@@ -50,10 +50,10 @@ pub const JOURNAL_FIELDS: [(&str, &str); 13] = [
 /// syslog priority: refusals and lost events stand out from routine traffic.
 pub fn priority(event: &AuditEvent) -> u8 {
     match (event.kind, event.result) {
-        (EventKind::Trail, _) => 3,           // err: the trail has a gap
-        (_, AuditResult::Refused) => 4,       // warning
+        (EventKind::Trail, _) => 3,             // err: the trail has a gap
+        (_, AuditResult::Refused) => 4,         // warning
         (_, AuditResult::OperationFailed) => 5, // notice
-        (_, AuditResult::Success) => 6,       // info
+        (_, AuditResult::Success) => 6,         // info
     }
 }
 

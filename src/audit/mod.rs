@@ -20,7 +20,7 @@ pub mod journal;
 pub mod reader;
 mod sink;
 
-pub use event::{AuditEvent, AuditResult, EventKind};
+pub use event::{AuditEvent, AuditResult, EventKind, escape_controls, format_time};
 pub use file::JsonlFile;
 pub use reader::{AuditFilter, ReadError, ReadStats};
 pub use sink::{AuditError, AuditSettings, AuditSink, CapturedEvents, JournalTarget, MAX_BATCH};

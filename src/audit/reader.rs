@@ -38,9 +38,10 @@ pub struct AuditFilter {
 impl AuditFilter {
     pub fn matches(&self, event: &AuditEvent) -> bool {
         self.client.as_deref().is_none_or(|c| client_matches(c, event))
-            && self.key.as_deref().is_none_or(|k| {
-                event.object_id.as_deref() == Some(k) || event.x_name.as_deref() == Some(k)
-            })
+            && self
+                .key
+                .as_deref()
+                .is_none_or(|k| event.object_id.as_deref() == Some(k) || event.x_name.as_deref() == Some(k))
             && self
                 .operation
                 .as_deref()
@@ -54,10 +55,17 @@ fn client_matches(wanted: &str, event: &AuditEvent) -> bool {
     if event.client_name.as_deref() == Some(wanted) {
         return true;
     }
-    let hex: String = wanted.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+    let hex: String = wanted
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
     hex.len() >= MIN_FINGERPRINT_PREFIX
         && hex.chars().all(|c| c.is_ascii_hexdigit())
-        && event.client_fingerprint.as_deref().is_some_and(|f| f.starts_with(&hex))
+        && event
+            .client_fingerprint
+            .as_deref()
+            .is_some_and(|f| f.starts_with(&hex))
 }
 
 /// Parses `--since`/`--until`: RFC 3339 (`2025-03-01T12:00:00Z`), a date
@@ -69,7 +77,9 @@ pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Str
         return Ok(now);
     }
     if let Some(relative) = text.strip_prefix('-') {
-        let split = relative.find(|c: char| !c.is_ascii_digit()).unwrap_or(relative.len());
+        let split = relative
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(relative.len());
         let (number, unit) = relative.split_at(split);
         let n: i64 = number
             .parse()
@@ -180,7 +190,9 @@ pub fn read_journal(
             ))
         })?;
     let Some(stdout) = child.stdout.take() else {
-        return Err(ReadError::Journalctl("journalctl gave no output stream".to_owned()));
+        return Err(ReadError::Journalctl(
+            "journalctl gave no output stream".to_owned(),
+        ));
     };
     let read = read_lines(BufReader::new(stdout), filter, parse_journal_line, each);
     if read.is_err() {
@@ -256,7 +268,9 @@ fn read_lines(
 ) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
     let mut line = Vec::new();
-    while let Some(complete) = read_bounded_line(&mut reader, &mut line, AUDIT_LINE_MAX_BYTES).map_err(ReadError::Read)? {
+    while let Some(complete) =
+        read_bounded_line(&mut reader, &mut line, AUDIT_LINE_MAX_BYTES).map_err(ReadError::Read)?
+    {
         if line.iter().all(u8::is_ascii_whitespace) && complete {
             continue;
         }
@@ -275,7 +289,11 @@ fn read_lines(
 /// Reads one `\n`-terminated line into `line` (without the newline), keeping at
 /// most `limit` bytes: `Some(true)` a line, `Some(false)` a line that was too long
 /// (skipped to its end, `line` left empty), `None` the end of input.
-fn read_bounded_line(reader: &mut impl BufRead, line: &mut Vec<u8>, limit: usize) -> io::Result<Option<bool>> {
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<Option<bool>> {
     line.clear();
     let mut too_long = false;
     let mut any = false;

@@ -131,7 +131,10 @@ impl Destination {
 fn write_stderr(failure: &str, events: &[AuditEvent]) {
     let mut err = io::stderr().lock();
     if !failure.is_empty() {
-        let _ = writeln!(err, "keyward: audit destination failed ({failure}); events follow on stderr");
+        let _ = writeln!(
+            err,
+            "keyward: audit destination failed ({failure}); events follow on stderr"
+        );
     }
     for event in events {
         let _ = writeln!(err, "{event}");
@@ -196,8 +199,12 @@ impl AuditSink {
     /// Call [`AuditSink::flush`] before reading [`CapturedEvents::events`].
     pub fn capture() -> Result<(AuditSink, CapturedEvents), AuditError> {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = Self::spawn(AUDIT_QUEUE_EVENTS, vec![Destination::Capture(Arc::clone(&events))], None)
-            .map_err(AuditError::Thread)?;
+        let sink = Self::spawn(
+            AUDIT_QUEUE_EVENTS,
+            vec![Destination::Capture(Arc::clone(&events))],
+            None,
+        )
+        .map_err(AuditError::Thread)?;
         Ok((sink, CapturedEvents { events }))
     }
 
@@ -230,7 +237,11 @@ impl AuditSink {
     /// Queues `event` (fields cut to their bound) and returns at once; never
     /// blocks, never fails. A full queue drops the event and counts it.
     pub fn emit(&self, event: AuditEvent) {
-        if self.tx.try_send(Command::Event(Box::new(event.bounded()))).is_err() {
+        if self
+            .tx
+            .try_send(Command::Event(Box::new(event.bounded())))
+            .is_err()
+        {
             self.counters.unreported.fetch_add(1, Ordering::Relaxed);
             self.counters.dropped_total.fetch_add(1, Ordering::Relaxed);
         }

@@ -33,7 +33,13 @@ fn a_full_queue_drops_counts_and_reports_the_count() {
     assert_eq!(report.operation, "EventsDropped");
     assert_eq!(report.result, AuditResult::OperationFailed);
     assert_eq!(report.dropped, Some(6));
-    assert!(report.message.as_deref().unwrap().contains("6 audit events dropped"));
+    assert!(
+        report
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("6 audit events dropped")
+    );
 
     // Reported once: later traffic carries no second report.
     sink.emit(get("later"));

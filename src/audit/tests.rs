@@ -22,7 +22,11 @@ fn peer() -> SocketAddr {
 /// An event as the server builds it for a failed Get.
 fn failed_get(time: OffsetDateTime) -> AuditEvent {
     let mut event = AuditEvent::new(EventKind::Kmip, "Get")
-        .client(Some("vcenter-1"), Some(&FINGERPRINT.to_uppercase()), Some("tenant-a"))
+        .client(
+            Some("vcenter-1"),
+            Some(&FINGERPRINT.to_uppercase()),
+            Some("tenant-a"),
+        )
         .source(peer())
         .object(Some(UID))
         .x_name(Some(X_NAME))
@@ -44,7 +48,9 @@ fn summary_and_display_are_one_readable_line() {
     let event = failed_get(datetime!(2025-03-01 12:00:00.25 UTC));
     assert_eq!(
         event.summary(),
-        format!("Get {UID} ({X_NAME}) by vcenter-1 from 10.0.0.5:50432: OperationFailed ItemNotFound - no object with this identifier")
+        format!(
+            "Get {UID} ({X_NAME}) by vcenter-1 from 10.0.0.5:50432: OperationFailed ItemNotFound - no object with this identifier"
+        )
     );
     assert_eq!(
         event.to_string(),
@@ -66,7 +72,10 @@ fn refused_connection_and_admin_events() {
         .source(peer())
         .refused("certificate not trusted");
     assert_eq!(refused.result, AuditResult::Refused);
-    assert_eq!(refused.summary(), "Connect from 10.0.0.5:50432: Refused certificate not trusted");
+    assert_eq!(
+        refused.summary(),
+        "Connect from 10.0.0.5:50432: Refused certificate not trusted"
+    );
     assert_eq!(journal::priority(&refused), 4);
 
     let admin = AuditEvent::admin("KeyDestroy").object(Some(UID));
@@ -80,7 +89,10 @@ fn refused_connection_and_admin_events() {
 fn json_round_trips_and_leaves_absent_fields_out() {
     let event = failed_get(datetime!(2025-03-01 12:00:00 UTC));
     let line = serde_json::to_string(&event).unwrap();
-    assert!(line.starts_with(r#"{"time":"2025-03-01T12:00:00Z","kind":"Kmip","client_name":"vcenter-1""#), "{line}");
+    assert!(
+        line.starts_with(r#"{"time":"2025-03-01T12:00:00Z","kind":"Kmip","client_name":"vcenter-1""#),
+        "{line}"
+    );
     assert_eq!(serde_json::from_str::<AuditEvent>(&line).unwrap(), event);
     let bare = serde_json::to_value(AuditEvent::new(EventKind::Kmip, "Query")).unwrap();
     let keys: Vec<_> = bare.as_object().unwrap().keys().cloned().collect();
@@ -96,7 +108,11 @@ fn no_field_can_hold_bytes() {
     event.dropped = Some(1);
     let json = serde_json::to_value(&event).unwrap();
     let object = json.as_object().unwrap();
-    assert_eq!(object.len(), 13, "a new field? check it cannot carry key material");
+    assert_eq!(
+        object.len(),
+        13,
+        "a new field? check it cannot carry key material"
+    );
     for (name, value) in object {
         match value {
             Value::String(_) => {}
@@ -174,7 +190,11 @@ fn journal_datagram_fields_reach_a_socket() {
     assert_eq!(get("KEYWARD_TIME"), Some("2025-03-01T12:00:00Z"));
     // Every name is a valid journal field name.
     for (name, _) in &fields {
-        assert!(name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+            "{name}"
+        );
         assert!(!name.starts_with('_') && name.len() <= 64);
     }
 }
@@ -219,12 +239,20 @@ fn jsonl_file_is_private_appended_and_read_back_filtered() {
         .unwrap();
     let mut file = JsonlFile::open(&path).unwrap();
     file.append(&events[2..]).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let read = |filter: AuditFilter| {
         let mut got = Vec::new();
         let stats = reader::read_file(&path, &filter, |e| {
-            got.push(format!("{}/{}/{}", e.client_name.as_deref().unwrap(), e.operation, e.object_id.as_deref().unwrap()));
+            got.push(format!(
+                "{}/{}/{}",
+                e.client_name.as_deref().unwrap(),
+                e.operation,
+                e.object_id.as_deref().unwrap()
+            ));
             Ok(())
         })
         .unwrap();
@@ -275,23 +303,47 @@ fn over_long_lines_are_skipped_not_read_whole() {
     let huge = "x".repeat(crate::limits::AUDIT_LINE_MAX_BYTES + 10);
     std::fs::write(&path, format!("{good}\n{huge}\n\n{good}")).unwrap();
     let stats = reader::read_file(&path, &AuditFilter::default(), |_| Ok(())).unwrap();
-    assert_eq!(stats, ReadStats { matched: 2, unreadable: 1 });
+    assert_eq!(
+        stats,
+        ReadStats {
+            matched: 2,
+            unreadable: 1
+        }
+    );
 }
 
 #[test]
 fn times_parse_absolute_and_relative() {
     let now = datetime!(2025-03-01 12:00:00 UTC);
     assert_eq!(parse_time("now", now).unwrap(), now);
-    assert_eq!(parse_time("-1h", now).unwrap(), datetime!(2025-03-01 11:00:00 UTC));
-    assert_eq!(parse_time("-90s", now).unwrap(), datetime!(2025-03-01 11:58:30 UTC));
-    assert_eq!(parse_time("-15m", now).unwrap(), datetime!(2025-03-01 11:45:00 UTC));
-    assert_eq!(parse_time("-2d", now).unwrap(), datetime!(2025-02-27 12:00:00 UTC));
-    assert_eq!(parse_time("-1w", now).unwrap(), datetime!(2025-02-22 12:00:00 UTC));
+    assert_eq!(
+        parse_time("-1h", now).unwrap(),
+        datetime!(2025-03-01 11:00:00 UTC)
+    );
+    assert_eq!(
+        parse_time("-90s", now).unwrap(),
+        datetime!(2025-03-01 11:58:30 UTC)
+    );
+    assert_eq!(
+        parse_time("-15m", now).unwrap(),
+        datetime!(2025-03-01 11:45:00 UTC)
+    );
+    assert_eq!(
+        parse_time("-2d", now).unwrap(),
+        datetime!(2025-02-27 12:00:00 UTC)
+    );
+    assert_eq!(
+        parse_time("-1w", now).unwrap(),
+        datetime!(2025-02-22 12:00:00 UTC)
+    );
     assert_eq!(
         parse_time("2025-02-01T08:30:00+01:00", now).unwrap(),
         datetime!(2025-02-01 07:30:00 UTC)
     );
-    assert_eq!(parse_time("2025-02-01", now).unwrap(), datetime!(2025-02-01 00:00:00 UTC));
+    assert_eq!(
+        parse_time("2025-02-01", now).unwrap(),
+        datetime!(2025-02-01 00:00:00 UTC)
+    );
     for bad in ["-1y", "-h", "yesterday", "2025-13-01", ""] {
         assert!(parse_time(bad, now).is_err(), "{bad}");
     }
@@ -346,7 +398,10 @@ fn journalctl_entries_become_events() {
     // Without our time field the journal's own timestamp is used.
     let mut bare = entry.clone();
     bare.as_object_mut().unwrap().remove("KEYWARD_TIME");
-    assert_eq!(reader::event_from_journal(&bare).unwrap().time, datetime!(2025-03-01 12:00:00 UTC));
+    assert_eq!(
+        reader::event_from_journal(&bare).unwrap().time,
+        datetime!(2025-03-01 12:00:00 UTC)
+    );
     // An ordinary log line is not an event.
     assert!(reader::event_from_journal(&serde_json::json!({"MESSAGE": "keyward serving"})).is_none());
 }
