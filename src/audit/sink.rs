@@ -28,6 +28,9 @@ use crate::limits::AUDIT_QUEUE_EVENTS;
 /// Most events written (and synced) as one batch.
 pub const MAX_BATCH: usize = 256;
 
+/// How long [`AuditSink::record`] waits for its event to be written.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How soon a drop is reported when no further event arrives to carry it.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -72,6 +75,8 @@ pub enum AuditError {
     Journal(PathBuf, io::Error),
     /// The writer thread could not be started.
     Thread(io::Error),
+    /// [`AuditSink::record`]: the event was not written in time.
+    Timeout,
 }
 
 impl fmt::Display for AuditError {
@@ -80,6 +85,7 @@ impl fmt::Display for AuditError {
             AuditError::File(p, e) => write!(f, "audit file {}: {e}", p.display()),
             AuditError::Journal(p, e) => write!(f, "journal socket {}: {e}", p.display()),
             AuditError::Thread(e) => write!(f, "cannot start the audit writer: {e}"),
+            AuditError::Timeout => f.write_str("the audit event was not written in time"),
         }
     }
 }
@@ -193,6 +199,19 @@ impl AuditSink {
             destinations.push(Destination::Stderr);
         }
         Self::spawn(settings.queue_capacity, destinations, None).map_err(AuditError::Thread)
+    }
+
+    /// Writes one event and waits until it is written: for a `keyward` admin
+    /// command, which exits right after (`AuditSink::record(AuditSettings::new(
+    /// config.audit.path.clone()), AuditEvent::admin("KeyRevoke").object(Some(id)))`).
+    pub fn record(settings: AuditSettings, event: AuditEvent) -> Result<(), AuditError> {
+        let sink = AuditSink::start(settings)?;
+        sink.emit(event);
+        if sink.flush(RECORD_TIMEOUT) {
+            Ok(())
+        } else {
+            Err(AuditError::Timeout)
+        }
     }
 
     /// A sink that keeps events in memory, for tests of the code that emits them.

@@ -144,3 +144,22 @@ fn a_named_journal_socket_must_exist() {
     .unwrap_err();
     assert!(matches!(err, AuditError::Journal(..)), "{err}");
 }
+
+#[test]
+fn record_writes_one_admin_event_before_returning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let settings = AuditSettings {
+        file: Some(path.clone()),
+        journal: JournalTarget::Off,
+        queue_capacity: 16,
+    };
+    AuditSink::record(settings, AuditEvent::admin("KeyDestroy").object(Some("k9"))).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let event: AuditEvent = serde_json::from_str(text.trim_end()).unwrap();
+    assert_eq!(
+        (event.kind, event.operation.as_str()),
+        (EventKind::Admin, "KeyDestroy")
+    );
+    assert_eq!(event.object_id.as_deref(), Some("k9"));
+}
