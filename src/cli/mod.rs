@@ -6,6 +6,7 @@
 //! implements [`RunCommand`], then add `mod foo;` below and one
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
+mod audit;
 mod error;
 mod hsm;
 mod io;
@@ -55,6 +56,8 @@ macro_rules! subcommands {
 subcommands! {
     /// Run the KMIP service.
     Serve(serve::ServeCommand),
+    /// Read the audit trail back, filtered by client, key, operation or time.
+    Audit(audit::AuditCommand),
     /// Set up the HSM token and its root key; report on them.
     #[command(subcommand)]
     Hsm(hsm::HsmCommand),

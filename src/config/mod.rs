@@ -123,7 +123,8 @@ pub enum StoreKind {
     Sqlite,
 }
 
-/// `[audit]`: optional audit log file; `None` sends audit events to the service log.
+/// `[audit]`: optional JSON-lines audit file, in addition to the systemd journal
+/// (see `crate::audit`: events go to stderr only when there is neither).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditConfig {
     pub path: Option<PathBuf>,
