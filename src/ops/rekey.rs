@@ -2,7 +2,7 @@
 
 use super::attributes::client_attributes;
 use super::context::{Context, ItemResult, about, parse};
-use super::create::algorithm_and_length;
+use super::create::{algorithm_and_length, generate_material};
 use super::error::OpError;
 use crate::keys::{KeyError, names};
 use crate::kmip::attribute::{self, Attribute, Link};
@@ -75,7 +75,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     for a in &attributes {
         attribute::validate_value(a)?;
     }
-    let material = ctx.ops.keys.generate_material(length / 8).await?;
+    let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
     let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
