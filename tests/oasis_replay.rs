@@ -78,7 +78,11 @@ fn unix_now() -> i64 {
 
 /// The file's messages with the current bindings; `now` binds `$NOW` (requests)
 /// or leaves it as a sentinel the comparison recognises (expected responses).
-fn read(text: &str, bindings: &HashMap<String, Value>, now: Option<i64>) -> Result<(Vec<Item>, Placeholders), String> {
+fn read(
+    text: &str,
+    bindings: &HashMap<String, Value>,
+    now: Option<i64>,
+) -> Result<(Vec<Item>, Placeholders), String> {
     let mut ph = Placeholders::new();
     for (name, value) in bindings {
         ph.bind(name, value.clone());
@@ -108,10 +112,14 @@ async fn replay(server: &common::TestServer, text: &str) -> Result<usize, String
     let mut bindings: HashMap<String, Value> = HashMap::new();
     let (first, _) = read(text, &bindings, Some(start))?;
     if first.len() % 2 != 0
-        || first
-            .iter()
-            .enumerate()
-            .any(|(i, m)| m.tag != if i % 2 == 0 { tags::REQUEST_MESSAGE } else { tags::RESPONSE_MESSAGE })
+        || first.iter().enumerate().any(|(i, m)| {
+            m.tag
+                != if i % 2 == 0 {
+                    tags::REQUEST_MESSAGE
+                } else {
+                    tags::RESPONSE_MESSAGE
+                }
+        })
     {
         return Err("file does not alternate requests and responses".into());
     }
@@ -205,17 +213,15 @@ struct Outcome {
     result: Result<usize, String>,
 }
 
-fn run(cases: &[Case]) -> Vec<Outcome> {
+fn run(rt: &tokio::runtime::Runtime, cases: &[Case]) -> Vec<Outcome> {
     let mut server = common::TestServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut out = Vec::new();
     for case in cases {
         fresh_store(&mut server);
-        let text = std::fs::read_to_string(&case.path).unwrap();
-        let result = rt.block_on(replay(&server, &text));
+        let result = match std::fs::read_to_string(&case.path) {
+            Ok(text) => rt.block_on(replay(&server, &text)),
+            Err(e) => Err(format!("cannot read the file: {e}")),
+        };
         out.push(Outcome {
             version: case.version,
             file: case.file.clone(),
@@ -255,8 +261,16 @@ fn report(title: &str, outcomes: &[Outcome]) {
 #[test]
 fn symmetric_key_profiles_pass() {
     let cases = cases(|file, _| is_symmetric_key_profile(file) || GATED_EXTRA.contains(&file));
-    assert!(cases.len() >= 70, "SKLC/SKFF files not found ({} files)", cases.len());
-    let outcomes = run(&cases);
+    assert!(
+        cases.len() >= 70,
+        "SKLC/SKFF files not found ({} files)",
+        cases.len()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes = run(&rt, &cases);
     report("SKLC / SKFF (gated)", &outcomes);
     let failed: Vec<&Outcome> = outcomes
         .iter()
@@ -270,9 +284,17 @@ fn symmetric_key_profiles_pass() {
         failed.is_empty() && stale.is_empty(),
         "{} files failed: {}; {} known gaps now pass (remove them): {}",
         failed.len(),
-        failed.iter().map(|o| o.file.as_str()).collect::<Vec<_>>().join(", "),
+        failed
+            .iter()
+            .map(|o| o.file.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         stale.len(),
-        stale.iter().map(|o| o.file.as_str()).collect::<Vec<_>>().join(", "),
+        stale
+            .iter()
+            .map(|o| o.file.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     );
 }
 
@@ -284,8 +306,16 @@ fn other_profiles_report() {
     let cases = cases(|file, text| {
         !is_symmetric_key_profile(file)
             && !GATED_EXTRA.contains(&file)
-            && operations(text).is_ok_and(|ops| !ops.is_empty() && ops.iter().all(|op| supported.contains(op)))
+            && operations(text)
+                .is_ok_and(|ops| !ops.is_empty() && ops.iter().all(|op| supported.contains(op)))
     });
-    let outcomes = run(&cases);
-    report("other profiles using only implemented operations (not gated)", &outcomes);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes = run(&rt, &cases);
+    report(
+        "other profiles using only implemented operations (not gated)",
+        &outcomes,
+    );
 }

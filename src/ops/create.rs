@@ -127,9 +127,38 @@ pub(super) async fn generate_material(
     }
     // The copy moves into a SecretBytes, which wipes it on drop.
     let mut bytes = material.expose().to_vec();
-    for b in &mut bytes {
+    set_odd_parity(&mut bytes);
+    Ok(SecretBytes::new(bytes))
+}
+
+/// DES keys carry odd parity in the low bit of each byte (FIPS 46-3).
+fn set_odd_parity(bytes: &mut [u8]) {
+    for b in bytes {
         let high = *b & 0xFE;
         *b = high | u8::from(high.count_ones() % 2 == 0);
     }
-    Ok(SecretBytes::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn des_keys_get_odd_parity() {
+        let mut bytes = [0x00, 0x01, 0xFE, 0xFF, 0xEA, 0x9C];
+        set_odd_parity(&mut bytes);
+        assert_eq!(bytes, [0x01, 0x01, 0xFE, 0xFE, 0xEA, 0x9D]);
+        assert!(bytes.iter().all(|b| b.count_ones() % 2 == 1));
+    }
+
+    #[test]
+    fn supported_algorithms_and_lengths() {
+        use CryptographicAlgorithm as A;
+        assert_eq!(material_len(A::AES, 256), Some(32));
+        assert_eq!(material_len(A::DES3, 168), Some(24));
+        assert_eq!(material_len(A::DES3, 112), Some(16));
+        assert_eq!(material_len(A::SKIPJACK, 80), Some(10));
+        assert_eq!(material_len(A::AES, 64), None);
+        assert_eq!(material_len(A::DES3, 192), None);
+    }
 }

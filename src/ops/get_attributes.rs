@@ -12,7 +12,11 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     let request: Request = parse(payload)?;
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let names = &request.attribute_names;
-    if let Some(dup) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
         return Err((
             OpError::new(
                 ResultReason::INVALID_MESSAGE,

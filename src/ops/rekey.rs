@@ -81,7 +81,10 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         None => old_activation,
     };
     if let Some(activation) = activation {
-        attributes.push(Attribute::new(names::ACTIVATION_DATE, Value::DateTime(activation)));
+        attributes.push(Attribute::new(
+            names::ACTIVATION_DATE,
+            Value::DateTime(activation),
+        ));
     }
     for name in shifted {
         let moved = match (old.date(name), activation, old_activation) {

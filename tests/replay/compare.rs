@@ -66,7 +66,8 @@ fn label(tag: Tag) -> String {
 /// An item as one line of XML, secrets redacted.
 fn show(item: &Item, placeholders: &Placeholders) -> String {
     let opts = WriteOptions { redact: true };
-    let text = xml::write_item_with(item, placeholders, &opts).unwrap_or_else(|e| format!("<unprintable: {e}>"));
+    let text =
+        xml::write_item_with(item, placeholders, &opts).unwrap_or_else(|e| format!("<unprintable: {e}>"));
     let one_line: Vec<&str> = text.lines().map(str::trim).collect();
     let joined = one_line.join("");
     if joined.chars().count() > 300 {
@@ -90,7 +91,11 @@ impl Comparer<'_> {
 
     pub fn message(&mut self, expected: &Item, actual: &Item) -> Result<(), String> {
         if expected.tag != actual.tag {
-            return Err(format!("expected a {}, got a {}", label(expected.tag), label(actual.tag)));
+            return Err(format!(
+                "expected a {}, got a {}",
+                label(expected.tag),
+                label(actual.tag)
+            ));
         }
         match (
             expected.child(tags::RESPONSE_HEADER),
@@ -116,10 +121,7 @@ impl Comparer<'_> {
     }
 
     fn batch_item(&mut self, i: usize, e: &Item, a: &Item) -> Result<(), String> {
-        let op = e
-            .child(tags::OPERATION)
-            .and_then(Item::as_enum)
-            .map(Operation);
+        let op = e.child(tags::OPERATION).and_then(Item::as_enum).map(Operation);
         let where_ = format!(
             "item {i} ({})",
             op.and_then(|o| o.name()).unwrap_or("no operation")
@@ -193,9 +195,10 @@ impl Comparer<'_> {
                 .collect();
             let index = child.child(tags::ATTRIBUTE_INDEX).and_then(Item::as_i32);
             let found = match index {
-                Some(ix) => instances.iter().copied().find(|x| {
-                    x.child(tags::ATTRIBUTE_INDEX).and_then(Item::as_i32).unwrap_or(0) == ix
-                }),
+                Some(ix) => instances
+                    .iter()
+                    .copied()
+                    .find(|x| x.child(tags::ATTRIBUTE_INDEX).and_then(Item::as_i32).unwrap_or(0) == ix),
                 None => instances.get(position).copied(),
             };
             let Some(found) = found else {
@@ -263,7 +266,9 @@ impl Comparer<'_> {
                 Ok(())
             }
             (Value::TextString(t), actual) if Placeholder::parse(t).is_some_and(|p| p.offset == 0) => {
-                let Some(p) = Placeholder::parse(t) else { return differ(self) };
+                let Some(p) = Placeholder::parse(t) else {
+                    return differ(self);
+                };
                 if !matches!(actual, Value::TextString(_)) {
                     return differ(self);
                 }
