@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::kmip::attribute::Attribute;
-use crate::kmip::tags;
+use crate::kmip::{State, tags};
 use crate::store::{IndexEntry, Query};
 use crate::ttlv::Value;
 
@@ -34,8 +34,13 @@ pub(super) fn store_query(filter: &[Attribute]) -> Query {
     query
 }
 
-/// Whether `object` matches every attribute of `filter`.
+/// Whether `object` matches every attribute of `filter`. A destroyed object
+/// (only metadata left) matches only a filter that names its State.
 pub fn matches_filter(object: &StoredObject, filter: &[Attribute]) -> bool {
+    let destroyed = object.state == State::DESTROYED || object.state == State::DESTROYED_COMPROMISED;
+    if destroyed && !filter.iter().any(|a| a.name == names::STATE) {
+        return false;
+    }
     let mut by_name: BTreeMap<&str, Vec<&Attribute>> = BTreeMap::new();
     for a in filter {
         by_name.entry(a.name.as_str()).or_default().push(a);

@@ -26,9 +26,10 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
                 )));
             }
             let index = object.add_instance(&wanted.name, wanted.value.clone());
+            // Index 0 is the default and is left out (KMIP 1.4 §2.1.1).
             Ok(Attribute {
                 name: wanted.name.clone(),
-                index: Some(index),
+                index: (index != 0).then_some(index),
                 value: wanted.value.clone(),
             })
         })

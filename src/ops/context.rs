@@ -89,6 +89,22 @@ impl Context<'_> {
     }
 
     pub async fn dispatch(&mut self, item: &RequestBatchItem) -> ItemResult {
+        // keyward knows no vendor extensions: a critical one refuses the item,
+        // a non-critical one is ignored (KMIP 1.4 §6.16).
+        let critical = item.message_extension.as_ref().is_some_and(|ext| {
+            ext.child(crate::kmip::tags::CRITICALITY_INDICATOR)
+                .and_then(Item::as_bool)
+                .unwrap_or(false)
+        });
+        if critical {
+            return Err((
+                OpError::new(
+                    ResultReason::FEATURE_NOT_SUPPORTED,
+                    "critical message extension not recognized",
+                ),
+                None,
+            ));
+        }
         let payload = payload_of(item);
         let op = item.operation;
         let result = match op {

@@ -10,6 +10,7 @@ use crate::kmip::object::{KeyBlock, ManagedObject};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::create::{Request, Response};
 use crate::kmip::{CryptographicAlgorithm, ObjectType, ResultReason};
+use crate::secret::SecretBytes;
 use crate::ttlv::{Item, Value};
 
 pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
@@ -44,7 +45,7 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
     }
     let attributes = client_attributes(request.template_attribute.attributes)?;
     let (algorithm, length) = algorithm_and_length(&attributes)?;
-    let material = ctx.ops.keys.generate_material(length / 8).await?;
+    let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
     let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
@@ -61,8 +62,10 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
         .await?)
 }
 
-/// The algorithm and length a new symmetric key must have: AES of 128, 192 or
-/// 256 bits (what vCenter and the KMIP symmetric key profiles use).
+/// The algorithm and length of a new symmetric key, from its attributes:
+/// AES of 128, 192 or 256 bits (what vCenter uses), and the other algorithms of
+/// the Symmetric Key Foundry profile: two- and three-key Triple DES (112 and
+/// 168 bits) and SKIPJACK (80 bits).
 pub(super) fn algorithm_and_length(
     attributes: &[Attribute],
 ) -> Result<(CryptographicAlgorithm, usize), OpError> {
@@ -81,21 +84,81 @@ pub(super) fn algorithm_and_length(
             ));
         }
     };
-    if algorithm != CryptographicAlgorithm::AES {
-        return Err(OpError::invalid_field(format!(
-            "Cryptographic Algorithm {} is not supported (AES only)",
-            algorithm.name().unwrap_or("unknown")
-        )));
-    }
     let length = match find(names::CRYPTOGRAPHIC_LENGTH) {
         Some(Value::Integer(v)) => *v,
         Some(_) => return Err(OpError::invalid_field("Cryptographic Length must be an integer")),
         None => return Err(OpError::invalid_field("Cryptographic Length is required")),
     };
-    match length {
-        128 | 192 | 256 => Ok((algorithm, length as usize)),
-        other => Err(OpError::invalid_field(format!(
-            "Cryptographic Length {other} is not supported for AES"
-        ))),
+    if material_len(algorithm, length).is_none() {
+        return Err(OpError::invalid_field(format!(
+            "{} keys of {length} bits are not supported",
+            algorithm.name().unwrap_or("unknown")
+        )));
+    }
+    Ok((algorithm, length as usize))
+}
+
+/// The bytes of key material for `algorithm` at `length` bits, if supported.
+/// Triple DES keys carry a parity bit per byte: 112 and 168 bits are 16 and 24
+/// bytes.
+fn material_len(algorithm: CryptographicAlgorithm, length: i32) -> Option<usize> {
+    match (algorithm, length) {
+        (CryptographicAlgorithm::AES, 128 | 192 | 256) => Some(length as usize / 8),
+        (CryptographicAlgorithm::DES3, 112) => Some(16),
+        (CryptographicAlgorithm::DES3, 168) => Some(24),
+        (CryptographicAlgorithm::SKIPJACK, 80) => Some(10),
+        _ => None,
+    }
+}
+
+/// Fresh key material from the HSM's generator for a key that
+/// [`algorithm_and_length`] accepted; DES keys get odd parity in each byte.
+pub(super) async fn generate_material(
+    ctx: &Context<'_>,
+    algorithm: CryptographicAlgorithm,
+    length: usize,
+) -> Result<SecretBytes, OpError> {
+    let bits = i32::try_from(length).unwrap_or(i32::MAX);
+    let len = material_len(algorithm, bits)
+        .ok_or_else(|| OpError::invalid_field("unsupported algorithm or length"))?;
+    let material = ctx.ops.keys.generate_material(len).await?;
+    if algorithm != CryptographicAlgorithm::DES3 {
+        return Ok(material);
+    }
+    // The copy moves into a SecretBytes, which wipes it on drop.
+    let mut bytes = material.expose().to_vec();
+    set_odd_parity(&mut bytes);
+    Ok(SecretBytes::new(bytes))
+}
+
+/// DES keys carry odd parity in the low bit of each byte (FIPS 46-3).
+fn set_odd_parity(bytes: &mut [u8]) {
+    for b in bytes {
+        let high = *b & 0xFE;
+        *b = high | u8::from(high.count_ones() % 2 == 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn des_keys_get_odd_parity() {
+        let mut bytes = [0x00, 0x01, 0xFE, 0xFF, 0xEA, 0x9C];
+        set_odd_parity(&mut bytes);
+        assert_eq!(bytes, [0x01, 0x01, 0xFE, 0xFE, 0xEA, 0x9D]);
+        assert!(bytes.iter().all(|b| b.count_ones() % 2 == 1));
+    }
+
+    #[test]
+    fn supported_algorithms_and_lengths() {
+        use CryptographicAlgorithm as A;
+        assert_eq!(material_len(A::AES, 256), Some(32));
+        assert_eq!(material_len(A::DES3, 168), Some(24));
+        assert_eq!(material_len(A::DES3, 112), Some(16));
+        assert_eq!(material_len(A::SKIPJACK, 80), Some(10));
+        assert_eq!(material_len(A::AES, 64), None);
+        assert_eq!(material_len(A::DES3, 192), None);
     }
 }

@@ -18,18 +18,35 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         Some(o) => usize::try_from(o).unwrap_or(0),
         None => 0,
     };
-    let found = ctx
-        .ops
-        .keys
-        .locate(ctx.group(), &request.attributes, offset, max, ctx.now)
-        .await
-        .map_err(|e| (OpError::from(e), None))?;
-    let first = found.first().cloned();
-    let located_items = if ctx.version >= crate::kmip::message::ProtocolVersion::V1_3 {
-        i32::try_from(found.len()).ok()
+    // Located Items (1.3+) is the total number of matches, which a client needs
+    // only when it pages with Maximum / Offset Items; KMIP lets a server leave
+    // it out, and the OASIS 1.3–1.4 cases expect it absent otherwise.
+    let paging = request.maximum_items.is_some() || request.offset_items.is_some();
+    let count_all = paging && ctx.version >= crate::kmip::message::ProtocolVersion::V1_3;
+    let (found, located_items) = if count_all {
+        let all = ctx
+            .ops
+            .keys
+            .locate(ctx.group(), &request.attributes, 0, None, ctx.now)
+            .await
+            .map_err(|e| (OpError::from(e), None))?;
+        let total = i32::try_from(all.len()).ok();
+        let page = all
+            .into_iter()
+            .skip(offset)
+            .take(max.unwrap_or(usize::MAX))
+            .collect::<Vec<_>>();
+        (page, total)
     } else {
-        None
+        let found = ctx
+            .ops
+            .keys
+            .locate(ctx.group(), &request.attributes, offset, max, ctx.now)
+            .await
+            .map_err(|e| (OpError::from(e), None))?;
+        (found, None)
     };
+    let first = found.first().cloned();
     let response = Response {
         located_items,
         unique_identifiers: found,

@@ -2,10 +2,10 @@
 
 use super::attributes::client_attributes;
 use super::context::{Context, ItemResult, about, parse};
-use super::create::algorithm_and_length;
+use super::create::{algorithm_and_length, generate_material};
 use super::error::OpError;
 use crate::keys::{KeyError, names};
-use crate::kmip::attribute::{self, Attribute, Link};
+use crate::kmip::attribute::{self, Attribute, Link, attr};
 use crate::kmip::object::{KeyBlock, ManagedObject};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::rekey::{Request, Response};
@@ -19,6 +19,13 @@ const INHERITED: [&str; 5] = [
     names::CRYPTOGRAPHIC_USAGE_MASK,
     names::NAME,
     names::OBJECT_GROUP,
+];
+
+/// Dates of the old key that the replacement gets shifted by the Offset.
+const LIFECYCLE_DATES: [&str; 3] = [
+    attr::PROCESS_START_DATE,
+    attr::PROTECT_STOP_DATE,
+    names::DEACTIVATION_DATE,
 ];
 
 pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
@@ -42,23 +49,55 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         Some(t) => client_attributes(t.attributes)?,
         None => Vec::new(),
     };
+    let given = |name: &str| extra.iter().any(|a| a.name == name);
+    let template_activation = given(names::ACTIVATION_DATE);
+    let shifted: Vec<&str> = LIFECYCLE_DATES.iter().copied().filter(|n| !given(n)).collect();
     let mut attributes: Vec<Attribute> = old
         .attributes
         .iter()
-        .filter(|a| {
-            (INHERITED.contains(&a.name.as_str()) || crate::keys::is_custom(&a.name))
-                && !extra.iter().any(|e| e.name == a.name)
-        })
+        .filter(|a| INHERITED.contains(&a.name.as_str()) || crate::keys::is_custom(&a.name))
         .cloned()
         .collect();
-    attributes.extend(extra);
+    // The template's values add to inherited multi-instance attributes (a new
+    // Name joins the old ones) and replace single-instance ones.
+    for mut a in extra {
+        if attribute::is_multi_instance(&a.name) {
+            let next = attributes.iter().filter(|o| o.name == a.name).count();
+            a.index = if next == 0 { None } else { i32::try_from(next).ok() };
+        } else {
+            attributes.retain(|o| o.name != a.name);
+            a.index = None;
+        }
+        attributes.push(a);
+    }
     let (algorithm, length) = algorithm_and_length(&attributes)?;
-    let offset = i64::from(request.offset.map(|o| o.0).unwrap_or(0));
-    attributes.retain(|a| a.name != names::ACTIVATION_DATE);
-    attributes.push(Attribute::new(
-        names::ACTIVATION_DATE,
-        Value::DateTime(ctx.now + offset),
-    ));
+    // With an Offset the new key activates at now + Offset and its later dates
+    // keep their distance from Activation; without one the old key's dates are
+    // copied (KMIP 1.4 §4.4). Dates in the template win over both.
+    let old_activation = old.date(names::ACTIVATION_DATE);
+    let activation = match request.offset {
+        _ if template_activation => None,
+        Some(offset) => Some(ctx.now.saturating_add(i64::from(offset.0))),
+        None => old_activation,
+    };
+    if let Some(activation) = activation {
+        attributes.push(Attribute::new(
+            names::ACTIVATION_DATE,
+            Value::DateTime(activation),
+        ));
+    }
+    for name in shifted {
+        let moved = match (old.date(name), activation, old_activation) {
+            (Some(date), Some(new), Some(old)) if request.offset.is_some() => {
+                Some(new.saturating_add(date.saturating_sub(old)))
+            }
+            (Some(date), _, _) if request.offset.is_none() => Some(date),
+            _ => None,
+        };
+        if let Some(date) = moved {
+            attributes.push(Attribute::new(name, Value::DateTime(date)));
+        }
+    }
     let link = |kind: LinkType, target: &str| {
         let value = Link {
             link_type: kind,
@@ -75,7 +114,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     for a in &attributes {
         attribute::validate_value(a)?;
     }
-    let material = ctx.ops.keys.generate_material(length / 8).await?;
+    let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
     let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
@@ -94,6 +133,9 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     ctx.ops
         .keys
         .update(ctx.group(), old_uid, ctx.now, |object| {
+            // The names move to the replacement: Locate by name finds the
+            // current key (KMIP 1.4 §4.4, Name).
+            object.attributes.retain(|a| a.name != names::NAME);
             object.add_instance(&back.name, back.value.clone());
             Ok(())
         })
