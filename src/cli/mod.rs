@@ -6,11 +6,14 @@
 //! implements [`RunCommand`], then add `mod foo;` below and one
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
+mod check_config;
+mod clients;
 mod error;
 mod hsm;
 mod io;
 mod pki;
 mod serve;
+mod server_cert;
 mod ttlv;
 
 pub use error::{CliError, CliResult};
@@ -61,6 +64,14 @@ subcommands! {
     /// Create a development PKI (CA, server and client certificates).
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Trust KMIP clients (vCenter): add, issue, sign-csr, list, remove.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
+    /// Show or renew the server's own certificate (what vCenter is asked to trust).
+    #[command(subcommand)]
+    ServerCert(server_cert::ServerCertCommand),
+    /// Check a configuration file and the HSM, store and certificates it names.
+    CheckConfig(check_config::CheckConfigCommand),
     /// Read TTLV captures as KMIP JSON, XML or a tree; write JSON or XML back as TTLV.
     #[command(subcommand)]
     Ttlv(ttlv::TtlvCommand),
