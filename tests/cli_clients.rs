@@ -35,7 +35,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 const APPLY_WITHIN: Duration = Duration::from_secs(8);
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Runs `keyward ARGS --config <env>` and returns (success, stdout, stderr).
@@ -60,7 +63,9 @@ fn kw_ok(server: &TestServer, args: &[&str]) -> String {
 /// Connects with `cert`/`key`, runs Discover Versions and a vCenter-style Create.
 async fn discover_and_create(server: &TestServer, cert: &Path, key: &Path) -> Result<String, String> {
     let tls = ClientTls::from_pem_files(&server.path("pki/ca.pem"), cert, key).map_err(|e| e.to_string())?;
-    let mut client = Client::connect(server.addr, &tls).await.map_err(|e| e.to_string())?;
+    let mut client = Client::connect(server.addr, &tls)
+        .await
+        .map_err(|e| e.to_string())?;
     let uid = run_discover_and_create(&mut client).await?;
     client.close().await;
     Ok(uid)
@@ -154,7 +159,9 @@ fn vmca_and_client(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn vcenter_csr(dir: &Path) -> (PathBuf, PathBuf) {
     let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
     let mut params = CertificateParams::new(vec!["vcenter.example.com".to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "vcenter.example.com");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "vcenter.example.com");
     let csr = params.serialize_request(&key).unwrap().pem().unwrap();
     let (csr_path, key_path) = (dir.join("vcenter.csr"), dir.join("vcenter-csr.key"));
     std::fs::write(&csr_path, csr).unwrap();
@@ -184,16 +191,47 @@ fn four_trust_methods_then_removal_without_restart() {
     rt.block_on(async {
         assert!(discover_and_create(&server, &vpxd_cert, &vpxd_key).await.is_err());
     });
-    kw_ok(&server, &["clients", "add", "vc-vmca", "--ca", vmca.to_str().unwrap(), "--group", "site-a"]);
+    kw_ok(
+        &server,
+        &[
+            "clients",
+            "add",
+            "vc-vmca",
+            "--ca",
+            vmca.to_str().unwrap(),
+            "--group",
+            "site-a",
+        ],
+    );
 
     // 2. vCenter's own self-signed, CA-flagged certificate, pinned.
     let (self_cert, self_key) = vcenter_self_signed(&work, "vcenter-self");
-    kw_ok(&server, &["clients", "add", "vc-pinned", "--cert", self_cert.to_str().unwrap()]);
+    kw_ok(
+        &server,
+        &[
+            "clients",
+            "add",
+            "vc-pinned",
+            "--cert",
+            self_cert.to_str().unwrap(),
+        ],
+    );
 
     // 3. Certificate + key issued by keyward.
     let out = work.join("issued");
     std::fs::create_dir(&out).unwrap();
-    kw_ok(&server, &["clients", "issue", "vc-issued", "--group", "site-a", "--out", out.to_str().unwrap()]);
+    kw_ok(
+        &server,
+        &[
+            "clients",
+            "issue",
+            "vc-issued",
+            "--group",
+            "site-a",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let (issued_cert, issued_key) = (out.join("vc-issued.pem"), out.join("vc-issued.key"));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&issued_key).unwrap().permissions().mode() & 0o777;
@@ -204,7 +242,14 @@ fn four_trust_methods_then_removal_without_restart() {
     let signed = work.join("vcenter-signed.pem");
     kw_ok(
         &server,
-        &["clients", "sign-csr", "vc-csr", csr.to_str().unwrap(), "--out", signed.to_str().unwrap()],
+        &[
+            "clients",
+            "sign-csr",
+            "vc-csr",
+            csr.to_str().unwrap(),
+            "--out",
+            signed.to_str().unwrap(),
+        ],
     );
 
     let methods: [(&str, &PathBuf, &PathBuf); 4] = [
@@ -227,10 +272,16 @@ fn four_trust_methods_then_removal_without_restart() {
     let start = Instant::now();
     let rows = loop {
         let rows = list_json(&server);
-        if methods.iter().all(|(name, ..)| !row(&rows, name)["last_seen"].is_null()) {
+        if methods
+            .iter()
+            .all(|(name, ..)| !row(&rows, name)["last_seen"].is_null())
+        {
             break rows;
         }
-        assert!(start.elapsed() < APPLY_WITHIN, "last seen not recorded: {rows:#?}");
+        assert!(
+            start.elapsed() < APPLY_WITHIN,
+            "last seen not recorded: {rows:#?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     assert_eq!(row(&rows, "vc-vmca")["kind"], "ca");
@@ -267,15 +318,18 @@ fn four_trust_methods_then_removal_without_restart() {
 /// Connects with the development client and returns the server certificate's SHA-256.
 async fn served_fingerprint(server: &TestServer) -> Fingerprint {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(server.path("pki/ca.pem")).unwrap()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_file(server.path("pki/ca.pem")).unwrap())
+        .unwrap();
     let chain = vec![CertificateDer::from_pem_file(server.path("pki/client.pem")).unwrap()];
     let key = PrivateKeyDer::from_pem_file(server.path("pki/client.key")).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -315,11 +369,18 @@ fn server_cert_renew_is_served_without_restart() {
         assert_ne!(new, old);
         let show = kw_ok(&server, &["server-cert", "show"]);
         assert!(show.contains(&new.to_colon_hex()), "{show}");
-        assert!(show.contains("names:       localhost, 127.0.0.1, ::1"), "names kept: {show}");
+        assert!(
+            show.contains("names:       localhost, 127.0.0.1, ::1"),
+            "names kept: {show}"
+        );
 
         let start = Instant::now();
         while served_fingerprint(&server).await != new {
-            assert!(start.elapsed() < APPLY_WITHIN, "old certificate still served:\n{}", server.log());
+            assert!(
+                start.elapsed() < APPLY_WITHIN,
+                "old certificate still served:\n{}",
+                server.log()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         println!("new certificate served after {:?}", start.elapsed());
@@ -331,6 +392,9 @@ fn server_cert_renew_is_served_without_restart() {
     let check = kw(&server, &["check-config"]);
     assert!(check.0, "check-config after renew:\n{}\n{}", check.1, check.2);
 }
+
+/// A change to the text of the dev configuration.
+type ConfigEdit = Box<dyn Fn(String) -> String>;
 
 /// Writes a variant of the dev config beside it (so relative paths still resolve).
 fn variant(server: &TestServer, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
@@ -356,30 +420,90 @@ fn check_config_passes_the_dev_env_and_names_each_problem() {
     let server = TestServer::start();
     let (ok, stdout, stderr) = check_config(&server, &server.config());
     assert!(ok, "{stdout}\n{stderr}");
-    for expected in ["ok    tls.cert", "ok    tls.key", "ok    tls.clients_dir", "ok    hsm:", "ok    hsm root key", "ok    store"] {
+    for expected in [
+        "ok    tls.cert",
+        "ok    tls.key",
+        "ok    tls.clients_dir",
+        "ok    hsm:",
+        "ok    hsm root key",
+        "ok    store",
+    ] {
         assert!(stdout.contains(expected), "missing {expected:?}:\n{stdout}");
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
 
-    std::fs::write(server.path("junk.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        server.path("junk.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     std::fs::write(server.path("junk.db"), vec![0x42u8; 4096]).unwrap();
     let bad_pin = server.path("softhsm/wrong.pin");
     std::fs::write(&bad_pin, "000000\n").unwrap();
     std::fs::set_permissions(&bad_pin, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::fs::create_dir(server.path("clients-bad")).unwrap();
-    std::fs::write(server.path("clients-bad/vc.toml"), "name = \"vc\"\nkind = \"sometimes\"\n").unwrap();
+    std::fs::write(
+        server.path("clients-bad/vc.toml"),
+        "name = \"vc\"\nkind = \"sometimes\"\n",
+    )
+    .unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &str)> = vec![
-        ("unknown-key", Box::new(|t| t.replace("[store]", "[store]\ncolour = 1")), "FAIL  config: "),
-        ("missing-cert", Box::new(|t| t.replace("pki/server.pem", "pki/nope.pem")), "FAIL  tls.cert: "),
-        ("wrong-key", Box::new(|t| t.replace("key = \"pki/server.key\"", "key = \"pki/client.key\"")), "FAIL  tls.key: "),
-        ("junk-client-ca", Box::new(|t| t.replace("[tls]", "[tls]\nclient_ca = [\"junk.pem\"]")), "FAIL  tls.client_ca: "),
-        ("bad-client-entry", Box::new(|t| t.replace("clients_dir = \"clients\"", "clients_dir = \"clients-bad\"")), "FAIL  tls.clients_dir: "),
-        ("wrong-ca-key", Box::new(|t| t.replace("issuing_ca_key = \"pki/ca.key\"", "issuing_ca_key = \"pki/server.key\"")), "FAIL  tls.issuing_ca: "),
-        ("wrong-pin", Box::new(|t| t.replace("softhsm/user.pin", "softhsm/wrong.pin")), "FAIL  hsm: "),
-        ("missing-token", Box::new(|t| t.replace("token_label = \"keyward\"", "token_label = \"no-such-token\"")), "FAIL  hsm: "),
-        ("missing-module", Box::new(|t| t.replace("module = \"", "module = \"/nonexistent")), "FAIL  hsm.module: "),
-        ("junk-store", Box::new(|t| t.replace("keyward.db", "junk.db")), "FAIL  store: "),
+    let cases: Vec<(&str, ConfigEdit, &str)> = vec![
+        (
+            "unknown-key",
+            Box::new(|t| t.replace("[store]", "[store]\ncolour = 1")),
+            "FAIL  config: ",
+        ),
+        (
+            "missing-cert",
+            Box::new(|t| t.replace("pki/server.pem", "pki/nope.pem")),
+            "FAIL  tls.cert: ",
+        ),
+        (
+            "wrong-key",
+            Box::new(|t| t.replace("key = \"pki/server.key\"", "key = \"pki/client.key\"")),
+            "FAIL  tls.key: ",
+        ),
+        (
+            "junk-client-ca",
+            Box::new(|t| t.replace("[tls]", "[tls]\nclient_ca = [\"junk.pem\"]")),
+            "FAIL  tls.client_ca: ",
+        ),
+        (
+            "bad-client-entry",
+            Box::new(|t| t.replace("clients_dir = \"clients\"", "clients_dir = \"clients-bad\"")),
+            "FAIL  tls.clients_dir: ",
+        ),
+        (
+            "wrong-ca-key",
+            Box::new(|t| {
+                t.replace(
+                    "issuing_ca_key = \"pki/ca.key\"",
+                    "issuing_ca_key = \"pki/server.key\"",
+                )
+            }),
+            "FAIL  tls.issuing_ca: ",
+        ),
+        (
+            "wrong-pin",
+            Box::new(|t| t.replace("softhsm/user.pin", "softhsm/wrong.pin")),
+            "FAIL  hsm: ",
+        ),
+        (
+            "missing-token",
+            Box::new(|t| t.replace("token_label = \"keyward\"", "token_label = \"no-such-token\"")),
+            "FAIL  hsm: ",
+        ),
+        (
+            "missing-module",
+            Box::new(|t| t.replace("module = \"", "module = \"/nonexistent")),
+            "FAIL  hsm.module: ",
+        ),
+        (
+            "junk-store",
+            Box::new(|t| t.replace("keyward.db", "junk.db")),
+            "FAIL  store: ",
+        ),
     ];
     for (name, edit, expected) in &cases {
         let path = variant(&server, name, edit);
@@ -414,9 +538,17 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
     let work = server.dir.path().join("input");
     std::fs::create_dir(&work).unwrap();
     let p = |name: &str| work.join(name).to_str().unwrap().to_owned();
-    std::fs::write(work.join("junk.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        work.join("junk.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     std::fs::write(work.join("not-pem.pem"), "hello\n").unwrap();
-    std::fs::write(work.join("junk.csr"), "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").unwrap();
+    std::fs::write(
+        work.join("junk.csr"),
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .unwrap();
     let (self_cert, _) = vcenter_self_signed(&work, "leaf");
     let leaf_not_ca = {
         let ca = CertificateAuthority::generate("other", 30).unwrap();
@@ -427,33 +559,198 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
     let (csr, _) = vcenter_csr(&work);
     let dev_client = server.path("pki/client.pem").to_str().unwrap().to_owned();
     let no_ca = variant(&server, "no-issuing-ca", |t| {
-        t.lines().filter(|l| !l.starts_with("issuing_ca")).collect::<Vec<_>>().join("\n")
+        t.lines()
+            .filter(|l| !l.starts_with("issuing_ca"))
+            .collect::<Vec<_>>()
+            .join("\n")
     });
     let no_ca = no_ca.to_str().unwrap().to_owned();
-    let watched = [server.path("clients"), server.path("pki"), work.clone(), server.env_dir()];
+    let watched = [
+        server.path("clients"),
+        server.path("pki"),
+        work.clone(),
+        server.env_dir(),
+    ];
     let before = snapshot(&watched);
 
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["clients".into(), "add".into(), "x".into(), "--ca".into(), p("junk.pem")], "junk.pem"),
-        (vec!["clients".into(), "add".into(), "x".into(), "--ca".into(), p("not-pem.pem")], "no CERTIFICATE"),
-        (vec!["clients".into(), "add".into(), "x".into(), "--cert".into(), p("missing.pem")], "missing.pem"),
-        (vec!["clients".into(), "add".into(), "x".into(), "--ca".into(), leaf_not_ca], "not a CA"),
-        (vec!["clients".into(), "add".into(), "kmip-client".into(), "--cert".into(), self_cert.to_str().unwrap().into()], "exists"),
-        (vec!["clients".into(), "add".into(), "twin".into(), "--cert".into(), dev_client], "already trusted as client \"kmip-client\""),
-        (vec!["clients".into(), "add".into(), "../evil".into(), "--fingerprint".into(), "ab".repeat(32)], "client name"),
-        (vec!["clients".into(), "add".into(), "x".into(), "--fingerprint".into(), "abcd".into()], "64 hex digits"),
-        (vec!["clients".into(), "add".into(), "x".into(), "--fingerprint".into(), "ab".repeat(32), "--group".into(), "a/b".into()], "group"),
-        (vec!["clients".into(), "remove".into(), "nobody".into()], "no client named"),
-        (vec!["clients".into(), "sign-csr".into(), "x".into(), p("junk.csr")], "junk.csr"),
-        (vec!["clients".into(), "sign-csr".into(), "x".into(), p("missing.csr")], "missing.csr"),
-        (vec!["clients".into(), "issue".into(), "kmip-client".into(), "--out".into(), p("")], "exists"),
-        (vec!["clients".into(), "issue".into(), "x".into(), "--out".into(), p("no-such-dir")], "not a folder"),
-        (vec!["clients".into(), "issue".into(), "leaf".into(), "--out".into(), p("")], "exists"),
-        (vec!["clients".into(), "issue".into(), "y".into(), "--config".into(), no_ca.clone()], "no issuing CA"),
-        (vec!["clients".into(), "sign-csr".into(), "y".into(), csr.to_str().unwrap().into(), "--config".into(), no_ca.clone()], "no issuing CA"),
-        (vec!["server-cert".into(), "renew".into(), "--config".into(), no_ca.clone()], "no issuing CA"),
-        (vec!["server-cert".into(), "renew".into(), "--days".into(), "0".into()], "validity"),
-        (vec!["clients".into(), "list".into(), "--config".into(), p("missing.toml")], "missing.toml"),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "x".into(),
+                "--ca".into(),
+                p("junk.pem"),
+            ],
+            "junk.pem",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "x".into(),
+                "--ca".into(),
+                p("not-pem.pem"),
+            ],
+            "no CERTIFICATE",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "x".into(),
+                "--cert".into(),
+                p("missing.pem"),
+            ],
+            "missing.pem",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "x".into(),
+                "--ca".into(),
+                leaf_not_ca,
+            ],
+            "not a CA",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "kmip-client".into(),
+                "--cert".into(),
+                self_cert.to_str().unwrap().into(),
+            ],
+            "exists",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "twin".into(),
+                "--cert".into(),
+                dev_client,
+            ],
+            "already trusted as client \"kmip-client\"",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "../evil".into(),
+                "--fingerprint".into(),
+                "ab".repeat(32),
+            ],
+            "client name",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "x".into(),
+                "--fingerprint".into(),
+                "abcd".into(),
+            ],
+            "64 hex digits",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "add".into(),
+                "x".into(),
+                "--fingerprint".into(),
+                "ab".repeat(32),
+                "--group".into(),
+                "a/b".into(),
+            ],
+            "group",
+        ),
+        (
+            vec!["clients".into(), "remove".into(), "nobody".into()],
+            "no client named",
+        ),
+        (
+            vec!["clients".into(), "sign-csr".into(), "x".into(), p("junk.csr")],
+            "junk.csr",
+        ),
+        (
+            vec!["clients".into(), "sign-csr".into(), "x".into(), p("missing.csr")],
+            "missing.csr",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "issue".into(),
+                "kmip-client".into(),
+                "--out".into(),
+                p(""),
+            ],
+            "exists",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "issue".into(),
+                "x".into(),
+                "--out".into(),
+                p("no-such-dir"),
+            ],
+            "not a folder",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "issue".into(),
+                "leaf".into(),
+                "--out".into(),
+                p(""),
+            ],
+            "exists",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "issue".into(),
+                "y".into(),
+                "--config".into(),
+                no_ca.clone(),
+            ],
+            "no issuing CA",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "sign-csr".into(),
+                "y".into(),
+                csr.to_str().unwrap().into(),
+                "--config".into(),
+                no_ca.clone(),
+            ],
+            "no issuing CA",
+        ),
+        (
+            vec![
+                "server-cert".into(),
+                "renew".into(),
+                "--config".into(),
+                no_ca.clone(),
+            ],
+            "no issuing CA",
+        ),
+        (
+            vec!["server-cert".into(), "renew".into(), "--days".into(), "0".into()],
+            "validity",
+        ),
+        (
+            vec![
+                "clients".into(),
+                "list".into(),
+                "--config".into(),
+                p("missing.toml"),
+            ],
+            "missing.toml",
+        ),
     ];
     for (args, expected) in &cases {
         let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -466,7 +763,10 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("keyward: error: "), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
         assert_eq!(snapshot(&watched), before, "{args:?} changed files");
     }
 }

@@ -160,7 +160,10 @@ mod tests {
         assert!(seen.save_if_changed(&file).unwrap());
         assert!(!seen.save_if_changed(&file).unwrap());
         seen.record("vc1", [1; 32], 100);
-        assert!(!seen.save_if_changed(&file).unwrap(), "same record is not a change");
+        assert!(
+            !seen.save_if_changed(&file).unwrap(),
+            "same record is not a change"
+        );
 
         let read = read_file(&file).unwrap();
         assert_eq!(read["vc2"].unix, 200);

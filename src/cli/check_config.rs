@@ -106,12 +106,18 @@ fn check_server_cert(config: &Config, report: &mut Report) {
             } else if now > info.not_after {
                 report.fail(
                     "tls.cert",
-                    format!("expired on {} (renew: keyward server-cert renew)", format_time(info.not_after)),
+                    format!(
+                        "expired on {} (renew: keyward server-cert renew)",
+                        format_time(info.not_after)
+                    ),
                 );
             } else if info.not_after - now < EXPIRY_WARNING_DAYS * 86_400 {
                 report.warn(
                     "tls.cert",
-                    format!("expires on {} (renew: keyward server-cert renew)", format_time(info.not_after)),
+                    format!(
+                        "expires on {} (renew: keyward server-cert renew)",
+                        format_time(info.not_after)
+                    ),
                 );
             } else {
                 report.ok(
@@ -149,10 +155,18 @@ fn check_trust(config: &Config, report: &mut Report) {
                         if let Some(expired) = infos.iter().find(|i| i.not_after < now) {
                             report.fail(
                                 "tls.client_ca",
-                                format!("{}: {} expired on {}", path.display(), expired.subject, format_time(expired.not_after)),
+                                format!(
+                                    "{}: {} expired on {}",
+                                    path.display(),
+                                    expired.subject,
+                                    format_time(expired.not_after)
+                                ),
                             );
                         } else {
-                            report.ok("tls.client_ca", format!("{}: {} certificate(s)", path.display(), infos.len()));
+                            report.ok(
+                                "tls.client_ca",
+                                format!("{}: {} certificate(s)", path.display(), infos.len()),
+                            );
                         }
                     }
                     Err(e) => report.fail("tls.client_ca", format!("{}: {e}", path.display())),
@@ -176,7 +190,11 @@ fn check_trust(config: &Config, report: &mut Report) {
                                 {
                                     report.warn(
                                         &format!("client {}", entry.name),
-                                        format!("{} expired on {}; its handshakes are refused", expired.subject, format_time(expired.not_after)),
+                                        format!(
+                                            "{} expired on {}; its handshakes are refused",
+                                            expired.subject,
+                                            format_time(expired.not_after)
+                                        ),
                                     );
                                 }
                             }
@@ -188,7 +206,10 @@ fn check_trust(config: &Config, report: &mut Report) {
                     }
                 }
                 if bad == 0 {
-                    report.ok("tls.clients_dir", format!("{}: {} client(s)", dir.display(), entries.len()));
+                    report.ok(
+                        "tls.clients_dir",
+                        format!("{}: {} client(s)", dir.display(), entries.len()),
+                    );
                 }
             }
             Err(e) => report.fail("tls.clients_dir", e),
@@ -201,7 +222,11 @@ fn check_trust(config: &Config, report: &mut Report) {
         ),
         Ok(snapshot) => report.ok(
             "trust",
-            format!("{} CA certificate(s), {} pinned certificate(s)", snapshot.ca_count(), snapshot.pin_count()),
+            format!(
+                "{} CA certificate(s), {} pinned certificate(s)",
+                snapshot.ca_count(),
+                snapshot.pin_count()
+            ),
         ),
         // Already reported above in more detail, unless it is something else.
         Err(e) if report.problems == 0 => report.fail("trust", e),
@@ -211,13 +236,19 @@ fn check_trust(config: &Config, report: &mut Report) {
 
 fn check_issuing_ca(config: &Config, report: &mut Report) {
     let Some(issuing) = &config.tls.issuing_ca else {
-        report.ok("tls.issuing_ca", "not set (clients issue/sign-csr and server-cert renew are disabled)");
+        report.ok(
+            "tls.issuing_ca",
+            "not set (clients issue/sign-csr and server-cert renew are disabled)",
+        );
         return;
     };
     match CertificateAuthority::from_files(&issuing.cert, &issuing.key) {
         Ok(ca) => {
             let fp = Fingerprint::of_der(ca.cert_der());
-            report.ok("tls.issuing_ca", format!("{} (key matches), SHA-256 {fp}", issuing.cert.display()));
+            report.ok(
+                "tls.issuing_ca",
+                format!("{} (key matches), SHA-256 {fp}", issuing.cert.display()),
+            );
             let trusted_wholesale = config.tls.client_ca.iter().any(|p| {
                 read_cert_file(p).is_ok_and(|certs| certs.iter().any(|d| Fingerprint::of_der(d) == fp))
             });
@@ -241,7 +272,10 @@ fn check_hsm(config: &Config, report: &mut Report) {
         }
     };
     if !config.hsm.module.exists() {
-        report.fail("hsm.module", format!("{}: no such file", config.hsm.module.display()));
+        report.fail(
+            "hsm.module",
+            format!("{}: no such file", config.hsm.module.display()),
+        );
         return;
     }
     let mut hsm_config = crate::hsm::HsmConfig::new(&config.hsm.module, &config.hsm.token_label, pin);
@@ -298,7 +332,10 @@ fn check_sqlite(path: &Path, report: &mut Report) {
                 "store.path",
                 format!("{}: not created yet (made on first start)", path.display()),
             ),
-            _ => report.fail("store.path", format!("{}: its folder does not exist", path.display())),
+            _ => report.fail(
+                "store.path",
+                format!("{}: its folder does not exist", path.display()),
+            ),
         }
         return;
     }
@@ -306,11 +343,10 @@ fn check_sqlite(path: &Path, report: &mut Report) {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let result = Connection::open_with_flags(path, flags).and_then(|conn| {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )?;
+        let version: i64 =
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
+                row.get(0)
+            })?;
         let records: i64 = conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'",
             [],
@@ -319,8 +355,14 @@ fn check_sqlite(path: &Path, report: &mut Report) {
         Ok((version, records))
     });
     match result {
-        Ok((version, 1)) => report.ok("store", format!("{}: SQLite, schema version {version}", path.display())),
-        Ok(_) => report.fail("store", format!("{}: no records table; not a keyward store", path.display())),
+        Ok((version, 1)) => report.ok(
+            "store",
+            format!("{}: SQLite, schema version {version}", path.display()),
+        ),
+        Ok(_) => report.fail(
+            "store",
+            format!("{}: no records table; not a keyward store", path.display()),
+        ),
         Err(e) => report.fail(
             "store",
             format!("{}: not a keyward store or unreadable ({e})", path.display()),
@@ -332,7 +374,10 @@ fn check_audit(config: &Config, report: &mut Report) {
     if let Some(path) = &config.audit.path {
         match path.parent() {
             Some(dir) if dir.is_dir() => report.ok("audit.path", path.display()),
-            _ => report.fail("audit.path", format!("{}: its folder does not exist", path.display())),
+            _ => report.fail(
+                "audit.path",
+                format!("{}: its folder does not exist", path.display()),
+            ),
         }
     }
 }

@@ -50,7 +50,14 @@ fn show(config_path: &std::path::Path) -> CliResult {
     println!("certificate: {}", config.tls.cert.display());
     println!("subject:     {}", info.subject);
     println!("issuer:      {}", info.issuer);
-    println!("names:       {}", if names.is_empty() { "-".into() } else { names.join(", ") });
+    println!(
+        "names:       {}",
+        if names.is_empty() {
+            "-".into()
+        } else {
+            names.join(", ")
+        }
+    );
     println!("serial:      {}", info.serial);
     println!("valid from:  {}", format_time(info.not_before));
     println!("valid until: {}", format_time(info.not_after));
@@ -106,4 +113,3 @@ fn first_cert(path: &std::path::Path) -> CliResult<rustls_pki_types::Certificate
         .next()
         .ok_or_else(|| CliError::new(format!("{}: no certificate", path.display())))
 }
-

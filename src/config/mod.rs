@@ -40,10 +40,10 @@
 //! ```
 
 pub mod clients;
-mod stamp;
 mod error;
 mod parse;
 mod pin;
+mod stamp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

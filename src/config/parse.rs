@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, ServerConfig, StoreConfig, StoreKind, TlsConfig, TlsVersion,
+    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, ServerConfig, StoreConfig, StoreKind, TlsConfig,
+    TlsVersion,
 };
 use crate::limits;
 

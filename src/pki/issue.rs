@@ -149,7 +149,10 @@ impl CertificateAuthority {
         let cert_pem = read(cert)?;
         let key_pem = SecretString::new(read(key)?);
         Self::from_pem(&cert_pem, &key_pem).map_err(|e| match e {
-            PkiError::Parse(reason) => PkiError::Parse(format!("{}: {reason}", cert.display())),
+            PkiError::Parse(reason) | PkiError::Generate(reason) => PkiError::Io {
+                path: cert.to_path_buf(),
+                reason,
+            },
             other => other,
         })
     }

@@ -109,12 +109,18 @@ fn ca_key_must_match_ca_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = CertificateAuthority::generate("keyward CA", 30).unwrap();
     let other = CertificateAuthority::generate("other CA", 30).unwrap();
-    let (cert, key, wrong) = (dir.path().join("ca.pem"), dir.path().join("ca.key"), dir.path().join("o.key"));
+    let (cert, key, wrong) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("ca.key"),
+        dir.path().join("o.key"),
+    );
     write_public_pem(&cert, ca.cert_pem()).unwrap();
     write_private_pem(&key, ca.key_pem()).unwrap();
     write_private_pem(&wrong, other.key_pem()).unwrap();
     assert!(CertificateAuthority::from_files(&cert, &key).is_ok());
-    let err = CertificateAuthority::from_files(&cert, &wrong).unwrap_err().to_string();
+    let err = CertificateAuthority::from_files(&cert, &wrong)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not belong"), "{err}");
     assert!(!err.contains("PRIVATE"), "{err}");
     assert!(CertificateAuthority::from_files(&dir.path().join("none.pem"), &key).is_err());

@@ -94,7 +94,10 @@ pub(super) fn run_issue(a: &IssueArgs) -> CliResult {
     }
     println!("issued client {:?}: SHA-256 {fingerprint}", a.name);
     println!("certificate: {}", cert_out.display());
-    println!("private key: {} (mode 0600; give it to vCenter, then delete it here)", key_out.display());
+    println!(
+        "private key: {} (mode 0600; give it to vCenter, then delete it here)",
+        key_out.display()
+    );
     println!("{}", applied_note());
     Ok(())
 }
@@ -129,14 +132,20 @@ pub(super) fn run_sign_csr(a: &SignCsrArgs) -> CliResult {
     }
     match &a.out {
         Some(out) => {
-            println!("signed {} for client {:?}: SHA-256 {}", info.subject, a.name, info.fingerprint);
+            println!(
+                "signed {} for client {:?}: SHA-256 {}",
+                info.subject, a.name, info.fingerprint
+            );
             println!("certificate: {} (upload it to vCenter)", out.display());
             println!("{}", applied_note());
         }
         None => {
             // The certificate goes to stdout for piping; the notes go to stderr.
             print!("{cert_pem}");
-            eprintln!("signed {} for client {:?}: SHA-256 {}", info.subject, a.name, info.fingerprint);
+            eprintln!(
+                "signed {} for client {:?}: SHA-256 {}",
+                info.subject, a.name, info.fingerprint
+            );
             eprintln!("{}", applied_note());
         }
     }
@@ -157,7 +166,10 @@ fn record(clients: &ClientsDir, name: String, group: Option<String>, der: &[u8])
 
 fn refuse_existing(path: &Path) -> CliResult {
     if path.exists() {
-        return Err(CliError::new(format!("{} exists; refusing to overwrite", path.display())));
+        return Err(CliError::new(format!(
+            "{} exists; refusing to overwrite",
+            path.display()
+        )));
     }
     Ok(())
 }

@@ -56,11 +56,27 @@ pub(super) fn run_list(a: &ListArgs) -> CliResult {
     for path in &clients.config.tls.client_ca {
         let name = format!("tls.client_ca {}", path.display());
         let der = read_cert_file(path)?.into_iter().next();
-        rows.push(row(name, ClientKind::Ca, None, der.as_deref(), None, &seen, "config")?);
+        rows.push(row(
+            name,
+            ClientKind::Ca,
+            None,
+            der.as_deref(),
+            None,
+            &seen,
+            "config",
+        )?);
     }
     for (i, pin) in clients.config.tls.client_pins.iter().enumerate() {
         let name = format!("tls.client_pins[{i}]");
-        rows.push(row(name, ClientKind::Pin, None, None, Some(*pin), &seen, "config")?);
+        rows.push(row(
+            name,
+            ClientKind::Pin,
+            None,
+            None,
+            Some(*pin),
+            &seen,
+            "config",
+        )?);
     }
     for entry in clients.entries()? {
         let der = match &entry.cert {
@@ -204,12 +220,29 @@ mod tests {
                 fingerprint: "x".into(),
             },
         );
-        let r = row("vc".into(), ClientKind::Ca, None, Some(ca.cert_der()), None, &seen, "clients_dir").unwrap();
+        let r = row(
+            "vc".into(),
+            ClientKind::Ca,
+            None,
+            Some(ca.cert_der()),
+            None,
+            &seen,
+            "clients_dir",
+        )
+        .unwrap();
         assert_eq!(r.group, DEFAULT_GROUP);
         assert_eq!(r.last_seen.as_deref(), Some("1970-01-01 00:00:00Z"));
         assert_eq!(r.subject.as_deref(), Some("CN=VMCA"));
-        let bare = row("p".into(), ClientKind::Pin, Some("g".into()), None, Some([0xab; 32]), &seen, "config")
-            .unwrap();
+        let bare = row(
+            "p".into(),
+            ClientKind::Pin,
+            Some("g".into()),
+            None,
+            Some([0xab; 32]),
+            &seen,
+            "config",
+        )
+        .unwrap();
         assert!(bare.fingerprint.unwrap().starts_with("AB:AB"));
         assert_eq!(bare.last_seen, None);
     }

@@ -96,8 +96,9 @@ impl ClientsDir {
     /// Every entry in the folder; a broken one stops the command (the server would not
     /// load the folder either).
     pub fn entries(&self) -> CliResult<Vec<ClientEntry>> {
-        clients::load_dir(&self.dir)
-            .map_err(|e| CliError::from(e).context("the clients folder has a broken entry (run `keyward check-config`)"))
+        clients::load_dir(&self.dir).map_err(|e| {
+            CliError::from(e).context("the clients folder has a broken entry (run `keyward check-config`)")
+        })
     }
 
     /// Refuses a certificate already pinned under another name, so one certificate
@@ -111,9 +112,9 @@ impl ClientsDir {
         for entry in self.entries()? {
             let pinned = match (entry.fingerprint, &entry.cert) {
                 (Some(fp), _) => Some(Fingerprint(fp)),
-                (None, Some(path)) if entry.kind == clients::ClientKind::Pin => first_cert_file(path)
-                    .ok()
-                    .map(|der| Fingerprint::of_der(&der)),
+                (None, Some(path)) if entry.kind == clients::ClientKind::Pin => {
+                    first_cert_file(path).ok().map(|der| Fingerprint::of_der(&der))
+                }
                 _ => None,
             };
             if pinned.as_ref() == Some(fingerprint) {
