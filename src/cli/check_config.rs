@@ -145,6 +145,7 @@ fn check_server_cert(config: &Config, report: &mut Report) {
 }
 
 fn check_trust(config: &Config, report: &mut Report) {
+    let problems_before = report.problems;
     let now = now_unix();
     for path in &config.tls.client_ca {
         match read_cert_file(path) {
@@ -229,7 +230,7 @@ fn check_trust(config: &Config, report: &mut Report) {
             ),
         ),
         // Already reported above in more detail, unless it is something else.
-        Err(e) if report.problems == 0 => report.fail("trust", e),
+        Err(e) if report.problems == problems_before => report.fail("trust", e),
         Err(_) => {}
     }
 }
@@ -249,13 +250,31 @@ fn check_issuing_ca(config: &Config, report: &mut Report) {
                 "tls.issuing_ca",
                 format!("{} (key matches), SHA-256 {fp}", issuing.cert.display()),
             );
-            let trusted_wholesale = config.tls.client_ca.iter().any(|p| {
+            let holds_ca = |p: &Path| {
                 read_cert_file(p).is_ok_and(|certs| certs.iter().any(|d| Fingerprint::of_der(d) == fp))
-            });
-            if trusted_wholesale {
+            };
+            let mut trusted_by: Vec<String> = config
+                .tls
+                .client_ca
+                .iter()
+                .filter(|p| holds_ca(p))
+                .map(|_| "tls.client_ca".to_owned())
+                .collect();
+            if let Some(dir) = &config.tls.clients_dir {
+                for entry in clients::load_dir(dir).unwrap_or_default() {
+                    if entry.kind == clients::ClientKind::Ca && entry.cert.as_deref().is_some_and(holds_ca) {
+                        trusted_by.push(format!("client {:?}", entry.name));
+                    }
+                }
+            }
+            if !trusted_by.is_empty() {
                 report.warn(
                     "tls.issuing_ca",
-                    "also listed in tls.client_ca: every certificate it issues is trusted, and `clients remove` cannot revoke one",
+                    format!(
+                        "also trusted as a client CA ({}): every certificate it issues is trusted, \
+                         and `clients remove` cannot revoke one",
+                        trusted_by.join(", ")
+                    ),
                 );
             }
         }
