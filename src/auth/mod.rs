@@ -8,9 +8,11 @@
 //! resumed TLS session cannot outlive the removal of its client's trust.
 
 mod identity;
+pub mod last_seen;
 mod trust;
 
 pub use identity::{ClientIdentity, IdentityError, TrustMatch};
+pub use last_seen::LastSeen;
 pub use trust::{TrustError, TrustSnapshot, TrustSnapshotBuilder, TrustSource, TrustStore};
 
 #[cfg(test)]

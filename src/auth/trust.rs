@@ -15,6 +15,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::LastSeen;
 use crate::config::clients::{self, ClientKind};
 use crate::config::{ConfigError, TlsConfig};
 use crate::pki::{self, Fingerprint};
@@ -315,6 +316,7 @@ fn first_cert_of(source: &TrustSource, path: &Path) -> Result<CertificateDer<'st
 pub struct TrustStore {
     current: RwLock<Arc<TrustSnapshot>>,
     generation: AtomicU64,
+    last_seen: LastSeen,
 }
 
 impl fmt::Debug for TrustStore {
@@ -331,6 +333,7 @@ impl TrustStore {
         TrustStore {
             current: RwLock::new(Arc::new(snapshot)),
             generation: AtomicU64::new(0),
+            last_seen: LastSeen::default(),
         }
     }
 
@@ -359,6 +362,11 @@ impl TrustStore {
         let snapshot = TrustSnapshot::from_config(tls)?;
         self.replace(snapshot);
         Ok(())
+    }
+
+    /// When each client last connected (recorded by `net::tls::client_identity`).
+    pub fn last_seen(&self) -> &LastSeen {
+        &self.last_seen
     }
 
     /// Increases on every replace; lets holders of derived state (the TLS server

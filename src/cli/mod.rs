@@ -7,11 +7,14 @@
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
 mod audit;
+mod check_config;
+mod clients;
 mod error;
 mod hsm;
 mod io;
 mod pki;
 mod serve;
+mod server_cert;
 mod ttlv;
 
 pub use error::{CliError, CliResult};
@@ -64,6 +67,14 @@ subcommands! {
     /// Create a development PKI (CA, server and client certificates).
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Trust KMIP clients (vCenter): add, issue, sign-csr, list, remove.
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
+    /// Show or renew the server's own certificate (what vCenter is asked to trust).
+    #[command(subcommand)]
+    ServerCert(server_cert::ServerCertCommand),
+    /// Check a configuration file and the HSM, store and certificates it names.
+    CheckConfig(check_config::CheckConfigCommand),
     /// Read TTLV captures as KMIP JSON, XML or a tree; write JSON or XML back as TTLV.
     #[command(subcommand)]
     Ttlv(ttlv::TtlvCommand),

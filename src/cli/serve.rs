@@ -1,14 +1,29 @@
-//! `keyward serve`: run the KMIP service until SIGTERM or SIGINT; SIGHUP
-//! reloads client trust without dropping connections.
+//! `keyward serve`: run the KMIP service until SIGTERM or SIGINT.
+//!
+//! Changes made by the administration commands reach the running service by
+//! themselves: every [`WATCH_INTERVAL`] a background task stamps the files of
+//! `tls.clients_dir` and the server certificate and key (size, mtime, inode) and,
+//! when a stamp changed, reloads client trust or the server certificate. SIGHUP does
+//! both at once, immediately. The same task writes the "last seen" map to
+//! `<clients_dir>/.last-seen` when it changed. A failed reload keeps what is in force.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use super::{CliError, CliResult, RunCommand};
-use crate::config::Config;
+use crate::auth::TrustStore;
+use crate::config::{Config, FileStamp, clients};
 use crate::net::server::Server;
+use crate::net::tls::ServerConfigSource;
+
+/// How often the service looks for changed trust files and server certificate: short
+/// enough that `keyward clients remove` applies "within seconds", long enough to cost
+/// nothing (a few `stat` calls).
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeCommand {
@@ -31,26 +46,46 @@ impl RunCommand for ServeCommand {
 }
 
 async fn serve(config: Config, config_path: PathBuf) -> CliResult {
+    // Stamped before trust is loaded: a change in between is then seen by the first poll.
+    let mut watched = Watched::new(&config);
     let server = Server::build(config).await?;
     for addr in &server.local_addrs {
         // Tests and scripts read this line to learn the port (listen on :0).
         println!("keyward: listening on {addr}");
     }
     tracing::info!(addrs = ?server.local_addrs, "keyward serving");
-    let trust = std::sync::Arc::clone(&server.trust);
+    let trust = Arc::clone(&server.trust);
+    let tls = Arc::clone(&server.listener.tls);
+    if let Some(file) = &watched.last_seen_file
+        && let Err(e) = trust.last_seen().load_file(file)
+    {
+        tracing::warn!(error = %e, "ignoring the last-seen file");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let serving = tokio::spawn(server.run(stop_rx));
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match Server::reload_trust(&trust, &config_path) {
-                Ok(()) => tracing::info!("client trust reloaded"),
-                Err(e) => tracing::warn!(error = %e, "trust reload failed; keeping the trust in force"),
-            },
+            _ = hup.recv() => {
+                reload_trust(&trust, &config_path);
+                reload_certificate(&tls);
+            }
+            _ = ticks.tick() => {
+                let (trust, tls, path) = (Arc::clone(&trust), Arc::clone(&tls), config_path.clone());
+                // File system calls stay off the async workers.
+                watched = tokio::task::spawn_blocking(move || {
+                    watched.poll(&trust, &tls, &path);
+                    watched
+                })
+                .await
+                .map_err(|e| CliError::new(format!("file watcher failed: {e}")))?;
+            }
         }
     }
     tracing::info!("shutting down: draining connections");
@@ -58,8 +93,91 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
     serving
         .await
         .map_err(|e| CliError::new(format!("server task failed: {e}")))?;
+    if let Some(file) = &watched.last_seen_file {
+        save_last_seen(&trust, file);
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The files `serve` watches and how they looked when last applied.
+struct Watched {
+    clients_dir: Option<PathBuf>,
+    last_seen_file: Option<PathBuf>,
+    cert: PathBuf,
+    key: PathBuf,
+    clients_stamp: FileStamp,
+    cert_stamp: FileStamp,
+}
+
+impl Watched {
+    fn new(config: &Config) -> Watched {
+        let clients_dir = config.tls.clients_dir.clone();
+        let clients_stamp = clients_dir.as_deref().map(FileStamp::of_dir).unwrap_or_default();
+        Watched {
+            last_seen_file: clients_dir.as_ref().map(|d| d.join(clients::LAST_SEEN_FILE)),
+            clients_dir,
+            cert_stamp: FileStamp::of_files(&[&config.tls.cert, &config.tls.key]),
+            cert: config.tls.cert.clone(),
+            key: config.tls.key.clone(),
+            clients_stamp,
+        }
+    }
+
+    /// One poll: reload what changed, save the last-seen map. A stamp is taken as
+    /// applied even when its reload fails, so a broken file is reported once, not
+    /// every poll; the next change to it is tried again.
+    fn poll(&mut self, trust: &TrustStore, tls: &ServerConfigSource, config_path: &Path) {
+        if let Some(dir) = &self.clients_dir {
+            let stamp = FileStamp::of_dir(dir);
+            if stamp != self.clients_stamp {
+                self.clients_stamp = stamp;
+                reload_trust(trust, config_path);
+            }
+        }
+        let stamp = FileStamp::of_files(&[&self.cert, &self.key]);
+        if stamp != self.cert_stamp {
+            self.cert_stamp = stamp;
+            reload_certificate(tls);
+        }
+        if let Some(file) = &self.last_seen_file {
+            save_last_seen(trust, file);
+        }
+    }
+}
+
+fn reload_trust(trust: &TrustStore, config_path: &Path) {
+    match Server::reload_trust(trust, config_path) {
+        Ok(()) => {
+            let snapshot = trust.snapshot();
+            tracing::info!(
+                cas = snapshot.ca_count(),
+                pins = snapshot.pin_count(),
+                "client trust reloaded"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "trust reload failed; keeping the trust in force"),
+    }
+}
+
+fn reload_certificate(tls: &ServerConfigSource) {
+    match tls.reload_certificate() {
+        Ok(()) => tracing::info!(
+            fingerprint = %tls.certificate_fingerprint().map(|f| f.to_colon_hex()).unwrap_or_default(),
+            "server certificate loaded"
+        ),
+        Err(e) => tracing::warn!(error = %e, "server certificate reload failed; keeping the one in force"),
+    }
+}
+
+fn save_last_seen(trust: &TrustStore, file: &Path) {
+    // No clients folder yet (nothing added): nothing to show, nowhere to write.
+    if !file.parent().is_some_and(Path::is_dir) {
+        return;
+    }
+    if let Err(e) = trust.last_seen().save_if_changed(file) {
+        tracing::warn!(error = %e, file = %file.display(), "cannot save the last-seen file");
+    }
 }
 
 /// Logs go to stderr (the journal under systemd), filtered by `KEYWARD_LOG`

@@ -27,6 +27,9 @@ const MAX_CLIENT_FILES: usize = 4096;
 /// Largest client trust file read.
 const MAX_CLIENT_FILE_BYTES: u64 = 16 * 1024;
 const EXTENSION: &str = "toml";
+/// When the server last saw each client (JSON, written by the server); a dot file, so
+/// neither the entry loader nor the change watcher looks at it.
+pub const LAST_SEEN_FILE: &str = ".last-seen";
 
 /// One trusted client (or client CA), as stored in `<clients_dir>/<name>.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +200,16 @@ pub fn write_entry(dir: &Path, entry: &ClientEntry) -> Result<PathBuf, ConfigErr
     std::fs::write(&temp, text).map_err(|e| ConfigError::read(&temp, &e))?;
     std::fs::rename(&temp, &target).map_err(|e| ConfigError::read(&target, &e))?;
     Ok(target)
+}
+
+/// Where the entry named `name` lives: `<dir>/<name>.toml`.
+pub fn entry_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.{EXTENSION}"))
+}
+
+/// Where `keyward clients` keeps the PEM an entry points to: `<dir>/<name>.pem`.
+pub fn cert_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.pem"))
 }
 
 /// Deletes `<dir>/<name>.toml`; returns whether it existed.

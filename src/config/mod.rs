@@ -22,6 +22,8 @@
 //! client_pins = ["AB:CD:..."] # SHA-256 of a client certificate
 //! clients_dir = "clients"    # one trust file per client, see `clients`
 //! tls_versions = ["1.2", "1.3"]
+//! issuing_ca_cert = "ca.pem"  # keyward's own CA, for `keyward clients issue|sign-csr`
+//! issuing_ca_key = "ca.key"   # and `server-cert renew`; both or neither (default: none)
 //!
 //! [hsm]
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -41,6 +43,7 @@ pub mod clients;
 mod error;
 mod parse;
 mod pin;
+mod stamp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,7 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 pub use parse::parse_fingerprint;
+pub use stamp::FileStamp;
 
 /// Largest config file read (64 KiB); a real one is under 2 KiB.
 const MAX_CONFIG_FILE_BYTES: u64 = 64 * 1024;
@@ -90,6 +94,17 @@ pub struct TlsConfig {
     pub clients_dir: Option<PathBuf>,
     /// Protocol versions offered, never empty.
     pub tls_versions: Vec<TlsVersion>,
+    /// keyward's own CA, used by the administration commands only (the server never
+    /// reads it). `None`: issuing and signing certificates is refused.
+    pub issuing_ca: Option<IssuingCa>,
+}
+
+/// `tls.issuing_ca_cert` / `tls.issuing_ca_key`: the CA that issues client certificates
+/// (`keyward clients issue`, `clients sign-csr`) and renews the server certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuingCa {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

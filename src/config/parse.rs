@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AuditConfig, Config, ConfigError, HsmConfig, ServerConfig, StoreConfig, StoreKind, TlsConfig, TlsVersion,
+    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, ServerConfig, StoreConfig, StoreKind, TlsConfig,
+    TlsVersion,
 };
 use crate::limits;
 
@@ -56,6 +57,8 @@ struct RawTls {
     client_pins: Vec<String>,
     clients_dir: Option<String>,
     tls_versions: Option<Vec<String>>,
+    issuing_ca_cert: Option<String>,
+    issuing_ca_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +196,25 @@ fn tls(raw: RawTls, base: &Path) -> Result<TlsConfig, ConfigError> {
             versions
         }
     };
+    let issuing_ca = match (&raw.issuing_ca_cert, &raw.issuing_ca_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(IssuingCa {
+            cert: path("tls.issuing_ca_cert", cert, base)?,
+            key: path("tls.issuing_ca_key", key, base)?,
+        }),
+        (Some(_), None) => {
+            return Err(ConfigError::invalid(
+                "tls.issuing_ca_key",
+                "must be set together with tls.issuing_ca_cert",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "tls.issuing_ca_cert",
+                "must be set together with tls.issuing_ca_key",
+            ));
+        }
+    };
     Ok(TlsConfig {
         cert: path("tls.cert", &raw.cert, base)?,
         key: path("tls.key", &raw.key, base)?,
@@ -203,6 +225,7 @@ fn tls(raw: RawTls, base: &Path) -> Result<TlsConfig, ConfigError> {
             .map(|p| path("tls.clients_dir", &p, base))
             .transpose()?,
         tls_versions,
+        issuing_ca,
     })
 }
 

@@ -237,3 +237,27 @@ fn client_files_round_trip_and_bad_ones_name_the_field() {
             .contains("extra")
     );
 }
+
+#[test]
+fn issuing_ca_needs_both_files() {
+    let both = with(
+        "",
+        "issuing_ca_cert = \"pki/ca.pem\"\nissuing_ca_key = \"/abs/ca.key\"",
+    );
+    let c = Config::from_toml(&both, Path::new("/etc/keyward")).unwrap();
+    let ca = c.tls.issuing_ca.unwrap();
+    assert_eq!(ca.cert, Path::new("/etc/keyward/pki/ca.pem"));
+    assert_eq!(ca.key, Path::new("/abs/ca.key"));
+    assert_eq!(
+        Config::from_toml(MINIMAL, Path::new("/")).unwrap().tls.issuing_ca,
+        None
+    );
+    assert_eq!(
+        invalid_key(&with("", "issuing_ca_cert = \"ca.pem\"")),
+        "tls.issuing_ca_key"
+    );
+    assert_eq!(
+        invalid_key(&with("", "issuing_ca_key = \"ca.key\"")),
+        "tls.issuing_ca_cert"
+    );
+}

@@ -31,8 +31,10 @@ use std::time::SystemTime;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
-use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+};
+use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
     SupportedProtocolVersion,
@@ -114,6 +116,12 @@ pub fn build_server_config(
 /// session cache and ticket keys are shared) when the trust set changed, so the
 /// CertificateRequest hint list follows reloads. Verification itself never needs a
 /// rebuild: the verifier reads the live trust set on every handshake.
+///
+/// The server certificate and key can be replaced while serving
+/// ([`ServerConfigSource::reload_certificate`], called on SIGHUP and when `keyward
+/// serve` sees the files change): the certificate resolver reads the current pair on
+/// every handshake, so new connections get the new certificate and established ones
+/// carry on with the one they negotiated.
 pub struct ServerConfigSource {
     parts: SharedParts,
     trust: Arc<TrustStore>,
@@ -123,9 +131,29 @@ pub struct ServerConfigSource {
 struct SharedParts {
     provider: Arc<CryptoProvider>,
     versions: Vec<&'static SupportedProtocolVersion>,
-    certified_key: Arc<CertifiedKey>,
+    settings: TlsSettings,
+    certificate: Arc<CurrentCertificate>,
     session_storage: Arc<dyn StoresServerSessions>,
     ticketer: Arc<dyn ProducesTickets>,
+}
+
+/// The server's certificate and key in force, swapped whole on reload.
+struct CurrentCertificate(RwLock<Arc<CertifiedKey>>);
+
+impl fmt::Debug for CurrentCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of Debug output; the certificate's fingerprint names it.
+        let current = self.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        f.debug_tuple("CurrentCertificate")
+            .field(&current.cert.first().map(|der| Fingerprint::of_der(der)))
+            .finish()
+    }
+}
+
+impl ResolvesServerCert for CurrentCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
 }
 
 impl fmt::Debug for ServerConfigSource {
@@ -140,6 +168,7 @@ impl ServerConfigSource {
     pub fn new(settings: &TlsSettings, trust: Arc<TrustStore>) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let certified_key = Arc::new(load_certified_key(settings, &provider)?);
+        let certificate = Arc::new(CurrentCertificate(RwLock::new(certified_key)));
         let mut versions: Vec<&'static SupportedProtocolVersion> = Vec::new();
         for v in &settings.versions {
             versions.push(match v {
@@ -150,7 +179,8 @@ impl ServerConfigSource {
         let parts = SharedParts {
             provider,
             versions,
-            certified_key,
+            settings: settings.clone(),
+            certificate,
             session_storage: ServerSessionMemoryCache::new(settings.session_cache_entries.max(1)),
             ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()
                 .map_err(|e| TlsError::Rustls(e.to_string()))?,
@@ -194,6 +224,37 @@ impl ServerConfigSource {
     pub fn trust(&self) -> &Arc<TrustStore> {
         &self.trust
     }
+
+    /// Re-reads `tls.cert` and `tls.key` and serves them from the next handshake on.
+    /// On error (unreadable, or a key that does not match the certificate — e.g. caught
+    /// between the two renames of a renewal) the pair in force stays.
+    pub fn reload_certificate(&self) -> Result<(), TlsError> {
+        let fresh = Arc::new(load_certified_key(&self.parts.settings, &self.parts.provider)?);
+        *self
+            .parts
+            .certificate
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// SHA-256 of the end-entity certificate served now.
+    pub fn certificate_fingerprint(&self) -> Option<Fingerprint> {
+        let current = self
+            .parts
+            .certificate
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        current.cert.first().map(|der| Fingerprint::of_der(der))
+    }
+
+    /// The certificate and key files, for change watching.
+    pub fn settings(&self) -> &TlsSettings {
+        &self.parts.settings
+    }
 }
 
 impl SharedParts {
@@ -207,7 +268,7 @@ impl SharedParts {
             .with_protocol_versions(&self.versions)
             .map_err(|e| TlsError::Rustls(e.to_string()))?
             .with_client_cert_verifier(verifier)
-            .with_cert_resolver(Arc::new(SingleCertAndKey::from(self.certified_key.clone())));
+            .with_cert_resolver(self.certificate.clone());
         config.session_storage = self.session_storage.clone();
         config.ticketer = self.ticketer.clone();
         config.ignore_client_order = true;
@@ -317,7 +378,8 @@ impl ClientCertVerifier for TrustVerifier {
 }
 
 /// The verified caller of a finished handshake, re-checked against the trust set in
-/// force now (this is what makes trust removal apply to resumed sessions).
+/// force now (this is what makes trust removal apply to resumed sessions). A caller
+/// accepted here is recorded in the trust store's "last seen" map.
 pub fn client_identity(
     conn: &rustls::ServerConnection,
     trust: &TrustStore,
@@ -327,5 +389,9 @@ pub fn client_identity(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    ClientIdentity::from_chain(chain, &trust.snapshot(), now)
+    let identity = ClientIdentity::from_chain(chain, &trust.snapshot(), now)?;
+    trust
+        .last_seen()
+        .record(&identity.matched.source().name, identity.fingerprint, now);
+    Ok(identity)
 }

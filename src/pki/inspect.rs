@@ -85,3 +85,40 @@ pub fn certs_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiErro
     }
     Ok(certs)
 }
+
+/// The DNS names and IP addresses of a certificate's subjectAltName, in order; what
+/// `keyward server-cert renew` carries over to the new certificate.
+pub fn subject_alt_names(der: &[u8]) -> Result<Vec<String>, PkiError> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::Parse(format!("certificate: {e}")))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => names.push((*dns).to_string()),
+                GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => {
+                        let octets: [u8; 4] = [bytes[0], bytes[1], bytes[2], bytes[3]];
+                        names.push(std::net::Ipv4Addr::from(octets).to_string());
+                    }
+                    16 => {
+                        let mut octets = [0u8; 16];
+                        octets.copy_from_slice(bytes);
+                        names.push(std::net::Ipv6Addr::from(octets).to_string());
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Whether the certificate's public key is RSA (else EC or another algorithm).
+pub fn has_rsa_key(der: &[u8]) -> Result<bool, PkiError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::Parse(format!("certificate: {e}")))?;
+    Ok(cert.public_key().algorithm.algorithm == x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION)
+}

@@ -10,6 +10,7 @@ use rcgen::{
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::PkiError;
 use crate::secret::SecretString;
@@ -22,6 +23,8 @@ pub const DEFAULT_SERVER_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// Largest CSR accepted (a real one is about 1 KiB).
 const MAX_CSR_PEM_BYTES: usize = 64 * 1024;
+/// Largest CA certificate or key file read.
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 /// Longest validity issued (about 10 years, what vCenter's own certificates use).
 const MAX_VALIDITY_DAYS: u32 = 3660;
 
@@ -114,12 +117,43 @@ impl CertificateAuthority {
             .into_iter()
             .next()
             .ok_or_else(|| PkiError::Parse("no CERTIFICATE block in the CA file".into()))?;
+        let (_, parsed) = X509Certificate::from_der(&cert_der)
+            .map_err(|e| PkiError::Parse(format!("CA certificate: {e}")))?;
+        if parsed.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
+            return Err(PkiError::Parse(
+                "the CA private key does not belong to the CA certificate".into(),
+            ));
+        }
+        if !parsed.is_ca() {
+            return Err(PkiError::Parse(
+                "the CA certificate is not a CA (basicConstraints CA:FALSE)".into(),
+            ));
+        }
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)?;
         Ok(CertificateAuthority {
             issuer,
             cert_der,
             cert_pem: cert_pem.to_string(),
             key_pem: key_pem.clone(),
+        })
+    }
+
+    /// Loads the CA named by `tls.issuing_ca_cert` / `tls.issuing_ca_key`.
+    pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, PkiError> {
+        let read = |path: &std::path::Path| {
+            crate::config::read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| PkiError::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        };
+        let cert_pem = read(cert)?;
+        let key_pem = SecretString::new(read(key)?);
+        Self::from_pem(&cert_pem, &key_pem).map_err(|e| match e {
+            PkiError::Parse(reason) | PkiError::Generate(reason) => PkiError::Io {
+                path: cert.to_path_buf(),
+                reason,
+            },
+            other => other,
         })
     }
 

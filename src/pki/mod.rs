@@ -13,12 +13,14 @@ mod files;
 mod fingerprint;
 mod inspect;
 mod issue;
+mod pem;
 
 pub use error::PkiError;
 pub use files::{write_private_pem, write_public_pem};
 pub use fingerprint::Fingerprint;
-pub use inspect::{CertInfo, certs_from_pem, inspect_der, inspect_pem};
+pub use inspect::{CertInfo, certs_from_pem, has_rsa_key, inspect_der, inspect_pem, subject_alt_names};
 pub use issue::{CertificateAuthority, DEFAULT_SERVER_NAMES, IssuedCert, KeyKind};
+pub use pem::der_to_pem;
 
 #[cfg(test)]
 mod tests;

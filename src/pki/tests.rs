@@ -91,3 +91,37 @@ fn private_keys_are_written_owner_only() {
     assert_eq!(mode, 0o600);
     assert_eq!(std::fs::read_to_string(&cert_path).unwrap(), ca.cert_pem());
 }
+
+#[test]
+fn server_names_and_key_type_are_read_back() {
+    let ca = CertificateAuthority::generate("keyward CA", 30).unwrap();
+    let server = ca.issue_server(&[], KeyKind::Rsa2048, 1).unwrap();
+    assert_eq!(
+        subject_alt_names(&server.cert_der).unwrap(),
+        vec!["localhost", "127.0.0.1", "::1"]
+    );
+    assert!(has_rsa_key(&server.cert_der).unwrap());
+    assert!(!has_rsa_key(ca.cert_der()).unwrap());
+}
+
+#[test]
+fn ca_key_must_match_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertificateAuthority::generate("keyward CA", 30).unwrap();
+    let other = CertificateAuthority::generate("other CA", 30).unwrap();
+    let (cert, key, wrong) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("ca.key"),
+        dir.path().join("o.key"),
+    );
+    write_public_pem(&cert, ca.cert_pem()).unwrap();
+    write_private_pem(&key, ca.key_pem()).unwrap();
+    write_private_pem(&wrong, other.key_pem()).unwrap();
+    assert!(CertificateAuthority::from_files(&cert, &key).is_ok());
+    let err = CertificateAuthority::from_files(&cert, &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not belong"), "{err}");
+    assert!(!err.contains("PRIVATE"), "{err}");
+    assert!(CertificateAuthority::from_files(&dir.path().join("none.pem"), &key).is_err());
+}
