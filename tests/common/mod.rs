@@ -3,6 +3,8 @@
 //! `scripts/dev-env` an administrator's quick start runs.
 #![allow(dead_code)]
 
+pub mod vcenter;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,12 @@ pub fn keyward_bin() -> PathBuf {
 impl TestServer {
     /// Prepares a fresh environment and starts the server.
     pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    /// Like [`TestServer::start`], letting the test edit `keyward.toml` (e.g. a short
+    /// `read_timeout` under `[server]`) before the server first starts.
+    pub fn start_with(edit_config: impl FnOnce(&mut String)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("env");
         let status = Command::new(repo().join("scripts/dev-env"))
@@ -38,6 +46,10 @@ impl TestServer {
             .status()
             .unwrap();
         assert!(status.success(), "scripts/dev-env failed");
+        let config = env.join("keyward.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        edit_config(&mut text);
+        std::fs::write(&config, text).unwrap();
         let mut server = TestServer {
             dir,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -139,6 +151,21 @@ impl TestServer {
     /// Whether the process is still alive.
     pub fn running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// A field of `/proc/<pid>/status` (e.g. `VmRSS` in kB, `Threads`), as a number.
+    pub fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
     }
 
     pub fn log(&self) -> String {
