@@ -163,9 +163,20 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no {field} in /proc status"))
     }
 
-    /// Open file descriptors of the server process.
-    pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    /// Open sockets of the server process (listeners and connections).
+    pub fn open_sockets(&self) -> usize {
+        self.fd_targets().iter().filter(|t| t.starts_with("socket:")).count()
+    }
+
+    /// What each open descriptor of the server points to (for failure messages).
+    pub fn fd_targets(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn log(&self) -> String {
