@@ -259,12 +259,13 @@ impl<H: RequestHandler> Listener<H> {
         mut shutdown: watch::Receiver<bool>,
     ) -> ConnEnd {
         loop {
-            if *shutdown.borrow() {
-                return ConnEnd::Closed;
-            }
             let mut header = [0u8; HEADER_LEN];
             // Idle wait for the first byte of the next message; a shutdown ends it.
+            // Biased towards the read: a request that had already arrived when the
+            // shutdown began is in flight, and gets its answer (a client that keeps
+            // sending is bounded by the drain timeout).
             let first = tokio::select! {
+                biased;
                 r = tokio::time::timeout(self.settings.idle_timeout, io.read(&mut header[..1])) => r,
                 _ = stop_requested(&mut shutdown) => return ConnEnd::Closed,
             };

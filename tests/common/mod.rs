@@ -141,6 +141,21 @@ impl TestServer {
         status
     }
 
+    /// Waits for the process to exit by itself (after a signal sent with
+    /// [`TestServer::signal`]); panics if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server still running after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])
