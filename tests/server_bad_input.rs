@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 #[derive(Debug)]
 enum Outcome {
     Closed,
-    Answered(ResponseMessage),
+    Answered(Box<ResponseMessage>),
 }
 
 /// Reads the server's reaction; it must come (no hang) within the timeout.
@@ -32,7 +32,9 @@ async fn outcome(client: &mut Client) -> Outcome {
         .await
         .expect("the server must answer or close, not hang");
     match read {
-        Ok(Some(bytes)) => Outcome::Answered(ResponseMessage::from_item(&ttlv::decode(&bytes).unwrap()).unwrap()),
+        Ok(Some(bytes)) => Outcome::Answered(Box::new(
+            ResponseMessage::from_item(&ttlv::decode(&bytes).unwrap()).unwrap(),
+        )),
         Ok(None) | Err(_) => Outcome::Closed,
     }
 }
@@ -76,7 +78,11 @@ fn nested(depth: usize) -> Vec<u8> {
 fn malformed() -> Vec<(&'static str, Vec<u8>, bool)> {
     let valid = valid_request();
     vec![
-        ("garbage", b"GET / HTTP/1.1\r\nHost: kms\r\n\r\n\x00\xff\x13\x37garbage".to_vec(), false),
+        (
+            "garbage",
+            b"GET / HTTP/1.1\r\nHost: kms\r\n\r\n\x00\xff\x13\x37garbage".to_vec(),
+            false,
+        ),
         (
             "a header announcing 2 GiB",
             vec![0x42, 0x00, 0x78, 0x01, 0x80, 0x00, 0x00, 0x00],
@@ -87,16 +93,34 @@ fn malformed() -> Vec<(&'static str, Vec<u8>, bool)> {
             vec![0x42, 0x00, 0x78, 0x01, 0xff, 0xff, 0xff, 0xf8],
             false,
         ),
-        ("a first item that is not a Structure", vec![0x42, 0x00, 0x78, 0x02, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0], false),
-        ("a length that is not a multiple of 8", vec![0x42, 0x00, 0x78, 0x01, 0, 0, 0, 5, 1, 2, 3, 4, 5], false),
-        ("a truncated message, then close", valid[..valid.len() / 2].to_vec(), true),
+        (
+            "a first item that is not a Structure",
+            vec![0x42, 0x00, 0x78, 0x02, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0],
+            false,
+        ),
+        (
+            "a length that is not a multiple of 8",
+            vec![0x42, 0x00, 0x78, 0x01, 0, 0, 0, 5, 1, 2, 3, 4, 5],
+            false,
+        ),
+        (
+            "a truncated message, then close",
+            valid[..valid.len() / 2].to_vec(),
+            true,
+        ),
         ("a header alone, then close", valid[..8].to_vec(), true),
         ("100k nested structures", nested(100_000), false),
-        ("an invalid TTLV body (bad padding)", {
-            let mut m = vec![0x42, 0x00, 0x78, 0x01, 0, 0, 0, 16];
-            m.extend_from_slice(&[0x42, 0x00, 0x7a, 0x07, 0, 0, 0, 3, b'a', b'b', b'c', 9, 9, 9, 9, 9]);
-            m
-        }, false),
+        (
+            "an invalid TTLV body (bad padding)",
+            {
+                let mut m = vec![0x42, 0x00, 0x78, 0x01, 0, 0, 0, 16];
+                m.extend_from_slice(&[
+                    0x42, 0x00, 0x7a, 0x07, 0, 0, 0, 3, b'a', b'b', b'c', 9, 9, 9, 9, 9,
+                ]);
+                m
+            },
+            false,
+        ),
     ]
 }
 
@@ -151,7 +175,10 @@ fn expect_error(outcome: Outcome, version: ProtocolVersion, reason: ResultReason
     let Outcome::Answered(m) = outcome else {
         panic!("expected a KMIP error answer, got a close");
     };
-    assert_eq!(m.header.protocol_version, version, "answered in the request's version");
+    assert_eq!(
+        m.header.protocol_version, version,
+        "answered in the request's version"
+    );
     assert_eq!(m.batch_items.len(), 1, "{m:?}");
     let item = &m.batch_items[0];
     assert_eq!(item.result_status, ResultStatus::OPERATION_FAILED, "{item:?}");
@@ -181,7 +208,12 @@ fn readable_but_wrong_kmip_is_answered_with_a_kmip_error() {
         ));
         let mut client = server.client().await;
         client.send_bytes(&not_kmip).await.unwrap();
-        expect_error(outcome(&mut client).await, v13, ResultReason::INVALID_MESSAGE, None);
+        expect_error(
+            outcome(&mut client).await,
+            v13,
+            ResultReason::INVALID_MESSAGE,
+            None,
+        );
         // The connection stays usable after a KMIP-level error.
         client.send_bytes(&valid_request()).await.unwrap();
         assert!(matches!(outcome(&mut client).await, Outcome::Answered(_)));
@@ -194,35 +226,61 @@ fn readable_but_wrong_kmip_is_answered_with_a_kmip_error() {
         client.send_bytes(&foreign).await.unwrap();
         match outcome(&mut client).await {
             Outcome::Answered(m) => {
-                assert_eq!(m.batch_items[0].result_reason, Some(ResultReason::INVALID_MESSAGE), "{m:?}");
+                assert_eq!(
+                    m.batch_items[0].result_reason,
+                    Some(ResultReason::INVALID_MESSAGE),
+                    "{m:?}"
+                );
             }
             Outcome::Closed => panic!("a readable TTLV message deserves a KMIP answer"),
         }
 
         // Batch Count 3 for one item.
-        let mut header = vec![version(ProtocolVersion::V1_1), Item::new(tags::BATCH_COUNT, Value::Integer(3))];
+        let mut header = vec![
+            version(ProtocolVersion::V1_1),
+            Item::new(tags::BATCH_COUNT, Value::Integer(3)),
+        ];
         let item = Item::structure(
             tags::BATCH_ITEM,
             vec![
-                Item::new(tags::OPERATION, Value::Enumeration(Operation::DISCOVER_VERSIONS.0)),
+                Item::new(
+                    tags::OPERATION,
+                    Value::Enumeration(Operation::DISCOVER_VERSIONS.0),
+                ),
                 Item::structure(tags::REQUEST_PAYLOAD, Vec::new()),
             ],
         );
         let wrong_count = ttlv::encode_to_vec(&Item::structure(
             tags::REQUEST_MESSAGE,
-            vec![Item::structure(tags::REQUEST_HEADER, header.clone()), item.clone()],
+            vec![
+                Item::structure(tags::REQUEST_HEADER, header.clone()),
+                item.clone(),
+            ],
         ));
         client.send_bytes(&wrong_count).await.unwrap();
-        expect_error(outcome(&mut client).await, V1_1, ResultReason::INVALID_MESSAGE, None);
+        expect_error(
+            outcome(&mut client).await,
+            V1_1,
+            ResultReason::INVALID_MESSAGE,
+            None,
+        );
         // Batch Count 0 with one item, and Batch Count -1.
         for count in [0, -1] {
             header[1] = Item::new(tags::BATCH_COUNT, Value::Integer(count));
             let bytes = ttlv::encode_to_vec(&Item::structure(
                 tags::REQUEST_MESSAGE,
-                vec![Item::structure(tags::REQUEST_HEADER, header.clone()), item.clone()],
+                vec![
+                    Item::structure(tags::REQUEST_HEADER, header.clone()),
+                    item.clone(),
+                ],
             ));
             client.send_bytes(&bytes).await.unwrap();
-            expect_error(outcome(&mut client).await, V1_1, ResultReason::INVALID_MESSAGE, None);
+            expect_error(
+                outcome(&mut client).await,
+                V1_1,
+                ResultReason::INVALID_MESSAGE,
+                None,
+            );
         }
 
         // An operation the server does not know: Operation Not Supported, id echoed.
@@ -237,7 +295,12 @@ fn readable_but_wrong_kmip_is_answered_with_a_kmip_error() {
             }],
         );
         client.send_bytes(&unknown).await.unwrap();
-        expect_error(outcome(&mut client).await, V1_1, ResultReason::OPERATION_NOT_SUPPORTED, Some(id));
+        expect_error(
+            outcome(&mut client).await,
+            V1_1,
+            ResultReason::OPERATION_NOT_SUPPORTED,
+            Some(id),
+        );
         // ... and one the server knows of but does not implement (Certify).
         let certify = request_message(
             V1_1,
@@ -249,7 +312,12 @@ fn readable_but_wrong_kmip_is_answered_with_a_kmip_error() {
             }],
         );
         client.send_bytes(&certify).await.unwrap();
-        expect_error(outcome(&mut client).await, V1_1, ResultReason::OPERATION_NOT_SUPPORTED, Some(id));
+        expect_error(
+            outcome(&mut client).await,
+            V1_1,
+            ResultReason::OPERATION_NOT_SUPPORTED,
+            Some(id),
+        );
         client.close().await;
         vcenter(&server).register_kms().await;
     });
@@ -260,7 +328,10 @@ fn readable_but_wrong_kmip_is_answered_with_a_kmip_error() {
 #[test]
 fn slow_clients_are_cut_off_by_the_timeouts() {
     let server = TestServer::start_with(|toml| {
-        *toml = toml.replace("[server]\n", "[server]\nread_timeout = 2\nhandshake_timeout = 2\n");
+        *toml = toml.replace(
+            "[server]\n",
+            "[server]\nread_timeout = 2\nhandshake_timeout = 2\n",
+        );
     });
     runtime().block_on(async {
         let vc = vcenter(&server);
@@ -285,17 +356,25 @@ fn slow_clients_are_cut_off_by_the_timeouts() {
                 // close well before the last byte (a write may still succeed into
                 // the socket buffer, so look for the close too).
                 if let Ok(r) = tokio::time::timeout(Duration::from_millis(1), client.read_message()).await {
-                    assert!(!matches!(r, Ok(Some(_))), "no answer to a message never completed");
+                    assert!(
+                        !matches!(r, Ok(Some(_))),
+                        "no answer to a message never completed"
+                    );
                     closed = true;
                     break;
                 }
             }
         }
         assert!(closed, "the slow client was never cut off");
-        assert!(sent < request.len(), "cut off before the message was complete ({sent} bytes sent)");
+        assert!(
+            sent < request.len(),
+            "cut off before the message was complete ({sent} bytes sent)"
+        );
 
         // Slow handshake: a ClientHello one byte a second.
-        let hello = [0x16u8, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00, 0x3c, 0x03, 0x03, 0x11, 0x22];
+        let hello = [
+            0x16u8, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00, 0x3c, 0x03, 0x03, 0x11, 0x22,
+        ];
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         let mut cut = false;
         for byte in hello.iter().cycle().take(30) {
@@ -305,12 +384,20 @@ fn slow_clients_are_cut_off_by_the_timeouts() {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
             let mut buf = [0u8; 64];
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(1), tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)).await {
+            if let Ok(Ok(_)) = tokio::time::timeout(
+                Duration::from_millis(1),
+                tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+            )
+            .await
+            {
                 cut = true;
                 break;
             }
         }
-        assert!(cut, "a handshake dribbled over 30 s must be cut off by the 2 s handshake timeout");
+        assert!(
+            cut,
+            "a handshake dribbled over 30 s must be cut off by the 2 s handshake timeout"
+        );
         vc.register_kms().await;
     });
 }
@@ -352,7 +439,8 @@ fn ss(port: u16) -> String {
     let out = std::process::Command::new("ss")
         .args(["-tanp", &format!("sport = :{port}")])
         .output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::TestServer;
-use common::vcenter::{Outgoing, V1_1, Vcenter, check_get, create_payload, exchange, expect_success, uid_payload};
+use common::vcenter::{
+    Outgoing, V1_1, Vcenter, check_get, create_payload, exchange, expect_success, uid_payload,
+};
 use keyward::kmip::message::ResponseMessage;
 use keyward::kmip::payload::{Payload, locate};
 use keyward::kmip::{Operation, ResultStatus, State, tags};
@@ -28,7 +30,10 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Every object the caller can see (Locate with no attributes).
 async fn all_objects(vc: &Vcenter) -> HashSet<String> {
     let answers = vc
-        .step(vec![(Operation::LOCATE, Item::structure(tags::REQUEST_PAYLOAD, Vec::new()))])
+        .step(vec![(
+            Operation::LOCATE,
+            Item::structure(tags::REQUEST_PAYLOAD, Vec::new()),
+        )])
         .await;
     locate::Response::from_payload(expect_success(&answers[0]))
         .unwrap()
@@ -91,7 +96,12 @@ fn kill_9_loses_no_acknowledged_key_and_changes_nothing_else() {
     let before: Vec<(String, Vec<u8>)> = rt.block_on(async {
         let mut keys = Vec::new();
         for i in 0..3 {
-            let (uid, key) = vc.encrypt_vm(&format!("564d0000-0000-0000-0000-00000000000{i}"), &format!("vm-{i}")).await;
+            let (uid, key) = vc
+                .encrypt_vm(
+                    &format!("564d0000-0000-0000-0000-00000000000{i}"),
+                    &format!("vm-{i}"),
+                )
+                .await;
             keys.push((uid, key.0));
         }
         keys
@@ -105,7 +115,11 @@ fn kill_9_loses_no_acknowledged_key_and_changes_nothing_else() {
     // Kill once a good number of Creates were acknowledged (not after a fixed time).
     let mut waited = 0;
     while acked.load(Ordering::Relaxed) < 200 {
-        assert!(waited < 600, "writers too slow: {} acknowledged", acked.load(Ordering::Relaxed));
+        assert!(
+            waited < 600,
+            "writers too slow: {} acknowledged",
+            acked.load(Ordering::Relaxed)
+        );
         std::thread::sleep(Duration::from_millis(100));
         waited += 1;
     }
@@ -150,10 +164,14 @@ fn kill_9_loses_no_acknowledged_key_and_changes_nothing_else() {
         for (i, (uid, bytes)) in before.iter().enumerate() {
             assert_eq!(&vc.power_on(uid).await.0, bytes);
             assert_eq!(vc.text_attribute(uid, "x-Name").await, Some(format!("vm-{i}")));
-            assert_eq!(vc.text_attribute(uid, "x-Component").await.as_deref(), Some("Virtual Machine"));
+            assert_eq!(
+                vc.text_attribute(uid, "x-Component").await.as_deref(),
+                Some("Virtual Machine")
+            );
         }
         // Still writable.
-        vc.encrypt_vm("564d0000-0000-0000-0000-0000000000ff", "after-crash").await;
+        vc.encrypt_vm("564d0000-0000-0000-0000-0000000000ff", "after-crash")
+            .await;
     });
 }
 
@@ -233,7 +251,11 @@ fn sigterm_drains_requests_in_flight_and_exits_zero() {
 
         let (mut slow, rest) = half_sent.unwrap();
         slow.send_bytes(&rest).await.unwrap();
-        let answer = slow.read_message().await.unwrap().expect("the half-sent request is answered");
+        let answer = slow
+            .read_message()
+            .await
+            .unwrap()
+            .expect("the half-sent request is answered");
         let answer = ResponseMessage::from_item(&ttlv::decode(&answer).unwrap()).unwrap();
         let mut created = vec![
             expect_success(&answer.batch_items[0])
@@ -245,7 +267,11 @@ fn sigterm_drains_requests_in_flight_and_exits_zero() {
         assert!(slow.read_message().await.ok().flatten().is_none(), "then closed");
 
         for (mut client, items) in batches {
-            let bytes = client.read_message().await.unwrap().expect("the batch sent before SIGTERM is answered");
+            let bytes = client
+                .read_message()
+                .await
+                .unwrap()
+                .expect("the batch sent before SIGTERM is answered");
             let answer = ResponseMessage::from_item(&ttlv::decode(&bytes).unwrap()).unwrap();
             assert_eq!(answer.batch_items.len(), items.len());
             for (sent, got) in items.iter().zip(&answer.batch_items) {
@@ -259,7 +285,11 @@ fn sigterm_drains_requests_in_flight_and_exits_zero() {
                 );
             }
         }
-        let bytes = pipelined.read_message().await.unwrap().expect("the big batch is answered");
+        let bytes = pipelined
+            .read_message()
+            .await
+            .unwrap()
+            .expect("the big batch is answered");
         let answer = ResponseMessage::from_item(&ttlv::decode(&bytes).unwrap()).unwrap();
         assert_eq!(answer.batch_items.len(), pipelined_items.len());
         for got in &answer.batch_items {
@@ -277,11 +307,18 @@ fn sigterm_drains_requests_in_flight_and_exits_zero() {
             .unwrap()
             .expect("the request pipelined behind it is answered too");
         let answer = ResponseMessage::from_item(&ttlv::decode(&bytes).unwrap()).unwrap();
-        assert_eq!(answer.batch_items[0].result_reason, Some(keyward::kmip::ResultReason::ITEM_NOT_FOUND));
+        assert_eq!(
+            answer.batch_items[0].result_reason,
+            Some(keyward::kmip::ResultReason::ITEM_NOT_FOUND)
+        );
         created
     });
     let status = server.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "exit status after SIGTERM: {status:?}\n{}", server.log());
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status:?}\n{}",
+        server.log()
+    );
     assert!(server.log().contains("stopped"), "{}", server.log());
 
     server.spawn();

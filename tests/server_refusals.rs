@@ -44,7 +44,9 @@ fn now() -> time::OffsetDateTime {
 fn vcenter_self_signed() -> Identity {
     let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "vcenter.example.com");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "vcenter.example.com");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -67,7 +69,9 @@ fn expired_from_dev_ca(server: &TestServer) -> Identity {
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "expired-client");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "expired-client");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     params.not_before = now() - Duration::from_secs(86_400 * 30);
     params.not_after = now() - Duration::from_secs(86_400);
@@ -97,7 +101,11 @@ fn dev_client(server: &TestServer) -> Identity {
 
 /// A rustls client trusting the server's CA, presenting `identity` (or nothing).
 fn client_config(server: &TestServer, identity: Option<&Identity>) -> Arc<ClientConfig> {
-    client_config_with(server, identity, &[&rustls::version::TLS13, &rustls::version::TLS12])
+    client_config_with(
+        server,
+        identity,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    )
 }
 
 fn client_config_with(
@@ -109,10 +117,11 @@ fn client_config_with(
     for c in CertificateDer::pem_file_iter(server.path("pki/ca.pem")).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots);
     let config = match identity {
         None => builder.with_no_client_auth(),
         Some(id) => builder
@@ -147,11 +156,15 @@ async fn attempt(server: &TestServer, config: Arc<ClientConfig>) -> Result<(), S
         );
         tls.write_all(&request).await.map_err(|e| format!("write: {e}"))?;
         let mut header = [0u8; HEADER_LEN];
-        tls.read_exact(&mut header).await.map_err(|e| format!("read: {e}"))?;
+        tls.read_exact(&mut header)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
         let total = ttlv::frame_len(&header, 1 << 20).map_err(|e| e.to_string())?;
         let mut message = header.to_vec();
         message.resize(total, 0);
-        tls.read_exact(&mut message[HEADER_LEN..]).await.map_err(|e| format!("read: {e}"))?;
+        tls.read_exact(&mut message[HEADER_LEN..])
+            .await
+            .map_err(|e| format!("read: {e}"))?;
         let response = ResponseMessage::from_item(&ttlv::decode(&message).unwrap()).unwrap();
         assert_eq!(response.batch_items[0].result_status, ResultStatus::SUCCESS);
         let _ = tls.shutdown().await;
@@ -173,7 +186,10 @@ async fn assert_refused(server: &TestServer, config: Arc<ClientConfig>, what: &s
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -188,8 +204,18 @@ fn bad_client_certificates_are_refused_and_serving_goes_on() {
         for versions in [[&rustls::version::TLS12], [&rustls::version::TLS13]].repeat(2) {
             let config = |id: Option<&Identity>| client_config_with(&server, id, &versions);
             assert_refused(&server, config(None), "no client certificate").await;
-            assert_refused(&server, config(Some(&from_other_ca())), "another CA's certificate").await;
-            assert_refused(&server, config(Some(&expired_from_dev_ca(&server))), "an expired certificate").await;
+            assert_refused(
+                &server,
+                config(Some(&from_other_ca())),
+                "another CA's certificate",
+            )
+            .await;
+            assert_refused(
+                &server,
+                config(Some(&expired_from_dev_ca(&server))),
+                "an expired certificate",
+            )
+            .await;
             // vCenter's self-signed certificate, not yet pinned.
             assert_refused(
                 &server,
@@ -229,7 +255,10 @@ fn tls_1_1_is_refused_and_serving_goes_on() {
     assert!(!output.status.success(), "TLS 1.1 must fail: {text}");
     assert!(!text.contains("Cipher is ECDHE"), "no TLS 1.1 session: {text}");
     if !text.contains("no protocols available") {
-        assert!(text.contains("alert"), "expected an alert from the server: {text}");
+        assert!(
+            text.contains("alert"),
+            "expected an alert from the server: {text}"
+        );
     }
 
     runtime().block_on(async {
@@ -271,7 +300,10 @@ async fn until(server: &TestServer, config: &Arc<ClientConfig>, accepted: bool) 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("never became {}: {last:?}", if accepted { "accepted" } else { "refused" }))
+    Err(format!(
+        "never became {}: {last:?}",
+        if accepted { "accepted" } else { "refused" }
+    ))
 }
 
 #[test]

@@ -45,9 +45,18 @@ fn vcenter_registers_the_kms_and_encrypts_a_vm() {
 
         // The tags that link the key to its VM read back; the others are still
         // "Success with no attribute".
-        assert_eq!(vc.text_attribute(&uid, "x-Component").await.as_deref(), Some("Virtual Machine"));
-        assert_eq!(vc.text_attribute(&uid, "x-Identifier").await.as_deref(), Some(vm_uuid));
-        assert_eq!(vc.text_attribute(&uid, "x-Name").await.as_deref(), Some("db-server-01"));
+        assert_eq!(
+            vc.text_attribute(&uid, "x-Component").await.as_deref(),
+            Some("Virtual Machine")
+        );
+        assert_eq!(
+            vc.text_attribute(&uid, "x-Identifier").await.as_deref(),
+            Some(vm_uuid)
+        );
+        assert_eq!(
+            vc.text_attribute(&uid, "x-Name").await.as_deref(),
+            Some("db-server-01")
+        );
         assert_eq!(vc.text_attribute(&uid, "x-Vendor").await, None);
 
         // vCenter versions that also stamp the product send the rest as another
@@ -67,7 +76,14 @@ fn vcenter_registers_the_kms_and_encrypts_a_vm() {
         }
         assert_eq!(
             seen,
-            ["8.0.1", "VMware, Inc.", "VMware vSphere", vm_uuid, "Virtual Machine", "db-server-01"]
+            [
+                "8.0.1",
+                "VMware, Inc.",
+                "VMware vSphere",
+                vm_uuid,
+                "Virtual Machine",
+                "db-server-01"
+            ]
         );
     });
 }
@@ -147,7 +163,9 @@ fn silent_and_unfinished_connections_do_not_disturb_serving() {
         // closed at once, some left hanging while vCenter works.
         for _ in 0..5 {
             let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-            tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
+            tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                .await
+                .unwrap();
             drop(tcp);
             drop(TcpStream::connect(server.addr).await.unwrap());
         }
@@ -158,7 +176,9 @@ fn silent_and_unfinished_connections_do_not_disturb_serving() {
             hanging.push(tcp);
             hanging.push(TcpStream::connect(server.addr).await.unwrap());
         }
-        let (uid, key) = vc.encrypt_vm("564d0000-aaaa-bbbb-cccc-000000000001", "web-01").await;
+        let (uid, key) = vc
+            .encrypt_vm("564d0000-aaaa-bbbb-cccc-000000000001", "web-01")
+            .await;
         assert_eq!(vc.power_on(&uid).await.0, key.0);
         drop(hanging);
         assert_eq!(vc.state(&uid).await, State::ACTIVE);
@@ -174,7 +194,9 @@ fn password_protected_vcenter_flow_is_accepted() {
         let mut vc = vcenter(&server);
         vc.credential = Some(("vcenter-admin".into(), "not-a-real-password".into()));
         vc.register_kms().await;
-        let (uid, key) = vc.encrypt_vm("564d0000-1111-2222-3333-444444444444", "secure-vm").await;
+        let (uid, key) = vc
+            .encrypt_vm("564d0000-1111-2222-3333-444444444444", "secure-vm")
+            .await;
         assert_eq!(vc.power_on(&uid).await.0, key.0);
     });
 }

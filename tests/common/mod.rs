@@ -1,7 +1,7 @@
 //! Test harness: a real keyward process on 127.0.0.1:0 with its own SoftHSM
 //! token, root key, development PKI and SQLite store, made by the same
 //! `scripts/dev-env` an administrator's quick start runs.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod vcenter;
 
@@ -151,7 +151,10 @@ impl TestServer {
                 self.child = None;
                 return status;
             }
-            assert!(Instant::now() < deadline, "server still running after {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -180,7 +183,10 @@ impl TestServer {
 
     /// Open sockets of the server process (listeners and connections).
     pub fn open_sockets(&self) -> usize {
-        self.fd_targets().iter().filter(|t| t.starts_with("socket:")).count()
+        self.fd_targets()
+            .iter()
+            .filter(|t| t.starts_with("socket:"))
+            .count()
     }
 
     /// What each open descriptor of the server points to (for failure messages).

@@ -18,8 +18,8 @@ use keyward::kmip::object::{KeyMaterial, KeyValue, ManagedObject};
 use keyward::kmip::payload::Payload;
 use keyward::kmip::payload::{discover_versions, get, get_attributes};
 use keyward::kmip::{
-    CredentialType, CryptographicAlgorithm, KeyFormatType, ObjectType, Operation, QueryFunction, ResultStatus,
-    State, tags,
+    CredentialType, CryptographicAlgorithm, KeyFormatType, ObjectType, Operation, QueryFunction,
+    ResultStatus, State, tags,
 };
 use keyward::net::client::{Client, ClientTls};
 use keyward::secret::SecretBytes;
@@ -53,7 +53,10 @@ fn text(tag: keyward::ttlv::Tag, v: &str) -> Item {
 fn attribute(name: &str, value: Value) -> Item {
     Item::structure(
         tags::ATTRIBUTE,
-        vec![text(tags::ATTRIBUTE_NAME, name), Item::new(tags::ATTRIBUTE_VALUE, value)],
+        vec![
+            text(tags::ATTRIBUTE_NAME, name),
+            Item::new(tags::ATTRIBUTE_VALUE, value),
+        ],
     )
 }
 
@@ -68,7 +71,10 @@ pub fn create_payload() -> Item {
         Item::structure(
             tags::TEMPLATE_ATTRIBUTE,
             vec![
-                attribute("Cryptographic Algorithm", Value::Enumeration(CryptographicAlgorithm::AES.0)),
+                attribute(
+                    "Cryptographic Algorithm",
+                    Value::Enumeration(CryptographicAlgorithm::AES.0),
+                ),
                 // vCenter sends the mask as an Integer, not an Enumeration or a mask type.
                 attribute("Cryptographic Usage Mask", Value::Integer(12)),
                 attribute("Cryptographic Length", Value::Integer(256)),
@@ -83,7 +89,10 @@ pub fn uid_payload(uid: &str) -> Item {
 }
 
 pub fn get_attributes_payload(uid: &str, name: &str) -> Item {
-    payload(vec![text(tags::UNIQUE_IDENTIFIER, uid), text(tags::ATTRIBUTE_NAME, name)])
+    payload(vec![
+        text(tags::UNIQUE_IDENTIFIER, uid),
+        text(tags::ATTRIBUTE_NAME, name),
+    ])
 }
 
 pub fn add_attribute_payload(uid: &str, name: &str, value: &str) -> Item {
@@ -108,7 +117,11 @@ pub struct Outgoing {
 }
 
 /// A whole request message, item by item.
-pub fn request_message(version: ProtocolVersion, credential: Option<(&str, &str)>, items: &[Outgoing]) -> Vec<u8> {
+pub fn request_message(
+    version: ProtocolVersion,
+    credential: Option<(&str, &str)>,
+    items: &[Outgoing],
+) -> Vec<u8> {
     let mut header = vec![Item::structure(
         tags::PROTOCOL_VERSION,
         vec![
@@ -159,7 +172,10 @@ pub async fn exchange(
     let response = client.round_trip_bytes(&bytes).await.expect("response");
     let tree = ttlv::decode(&response).expect("response is TTLV");
     let message = ResponseMessage::from_item(&tree).expect("response is a KMIP response");
-    assert_eq!(message.header.protocol_version, version, "answered in the request's version");
+    assert_eq!(
+        message.header.protocol_version, version,
+        "answered in the request's version"
+    );
     assert_eq!(message.header.batch_count as usize, items.len(), "batch count");
     assert_eq!(message.batch_items.len(), items.len(), "one answer per item");
     for (sent, got) in items.iter().zip(&message.batch_items) {
@@ -248,9 +264,9 @@ impl Vcenter {
     /// items (ids assigned from the counter); the connection is then closed.
     pub async fn step(&self, items: Vec<(Operation, Item)>) -> Vec<ResponseBatchItem> {
         let mut client = self.open().await;
-        let carries_credential = items.iter().any(|(op, _)| {
-            matches!(*op, Operation::CREATE | Operation::GET | Operation::ADD_ATTRIBUTE)
-        });
+        let carries_credential = items
+            .iter()
+            .any(|(op, _)| matches!(*op, Operation::CREATE | Operation::GET | Operation::ADD_ATTRIBUTE));
         let credential = self
             .credential
             .as_ref()
@@ -328,13 +344,21 @@ impl Vcenter {
         assert_eq!(response.unique_identifier, uid);
         assert_eq!(response.attributes.len(), 1, "exactly the State asked for");
         assert_eq!(response.attributes[0].name, "State");
-        State(response.attributes[0].value.as_enum().expect("State is an enumeration"))
+        State(
+            response.attributes[0]
+                .value
+                .as_enum()
+                .expect("State is an enumeration"),
+        )
     }
 
     pub async fn activate(&self, uid: &str) {
         let answer = self.one(Operation::ACTIVATE, uid_payload(uid)).await;
         let p = expect_success(&answer);
-        assert_eq!(p.child(tags::UNIQUE_IDENTIFIER).and_then(Item::as_text), Some(uid));
+        assert_eq!(
+            p.child(tags::UNIQUE_IDENTIFIER).and_then(Item::as_text),
+            Some(uid)
+        );
     }
 
     /// Get Attributes naming one attribute; its text value, if set.
@@ -366,10 +390,18 @@ impl Vcenter {
             .await;
         for (answer, (name, value)) in answers.iter().zip(tags_to_add) {
             let p = expect_success(answer);
-            assert_eq!(p.child(tags::UNIQUE_IDENTIFIER).and_then(Item::as_text), Some(uid));
-            let a = p.child(tags::ATTRIBUTE).expect("Add Attribute answers the attribute");
+            assert_eq!(
+                p.child(tags::UNIQUE_IDENTIFIER).and_then(Item::as_text),
+                Some(uid)
+            );
+            let a = p
+                .child(tags::ATTRIBUTE)
+                .expect("Add Attribute answers the attribute");
             assert_eq!(a.child(tags::ATTRIBUTE_NAME).and_then(Item::as_text), Some(name));
-            assert_eq!(a.child(tags::ATTRIBUTE_VALUE).and_then(Item::as_text), Some(value));
+            assert_eq!(
+                a.child(tags::ATTRIBUTE_VALUE).and_then(Item::as_text),
+                Some(value)
+            );
         }
     }
 
@@ -382,7 +414,11 @@ impl Vcenter {
         self.activate(&uid).await;
         assert_eq!(self.state(&uid).await, State::ACTIVE);
         for name in X_TAGS {
-            assert_eq!(self.text_attribute(&uid, name).await, None, "{name} is not set yet");
+            assert_eq!(
+                self.text_attribute(&uid, name).await,
+                None,
+                "{name} is not set yet"
+            );
         }
         // One batch of three: the tags that link the key to its VM.
         self.tag(
@@ -414,7 +450,10 @@ pub fn check_get(answer: &ResponseBatchItem, uid: &str) -> FetchedKey {
         panic!("Get must return a Symmetric Key");
     };
     assert_eq!(key_block.key_format_type, KeyFormatType::RAW);
-    assert_eq!(key_block.cryptographic_algorithm, Some(CryptographicAlgorithm::AES));
+    assert_eq!(
+        key_block.cryptographic_algorithm,
+        Some(CryptographicAlgorithm::AES)
+    );
     assert_eq!(key_block.cryptographic_length, Some(256));
     assert!(key_block.key_wrapping_data.is_none(), "no wrapping");
     let Some(KeyValue::Plain {
