@@ -36,7 +36,7 @@ struct Setup {
     serving: tokio::task::JoinHandle<()>,
 }
 
-async fn setup() -> Setup {
+async fn setup(listener_settings: ListenerSettings) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     let ca = CertificateAuthority::generate("listener test CA", 30).unwrap();
@@ -58,10 +58,7 @@ async fn setup() -> Setup {
     };
     let stats = Arc::new(ListenerStats::default());
     let listener = Arc::new(Listener {
-        settings: ListenerSettings {
-            handshake_timeout: Duration::from_secs(2),
-            ..ListenerSettings::default()
-        },
+        settings: listener_settings,
         tls: Arc::new(ServerConfigSource::new(&settings, trust).unwrap()),
         handler: Arc::new(Echo),
         stats: Arc::clone(&stats),
@@ -97,7 +94,11 @@ async fn settled(stats: &ListenerStats) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_add_up_and_shutdown_returns() {
-    let s = setup().await;
+    let s = setup(ListenerSettings {
+        handshake_timeout: Duration::from_secs(2),
+        ..ListenerSettings::default()
+    })
+    .await;
     for _ in 0..3 {
         let mut c = Client::connect(s.addr, &s.client).await.unwrap();
         assert_eq!(c.round_trip_bytes(&MESSAGE).await.unwrap(), MESSAGE);
@@ -135,4 +136,37 @@ async fn counters_add_up_and_shutdown_returns() {
     assert!(idle.read_message().await.ok().flatten().is_none());
     assert_eq!(s.stats.open.load(Ordering::Relaxed), 0);
     assert!(TcpStream::connect(s.addr).await.is_err(), "no longer listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_new_connections_until_a_slot_frees() {
+    let s = setup(ListenerSettings {
+        max_connections: 2,
+        ..ListenerSettings::default()
+    })
+    .await;
+    let mut first = Client::connect(s.addr, &s.client).await.unwrap();
+    let mut second = Client::connect(s.addr, &s.client).await.unwrap();
+    first.round_trip_bytes(&MESSAGE).await.unwrap();
+    second.round_trip_bytes(&MESSAGE).await.unwrap();
+    // The third waits in the kernel's backlog: its handshake does not progress ...
+    let third = tokio::spawn({
+        let (addr, tls) = (s.addr, s.client.clone());
+        async move {
+            let mut c = Client::connect(addr, &tls).await.unwrap();
+            c.round_trip_bytes(&MESSAGE).await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "served past the cap");
+    assert_eq!(s.stats.accepted.load(Ordering::Relaxed), 2);
+    // ... until a slot frees.
+    first.close().await;
+    let echoed = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, MESSAGE);
+    assert_eq!(s.stats.accepted.load(Ordering::Relaxed), 3);
+    second.round_trip_bytes(&MESSAGE).await.unwrap();
 }
