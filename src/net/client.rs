@@ -104,16 +104,43 @@ impl Client {
 
     /// Sends raw bytes and reads one framed response.
     pub async fn round_trip_bytes(&mut self, request: &[u8]) -> Result<Vec<u8>, ClientError> {
-        self.stream.write_all(request).await?;
+        self.send_bytes(request).await?;
+        self.read_message().await?.ok_or_else(|| {
+            ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            ))
+        })
+    }
+
+    /// Writes bytes as they are (tests use this to send malformed input).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes).await?;
         self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads one framed message; `None` when the server closed the connection
+    /// cleanly before its first byte.
+    pub async fn read_message(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
         let mut header = [0u8; HEADER_LEN];
-        self.stream.read_exact(&mut header).await?;
+        if self.stream.read(&mut header[..1]).await? == 0 {
+            return Ok(None);
+        }
+        self.stream.read_exact(&mut header[1..]).await?;
         let total = ttlv::frame_len(&header, crate::limits::MAX_MESSAGE_BYTES_CEILING)
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut message = header.to_vec();
         message.resize(total, 0);
         self.stream.read_exact(&mut message[HEADER_LEN..]).await?;
-        Ok(message)
+        Ok(Some(message))
+    }
+
+    /// Half-closes: sends TLS close_notify and shuts the write side, keeping the
+    /// read side open for whatever the server still sends.
+    pub async fn shutdown_write(&mut self) -> Result<(), ClientError> {
+        self.stream.shutdown().await?;
+        Ok(())
     }
 
     /// Sends a request message and returns the decoded response message.

@@ -31,6 +31,10 @@ pub struct ListenerSettings {
     pub handshake_timeout: Duration,
     /// From the first byte of a message to its last: stops slow-loris clients.
     pub read_timeout: Duration,
+    /// For writing one response: stops a client that sends requests but never reads
+    /// the answers from pinning its connection (and a drain) forever once the
+    /// socket buffers are full.
+    pub write_timeout: Duration,
     /// Between messages on a kept-alive connection.
     pub idle_timeout: Duration,
     pub max_message_bytes: usize,
@@ -44,6 +48,7 @@ impl Default for ListenerSettings {
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             max_message_bytes: crate::limits::MAX_MESSAGE_BYTES,
             drain_timeout: Duration::from_secs(10),
@@ -71,12 +76,27 @@ pub trait RequestHandler: Send + Sync + 'static {
 }
 
 /// Counters the listener keeps; readable while it runs.
+///
+/// Every accepted connection ends up counted once in `refused` or `established`
+/// (or is still handshaking); `open` is how many connection tasks are alive now.
 #[derive(Debug, Default)]
 pub struct ListenerStats {
+    /// TCP connections accepted.
     pub accepted: AtomicU64,
-    pub handshake_failures: AtomicU64,
+    /// Refused before any message: failed or timed-out handshake, no or untrusted
+    /// certificate.
+    pub refused: AtomicU64,
+    /// Handshakes that gave a verified caller.
+    pub established: AtomicU64,
+    /// Complete messages read and handed to the handler.
     pub messages: AtomicU64,
+    /// Connections closed because of what the client sent (or failed to send in
+    /// time): unframeable, oversized, truncated, unreadable, too slow.
     pub closed_bad_input: AtomicU64,
+    /// Connections whose answer could not be written in time.
+    pub closed_write_timeout: AtomicU64,
+    /// Connection tasks alive now (a gauge, not a counter).
+    pub open: AtomicU64,
 }
 
 /// A running server's shared pieces.
@@ -89,11 +109,34 @@ pub struct Listener<H> {
     pub stats: Arc<ListenerStats>,
 }
 
-/// Why a connection ended early; counted, and reported to the handler's audit hook.
+/// Why a connection ended; counted in [`ListenerStats`].
 #[derive(Debug)]
 enum ConnEnd {
     Closed,
     BadInput(String),
+    WriteTimeout,
+}
+
+/// Keeps [`ListenerStats::open`] right however a connection task ends.
+struct OpenGuard(Arc<ListenerStats>);
+
+impl OpenGuard {
+    fn new(stats: &Arc<ListenerStats>) -> Self {
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(Arc::clone(stats))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Socket options of every accepted connection. vCenter's connections are short
+/// request/response exchanges; Nagle plus a delayed ACK would add 40 ms to each.
+pub fn configure_socket(stream: &TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)
 }
 
 impl<H: RequestHandler> Listener<H> {
@@ -147,8 +190,10 @@ impl<H: RequestHandler> Listener<H> {
             let this = Arc::clone(&self);
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let shutdown = shutdown.clone();
+            let open = OpenGuard::new(&self.stats);
             tokio::spawn(async move {
                 let _permit = permit;
+                let _open = open;
                 this.connection(stream, peer, id, shutdown).await;
             });
         }
@@ -159,40 +204,52 @@ impl<H: RequestHandler> Listener<H> {
         stream: TcpStream,
         peer: SocketAddr,
         id: u64,
-        shutdown: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
     ) {
-        // vCenter's connections are short request/response exchanges; Nagle plus a
-        // delayed ACK would add 40 ms to each.
-        let _ = stream.set_nodelay(true);
+        let _ = configure_socket(&stream);
         let acceptor = TlsAcceptor::from(self.tls.current());
-        let handshake = tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(stream)).await;
+        // A handshake still under way when shutdown starts has no request in flight:
+        // drop it rather than hold the drain for up to the handshake timeout.
+        let handshake = tokio::select! {
+            h = tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(stream)) => h,
+            _ = stop_requested(&mut shutdown) => {
+                self.refuse(peer, "shutting down");
+                return;
+            }
+        };
         let mut tls = match handshake {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                self.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                self.handler.refused(peer, &format!("TLS handshake failed: {e}"));
-                return;
-            }
-            Err(_) => {
-                self.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                self.handler.refused(peer, "TLS handshake timed out");
-                return;
-            }
+            Ok(Err(e)) => return self.refuse(peer, &format!("TLS handshake failed: {e}")),
+            Err(_) => return self.refuse(peer, "TLS handshake timed out"),
         };
         let identity = client_identity(tls.get_ref().1, self.tls.trust());
         let identity = match identity {
             Ok(identity) => identity,
             Err(e) => {
-                self.handler.refused(peer, &e.to_string());
-                let _ = tls.shutdown().await;
+                self.refuse(peer, &e.to_string());
+                let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
                 return;
             }
         };
+        self.stats.established.fetch_add(1, Ordering::Relaxed);
         let info = ConnectionInfo { id, peer, identity };
-        if let ConnEnd::BadInput(_reason) = self.messages(&mut tls, &info, shutdown).await {
-            self.stats.closed_bad_input.fetch_add(1, Ordering::Relaxed);
+        match self.messages(&mut tls, &info, shutdown).await {
+            ConnEnd::Closed => {}
+            ConnEnd::BadInput(_reason) => {
+                self.stats.closed_bad_input.fetch_add(1, Ordering::Relaxed);
+            }
+            // The peer is not reading: a close_notify would only wait in turn.
+            ConnEnd::WriteTimeout => {
+                self.stats.closed_write_timeout.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+    }
+
+    fn refuse(&self, peer: SocketAddr, reason: &str) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        self.handler.refused(peer, reason);
     }
 
     async fn messages<S: AsyncRead + AsyncWrite + Unpin>(
@@ -202,12 +259,13 @@ impl<H: RequestHandler> Listener<H> {
         mut shutdown: watch::Receiver<bool>,
     ) -> ConnEnd {
         loop {
-            if *shutdown.borrow() {
-                return ConnEnd::Closed;
-            }
             let mut header = [0u8; HEADER_LEN];
             // Idle wait for the first byte of the next message; a shutdown ends it.
+            // Biased towards the read: a request that had already arrived when the
+            // shutdown began is in flight, and gets its answer (a client that keeps
+            // sending is bounded by the drain timeout).
             let first = tokio::select! {
+                biased;
                 r = tokio::time::timeout(self.settings.idle_timeout, io.read(&mut header[..1])) => r,
                 _ = stop_requested(&mut shutdown) => return ConnEnd::Closed,
             };
@@ -237,8 +295,15 @@ impl<H: RequestHandler> Listener<H> {
             let Some(response) = self.handler.handle(info, message).await else {
                 return ConnEnd::BadInput("unreadable message".into());
             };
-            if io.write_all(&response).await.is_err() || io.flush().await.is_err() {
-                return ConnEnd::Closed;
+            let write = tokio::time::timeout(self.settings.write_timeout, async {
+                io.write_all(&response).await?;
+                io.flush().await
+            })
+            .await;
+            match write {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return ConnEnd::Closed,
+                Err(_) => return ConnEnd::WriteTimeout,
             }
         }
     }
@@ -247,4 +312,21 @@ impl<H: RequestHandler> Listener<H> {
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn stop_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_tcp_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(TcpStream::connect(addr));
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap(), "the kernel default is Nagle on");
+        configure_socket(&accepted).unwrap();
+        assert!(accepted.nodelay().unwrap());
+        drop(client.await.unwrap().unwrap());
+    }
 }

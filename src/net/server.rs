@@ -160,6 +160,9 @@ impl Server {
             max_connections: config.server.max_connections,
             handshake_timeout: config.server.handshake_timeout,
             read_timeout: config.server.read_timeout,
+            // A response is as small as the request that asked for it; give its
+            // delivery the same time a request gets to arrive.
+            write_timeout: config.server.read_timeout,
             idle_timeout: config.server.idle_timeout,
             max_message_bytes: config.server.max_message_bytes,
             ..ListenerSettings::default()

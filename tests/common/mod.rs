@@ -1,9 +1,10 @@
 //! Test harness: a real keyward process on 127.0.0.1:0 with its own SoftHSM
 //! token, root key, development PKI and SQLite store, made by the same
 //! `scripts/dev-env` an administrator's quick start runs.
-#![allow(dead_code)]
 // Test support: a failure here is a failed test, so panicking is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod vcenter;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -31,6 +32,12 @@ pub fn keyward_bin() -> PathBuf {
 impl TestServer {
     /// Prepares a fresh environment and starts the server.
     pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    /// Like [`TestServer::start`], letting the test edit `keyward.toml` (e.g. a short
+    /// `read_timeout` under `[server]`) before the server first starts.
+    pub fn start_with(edit_config: impl FnOnce(&mut String)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("env");
         let status = Command::new(repo().join("scripts/dev-env"))
@@ -40,6 +47,10 @@ impl TestServer {
             .status()
             .unwrap();
         assert!(status.success(), "scripts/dev-env failed");
+        let config = env.join("keyward.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        edit_config(&mut text);
+        std::fs::write(&config, text).unwrap();
         let mut server = TestServer {
             dir,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -131,6 +142,24 @@ impl TestServer {
         status
     }
 
+    /// Waits for the process to exit by itself (after a signal sent with
+    /// [`TestServer::signal`]); panics if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])
@@ -141,6 +170,35 @@ impl TestServer {
     /// Whether the process is still alive.
     pub fn running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// A field of `/proc/<pid>/status` (e.g. `VmRSS` in kB, `Threads`), as a number.
+    pub fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// Open sockets of the server process (listeners and connections).
+    pub fn open_sockets(&self) -> usize {
+        self.fd_targets()
+            .iter()
+            .filter(|t| t.starts_with("socket:"))
+            .count()
+    }
+
+    /// What each open descriptor of the server points to (for failure messages).
+    pub fn fd_targets(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn log(&self) -> String {
