@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::listener::{ConnectionInfo, Listener, ListenerSettings, ListenerStats, RequestHandler};
 use super::tls::{ServerConfigSource, TlsSettings};
+use crate::audit::{AuditEvent, AuditSettings, AuditSink, EventKind};
 use crate::auth::TrustStore;
 use crate::config::{Config, StoreKind};
 use crate::hsm::{AsyncHsm, CrkVersion, Pkcs11Hsm};
@@ -48,6 +49,7 @@ impl std::error::Error for ServeError {}
 /// service log (the audit trail builds on these events).
 pub struct KmipHandler {
     pub ops: Operations,
+    pub audit: AuditSink,
 }
 
 impl KmipHandler {
@@ -66,28 +68,29 @@ impl RequestHandler for KmipHandler {
         let caller = Self::caller(conn);
         let handled = self.ops.handle(&caller, &request).await;
         for outcome in &handled.outcomes {
-            log_outcome(conn, &caller, outcome);
+            self.audit.emit(audit_event(conn, &caller, outcome));
         }
         handled.response
     }
 
     fn refused(&self, peer: SocketAddr, reason: &str) {
-        tracing::info!(target: "keyward::audit", %peer, reason, "connection refused");
+        self.audit.emit(
+            AuditEvent::new(EventKind::Connection, "Connect")
+                .source(peer)
+                .refused(reason),
+        );
     }
 }
 
-fn log_outcome(conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome) {
-    let operation = outcome.operation.name().unwrap_or("Unknown");
-    let uid = outcome.unique_identifier.as_deref().unwrap_or("-");
+fn audit_event(conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome) -> AuditEvent {
     let fingerprint = hex::encode(conn.identity.fingerprint);
+    let event = AuditEvent::new(EventKind::Kmip, outcome.operation.name().unwrap_or("Unknown"))
+        .client(Some(&caller.name), Some(&fingerprint), Some(&caller.group))
+        .source(conn.peer)
+        .object(outcome.unique_identifier.as_deref());
     match &outcome.result {
-        Ok(()) => tracing::info!(
-            target: "keyward::audit", peer = %conn.peer, client = %caller.name, %fingerprint, operation, uid, result = "Success"
-        ),
-        Err(e) => tracing::info!(
-            target: "keyward::audit", peer = %conn.peer, client = %caller.name, %fingerprint, operation, uid,
-            result = "OperationFailed", reason = e.reason.name().unwrap_or("Unknown"), message = %e.message
-        ),
+        Ok(()) => event,
+        Err(e) => event.failed(e.reason.name().unwrap_or("Unknown"), &e.message),
     }
 }
 
@@ -176,8 +179,11 @@ impl Server {
             local_addrs.push(socket.local_addr().map_err(|e| ServeError::Bind(*addr, e))?);
             sockets.push(socket);
         }
+        let audit = AuditSink::start(AuditSettings::new(config.audit.path.clone()))
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let handler = KmipHandler {
             ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits),
+            audit,
         };
         let listener = Arc::new(Listener {
             settings,
@@ -200,7 +206,10 @@ impl Server {
         let Server {
             listener, sockets, ..
         } = self;
+        let audit = listener.handler.audit.clone();
         listener.serve(sockets, shutdown).await;
+        // Every answered request's event reaches the trail before the process ends.
+        let _ = tokio::task::spawn_blocking(move || audit.flush(std::time::Duration::from_secs(5))).await;
     }
 
     /// Re-reads the configuration file's trust settings (SIGHUP). A failed reload
