@@ -19,7 +19,11 @@ pub trait RunCommand {
 
 /// The command line.
 #[derive(Debug, clap::Parser)]
-#[command(name = "keyward", version, about = "KMIP key server for VMware vSphere, root key in an HSM")]
+#[command(
+    name = "keyward",
+    version,
+    about = "KMIP key server for VMware vSphere, root key in an HSM"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn marks_only_secrets_and_only_when_asked() {
-        let key = Item::new(tags::KEY_MATERIAL, Value::ByteString(SecretBytes::new(vec![1; 5])));
+        let key = Item::new(
+            tags::KEY_MATERIAL,
+            Value::ByteString(SecretBytes::new(vec![1; 5])),
+        );
         let on = WriteOptions { redact: true };
         assert_eq!(marker(&key, &on).as_deref(), Some("<redacted 5 bytes>"));
         assert_eq!(marker(&key, &WriteOptions::default()), None);
@@ -99,7 +102,10 @@ mod tests {
                 ),
                 Item::structure(
                     tags::KEY_MATERIAL,
-                    vec![Item::new(tags::MODULUS, Value::BigInteger(SecretBytes::new(vec![7; 8])))],
+                    vec![Item::new(
+                        tags::MODULUS,
+                        Value::BigInteger(SecretBytes::new(vec![7; 8])),
+                    )],
                 ),
             ],
         )
@@ -111,9 +117,18 @@ mod tests {
         let ph = Placeholders::new();
         let on = WriteOptions { redact: true };
         let out = xml::write_item_with(&secret_tree(), &ph, &on).unwrap();
-        assert!(out.contains(r#"<KeyMaterial type="ByteString" value="&lt;redacted 32 bytes&gt;"/>"#), "{out}");
-        assert!(out.contains(r#"<Password type="TextString" value="&lt;redacted 8 bytes&gt;"/>"#), "{out}");
-        assert!(out.contains(r#"<KeyMaterial type="Structure" value="&lt;redacted 16 bytes&gt;"/>"#), "{out}");
+        assert!(
+            out.contains(r#"<KeyMaterial type="ByteString" value="&lt;redacted 32 bytes&gt;"/>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<Password type="TextString" value="&lt;redacted 8 bytes&gt;"/>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<KeyMaterial type="Structure" value="&lt;redacted 16 bytes&gt;"/>"#),
+            "{out}"
+        );
         assert!(!out.contains("5a5a") && !out.contains("hunter"), "{out}");
         let e = xml::read_item(&out, &mut Placeholders::new()).unwrap_err();
         assert!(e.message.contains("redacted"), "{e}");
@@ -122,7 +137,10 @@ mod tests {
             assert!(e.message.contains("was redacted"), "{one}: {e}");
         }
         let full = xml::write_item(&secret_tree(), &ph).unwrap();
-        assert_eq!(xml::read_item(&full, &mut Placeholders::new()).unwrap(), secret_tree());
+        assert_eq!(
+            xml::read_item(&full, &mut Placeholders::new()).unwrap(),
+            secret_tree()
+        );
     }
 
     #[test]
@@ -132,7 +150,10 @@ mod tests {
         let on = WriteOptions { redact: true };
         let out = json::write_item_with(&secret_tree(), &ph, &on);
         assert!(out.contains(r#""value": "<redacted 32 bytes>""#), "{out}");
-        assert!(out.contains(r#"{"tag": "KeyMaterial", "type": "Structure", "value": "<redacted 16 bytes>"}"#), "{out}");
+        assert!(
+            out.contains(r#"{"tag": "KeyMaterial", "type": "Structure", "value": "<redacted 16 bytes>"}"#),
+            "{out}"
+        );
         assert!(!out.contains("5a5a") && !out.contains("hunter"), "{out}");
         let e = json::read_item(&out, &mut Placeholders::new()).unwrap_err();
         assert!(e.message.contains("was redacted"), "{e}");

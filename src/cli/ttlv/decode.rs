@@ -51,7 +51,11 @@ impl RunCommand for DecodeArgs {
             InputForm::Raw => false,
             InputForm::Auto => looks_like_text(&input),
         };
-        let bytes = if hex { parse_hex(&input).map_err(CliError::new)? } else { input };
+        let bytes = if hex {
+            parse_hex(&input).map_err(CliError::new)?
+        } else {
+            input
+        };
         let messages = decode_all(&bytes)?;
         let text = render(&messages, self.format, self.reveal)?;
         write_output(text.as_bytes())
@@ -68,7 +72,10 @@ pub(crate) fn decode_all(bytes: &[u8]) -> CliResult<Vec<Item>> {
     let mut messages = Vec::new();
     let mut start = 0;
     while let Some(rest) = bytes.get(start..).filter(|r| !r.is_empty()) {
-        let len = match rest.first_chunk::<HEADER_LEN>().map(|h| frame_len(h, crate::limits::MAX_MESSAGE_BYTES)) {
+        let len = match rest
+            .first_chunk::<HEADER_LEN>()
+            .map(|h| frame_len(h, crate::limits::MAX_MESSAGE_BYTES))
+        {
             Some(Ok(total)) => total.min(rest.len()),
             // A lone item of another type: let the decoder judge all of it.
             Some(Err(FrameError::NotAStructure { .. })) if start == 0 => rest.len(),
@@ -142,7 +149,10 @@ mod tests {
     fn splits_concatenated_messages() {
         let mut bytes = encode_to_vec(&message("a"));
         bytes.extend(encode_to_vec(&message("bcdefghij")));
-        assert_eq!(decode_all(&bytes).unwrap(), vec![message("a"), message("bcdefghij")]);
+        assert_eq!(
+            decode_all(&bytes).unwrap(),
+            vec![message("a"), message("bcdefghij")]
+        );
     }
 
     #[test]
@@ -155,11 +165,22 @@ mod tests {
         bytes.extend(&second);
         let e = decode_all(&bytes).unwrap_err().to_string();
         let at = first.len() + 8;
-        assert!(e.starts_with(&format!("message 2 (from byte {}): at offset {at} (RequestMessage/UniqueIdentifier)", first.len())), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "message 2 (from byte {}): at offset {at} (RequestMessage/UniqueIdentifier)",
+                first.len()
+            )),
+            "{e}"
+        );
         assert!(e.contains("padding"), "{e}");
         let e = decode_all(&first[..first.len() - 8]).unwrap_err().to_string();
         assert!(e.contains("RequestMessage"), "{e}");
         assert!(decode_all(&[]).is_err());
-        assert!(decode_all(&[0x42, 0x00]).unwrap_err().to_string().contains("truncated"));
+        assert!(
+            decode_all(&[0x42, 0x00])
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
     }
 }

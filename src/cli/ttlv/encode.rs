@@ -101,8 +101,7 @@ fn read_bound(text: &str, format: InputFormat, bindings: &[(String, String)]) ->
             let ty = types.get(name.as_str()).ok_or_else(|| {
                 CliError::new(format!("--bind {name}: the input has no placeholder ${name}"))
             })?;
-            let value = typed_value(*ty, value)
-                .map_err(|m| CliError::new(format!("--bind {name}: {m}")))?;
+            let value = typed_value(*ty, value).map_err(|m| CliError::new(format!("--bind {name}: {m}")))?;
             bound.bind(name, value);
         }
         ph = bound;
@@ -115,7 +114,11 @@ fn read_bound(text: &str, format: InputFormat, bindings: &[(String, String)]) ->
             if unbound.len() > 1 { "s" } else { "" },
             unbound.join(", "),
             if unbound.len() > 1 { "" } else { "s" },
-            if unbound.len() > 1 { "them values" } else { "it a value" },
+            if unbound.len() > 1 {
+                "them values"
+            } else {
+                "it a value"
+            },
         )));
     }
     Ok(messages)
@@ -157,7 +160,9 @@ fn placeholder_types<'a>(item: &'a Item, ph: &'a Placeholders, out: &mut BTreeMa
         Value::ByteString(b) => Placeholders::bytes_placeholder(b.expose())
             .and_then(Placeholder::parse)
             .map(|p| p.name.to_owned()),
-        v @ (Value::DateTime(_) | Value::DateTimeExtended(_)) => ph.placeholder_of(v).map(|p| p.name.to_owned()),
+        v @ (Value::DateTime(_) | Value::DateTimeExtended(_)) => {
+            ph.placeholder_of(v).map(|p| p.name.to_owned())
+        }
         _ => None,
     };
     if let Some(n) = name {
@@ -198,7 +203,9 @@ mod tests {
 
     #[test]
     fn unbound_placeholders_are_refused_by_name() {
-        let e = read_bound(WITH_PLACEHOLDERS, InputFormat::Xml, &[]).unwrap_err().to_string();
+        let e = read_bound(WITH_PLACEHOLDERS, InputFormat::Xml, &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("$UNIQUE_IDENTIFIER_0, $NOW"), "{e}");
         let e = read_bound(
             WITH_PLACEHOLDERS,
@@ -207,7 +214,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("placeholder $UNIQUE_IDENTIFIER_0,") && !e.contains("$NOW"), "{e}");
+        assert!(
+            e.contains("placeholder $UNIQUE_IDENTIFIER_0,") && !e.contains("$NOW"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -223,9 +233,13 @@ mod tests {
         .unwrap();
         assert_eq!(m[0].children()[0].as_text(), Some("uid-7"));
         assert_eq!(m[0].children()[1].value, Value::DateTime(1_700_000_000 - 3600));
-        let e = read_bound(WITH_PLACEHOLDERS, InputFormat::Xml, &[("NOPE".into(), "1".into())])
-            .unwrap_err()
-            .to_string();
+        let e = read_bound(
+            WITH_PLACEHOLDERS,
+            InputFormat::Xml,
+            &[("NOPE".into(), "1".into())],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no placeholder $NOPE"), "{e}");
     }
 
@@ -234,7 +248,10 @@ mod tests {
         assert_eq!(sniff("  <KMIP/>").unwrap(), InputFormat::Xml);
         assert_eq!(sniff("\n[").unwrap(), InputFormat::Json);
         assert!(sniff("42007801").is_err());
-        assert_eq!(root_element("<?xml version=\"1.0\"?>\n<!-- c -->\n<KMIP>").as_deref(), Some("KMIP"));
+        assert_eq!(
+            root_element("<?xml version=\"1.0\"?>\n<!-- c -->\n<KMIP>").as_deref(),
+            Some("KMIP")
+        );
         assert_eq!(parse_binding("$NOW=1").unwrap(), ("NOW".into(), "1".into()));
         assert!(parse_binding("NOW").is_err());
     }
