@@ -6,22 +6,12 @@
 //! ancestor of it), or where
 //! `KEYWARD_KMIP_TEST_CASES` points. Run with `--nocapture` to see the counts.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use keyward::kmip::{Placeholders, json, xml};
 use keyward::ttlv::{Item, decode, encode_to_vec};
-
-fn cases_dir() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("KEYWARD_KMIP_TEST_CASES") {
-        return Some(PathBuf::from(dir));
-    }
-    // `shared/` sits beside the checkout (CI), or beside a worktree's parent.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/kmip-test-cases"))
-        .find(|d| d.is_dir())
-}
 
 /// Runs one message through every conversion; the error says which step broke.
 fn round_trip(msg: &Item, placeholders: &Placeholders) -> Result<(), String> {
@@ -124,9 +114,7 @@ fn run_version(dir: &Path, version: &str) -> Tally {
 
 #[test]
 fn oasis_test_cases_round_trip() {
-    let dir = cases_dir().expect(
-        "OASIS test cases not found: put shared/kmip-test-cases beside the checkout or set KEYWARD_KMIP_TEST_CASES",
-    );
+    let dir = common::kmip_test_cases();
     let mut required_failures = Vec::new();
     let started = std::time::Instant::now();
     for version in ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1"] {

@@ -7,7 +7,10 @@
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
 mod error;
+mod hsm;
 mod io;
+mod pki;
+mod serve;
 mod ttlv;
 
 pub use error::{CliError, CliResult};
@@ -50,6 +53,14 @@ macro_rules! subcommands {
 }
 
 subcommands! {
+    /// Run the KMIP service.
+    Serve(serve::ServeCommand),
+    /// Set up the HSM token and its root key; report on them.
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
+    /// Create a development PKI (CA, server and client certificates).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// Read TTLV captures as KMIP JSON, XML or a tree; write JSON or XML back as TTLV.
     #[command(subcommand)]
     Ttlv(ttlv::TtlvCommand),

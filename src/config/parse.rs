@@ -110,12 +110,8 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
                 format!("{text:?} is not an address:port (IPv6 as \"[::1]:5696\")"),
             )
         })?;
-        if addr.port() == 0 {
-            return Err(ConfigError::invalid(
-                "server.listen",
-                format!("{text:?} has port 0"),
-            ));
-        }
+        // Port 0 (any free port) is allowed: tests and scripts read the bound
+        // address from `keyward serve`'s "listening on" line.
         if listen.contains(&addr) {
             return Err(ConfigError::invalid(
                 "server.listen",

@@ -93,7 +93,10 @@ fn write(
     let tag = quote(&tag_label(item.tag));
     if let Some(m) = marker(item, opts) {
         let ty = item.value.item_type().name();
-        out.push_str(&format!("{indent}{{\"tag\": {tag}, \"type\": \"{ty}\", \"value\": {}}}", quote(&m)));
+        out.push_str(&format!(
+            "{indent}{{\"tag\": {tag}, \"type\": \"{ty}\", \"value\": {}}}",
+            quote(&m)
+        ));
         return;
     }
     let value = match &item.value {

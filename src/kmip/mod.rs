@@ -4,12 +4,18 @@
 //!
 //! No I/O and no logging here: these are pure functions over [`crate::ttlv::Item`].
 
+pub mod attribute;
 pub mod attributes;
 #[macro_use]
 pub mod enums;
+pub mod error;
+pub mod fields;
 mod generated;
 pub mod json;
+pub mod message;
 pub mod names;
+pub mod object;
+pub mod payload;
 pub mod placeholders;
 pub mod redact;
 pub mod schema;
@@ -19,6 +25,7 @@ pub mod xml;
 
 pub use attributes::{AttributeDef, standard_attribute};
 pub use enums::*;
+pub use error::MessageError;
 pub use placeholders::Placeholders;
 pub use redact::WriteOptions;
 pub use schema::KmipSchema;
