@@ -82,9 +82,12 @@ async fn setup(listener_settings: ListenerSettings) -> Setup {
 /// A minimal framed message: an empty Request Message structure.
 const MESSAGE: [u8; 8] = [0x42, 0x00, 0x78, 0x01, 0, 0, 0, 0];
 
-async fn settled(stats: &ListenerStats) {
-    for _ in 0..200 {
-        if stats.open.load(Ordering::Relaxed) == 0 {
+/// Waits until `accepted` connections were accepted and all of them closed: a
+/// connection the test opened may not have been accepted yet when the others
+/// are already closed.
+async fn settled(stats: &ListenerStats, accepted: u64) {
+    for _ in 0..500 {
+        if stats.accepted.load(Ordering::Relaxed) >= accepted && stats.open.load(Ordering::Relaxed) == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -113,7 +116,7 @@ async fn counters_add_up_and_shutdown_returns() {
     drop(TcpStream::connect(s.addr).await.unwrap());
     let mut stalled = TcpStream::connect(s.addr).await.unwrap();
     stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
-    settled(&s.stats).await;
+    settled(&s.stats, 6).await;
 
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let st = &s.stats;

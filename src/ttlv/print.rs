@@ -62,7 +62,13 @@ impl TreePrinter<'_> {
         let ty = item.value.item_type();
         let _ = write!(out, "{:indent$}{} ({})", "", name, ty.name(), indent = depth * 2);
         if !self.reveal && self.schema.is_secret(item.tag, ty) {
-            let _ = writeln!(out, " <redacted {} bytes>", encoded_len(item) - super::HEADER_LEN);
+            // The value's own length, as the XML and JSON writers report it.
+            let len = match &item.value {
+                Value::ByteString(b) | Value::BigInteger(b) => b.len(),
+                Value::TextString(t) => t.len(),
+                _ => encoded_len(item) - super::HEADER_LEN,
+            };
+            let _ = writeln!(out, " <redacted {len} bytes>");
             return;
         }
         match &item.value {
