@@ -5,7 +5,6 @@
 //! No I/O and no logging here: these are pure functions over [`crate::ttlv::Item`].
 
 pub mod attribute;
-pub mod attributes;
 #[macro_use]
 pub mod enums;
 pub mod error;
@@ -23,7 +22,6 @@ pub mod tag;
 mod text;
 pub mod xml;
 
-pub use attributes::{AttributeDef, standard_attribute};
 pub use enums::*;
 pub use error::MessageError;
 pub use placeholders::Placeholders;
