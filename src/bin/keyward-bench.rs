@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, default_value = "1.1", value_parser = ["1.0", "1.1", "1.2", "1.3", "1.4"])]
     version: String,
     /// Keys created before a `get`/`vcenter-get` run.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 100)]
     keys: usize,
     /// Offer only TLS 1.2.
     #[arg(long)]
@@ -84,6 +84,10 @@ struct Args {
     /// Server process whose resident memory is reported before and after.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Seconds one operation (with its connect) may take before it counts as an
+    /// error; a run ends at most this long after its duration.
+    #[arg(long, default_value_t = 5.0)]
+    op_timeout: f64,
     /// Client runtime worker threads (the client shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -124,6 +128,7 @@ struct Plan {
     budget: Option<AtomicU64>,
     started: AtomicU64,
     per_worker_cap: usize,
+    op_timeout: Duration,
 }
 
 impl Plan {
@@ -155,6 +160,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), String> {
     if !args.addr.ip().is_loopback() {
         return Err("the benchmark only targets loopback addresses".into());
+    }
+    if !(args.op_timeout > 0.0 && args.op_timeout <= 60.0) {
+        return Err("--op-timeout must be in (0, 60]".into());
     }
     if args.connections == 0 || args.connections > MAX_CONNECTIONS {
         return Err(format!("--connections must be 1..={MAX_CONNECTIONS}"));
@@ -211,6 +219,7 @@ async fn measure(
         budget: args.requests.map(AtomicU64::new),
         started: AtomicU64::new(0),
         per_worker_cap: MAX_SAMPLES / args.connections,
+        op_timeout: Duration::from_secs_f64(args.op_timeout),
     });
     let workers: Vec<_> = (0..args.connections)
         .map(|w| tokio::spawn(worker(Arc::clone(&plan), w)))
@@ -240,7 +249,8 @@ async fn prepare_keys(
     let mut client = connect(addr, tls, version).await.map_err(|e| e.to_string())?;
     let mut keys = Vec::with_capacity(count);
     for _ in 0..count {
-        keys.push(create_key(&mut client).await?);
+        let created = tokio::time::timeout(Duration::from_secs(30), create_key(&mut client)).await;
+        keys.push(created.map_err(|_| "creating the keys to read timed out".to_owned())??);
     }
     client.close().await;
     Ok(keys)
@@ -256,16 +266,38 @@ async fn worker(plan: Arc<Plan>, index: usize) -> Tally {
     let mut tally = Tally::default();
     let mut kept: Option<Client> = None;
     let mut key = index;
+    let keep_alive = matches!(plan.scenario, Scenario::Get | Scenario::Create);
     while let Some(_n) = plan.next() {
+        if keep_alive && kept.is_none() {
+            // The connect of a kept-alive connection is not part of an operation.
+            let connecting = connect(plan.addr, &plan.tls, plan.version);
+            match tokio::time::timeout(plan.op_timeout, connecting).await {
+                Ok(Ok(client)) => kept = Some(client),
+                Ok(Err(e)) => {
+                    tally.error(e);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(_) => {
+                    tally.error("connect timed out");
+                    continue;
+                }
+            }
+        }
+        key = (key + 1) % plan.keys.len().max(1);
         let begun = Instant::now();
-        let result = match plan.scenario {
-            Scenario::Get | Scenario::Create => kept_alive_op(&plan, &mut kept, &mut key).await,
-            Scenario::Handshake => handshake_op(&plan).await,
-            Scenario::VcenterGet => {
-                key = (key + 1) % plan.keys.len().max(1);
-                vcenter_get_op(&plan, &plan.keys[key % plan.keys.len().max(1)]).await
+        let op = async {
+            match (plan.scenario, kept.as_mut()) {
+                (Scenario::Get, Some(client)) => get_key(client, &plan.keys[key]).await,
+                (Scenario::Create, Some(client)) => create_key(client).await.map(|_| ()),
+                (Scenario::Handshake, _) => handshake_op(&plan).await,
+                (Scenario::VcenterGet, _) => vcenter_get_op(&plan, &plan.keys[key]).await,
+                (_, None) => Err("no connection".to_owned()),
             }
         };
+        let result = tokio::time::timeout(plan.op_timeout, op)
+            .await
+            .unwrap_or_else(|_| Err("operation timed out".to_owned()));
         match result {
             Ok(()) => {
                 if tally.latencies_us.len() < plan.per_worker_cap {
@@ -285,22 +317,6 @@ async fn worker(plan: Arc<Plan>, index: usize) -> Tally {
         client.close().await;
     }
     tally
-}
-
-/// One Get or Create on the worker's kept-alive connection (opened on demand;
-/// the connect time of a reconnect is not part of the operation's latency).
-async fn kept_alive_op(plan: &Plan, kept: &mut Option<Client>, key: &mut usize) -> Result<(), String> {
-    let client = match kept {
-        Some(c) => c,
-        None => kept.insert(connect(plan.addr, &plan.tls, plan.version).await.map_err(|e| e.to_string())?),
-    };
-    match plan.scenario {
-        Scenario::Get => {
-            *key = (*key + 1) % plan.keys.len().max(1);
-            get_key(client, &plan.keys[*key]).await
-        }
-        _ => create_key(client).await.map(|_| ()),
-    }
 }
 
 async fn handshake_op(plan: &Plan) -> Result<(), String> {
