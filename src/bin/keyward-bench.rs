@@ -208,6 +208,8 @@ async fn measure(
         Vec::new()
     };
     let rss_before = args.server_pid.and_then(rss_kib);
+    let server_cpu_before = args.server_pid.and_then(cpu_seconds);
+    let client_cpu_before = cpu_seconds(std::process::id());
     let started_at = Instant::now();
     let plan = Arc::new(Plan {
         scenario: args.scenario,
@@ -235,7 +237,11 @@ async fn measure(
     }
     let elapsed = started_at.elapsed().as_secs_f64();
     let rss_after = args.server_pid.and_then(rss_kib);
-    report(&args, all, elapsed, rss_before, rss_after);
+    let cpu = Cpu {
+        server: server_cpu_before.zip(args.server_pid.and_then(cpu_seconds)).map(|(b, a)| a - b),
+        client: client_cpu_before.zip(cpu_seconds(std::process::id())).map(|(b, a)| a - b),
+    };
+    report(&args, all, elapsed, (rss_before, rss_after), cpu);
     Ok(())
 }
 
@@ -428,6 +434,26 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// User + system CPU time of a process (all its threads), in seconds, from
+/// /proc. Linux reports it in USER_HZ ticks, which is 100 on every
+/// architecture it runs on.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields after it are plain.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// CPU seconds the run cost the server and this client: unlike ops/s, this
+/// does not depend on what else the shared machine is running.
+struct Cpu {
+    server: Option<f64>,
+    client: Option<f64>,
+}
+
 /// The sample at quantile `q` of sorted latencies, in milliseconds.
 fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -437,7 +463,8 @@ fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
     f64::from(sorted[rank - 1]) / 1000.0
 }
 
-fn report(args: &Args, mut tally: Tally, elapsed: f64, rss_before: Option<u64>, rss_after: Option<u64>) {
+fn report(args: &Args, mut tally: Tally, elapsed: f64, rss: (Option<u64>, Option<u64>), cpu: Cpu) {
+    let (rss_before, rss_after) = rss;
     tally.latencies_us.sort_unstable();
     let lat = &tally.latencies_us;
     let ok = lat.len() as u64;
@@ -450,6 +477,8 @@ fn report(args: &Args, mut tally: Tally, elapsed: f64, rss_before: Option<u64>, 
         quantile_ms(lat, 0.99),
         quantile_ms(lat, 1.0),
     );
+    let per_op_us = |secs: Option<f64>| secs.filter(|_| ok > 0).map(|s| s * 1e6 / ok as f64);
+    let (server_us, client_us) = (per_op_us(cpu.server), per_op_us(cpu.client));
     if args.json {
         let json = serde_json::json!({
             "label": args.label,
@@ -467,6 +496,8 @@ fn report(args: &Args, mut tally: Tally, elapsed: f64, rss_before: Option<u64>, 
             "max_ms": max,
             "server_rss_kib_before": rss_before,
             "server_rss_kib_after": rss_after,
+            "server_cpu_us_per_op": server_us,
+            "client_cpu_us_per_op": client_us,
         });
         println!("{json}");
         return;
@@ -478,6 +509,12 @@ fn report(args: &Args, mut tally: Tally, elapsed: f64, rss_before: Option<u64>, 
     println!("latency ms: p50 {p50:.3}  p90 {p90:.3}  p99 {p99:.3}  max {max:.3}");
     if let Some(e) = &tally.first_error {
         println!("first error: {e}");
+    }
+    if let Some(us) = server_us {
+        println!("server CPU per op: {us:.0} µs");
+    }
+    if let Some(us) = client_us {
+        println!("client CPU per op: {us:.0} µs");
     }
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         println!("server RSS: {b} KiB before, {a} KiB after");
