@@ -238,8 +238,12 @@ async fn measure(
     let elapsed = started_at.elapsed().as_secs_f64();
     let rss_after = args.server_pid.and_then(rss_kib);
     let cpu = Cpu {
-        server: server_cpu_before.zip(args.server_pid.and_then(cpu_seconds)).map(|(b, a)| a - b),
-        client: client_cpu_before.zip(cpu_seconds(std::process::id())).map(|(b, a)| a - b),
+        server: server_cpu_before
+            .zip(args.server_pid.and_then(cpu_seconds))
+            .map(|(b, a)| a - b),
+        client: client_cpu_before
+            .zip(cpu_seconds(std::process::id()))
+            .map(|(b, a)| a - b),
     };
     report(&args, all, elapsed, (rss_before, rss_after), cpu);
     Ok(())
@@ -354,7 +358,11 @@ async fn vcenter_get_op(plan: &Plan, uid: &str) -> Result<(), String> {
         extra: Vec::new(),
     };
     let mut items = client
-        .batch(vec![(Operation::GET_ATTRIBUTES, Some(batch_id(2)), request.to_payload())])
+        .batch(vec![(
+            Operation::GET_ATTRIBUTES,
+            Some(batch_id(2)),
+            request.to_payload(),
+        )])
         .await
         .map_err(|e| e.to_string())?;
     let item = items.pop().ok_or("Get Attributes: no batch item")?;
@@ -418,9 +426,7 @@ fn succeeded(item: &ResponseBatchItem, what: &str) -> Result<(), String> {
     }
     Err(format!(
         "{what}: {} {}",
-        item.result_reason
-            .and_then(|r| r.name())
-            .unwrap_or("(no reason)"),
+        item.result_reason.and_then(|r| r.name()).unwrap_or("(no reason)"),
         item.result_message.as_deref().unwrap_or("")
     ))
 }
@@ -470,7 +476,11 @@ fn report(args: &Args, mut tally: Tally, elapsed: f64, rss: (Option<u64>, Option
     let ok = lat.len() as u64;
     let ops = if elapsed > 0.0 { ok as f64 / elapsed } else { 0.0 };
     let scenario = format!("{:?}", args.scenario).to_lowercase();
-    let scenario = if scenario == "vcenterget" { "vcenter-get".to_owned() } else { scenario };
+    let scenario = if scenario == "vcenterget" {
+        "vcenter-get".to_owned()
+    } else {
+        scenario
+    };
     let (p50, p90, p99, max) = (
         quantile_ms(lat, 0.50),
         quantile_ms(lat, 0.90),
