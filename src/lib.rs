@@ -19,3 +19,4 @@ pub mod pki;
 pub mod secret;
 pub mod store;
 pub mod ttlv;
+pub mod workers;

@@ -1,23 +1,35 @@
-//! [`Hsm`] for async code: every call on tokio's blocking pool, with a timeout.
+//! [`Hsm`] for async code: every call on a small fixed pool of HSM threads,
+//! with a timeout.
 //!
 //! PKCS#11 calls block (a network HSM may take seconds or hang), so they must
-//! never run on an async worker thread. A call that times out keeps running on
-//! its blocking thread until the module returns; it still holds its pooled
-//! session, so later calls wait for a free one and time out in turn — the
-//! service reports "HSM unavailable" instead of piling up work.
+//! never run on an async worker thread. They run on [`WorkerPool`] threads, one
+//! per HSM session by default: SoftHSM's calls take microseconds, and tokio's
+//! blocking pool spent more on waking a thread per call than on the call
+//! (see `crate::workers`). A call that times out keeps running on its thread
+//! until the module returns; calls queued behind it time out in turn and are
+//! then skipped — the service reports "HSM unavailable" instead of piling up
+//! work.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::secret::SecretBytes;
+use crate::workers::{PoolError, WorkerPool};
 
-use super::{CrkVersion, Hsm, HsmError, HsmStatus};
+use super::{CrkVersion, DEFAULT_SESSION_POOL_SIZE, Hsm, HsmError, HsmStatus};
+
+/// Most HSM calls waiting for a thread.
+///
+/// Stops: unbounded memory when the HSM hangs under load; beyond this a call
+/// fails at once (each waiting call also times out on its own).
+const MAX_QUEUED_CALLS: usize = 16 * 1024;
 
 /// A cheaply clonable async handle to an [`Hsm`].
 #[derive(Clone)]
 pub struct AsyncHsm {
     inner: Arc<dyn Hsm>,
     timeout: Duration,
+    threads: Arc<WorkerPool<()>>,
 }
 
 impl std::fmt::Debug for AsyncHsm {
@@ -30,8 +42,20 @@ impl std::fmt::Debug for AsyncHsm {
 
 impl AsyncHsm {
     /// Wrap `hsm`; each call fails with [`HsmError::Timeout`] after `timeout`.
+    /// Calls run on [`DEFAULT_SESSION_POOL_SIZE`] threads.
     pub fn new(hsm: Arc<dyn Hsm>, timeout: Duration) -> Self {
-        AsyncHsm { inner: hsm, timeout }
+        Self::with_threads(hsm, timeout, DEFAULT_SESSION_POOL_SIZE)
+    }
+
+    /// Like [`AsyncHsm::new`] with `threads` HSM threads (match the session
+    /// pool: more threads than sessions only wait for a session).
+    pub fn with_threads(hsm: Arc<dyn Hsm>, timeout: Duration, threads: usize) -> Self {
+        let threads = WorkerPool::new("keyward-hsm", vec![(); threads.max(1)], MAX_QUEUED_CALLS);
+        AsyncHsm {
+            inner: hsm,
+            timeout,
+            threads: Arc::new(threads),
+        }
     }
 
     /// The blocking implementation underneath (for code already on a blocking thread).
@@ -45,11 +69,12 @@ impl AsyncHsm {
         F: FnOnce(&dyn Hsm) -> Result<T, HsmError> + Send + 'static,
     {
         let hsm = Arc::clone(&self.inner);
-        let task = tokio::task::spawn_blocking(move || f(hsm.as_ref()));
+        let task = self.threads.run(move |_: &mut ()| f(hsm.as_ref()));
         match tokio::time::timeout(self.timeout, task).await {
             Err(_elapsed) => Err(HsmError::Timeout),
-            Ok(Err(join)) if join.is_panic() => Err(HsmError::Other("HSM call panicked".into())),
-            Ok(Err(_cancelled)) => Err(HsmError::Unavailable("HSM call cancelled".into())),
+            Ok(Err(PoolError::Panicked)) => Err(HsmError::Other("HSM call panicked".into())),
+            Ok(Err(PoolError::Full)) => Err(HsmError::Unavailable("too many HSM calls waiting".into())),
+            Ok(Err(PoolError::Stopped)) => Err(HsmError::Unavailable("HSM threads stopped".into())),
             Ok(Ok(result)) => result,
         }
     }

@@ -49,8 +49,36 @@ pub struct ClientTls {
     server_name: ServerName<'static>,
 }
 
+/// Handshake choices a client may narrow (the benchmark uses them to compare
+/// like with like: a fresh full handshake, or TLS 1.2 only like PyKMIP's server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientTlsOptions {
+    /// Offer only TLS 1.2 (otherwise 1.3 and 1.2).
+    pub tls12_only: bool,
+    /// Keep session tickets/ids and resume with them on the next connection.
+    pub resumption: bool,
+}
+
+impl Default for ClientTlsOptions {
+    fn default() -> Self {
+        ClientTlsOptions {
+            tls12_only: false,
+            resumption: true,
+        }
+    }
+}
+
 impl ClientTls {
     pub fn from_pem_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientError> {
+        Self::from_pem_files_with(ca, cert, key, ClientTlsOptions::default())
+    }
+
+    pub fn from_pem_files_with(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        options: ClientTlsOptions,
+    ) -> Result<ClientTls, ClientError> {
         let tls = |e: &dyn std::fmt::Display| ClientError::Tls(e.to_string());
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca).map_err(|e| tls(&e))? {
@@ -61,14 +89,22 @@ impl ClientTls {
             .collect::<Result<_, _>>()
             .map_err(|e| tls(&e))?;
         let key = PrivateKeyDer::from_pem_file(key).map_err(|e| tls(&e))?;
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| tls(&e))?;
+        ));
+        let builder = if options.tls12_only {
+            builder.with_protocol_versions(&[&rustls::version::TLS12])
+        } else {
+            builder.with_safe_default_protocol_versions()
+        };
+        let mut config = builder
+            .map_err(|e| tls(&e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| tls(&e))?;
+        if !options.resumption {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
         Ok(ClientTls {
             connector: TlsConnector::from(Arc::new(config)),
             server_name: ServerName::try_from("localhost").map_err(|e| tls(&e))?,

@@ -115,11 +115,12 @@ impl Server {
         hsm_config.slot_id = config.hsm.slot;
         hsm_config.call_timeout = config.hsm.call_timeout;
         let timeout = hsm_config.call_timeout;
+        let hsm_threads = hsm_config.session_pool_size;
         let hsm = tokio::task::spawn_blocking(move || Pkcs11Hsm::connect(&hsm_config))
             .await
             .map_err(|e| ServeError::Hsm(e.to_string()))?
             .map_err(|e| ServeError::Hsm(e.to_string()))?;
-        let hsm = AsyncHsm::new(Arc::new(hsm), timeout);
+        let hsm = AsyncHsm::with_threads(Arc::new(hsm), timeout, hsm_threads);
         let crk = hsm
             .crk_versions()
             .await

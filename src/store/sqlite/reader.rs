@@ -1,80 +1,83 @@
 //! Read-only connections and the queries that run on them.
 //!
 //! WAL lets readers run alongside the writer, each on a consistent snapshot of
-//! the last commit. A small pool of read-only connections is shared through
-//! `spawn_blocking`; a semaphore caps how many exist so a burst of reads cannot
-//! open a connection per blocking thread.
+//! the last commit. A few reader threads (see `crate::workers`) each own one
+//! read-only connection and drain a shared queue of queries: a point read
+//! takes microseconds, and handing each one to tokio's blocking pool cost more
+//! in thread wake-ups than the read itself.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Semaphore;
 
 use super::rows::{RECORD_COLUMNS, load_index, load_record, record_from_row, sql_error};
 use super::schema;
 use crate::store::{Query, Record, StoreError};
+use crate::workers::{PoolError, WorkerPool};
 
-pub(super) struct ReadPool {
+/// Most reads waiting for a reader thread.
+///
+/// Stops: unbounded memory when the disk stalls under load; beyond this a
+/// read fails at once with `Unavailable`.
+const MAX_QUEUED_READS: usize = 16 * 1024;
+
+/// One reader thread's connection, opened on its first query (and reopened
+/// after an open failed).
+struct Reader {
     path: PathBuf,
     busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
-    permits: Arc<Semaphore>,
+    conn: Option<Connection>,
+}
+
+impl Reader {
+    fn conn(&mut self) -> Result<&Connection, StoreError> {
+        if self.conn.is_none() {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(&self.path, flags).map_err(sql_error)?;
+            conn.busy_timeout(self.busy_timeout).map_err(sql_error)?;
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StoreError::Other("reader connection missing".into()))
+    }
+}
+
+pub(super) struct ReadPool {
+    threads: WorkerPool<Reader>,
 }
 
 impl ReadPool {
     pub fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> Self {
+        let readers = (0..size.max(1))
+            .map(|_| Reader {
+                path: path.clone(),
+                busy_timeout,
+                conn: None,
+            })
+            .collect();
         ReadPool {
-            path,
-            busy_timeout,
-            idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(size.max(1))),
+            threads: WorkerPool::new("keyward-store-reader", readers, MAX_QUEUED_READS),
         }
     }
 
-    /// Runs `job` on a pooled connection on the blocking thread pool.
-    pub async fn run<T, F>(self: &Arc<Self>, job: F) -> Result<T, StoreError>
+    /// Runs `job` on a reader thread's connection.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
+        self.threads
+            .run(move |reader: &mut Reader| job(reader.conn()?))
             .await
-            .map_err(|_| StoreError::Other("read pool closed".into()))?;
-        let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let conn = match pool.take_idle() {
-                Some(conn) => conn,
-                None => pool.open()?,
-            };
-            let result = job(&conn);
-            pool.put_idle(conn);
-            result
-        })
-        .await
-        .map_err(|_| StoreError::Other("read task failed".into()))?
-    }
-
-    fn take_idle(&self) -> Option<Connection> {
-        self.idle.lock().ok().and_then(|mut idle| idle.pop())
-    }
-
-    fn put_idle(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
-    }
-
-    fn open(&self) -> Result<Connection, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(sql_error)?;
-        conn.busy_timeout(self.busy_timeout).map_err(sql_error)?;
-        Ok(conn)
+            .map_err(|e| match e {
+                PoolError::Full => StoreError::Unavailable("too many reads waiting".into()),
+                PoolError::Stopped => StoreError::Unavailable("store readers stopped".into()),
+                PoolError::Panicked => StoreError::Other("read task failed".into()),
+            })?
     }
 }
 
