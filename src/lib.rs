@@ -9,4 +9,5 @@ pub mod hsm;
 pub mod limits;
 pub mod secret;
 pub mod store;
+pub mod system;
 pub mod ttlv;
