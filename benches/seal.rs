@@ -141,12 +141,7 @@ impl Kwp {
 }
 
 /// Time `iters` calls spread over `threads` threads, each with its own state.
-fn timed<S: Send>(
-    iters: u64,
-    threads: u64,
-    mut make: impl FnMut() -> S,
-    op: impl Fn(&S) + Sync,
-) -> Duration {
+fn timed<S: Send>(iters: u64, threads: u64, mut make: impl FnMut() -> S, op: impl Fn(&S) + Sync) -> Duration {
     let states: Vec<S> = (0..threads).map(|_| make()).collect();
     let per_thread = iters.div_ceil(threads);
     let start = Instant::now();

@@ -5,8 +5,17 @@
 //! 2 `auth`, `keys`; 3 `ops`; 4 `net`, `cli`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod hsm;
+pub mod keys;
+pub mod kmip;
 pub mod limits;
+pub mod net;
+pub mod ops;
+pub mod pki;
 pub mod secret;
 pub mod store;
 pub mod system;

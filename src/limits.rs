@@ -42,3 +42,22 @@ pub const MAX_ITEMS_PER_MESSAGE: usize = 262_144;
 /// Stops: one request fanning out into thousands of HSM operations. vCenter sends
 /// at most three.
 pub const MAX_BATCH_ITEMS: usize = 256;
+
+/// Audit events queued for the audit writer before new ones are dropped (and counted).
+///
+/// Stops: a stalled journal or a slow disk making the server's memory grow without
+/// bound, or making request handling wait on audit I/O. 8192 events is several
+/// seconds of a busy vCenter's traffic; a drop is itself reported as an event.
+pub const AUDIT_QUEUE_EVENTS: usize = 8192;
+
+/// Longest text (bytes) kept in one audit event field; longer text is cut.
+///
+/// Stops: a client-chosen string (a 1 MiB unique identifier or x-Name) being copied
+/// into every journal entry and audit file line it touches.
+pub const AUDIT_FIELD_MAX_BYTES: usize = 1024;
+
+/// Longest audit file line the reader accepts (64 KiB); longer lines are skipped.
+///
+/// Stops: a damaged or foreign audit file making `keyward audit` read it whole into
+/// memory as one line. A well-formed event is under 12 KiB (bounded fields).
+pub const AUDIT_LINE_MAX_BYTES: usize = 64 * 1024;

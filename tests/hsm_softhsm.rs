@@ -35,10 +35,7 @@ fn create_crk_and_refuse_duplicate() {
         hsm.create_crk(CrkVersion(1)).unwrap();
         assert_eq!(hsm.create_crk(CrkVersion(1)), Err(HsmError::AlreadyExists));
         hsm.create_crk(CrkVersion(7)).unwrap();
-        assert_eq!(
-            hsm.crk_versions().unwrap(),
-            vec![CrkVersion(1), CrkVersion(7)]
-        );
+        assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1), CrkVersion(7)]);
         hsm.destroy_crk(CrkVersion(1)).unwrap();
         assert_eq!(hsm.destroy_crk(CrkVersion(1)), Err(HsmError::NotFound));
         assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(7)]);
@@ -66,8 +63,7 @@ fn seal_unseal_round_trip_and_bad_blobs() {
 
         // Other identity → bad blob.
         assert_eq!(
-            hsm.unseal(crk, b"uid=9999|type=SymmetricKey|crk=1", &blob)
-                .err(),
+            hsm.unseal(crk, b"uid=9999|type=SymmetricKey|crk=1", &blob).err(),
             Some(HsmError::BadBlob)
         );
         // Any flipped bit → bad blob (header, IV, ciphertext, tag).
@@ -82,10 +78,7 @@ fn seal_unseal_round_trip_and_bad_blobs() {
             hsm.unseal(crk, aad, &blob[..blob.len() - 1]).err(),
             Some(HsmError::BadBlob)
         );
-        assert_eq!(
-            hsm.unseal(crk, aad, &blob[..10]).err(),
-            Some(HsmError::BadBlob)
-        );
+        assert_eq!(hsm.unseal(crk, aad, &blob[..10]).err(), Some(HsmError::BadBlob));
         // Still works after all those failures (sessions not left broken).
         assert_eq!(hsm.unseal(crk, aad, &blob).unwrap().expose(), &KEK);
     });
@@ -163,10 +156,7 @@ fn crk_is_sensitive_and_never_extractable() {
                 .is_empty()
         );
         session
-            .login(
-                UserType::User,
-                Some(&AuthPin::from(token.user_pin.expose())),
-            )
+            .login(UserType::User, Some(&AuthPin::from(token.user_pin.expose())))
             .unwrap();
         let found = session
             .find_objects(&[label, Attribute::Id(4u32.to_be_bytes().to_vec())])
@@ -236,18 +226,9 @@ fn handles_are_found_again_by_a_new_module_instance() {
         drop(first); // closes sessions and C_Finalize: like a process exit
 
         let second = connect(token);
-        assert_eq!(
-            second.crk_versions().unwrap(),
-            vec![CrkVersion(1), CrkVersion(2)]
-        );
-        assert_eq!(
-            second.unseal(CrkVersion(2), b"b", &blob2).unwrap().expose(),
-            &KEK
-        );
-        assert_eq!(
-            second.unseal(CrkVersion(1), b"a", &blob1).unwrap().expose(),
-            &KEK
-        );
+        assert_eq!(second.crk_versions().unwrap(), vec![CrkVersion(1), CrkVersion(2)]);
+        assert_eq!(second.unseal(CrkVersion(2), b"b", &blob2).unwrap().expose(), &KEK);
+        assert_eq!(second.unseal(CrkVersion(1), b"a", &blob1).unwrap().expose(), &KEK);
     });
 }
 
@@ -261,10 +242,7 @@ fn health_report() {
         assert_eq!(status.token_label, token.label);
         assert!(!status.token_serial.is_empty());
         assert!(status.logged_in);
-        assert_eq!(
-            status.mechanisms_needed,
-            vec!["CKM_AES_KEY_GEN", "CKM_AES_GCM"]
-        );
+        assert_eq!(status.mechanisms_needed, vec!["CKM_AES_KEY_GEN", "CKM_AES_GCM"]);
         assert!(status.mechanisms_missing.is_empty(), "{status:?}");
         assert_eq!(status.crk_versions, vec![CrkVersion(3)]);
         let shown = format!("{status:?}");
@@ -293,12 +271,8 @@ fn unknown_label_is_unavailable_and_provisioning_refuses_a_second_token() {
     isolated(|token| {
         let mut cfg = token.config();
         cfg.token_label = "no-such-token".into();
-        assert!(matches!(
-            Pkcs11Hsm::connect(&cfg),
-            Err(HsmError::Unavailable(_))
-        ));
-        let again =
-            provision::init_token(&token.module, &token.label, &token.so_pin, &token.user_pin);
+        assert!(matches!(Pkcs11Hsm::connect(&cfg), Err(HsmError::Unavailable(_))));
+        let again = provision::init_token(&token.module, &token.label, &token.so_pin, &token.user_pin);
         assert_eq!(again, Err(HsmError::AlreadyExists));
     });
 }
@@ -322,10 +296,7 @@ fn async_wrapper_round_trip_on_blocking_threads() {
                 let kek = kek.clone();
                 tasks.push(tokio::spawn(async move {
                     let aad = i.to_be_bytes().to_vec();
-                    let blob = hsm
-                        .seal(CrkVersion(1), aad.clone(), kek.clone())
-                        .await
-                        .unwrap();
+                    let blob = hsm.seal(CrkVersion(1), aad.clone(), kek.clone()).await.unwrap();
                     let back = hsm.unseal(CrkVersion(1), aad, blob).await.unwrap();
                     assert_eq!(back, kek);
                 }));

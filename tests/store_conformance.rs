@@ -9,7 +9,12 @@ use keyward::store::{MemoryStore, SqliteOptions, SqliteStore, Store, StoreError}
 fn report(backend: &str, outcome: Result<(), Vec<ConformanceFailure>>) {
     let failures = outcome.err().unwrap_or_default();
     let lines: Vec<String> = failures.iter().map(ToString::to_string).collect();
-    assert!(failures.is_empty(), "{backend} fails {} check(s):\n{}", failures.len(), lines.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{backend} fails {} check(s):\n{}",
+        failures.len(),
+        lines.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,9 +40,16 @@ async fn sqlite_store_conforms_on_single_thread_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let next = AtomicUsize::new(0);
     let outcome = conformance::run_all(|| {
-        let path = dir.path().join(format!("store-{}.db", next.fetch_add(1, Ordering::Relaxed)));
+        let path = dir
+            .path()
+            .join(format!("store-{}.db", next.fetch_add(1, Ordering::Relaxed)));
         // Tiny batches and one reader exercise the queue and pool limits.
-        let options = SqliteOptions { readers: 1, max_batch: 3, queue_depth: 2, ..SqliteOptions::default() };
+        let options = SqliteOptions {
+            readers: 1,
+            max_batch: 3,
+            queue_depth: 2,
+            ..SqliteOptions::default()
+        };
         async move { SqliteStore::open(path, options).map(|s| Arc::new(s) as Arc<dyn Store>) }
     })
     .await;
@@ -67,7 +79,8 @@ async fn sqlite_refuses_a_newer_schema() {
     let path = dir.path().join("future.db");
     drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE meta SET value = 999 WHERE key = 'schema_version'", []).unwrap();
+    conn.execute("UPDATE meta SET value = 999 WHERE key = 'schema_version'", [])
+        .unwrap();
     drop(conn);
     match SqliteStore::open(&path, SqliteOptions::default()) {
         Err(StoreError::Other(why)) => assert!(why.contains("newer"), "{why}"),
@@ -108,7 +121,10 @@ impl Store for SloppyStore {
     fn find<'a>(&'a self, query: &'a keyward::store::Query) -> keyward::store::StoreFuture<'a, Vec<String>> {
         // Bug: ignores offset.
         Box::pin(async move {
-            let query = keyward::store::Query { offset: 0, ..query.clone() };
+            let query = keyward::store::Query {
+                offset: 0,
+                ..query.clone()
+            };
             self.0.find(&query).await
         })
     }
@@ -134,7 +150,14 @@ async fn suite_catches_a_sloppy_store() {
             .await
             .unwrap_err();
     let failed: Vec<&str> = failures.iter().map(|f| f.check).collect();
-    for expected in ["update_compare_and_swap", "concurrent_cas_one_winner", "find_order_offset_limit"] {
-        assert!(failed.contains(&expected), "{expected} not caught; failures: {failures:?}");
+    for expected in [
+        "update_compare_and_swap",
+        "concurrent_cas_one_winner",
+        "find_order_offset_limit",
+    ] {
+        assert!(
+            failed.contains(&expected),
+            "{expected} not caught; failures: {failures:?}"
+        );
     }
 }

@@ -18,7 +18,9 @@ const ACKS_BEFORE_KILL: usize = 3000;
 
 /// The record the child writes for `n`; the parent recomputes it to compare.
 fn record_for(n: u32) -> Record {
-    let sealed: Vec<u8> = (0..72u32).map(|i| (n.wrapping_mul(31).wrapping_add(i) % 251) as u8).collect();
+    let sealed: Vec<u8> = (0..72u32)
+        .map(|i| (n.wrapping_mul(31).wrapping_add(i) % 251) as u8)
+        .collect();
     Record {
         uid: format!("uid-{n:08}"),
         object_type: 2,
@@ -27,7 +29,10 @@ fn record_for(n: u32) -> Record {
         crk_version: 1 + n % 3,
         sealed,
         attributes: format!("attributes of {n}").into_bytes(),
-        index: vec![IndexEntry::new("x-Name", format!("vm-{n}")), IndexEntry::new("x-Vendor", "VMware")],
+        index: vec![
+            IndexEntry::new("x-Name", format!("vm-{n}")),
+            IndexEntry::new("x-Vendor", "VMware"),
+        ],
         version: 1,
         created_at: 1_700_000_000 + i64::from(n),
         updated_at: 1_700_000_000 + i64::from(n),
@@ -37,8 +42,14 @@ fn record_for(n: u32) -> Record {
 /// Child side: does nothing unless started by the parent with the env var.
 #[test]
 fn child_creating_records_until_killed() {
-    let Some(db) = std::env::var_os(CHILD_DB_ENV) else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Some(db) = std::env::var_os(CHILD_DB_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let store = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
         let next = Arc::new(AtomicU32::new(0));
@@ -67,7 +78,12 @@ fn acknowledged_creates_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("durability.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_creating_records_until_killed", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_creating_records_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DB_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -96,13 +112,21 @@ fn acknowledged_creates_survive_kill_9() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "child was not killed: {status:?}");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let store = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
         store.health().await.unwrap();
         for uid in &acked {
             let n: u32 = uid.trim_start_matches("uid-").parse().unwrap();
-            let got = store.get(uid).await.unwrap().unwrap_or_else(|| panic!("acknowledged {uid} lost"));
+            let got = store
+                .get(uid)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("acknowledged {uid} lost"));
             let mut want = record_for(n);
             want.normalize_index();
             assert_eq!(got, want, "{uid} not intact");

@@ -31,10 +31,7 @@ impl std::fmt::Debug for AsyncHsm {
 impl AsyncHsm {
     /// Wrap `hsm`; each call fails with [`HsmError::Timeout`] after `timeout`.
     pub fn new(hsm: Arc<dyn Hsm>, timeout: Duration) -> Self {
-        AsyncHsm {
-            inner: hsm,
-            timeout,
-        }
+        AsyncHsm { inner: hsm, timeout }
     }
 
     /// The blocking implementation underneath (for code already on a blocking thread).
@@ -65,8 +62,7 @@ impl AsyncHsm {
         aad: Vec<u8>,
         plaintext: SecretBytes,
     ) -> Result<Vec<u8>, HsmError> {
-        self.call(move |h| h.seal(crk, &aad, plaintext.expose()))
-            .await
+        self.call(move |h| h.seal(crk, &aad, plaintext.expose())).await
     }
 
     /// See [`Hsm::unseal`].

@@ -37,11 +37,7 @@ pub struct HsmConfig {
 
 impl HsmConfig {
     /// A configuration with default pool size and timeout.
-    pub fn new(
-        module: impl Into<PathBuf>,
-        token_label: impl Into<String>,
-        pin: SecretString,
-    ) -> Self {
+    pub fn new(module: impl Into<PathBuf>, token_label: impl Into<String>, pin: SecretString) -> Self {
         HsmConfig {
             module: module.into(),
             token_label: token_label.into(),
@@ -57,25 +53,14 @@ impl HsmConfig {
 /// trailing newline. Errors never contain the file's content.
 pub fn read_pin_file(path: &Path) -> Result<SecretString, HsmError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| {
-        HsmError::Other(format!(
-            "cannot open PIN file {}: {}",
-            path.display(),
-            e.kind()
-        ))
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| HsmError::Other(format!("cannot open PIN file {}: {}", path.display(), e.kind())))?;
     // Sized for the limit up front: a reallocation would leave an unwiped copy.
     let mut buf = Vec::with_capacity(MAX_PIN_FILE_BYTES as usize + 1);
     let read = file.take(MAX_PIN_FILE_BYTES + 1).read_to_end(&mut buf);
     // Wrap at once so the bytes are wiped on every path out of here.
     let raw = crate::secret::SecretBytes::new(buf);
-    read.map_err(|e| {
-        HsmError::Other(format!(
-            "cannot read PIN file {}: {}",
-            path.display(),
-            e.kind()
-        ))
-    })?;
+    read.map_err(|e| HsmError::Other(format!("cannot read PIN file {}: {}", path.display(), e.kind())))?;
     if raw.len() as u64 > MAX_PIN_FILE_BYTES {
         return Err(HsmError::InvalidRequest("PIN file too large"));
     }
@@ -89,8 +74,7 @@ pub fn read_pin_file(path: &Path) -> Result<SecretString, HsmError> {
     if bytes.is_empty() {
         return Err(HsmError::InvalidRequest("PIN file is empty"));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| HsmError::InvalidRequest("PIN file is not UTF-8"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| HsmError::InvalidRequest("PIN file is not UTF-8"))?;
     Ok(SecretString::new(text.to_owned()))
 }
 

@@ -135,9 +135,7 @@ pub(crate) fn to_hsm_error(err: &CkError) -> HsmError {
             | RvError::PinLenRange,
         ) => HsmError::Login(ck_name(err)),
         Some(_) if recovery_for(err) != Recovery::None => HsmError::Unavailable(ck_name(err)),
-        Some(RvError::SessionCount | RvError::FunctionCanceled) => {
-            HsmError::Unavailable(ck_name(err))
-        }
+        Some(RvError::SessionCount | RvError::FunctionCanceled) => HsmError::Unavailable(ck_name(err)),
         _ => match err {
             CkError::LibraryLoading(_) => HsmError::Unavailable(ck_name(err)),
             _ => HsmError::Other(ck_name(err)),

@@ -61,9 +61,8 @@ impl Pkcs11Hsm {
     /// Load the module, find the token by label (or slot), and log in.
     /// Fails if any step fails, so that a wrong PIN or label shows at start-up.
     pub fn connect(cfg: &HsmConfig) -> Result<Self, HsmError> {
-        let ctx = Pkcs11::new(&cfg.module).map_err(|e| {
-            HsmError::Unavailable(format!("{} ({})", ck_name(&e), cfg.module.display()))
-        })?;
+        let ctx = Pkcs11::new(&cfg.module)
+            .map_err(|e| HsmError::Unavailable(format!("{} ({})", ck_name(&e), cfg.module.display())))?;
         let initialized_here = initialize(&ctx)?;
         let hsm = Pkcs11Hsm {
             pool: SessionPool::new(ctx, cfg),
@@ -97,9 +96,7 @@ impl Pkcs11Hsm {
                     lease.discard();
                     self.forget_handles();
                     self.pool.reconnect();
-                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized)
-                        && initialize(self.pool.ctx())?
-                    {
+                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized) && initialize(self.pool.ctx())? {
                         self.initialized_here.store(true, Ordering::SeqCst);
                     }
                 }
@@ -114,20 +111,12 @@ impl Pkcs11Hsm {
     }
 
     fn forget_handles(&self) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The CRK's handle, from the cache or by label + id.
     fn crk_handle(&self, session: &Session, crk: CrkVersion) -> Result<ObjectHandle, Fail> {
-        if let Some(h) = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&crk)
-        {
+        if let Some(h) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&crk) {
             return Ok(*h);
         }
         let found = find_crk(session, crk)?;
@@ -140,9 +129,7 @@ impl Pkcs11Hsm {
             }
             [h] => *h,
             _ => {
-                return Err(
-                    HsmError::Other(format!("several objects labelled {}", crk.label())).into(),
-                );
+                return Err(HsmError::Other(format!("several objects labelled {}", crk.label())).into());
             }
         };
         self.handles
@@ -347,10 +334,7 @@ impl Hsm for Pkcs11Hsm {
         let info = ctx.get_library_info().map_err(|e| to_hsm_error(&e))?;
         self.run(|session| {
             let slot = session.get_session_info()?.slot_id();
-            let logged_in = matches!(
-                session.get_session_info()?.session_state(),
-                SessionState::RwUser
-            );
+            let logged_in = matches!(session.get_session_info()?.session_state(), SessionState::RwUser);
             let token = ctx.get_token_info(slot)?;
             let offered = ctx.get_mechanism_list(slot)?;
             let needed: Vec<String> = NEEDED_MECHANISMS.iter().map(|m| m.to_string()).collect();
@@ -431,24 +415,9 @@ mod tests {
             let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
             hsm.forget_handles();
             // Log the whole application out behind the pool's back.
-            hsm.pool
-                .checkout()
-                .unwrap()
-                .session()
-                .unwrap()
-                .logout()
-                .unwrap();
-            assert_eq!(
-                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
-                &KEK
-            );
-            hsm.pool
-                .checkout()
-                .unwrap()
-                .session()
-                .unwrap()
-                .logout()
-                .unwrap();
+            hsm.pool.checkout().unwrap().session().unwrap().logout().unwrap();
+            assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
+            hsm.pool.checkout().unwrap().session().unwrap().logout().unwrap();
             assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1)]);
         })
         .unwrap();
@@ -473,10 +442,7 @@ mod tests {
                     .unwrap();
             }
             let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
-            assert_eq!(
-                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
-                &KEK
-            );
+            assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
         })
         .unwrap();
     }
@@ -497,10 +463,7 @@ mod tests {
             hsm.pool.reconnect(); // as after CKR_DEVICE_REMOVED
             drop(held); // an old-generation lease is closed, not pooled
             let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
-            assert_eq!(
-                hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(),
-                &KEK
-            );
+            assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
         })
         .unwrap();
     }

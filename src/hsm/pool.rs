@@ -106,9 +106,7 @@ impl SessionPool {
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A panic while holding this lock leaves plain data behind; keep going.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Borrow a logged-in session, opening one if the pool is not full and
@@ -210,10 +208,7 @@ impl SessionPool {
     }
 
     fn open_logged_in(&self, slot: Slot) -> Result<Session, HsmError> {
-        let session = self
-            .ctx
-            .open_rw_session(slot)
-            .map_err(|e| to_hsm_error(&e))?;
+        let session = self.ctx.open_rw_session(slot).map_err(|e| to_hsm_error(&e))?;
         let state = session
             .get_session_info()
             .map_err(|e| to_hsm_error(&e))?

@@ -53,9 +53,7 @@ fn init_with(
 ) -> Result<InitializedToken, HsmError> {
     let ck = |e: cryptoki::error::Error| to_hsm_error(&e);
     if label.is_empty() || label.len() > 32 {
-        return Err(HsmError::InvalidRequest(
-            "token label must be 1 to 32 bytes",
-        ));
+        return Err(HsmError::InvalidRequest("token label must be 1 to 32 bytes"));
     }
     for slot in ctx.get_slots_with_initialized_token().map_err(ck)? {
         if ctx.get_token_info(slot).map_err(ck)?.label().trim_end() == label {

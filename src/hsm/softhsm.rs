@@ -36,10 +36,7 @@ pub fn find_module() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(MODULE_ENV) {
         return Some(PathBuf::from(path));
     }
-    KNOWN_MODULE_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    KNOWN_MODULE_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 /// Write `<dir>/softhsm2.conf` with its token directory `<dir>/tokens`
@@ -73,11 +70,7 @@ pub struct TestToken {
 impl TestToken {
     /// An [`HsmConfig`] for this token with default pool size and timeout.
     pub fn config(&self) -> HsmConfig {
-        HsmConfig::new(
-            self.module.clone(),
-            self.label.clone(),
-            self.user_pin.clone(),
-        )
+        HsmConfig::new(self.module.clone(), self.label.clone(), self.user_pin.clone())
     }
 }
 
@@ -89,8 +82,8 @@ impl TestToken {
 /// `Err` with the child's output if the child failed — or if SoftHSM is
 /// missing: tests must fail, not skip, when the HSM cannot be loaded.
 pub fn run_isolated(body: impl FnOnce(&TestToken)) -> Result<(), String> {
-    let module = find_module()
-        .ok_or("SoftHSM2 module not found (install softhsm2 or set KEYWARD_SOFTHSM_MODULE)")?;
+    let module =
+        find_module().ok_or("SoftHSM2 module not found (install softhsm2 or set KEYWARD_SOFTHSM_MODULE)")?;
     if let Some(dir) = std::env::var_os(CHILD_DIR_ENV) {
         let token = TestToken {
             dir: PathBuf::from(dir),
@@ -109,8 +102,7 @@ pub fn run_isolated(body: impl FnOnce(&TestToken)) -> Result<(), String> {
         .name()
         .filter(|n| *n != "main")
         .ok_or("run_isolated must be called from a test thread")?;
-    let dir =
-        std::env::temp_dir().join(format!("keyward-softhsm-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!("keyward-softhsm-{}", uuid::Uuid::new_v4().simple()));
     let conf = write_conf(&dir).map_err(|e| format!("cannot write softhsm2.conf: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
     let output = Command::new(exe)

@@ -39,7 +39,8 @@ pub fn activate(current: State) -> Result<State, TransitionError> {
 /// Revoke: a compromise reason moves any live or deactivated object to
 /// Compromised; any other reason deactivates a Pre-Active or Active object.
 pub fn revoke(current: State, reason: RevocationReasonCode) -> Result<State, TransitionError> {
-    let compromise = reason == RevocationReasonCode::KEY_COMPROMISE || reason == RevocationReasonCode::CA_COMPROMISE;
+    let compromise =
+        reason == RevocationReasonCode::KEY_COMPROMISE || reason == RevocationReasonCode::CA_COMPROMISE;
     match current {
         s if compromise && (s == State::PRE_ACTIVE || s == State::ACTIVE || s == State::DEACTIVATED) => {
             Ok(State::COMPROMISED)
@@ -74,15 +75,30 @@ mod tests {
     #[test]
     fn vcenter_path_pre_active_to_active() {
         assert_eq!(activate(State::PRE_ACTIVE), Ok(State::ACTIVE));
-        assert_eq!(activate(State::ACTIVE), Err(TransitionError::WrongState(State::ACTIVE)));
+        assert_eq!(
+            activate(State::ACTIVE),
+            Err(TransitionError::WrongState(State::ACTIVE))
+        );
     }
 
     #[test]
     fn dates_move_state_forward() {
-        assert_eq!(effective_state(State::PRE_ACTIVE, Some(100), None, 99), State::PRE_ACTIVE);
-        assert_eq!(effective_state(State::PRE_ACTIVE, Some(100), None, 100), State::ACTIVE);
-        assert_eq!(effective_state(State::ACTIVE, Some(100), Some(200), 250), State::DEACTIVATED);
-        assert_eq!(effective_state(State::COMPROMISED, Some(1), Some(2), 250), State::COMPROMISED);
+        assert_eq!(
+            effective_state(State::PRE_ACTIVE, Some(100), None, 99),
+            State::PRE_ACTIVE
+        );
+        assert_eq!(
+            effective_state(State::PRE_ACTIVE, Some(100), None, 100),
+            State::ACTIVE
+        );
+        assert_eq!(
+            effective_state(State::ACTIVE, Some(100), Some(200), 250),
+            State::DEACTIVATED
+        );
+        assert_eq!(
+            effective_state(State::COMPROMISED, Some(1), Some(2), 250),
+            State::COMPROMISED
+        );
     }
 
     #[test]
@@ -91,11 +107,20 @@ mod tests {
         let u = RevocationReasonCode::CESSATION_OF_OPERATION;
         assert_eq!(revoke(State::ACTIVE, c), Ok(State::COMPROMISED));
         assert_eq!(revoke(State::ACTIVE, u), Ok(State::DEACTIVATED));
-        assert_eq!(revoke(State::DESTROYED, u), Err(TransitionError::WrongState(State::DESTROYED)));
-        assert_eq!(destroy(State::ACTIVE), Err(TransitionError::NotPermitted(State::ACTIVE)));
+        assert_eq!(
+            revoke(State::DESTROYED, u),
+            Err(TransitionError::WrongState(State::DESTROYED))
+        );
+        assert_eq!(
+            destroy(State::ACTIVE),
+            Err(TransitionError::NotPermitted(State::ACTIVE))
+        );
         assert_eq!(destroy(State::DEACTIVATED), Ok(State::DESTROYED));
         assert_eq!(destroy(State::COMPROMISED), Ok(State::DESTROYED_COMPROMISED));
-        assert_eq!(destroy(State::DESTROYED), Err(TransitionError::WrongState(State::DESTROYED)));
+        assert_eq!(
+            destroy(State::DESTROYED),
+            Err(TransitionError::WrongState(State::DESTROYED))
+        );
         assert!(!material_available(State::DESTROYED_COMPROMISED));
     }
 }

@@ -19,7 +19,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::{ClientIdentity, TrustStore};
+use super::tls::{ServerConfigSource, client_identity};
+use crate::auth::ClientIdentity;
 use crate::ttlv::{HEADER_LEN, frame_len};
 
 /// Bounds of the listener. Defaults are safe for an appliance facing vCenter.
@@ -61,7 +62,8 @@ pub struct ConnectionInfo {
 /// Answers complete TTLV messages. `None` closes the connection without answer
 /// (used when a message cannot even be read as KMIP).
 pub trait RequestHandler: Send + Sync + 'static {
-    fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>)
+    -> impl Future<Output = Option<Vec<u8>>> + Send;
 
     /// A connection was refused or failed before any message (bad handshake, no or
     /// untrusted certificate). For the audit trail; the default ignores it.
@@ -80,8 +82,9 @@ pub struct ListenerStats {
 /// A running server's shared pieces.
 pub struct Listener<H> {
     pub settings: ListenerSettings,
-    pub acceptor: TlsAcceptor,
-    pub trust: Arc<TrustStore>,
+    /// Read on every accept, so that trust and certificate changes apply to the
+    /// next handshake.
+    pub tls: Arc<ServerConfigSource>,
     pub handler: Arc<H>,
     pub stats: Arc<ListenerStats>,
 }
@@ -151,11 +154,18 @@ impl<H: RequestHandler> Listener<H> {
         }
     }
 
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr, id: u64, shutdown: watch::Receiver<bool>) {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        id: u64,
+        shutdown: watch::Receiver<bool>,
+    ) {
         // vCenter's connections are short request/response exchanges; Nagle plus a
         // delayed ACK would add 40 ms to each.
         let _ = stream.set_nodelay(true);
-        let handshake = tokio::time::timeout(self.settings.handshake_timeout, self.acceptor.accept(stream)).await;
+        let acceptor = TlsAcceptor::from(self.tls.current());
+        let handshake = tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(stream)).await;
         let mut tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
@@ -169,11 +179,7 @@ impl<H: RequestHandler> Listener<H> {
                 return;
             }
         };
-        let identity = {
-            let (_, conn) = tls.get_ref();
-            let chain = conn.peer_certificates().unwrap_or_default();
-            ClientIdentity::from_chain(chain, &self.trust.snapshot(), unix_now())
-        };
+        let identity = client_identity(tls.get_ref().1, self.tls.trust());
         let identity = match identity {
             Ok(identity) => identity,
             Err(e) => {
@@ -216,7 +222,9 @@ impl<H: RequestHandler> Listener<H> {
                 let mut message = Vec::with_capacity(total);
                 message.extend_from_slice(&header);
                 message.resize(total, 0);
-                io.read_exact(&mut message[HEADER_LEN..]).await.map_err(|e| e.to_string())?;
+                io.read_exact(&mut message[HEADER_LEN..])
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok::<_, String>(message)
             })
             .await;
@@ -239,11 +247,4 @@ impl<H: RequestHandler> Listener<H> {
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn stop_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -36,12 +36,18 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("metadata_only_record", |s| Box::pin(metadata_only_record(s))),
     ("idempotent_create", |s| Box::pin(idempotent_create(s))),
     ("conflicting_create", |s| Box::pin(conflicting_create(s))),
-    ("update_compare_and_swap", |s| Box::pin(update_compare_and_swap(s))),
-    ("concurrent_cas_one_winner", |s| Box::pin(concurrent_cas_one_winner(s))),
+    ("update_compare_and_swap", |s| {
+        Box::pin(update_compare_and_swap(s))
+    }),
+    ("concurrent_cas_one_winner", |s| {
+        Box::pin(concurrent_cas_one_winner(s))
+    }),
     ("concurrent_creates", |s| Box::pin(concurrent_creates(s))),
     ("find_by_fields", |s| Box::pin(find_by_fields(s))),
     ("find_by_index_entries", |s| Box::pin(find_by_index_entries(s))),
-    ("find_order_offset_limit", |s| Box::pin(find_order_offset_limit(s))),
+    ("find_order_offset_limit", |s| {
+        Box::pin(find_order_offset_limit(s))
+    }),
     ("find_created_range", |s| Box::pin(find_created_range(s))),
     ("count_by_crk", |s| Box::pin(count_by_crk(s))),
     ("list_page_pagination", |s| Box::pin(list_page_pagination(s))),
@@ -65,7 +71,11 @@ where
             failures.push(ConformanceFailure { check, detail });
         }
     }
-    if failures.is_empty() { Ok(()) } else { Err(failures) }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    }
 }
 
 macro_rules! ensure {
@@ -123,7 +133,10 @@ fn expect_stored(got: &Record, sent: &Record, version: u64) -> CheckResult {
     want.normalize_index();
     want.version = version;
     ensure!(*got == want, "stored record differs: got {got:?}, want {want:?}");
-    ensure!(got.sealed == want.sealed && got.attributes == want.attributes, "opaque bytes differ");
+    ensure!(
+        got.sealed == want.sealed && got.attributes == want.attributes,
+        "opaque bytes differ"
+    );
     Ok(())
 }
 
@@ -134,7 +147,11 @@ async fn create_then_get(store: Arc<dyn Store>) -> CheckResult {
     step("create", store.create(&record).await)?;
     let got = step("get", store.get("uid-a").await)?.ok_or("created record not found")?;
     expect_stored(&got, &record, 1)?;
-    ensure!(got.index.windows(2).all(|w| w[0] < w[1]), "index not sorted/deduplicated: {:?}", got.index);
+    ensure!(
+        got.index.windows(2).all(|w| w[0] < w[1]),
+        "index not sorted/deduplicated: {:?}",
+        got.index
+    );
     ensure!(
         step("get missing", store.get("uid-missing").await)?.is_none(),
         "get of unknown uid returned a record"
@@ -168,11 +185,17 @@ async fn conflicting_create(store: Arc<dyn Store>) -> CheckResult {
     let mut other = record.clone();
     other.sealed[0] ^= 1;
     let result = store.create(&other).await;
-    ensure!(result == Err(StoreError::AlreadyExists), "create with other sealed bytes: {result:?}");
+    ensure!(
+        result == Err(StoreError::AlreadyExists),
+        "create with other sealed bytes: {result:?}"
+    );
     let mut other = record.clone();
     other.index.push(IndexEntry::new("x-Extra", "1"));
     let result = store.create(&other).await;
-    ensure!(result == Err(StoreError::AlreadyExists), "create with other index: {result:?}");
+    ensure!(
+        result == Err(StoreError::AlreadyExists),
+        "create with other index: {result:?}"
+    );
     let got = step("get", store.get("uid-a").await)?.ok_or("record not found")?;
     expect_stored(&got, &record, 1)
 }
@@ -195,19 +218,39 @@ async fn update_compare_and_swap(store: Arc<dyn Store>) -> CheckResult {
     expect_stored(&got, &want, 2)?;
 
     let stale = store.update(&changed, 1).await;
-    ensure!(stale == Err(StoreError::VersionConflict), "stale update: {stale:?}");
+    ensure!(
+        stale == Err(StoreError::VersionConflict),
+        "stale update: {stale:?}"
+    );
     let ahead = store.update(&changed, 3).await;
-    ensure!(ahead == Err(StoreError::VersionConflict), "update with future version: {ahead:?}");
+    ensure!(
+        ahead == Err(StoreError::VersionConflict),
+        "update with future version: {ahead:?}"
+    );
     let missing = store.update(&sample_record("uid-missing", 9), 1).await;
-    ensure!(missing == Err(StoreError::NotFound), "update of unknown uid: {missing:?}");
+    ensure!(
+        missing == Err(StoreError::NotFound),
+        "update of unknown uid: {missing:?}"
+    );
 
     // The old index entries are gone, the new ones searchable.
-    let by_old =
-        find(&*store, &Query { index: vec![IndexEntry::new("x-Name", "vm-1")], ..Query::default() }).await?;
+    let by_old = find(
+        &*store,
+        &Query {
+            index: vec![IndexEntry::new("x-Name", "vm-1")],
+            ..Query::default()
+        },
+    )
+    .await?;
     ensure!(by_old.is_empty(), "old index entry still matches: {by_old:?}");
-    let by_new =
-        find(&*store, &Query { index: vec![IndexEntry::new("x-Name", "renamed")], ..Query::default() })
-            .await?;
+    let by_new = find(
+        &*store,
+        &Query {
+            index: vec![IndexEntry::new("x-Name", "renamed")],
+            ..Query::default()
+        },
+    )
+    .await?;
     ensure!(by_new == uids(&["uid-a"]), "new index entry: {by_new:?}");
     let version = step("second update", store.update(&changed, 2).await)?;
     ensure!(version == 3, "second update returned version {version}, want 3");
@@ -238,7 +281,10 @@ async fn concurrent_cas_one_winner(store: Arc<dyn Store>) -> CheckResult {
     let (winner, version) = winners[0];
     ensure!(version == 2, "winner got version {version}");
     let got = step("get", store.get("uid-a").await)?.ok_or("record not found")?;
-    ensure!(got.state == 100 + winner && got.version == 2, "stored {got:?} is not the winner's ({winner})");
+    ensure!(
+        got.state == 100 + winner && got.version == 2,
+        "stored {got:?} is not the winner's ({winner})"
+    );
     Ok(())
 }
 
@@ -247,8 +293,9 @@ async fn concurrent_creates(store: Arc<dyn Store>) -> CheckResult {
     let mut tasks = Vec::new();
     for n in 0..WRITERS {
         let store = Arc::clone(&store);
-        tasks
-            .push(tokio::spawn(async move { store.create(&sample_record(&format!("uid-{n:04}"), n)).await }));
+        tasks.push(tokio::spawn(async move {
+            store.create(&sample_record(&format!("uid-{n:04}"), n)).await
+        }));
     }
     for task in tasks {
         let created = task.await.map_err(|err| format!("task failed: {err}"))?;
@@ -265,7 +312,9 @@ async fn concurrent_creates(store: Arc<dyn Store>) -> CheckResult {
 async fn find_by_fields(store: Arc<dyn Store>) -> CheckResult {
     let mut records = Vec::new();
     for (n, (object_type, state, group, crk)) in
-        [(2, 1, "", 1), (2, 2, "g1", 1), (7, 2, "g1", 2), (7, 3, "g2", 2)].into_iter().enumerate()
+        [(2, 1, "", 1), (2, 2, "g1", 1), (7, 2, "g1", 2), (7, 3, "g2", 2)]
+            .into_iter()
+            .enumerate()
     {
         let n = u32::try_from(n).unwrap_or(0);
         let mut record = sample_record(&format!("uid-{n}"), n);
@@ -276,14 +325,64 @@ async fn find_by_fields(store: Arc<dyn Store>) -> CheckResult {
     create_all(&*store, &records).await?;
     let cases: Vec<(Query, Vec<String>)> = vec![
         (Query::default(), uids(&["uid-0", "uid-1", "uid-2", "uid-3"])),
-        (Query { object_type: Some(7), ..Query::default() }, uids(&["uid-2", "uid-3"])),
-        (Query { state: Some(2), ..Query::default() }, uids(&["uid-1", "uid-2"])),
-        (Query { group: Some("g1".into()), ..Query::default() }, uids(&["uid-1", "uid-2"])),
-        (Query { group: Some(String::new()), ..Query::default() }, uids(&["uid-0"])),
-        (Query { crk_version: Some(2), ..Query::default() }, uids(&["uid-2", "uid-3"])),
-        (Query { object_type: Some(7), state: Some(2), ..Query::default() }, uids(&["uid-2"])),
-        (Query { object_type: Some(2), crk_version: Some(2), ..Query::default() }, vec![]),
-        (Query { object_type: Some(99), ..Query::default() }, vec![]),
+        (
+            Query {
+                object_type: Some(7),
+                ..Query::default()
+            },
+            uids(&["uid-2", "uid-3"]),
+        ),
+        (
+            Query {
+                state: Some(2),
+                ..Query::default()
+            },
+            uids(&["uid-1", "uid-2"]),
+        ),
+        (
+            Query {
+                group: Some("g1".into()),
+                ..Query::default()
+            },
+            uids(&["uid-1", "uid-2"]),
+        ),
+        (
+            Query {
+                group: Some(String::new()),
+                ..Query::default()
+            },
+            uids(&["uid-0"]),
+        ),
+        (
+            Query {
+                crk_version: Some(2),
+                ..Query::default()
+            },
+            uids(&["uid-2", "uid-3"]),
+        ),
+        (
+            Query {
+                object_type: Some(7),
+                state: Some(2),
+                ..Query::default()
+            },
+            uids(&["uid-2"]),
+        ),
+        (
+            Query {
+                object_type: Some(2),
+                crk_version: Some(2),
+                ..Query::default()
+            },
+            vec![],
+        ),
+        (
+            Query {
+                object_type: Some(99),
+                ..Query::default()
+            },
+            vec![],
+        ),
     ];
     for (query, want) in cases {
         let got = find(&*store, &query).await?;
@@ -301,26 +400,45 @@ async fn find_by_index_entries(store: Arc<dyn Store>) -> CheckResult {
         entry("x-Name", "web"),
     ];
     let mut b = sample_record("uid-b", 2);
-    b.index =
-        vec![entry("x-Product", "VMware vSphere"), entry("x-Component", "Host"), entry("x-Name", "esx1")];
+    b.index = vec![
+        entry("x-Product", "VMware vSphere"),
+        entry("x-Component", "Host"),
+        entry("x-Name", "esx1"),
+    ];
     let mut c = sample_record("uid-c", 3);
     c.index = vec![entry("x-Name", "VMware vSphere")]; // same value under another name
     create_all(&*store, &[a, b, c]).await?;
     let cases: Vec<(Vec<IndexEntry>, Vec<String>)> = vec![
-        (vec![entry("x-Product", "VMware vSphere")], uids(&["uid-a", "uid-b"])),
-        (vec![entry("x-Product", "VMware vSphere"), entry("x-Component", "Host")], uids(&["uid-b"])),
+        (
+            vec![entry("x-Product", "VMware vSphere")],
+            uids(&["uid-a", "uid-b"]),
+        ),
+        (
+            vec![entry("x-Product", "VMware vSphere"), entry("x-Component", "Host")],
+            uids(&["uid-b"]),
+        ),
         (vec![entry("x-Component", "Host"), entry("x-Name", "web")], vec![]),
         (vec![entry("x-Name", "VMware vSphere")], uids(&["uid-c"])),
-        (vec![entry("x-Name", "web"), entry("x-Name", "web")], uids(&["uid-a"])),
+        (
+            vec![entry("x-Name", "web"), entry("x-Name", "web")],
+            uids(&["uid-a"]),
+        ),
         (vec![entry("x-name", "web")], vec![]), // names are case-sensitive
         (vec![entry("x-Nothing", "")], vec![]),
     ];
     for (index, want) in cases {
-        let query = Query { index, ..Query::default() };
+        let query = Query {
+            index,
+            ..Query::default()
+        };
         let got = find(&*store, &query).await?;
         ensure!(got == want, "{query:?}: got {got:?}, want {want:?}");
     }
-    let query = Query { object_type: Some(3), index: vec![entry("x-Name", "web")], ..Query::default() };
+    let query = Query {
+        object_type: Some(3),
+        index: vec![entry("x-Name", "web")],
+        ..Query::default()
+    };
     let got = find(&*store, &query).await?;
     ensure!(got.is_empty(), "index match must also respect fields: {got:?}");
     Ok(())
@@ -328,12 +446,27 @@ async fn find_by_index_entries(store: Arc<dyn Store>) -> CheckResult {
 
 async fn find_order_offset_limit(store: Arc<dyn Store>) -> CheckResult {
     // Created out of order; two share a timestamp (uid breaks the tie).
-    let stamps = [("uid-d", 30), ("uid-a", 20), ("uid-c", 10), ("uid-b", 20), ("uid-e", 40)];
-    let records: Vec<Record> =
-        stamps.iter().map(|(uid, at)| Record { created_at: *at, ..sample_record(uid, 0) }).collect();
+    let stamps = [
+        ("uid-d", 30),
+        ("uid-a", 20),
+        ("uid-c", 10),
+        ("uid-b", 20),
+        ("uid-e", 40),
+    ];
+    let records: Vec<Record> = stamps
+        .iter()
+        .map(|(uid, at)| Record {
+            created_at: *at,
+            ..sample_record(uid, 0)
+        })
+        .collect();
     create_all(&*store, &records).await?;
     let all = uids(&["uid-c", "uid-a", "uid-b", "uid-d", "uid-e"]);
-    let page = |offset, limit| Query { offset, limit, ..Query::default() };
+    let page = |offset, limit| Query {
+        offset,
+        limit,
+        ..Query::default()
+    };
     let cases: Vec<(Query, &[String])> = vec![
         (page(0, None), &all[..]),
         (page(0, Some(2)), &all[..2]),
@@ -353,12 +486,22 @@ async fn find_order_offset_limit(store: Arc<dyn Store>) -> CheckResult {
 
 async fn find_created_range(store: Arc<dyn Store>) -> CheckResult {
     let records: Vec<Record> = (1..=5)
-        .map(|n| Record { created_at: i64::from(n) * 100, ..sample_record(&format!("uid-{n}"), n) })
+        .map(|n| Record {
+            created_at: i64::from(n) * 100,
+            ..sample_record(&format!("uid-{n}"), n)
+        })
         .collect();
     create_all(&*store, &records).await?;
-    let range = |after, before| Query { created_after: after, created_before: before, ..Query::default() };
+    let range = |after, before| Query {
+        created_after: after,
+        created_before: before,
+        ..Query::default()
+    };
     let cases = vec![
-        (range(Some(200), None), uids(&["uid-2", "uid-3", "uid-4", "uid-5"])),
+        (
+            range(Some(200), None),
+            uids(&["uid-2", "uid-3", "uid-4", "uid-5"]),
+        ),
         (range(None, Some(200)), uids(&["uid-1", "uid-2"])),
         (range(Some(150), Some(400)), uids(&["uid-2", "uid-3", "uid-4"])),
         (range(Some(300), Some(300)), uids(&["uid-3"])),
@@ -367,7 +510,10 @@ async fn find_created_range(store: Arc<dyn Store>) -> CheckResult {
     ];
     for (query, want) in cases {
         let got = find(&*store, &query).await?;
-        ensure!(got == want, "{query:?} (bounds are inclusive): got {got:?}, want {want:?}");
+        ensure!(
+            got == want,
+            "{query:?} (bounds are inclusive): got {got:?}, want {want:?}"
+        );
     }
     Ok(())
 }
@@ -376,7 +522,10 @@ async fn count_by_crk(store: Arc<dyn Store>) -> CheckResult {
     let empty = step("count on empty store", store.count_by_crk().await)?;
     ensure!(empty.is_empty(), "empty store counts {empty:?}");
     let records: Vec<Record> = (0..6u32)
-        .map(|n| Record { crk_version: if n < 4 { 1 } else { 3 }, ..sample_record(&format!("uid-{n}"), n) })
+        .map(|n| Record {
+            crk_version: if n < 4 { 1 } else { 3 },
+            ..sample_record(&format!("uid-{n}"), n)
+        })
         .collect();
     create_all(&*store, &records).await?;
     // Re-sealing one record moves it to the new CRK version.
@@ -393,7 +542,10 @@ async fn list_page_pagination(store: Arc<dyn Store>) -> CheckResult {
     let empty = step("list empty store", store.list_page(None, 10).await)?;
     ensure!(empty.is_empty(), "empty store listed {} records", empty.len());
     // Creation order differs from uid order: pages follow uid order.
-    let records: Vec<Record> = (0..25u32).rev().map(|n| sample_record(&format!("uid-{n:02}"), n)).collect();
+    let records: Vec<Record> = (0..25u32)
+        .rev()
+        .map(|n| sample_record(&format!("uid-{n:02}"), n))
+        .collect();
     create_all(&*store, &records).await?;
     let mut seen: Vec<Record> = Vec::new();
     let mut sizes = Vec::new();
@@ -406,14 +558,25 @@ async fn list_page_pagination(store: Arc<dyn Store>) -> CheckResult {
         after = Some(last.uid.clone());
         seen.extend(page);
     }
-    ensure!(sizes == [10, 10, 5, 0], "page sizes {sizes:?}, want [10, 10, 5, 0]");
+    ensure!(
+        sizes == [10, 10, 5, 0],
+        "page sizes {sizes:?}, want [10, 10, 5, 0]"
+    );
     let mut want = records.clone();
     want.sort_by(|a, b| a.uid.cmp(&b.uid));
-    ensure!(seen.len() == want.len(), "listed {} of {} records", seen.len(), want.len());
+    ensure!(
+        seen.len() == want.len(),
+        "listed {} of {} records",
+        seen.len(),
+        want.len()
+    );
     for (got, want) in seen.iter().zip(&want) {
         expect_stored(got, want, 1)?;
     }
-    let tail = step("list after a uid that is not stored", store.list_page(Some("uid-22x"), 10).await)?;
+    let tail = step(
+        "list after a uid that is not stored",
+        store.list_page(Some("uid-22x"), 10).await,
+    )?;
     let tail: Vec<&str> = tail.iter().map(|r| r.uid.as_str()).collect();
     ensure!(tail == ["uid-23", "uid-24"], "list after uid-22x: {tail:?}");
     let none = step("list with limit 0", store.list_page(None, 0).await)?;
@@ -428,9 +591,15 @@ async fn debug_redaction(store: Arc<dyn Store>) -> CheckResult {
     let got = step("get", store.get("uid-a").await)?.ok_or("record not found")?;
     for shown in [format!("{got:?}"), format!("{got:#?}"), format!("{record:?}")] {
         for leak in ["195, 126", "c37e912b", "C37E912B", "0xc3", "[195"] {
-            ensure!(!shown.contains(leak), "Debug shows sealed bytes ({leak}): {shown}");
+            ensure!(
+                !shown.contains(leak),
+                "Debug shows sealed bytes ({leak}): {shown}"
+            );
         }
-        ensure!(shown.contains("sealed_len: 8"), "Debug should show the sealed length: {shown}");
+        ensure!(
+            shown.contains("sealed_len: 8"),
+            "Debug should show the sealed length: {shown}"
+        );
     }
     Ok(())
 }

@@ -20,13 +20,19 @@ impl MemoryStore {
     fn lock(&self) -> Result<MutexGuard<'_, BTreeMap<String, Record>>, StoreError> {
         // A poisoned lock means a panic mid-mutation; refuse rather than serve
         // a possibly half-updated map.
-        self.records.lock().map_err(|_| StoreError::Other("memory store lock poisoned".into()))
+        self.records
+            .lock()
+            .map_err(|_| StoreError::Other("memory store lock poisoned".into()))
     }
 
     fn create_now(&self, record: &Record) -> Result<(), StoreError> {
         let mut records = self.lock()?;
         if let Some(existing) = records.get(&record.uid) {
-            return if existing.same_content(record) { Ok(()) } else { Err(StoreError::AlreadyExists) };
+            return if existing.same_content(record) {
+                Ok(())
+            } else {
+                Err(StoreError::AlreadyExists)
+            };
         }
         let mut stored = record.clone();
         stored.version = 1;
@@ -54,8 +60,11 @@ impl MemoryStore {
 
     fn find_now(&self, query: &Query) -> Result<Vec<String>, StoreError> {
         let records = self.lock()?;
-        let mut hits: Vec<(i64, &str)> =
-            records.values().filter(|r| query.matches(r)).map(|r| (r.created_at, r.uid.as_str())).collect();
+        let mut hits: Vec<(i64, &str)> = records
+            .values()
+            .filter(|r| query.matches(r))
+            .map(|r| (r.created_at, r.uid.as_str()))
+            .collect();
         hits.sort_unstable();
         Ok(hits
             .into_iter()
@@ -80,7 +89,11 @@ impl MemoryStore {
             Some(uid) => Bound::Excluded(uid),
             None => Bound::Unbounded,
         };
-        Ok(records.range::<str, _>((lower, Bound::Unbounded)).take(limit).map(|(_, r)| r.clone()).collect())
+        Ok(records
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
     }
 }
 

@@ -13,7 +13,10 @@ pub struct IndexEntry {
 
 impl IndexEntry {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        IndexEntry { name: name.into(), value: value.into() }
+        IndexEntry {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 

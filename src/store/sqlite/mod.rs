@@ -39,7 +39,12 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { readers: 4, max_batch: 1024, queue_depth: 8192, busy_timeout: Duration::from_secs(5) }
+        SqliteOptions {
+            readers: 4,
+            max_batch: 1024,
+            queue_depth: 8192,
+            busy_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -53,7 +58,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +81,12 @@ impl SqliteStore {
             .spawn(move || writer::run(conn, queue, max_batch))
             .map_err(|err| StoreError::Other(format!("cannot start store writer thread: {err}")))?;
         let reads = Arc::new(ReadPool::new(path.clone(), options.readers, options.busy_timeout));
-        Ok(SqliteStore { path, writes: Some(writes), writer_thread: Some(writer_thread), reads })
+        Ok(SqliteStore {
+            path,
+            writes: Some(writes),
+            writer_thread: Some(writer_thread),
+            reads,
+        })
     }
 
     /// Path of the database file.
@@ -83,14 +95,18 @@ impl SqliteStore {
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
-        let writes =
-            self.writes.as_ref().ok_or_else(|| StoreError::Unavailable("store is closing".into()))?;
+        let writes = self
+            .writes
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closing".into()))?;
         let (reply, answer) = oneshot::channel();
         writes
             .send(WriteRequest { op, reply })
             .await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
     }
 }
 
@@ -116,9 +132,13 @@ impl Store for SqliteStore {
     }
 
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
-        Box::pin(
-            async move { self.write(WriteOp::Update { record: record.clone(), expected_version }).await },
-        )
+        Box::pin(async move {
+            self.write(WriteOp::Update {
+                record: record.clone(),
+                expected_version,
+            })
+            .await
+        })
     }
 
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
@@ -133,7 +153,9 @@ impl Store for SqliteStore {
     fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>> {
         let after_uid = after_uid.map(str::to_owned);
         Box::pin(async move {
-            self.reads.run(move |conn| reader::list_page(conn, after_uid.as_deref(), limit)).await
+            self.reads
+                .run(move |conn| reader::list_page(conn, after_uid.as_deref(), limit))
+                .await
         })
     }
 

@@ -85,7 +85,9 @@ pub(super) fn get(conn: &Connection, uid: &str) -> Result<Option<Record>, StoreE
 pub(super) fn find(conn: &Connection, query: &Query) -> Result<Vec<String>, StoreError> {
     let (sql, args) = find_sql(query);
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(0)).map_err(sql_error)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |row| row.get(0))
+        .map_err(sql_error)?;
     rows.map(|uid| uid.map_err(sql_error)).collect()
 }
 
@@ -131,7 +133,11 @@ fn find_sql(query: &Query) -> (String, Vec<Value>) {
     let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
     args.push(Value::Integer(limit));
     args.push(Value::Integer(offset));
-    sql.push_str(&format!(" ORDER BY created_at, uid LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+    sql.push_str(&format!(
+        " ORDER BY created_at, uid LIMIT ?{} OFFSET ?{}",
+        args.len() - 1,
+        args.len()
+    ));
     (sql, args)
 }
 
@@ -159,10 +165,14 @@ pub(super) fn list_page(
     // Two statements rather than `?1 IS NULL OR uid > ?1`, which would keep
     // SQLite from seeking the uid index.
     let (sql, after) = match after_uid {
-        Some(uid) => {
-            (format!("SELECT {RECORD_COLUMNS} FROM records WHERE uid > ?2 ORDER BY uid LIMIT ?1"), Some(uid))
-        }
-        None => (format!("SELECT {RECORD_COLUMNS} FROM records ORDER BY uid LIMIT ?1"), None),
+        Some(uid) => (
+            format!("SELECT {RECORD_COLUMNS} FROM records WHERE uid > ?2 ORDER BY uid LIMIT ?1"),
+            Some(uid),
+        ),
+        None => (
+            format!("SELECT {RECORD_COLUMNS} FROM records ORDER BY uid LIMIT ?1"),
+            None,
+        ),
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = match after {
@@ -199,15 +209,21 @@ mod tests {
         schema::migrate(&conn).unwrap();
         let (sql, args) = find_sql(query);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let details: Vec<String> =
-            stmt.query_map(rusqlite::params_from_iter(args), |row| row.get(3)).unwrap().map(Result::unwrap).collect();
+        let details: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args), |row| row.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         details.join("\n")
     }
 
     #[test]
     fn locate_by_index_entry_does_not_scan() {
         let query = Query {
-            index: vec![IndexEntry::new("x-Name", "web"), IndexEntry::new("x-Vendor", "VMware")],
+            index: vec![
+                IndexEntry::new("x-Name", "web"),
+                IndexEntry::new("x-Vendor", "VMware"),
+            ],
             ..Query::default()
         };
         let plan = plan(&query);
@@ -218,10 +234,24 @@ mod tests {
     #[test]
     fn locate_by_fixed_fields_uses_indexes() {
         for query in [
-            Query { object_type: Some(2), state: Some(2), ..Query::default() },
-            Query { group: Some("g".into()), ..Query::default() },
-            Query { crk_version: Some(1), ..Query::default() },
-            Query { created_after: Some(10), created_before: Some(20), ..Query::default() },
+            Query {
+                object_type: Some(2),
+                state: Some(2),
+                ..Query::default()
+            },
+            Query {
+                group: Some("g".into()),
+                ..Query::default()
+            },
+            Query {
+                crk_version: Some(1),
+                ..Query::default()
+            },
+            Query {
+                created_after: Some(10),
+                created_before: Some(20),
+                ..Query::default()
+            },
         ] {
             let plan = plan(&query);
             assert!(!plan.contains("SCAN records"), "{query:?}: {plan}");

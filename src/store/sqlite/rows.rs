@@ -67,7 +67,12 @@ pub(super) fn load_index(conn: &Connection, seq: i64) -> Result<Vec<IndexEntry>,
         .prepare_cached("SELECT name, value FROM record_index WHERE seq = ?1 ORDER BY name, value")
         .map_err(sql_error)?;
     let rows = stmt
-        .query_map([seq], |row| Ok(IndexEntry { name: row.get(0)?, value: row.get(1)? }))
+        .query_map([seq], |row| {
+            Ok(IndexEntry {
+                name: row.get(0)?,
+                value: row.get(1)?,
+            })
+        })
         .map_err(sql_error)?;
     rows.map(|entry| entry.map_err(sql_error)).collect()
 }

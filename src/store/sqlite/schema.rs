@@ -47,10 +47,13 @@ pub(super) fn current_version() -> i64 {
 /// writer, and `synchronous=FULL` so a commit is on disk before it returns
 /// (an acknowledged Create survives power loss, DESIGN §4).
 pub(super) fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
-    let mode: String =
-        conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(sql_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sql_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Other(format!("cannot enable WAL (journal mode is {mode})")));
+        return Err(StoreError::Other(format!(
+            "cannot enable WAL (journal mode is {mode})"
+        )));
     }
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
@@ -72,7 +75,9 @@ fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         .map_err(sql_error)?;
     let found: i64 = conn
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(sql_error)?
         .unwrap_or(0);
@@ -98,6 +103,8 @@ fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
 
 /// Reads the schema version (a cheap query that proves the file is usable).
 pub(super) fn read_version(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
-        .map_err(sql_error)
+    conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
+        row.get(0)
+    })
+    .map_err(sql_error)
 }

@@ -66,14 +66,20 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>) {
 /// Each operation runs under a savepoint so that one failing operation leaves
 /// no partial writes while the others still commit. If undoing a savepoint
 /// itself fails, the transaction's state is unknown and the whole batch fails.
-fn apply_batch(conn: &Connection, batch: &[WriteRequest]) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+fn apply_batch(
+    conn: &Connection,
+    batch: &[WriteRequest],
+) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
     let mut results = Vec::with_capacity(batch.len());
     for request in batch {
         exec(conn, "SAVEPOINT op")?;
         let result = match &request.op {
             WriteOp::Create(record) => create(conn, record),
-            WriteOp::Update { record, expected_version } => update(conn, record, *expected_version),
+            WriteOp::Update {
+                record,
+                expected_version,
+            } => update(conn, record, *expected_version),
         };
         if result.is_err() {
             exec(conn, "ROLLBACK TO op")?;
@@ -86,7 +92,10 @@ fn apply_batch(conn: &Connection, batch: &[WriteRequest]) -> Result<Vec<Result<u
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(sql).and_then(|mut stmt| stmt.execute([])).map(|_| ()).map_err(sql_error)
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(sql_error)
 }
 
 fn create(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
@@ -123,8 +132,9 @@ fn create(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
 
 fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u64, StoreError> {
     let current: Option<(i64, i64)> = {
-        let mut stmt =
-            conn.prepare_cached("SELECT seq, version FROM records WHERE uid = ?1").map_err(sql_error)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, version FROM records WHERE uid = ?1")
+            .map_err(sql_error)?;
         let mut rows = stmt.query([&record.uid]).map_err(sql_error)?;
         match rows.next().map_err(sql_error)? {
             Some(row) => Some((row.get(0).map_err(sql_error)?, row.get(1).map_err(sql_error)?)),
@@ -137,8 +147,9 @@ fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u
     if version != version_to_sql(expected_version)? {
         return Err(StoreError::VersionConflict);
     }
-    let new_version =
-        expected_version.checked_add(1).ok_or_else(|| StoreError::Other("record version overflow".into()))?;
+    let new_version = expected_version
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Other("record version overflow".into()))?;
     let new_version_sql = version_to_sql(new_version)?;
     conn.prepare_cached(
         "UPDATE records SET object_type = ?1, state = ?2, grp = ?3, crk_version = ?4, sealed = ?5,
@@ -172,7 +183,8 @@ fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Result<(), Stor
         .prepare_cached("INSERT OR IGNORE INTO record_index (name, value, seq) VALUES (?1, ?2, ?3)")
         .map_err(sql_error)?;
     for entry in &record.index {
-        stmt.execute(params![entry.name, entry.value, seq]).map_err(sql_error)?;
+        stmt.execute(params![entry.name, entry.value, seq])
+            .map_err(sql_error)?;
     }
     Ok(())
 }

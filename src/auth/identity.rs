@@ -1,0 +1,103 @@
+//! The caller's identity, derived from the certificate chain it presented.
+
+use std::fmt;
+
+use rustls_pki_types::CertificateDer;
+
+use super::{TrustSnapshot, TrustSource};
+use crate::pki::{self, Fingerprint};
+
+/// Which trust entry accepted the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustMatch {
+    /// The chain verified against this CA.
+    Ca(TrustSource),
+    /// The end-entity certificate's fingerprint is pinned by this entry.
+    Pin(TrustSource),
+}
+
+impl TrustMatch {
+    pub fn source(&self) -> &TrustSource {
+        match self {
+            TrustMatch::Ca(s) | TrustMatch::Pin(s) => s,
+        }
+    }
+}
+
+/// A verified client: what the ops layer authorizes and the audit log records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// SHA-256 of the end-entity certificate.
+    pub fingerprint: [u8; 32],
+    /// RFC 4514 subject of the end-entity certificate.
+    pub subject: String,
+    pub common_name: Option<String>,
+    pub matched: TrustMatch,
+}
+
+/// Why no identity could be derived; the connection must then be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    NoCertificate,
+    BadCertificate(String),
+    /// Outside its validity window now (it may have been valid at handshake time).
+    OutsideValidity,
+    /// No current trust entry accepts it (e.g. removed since the session was created).
+    NotTrusted,
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::NoCertificate => f.write_str("client presented no certificate"),
+            IdentityError::BadCertificate(e) => write!(f, "client certificate unreadable: {e}"),
+            IdentityError::OutsideValidity => f.write_str("client certificate expired or not yet valid"),
+            IdentityError::NotTrusted => f.write_str("client certificate no longer trusted"),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl ClientIdentity {
+    /// Derives the identity of a peer whose `chain` (end entity first) the TLS layer
+    /// verified, re-checking it against `trust` as it is now and at `now_unix` seconds.
+    ///
+    /// The chain was verified when the session was made; a resumed session skips that
+    /// verification, so this check is what makes a removed pin or CA, or an expiry,
+    /// apply to resumed sessions as well. A pin wins over a CA when both match.
+    pub fn from_chain(
+        chain: &[CertificateDer<'_>],
+        trust: &TrustSnapshot,
+        now_unix: i64,
+    ) -> Result<ClientIdentity, IdentityError> {
+        let end_entity = chain.first().ok_or(IdentityError::NoCertificate)?;
+        let info = pki::inspect_der(end_entity).map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+        if !info.is_valid_at(now_unix) {
+            return Err(IdentityError::OutsideValidity);
+        }
+        let matched = if let Some(source) = trust.pinned(&info.fingerprint) {
+            TrustMatch::Pin(source.clone())
+        } else if let Some(source) = trust.issuing_ca(chain) {
+            TrustMatch::Ca(source.clone())
+        } else {
+            return Err(IdentityError::NotTrusted);
+        };
+        Ok(ClientIdentity {
+            fingerprint: info.fingerprint.0,
+            subject: info.subject,
+            common_name: info.common_name,
+            matched,
+        })
+    }
+
+    /// Colon-hex fingerprint, as shown to administrators.
+    pub fn fingerprint_hex(&self) -> String {
+        Fingerprint(self.fingerprint).to_colon_hex()
+    }
+
+    /// The group of the trust entry that accepted the client.
+    pub fn group(&self) -> Option<&str> {
+        self.matched.source().group.as_deref()
+    }
+}

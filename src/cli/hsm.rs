@@ -1,0 +1,113 @@
+//! `keyward hsm`: set up the token and its root key, and report on them.
+
+use std::path::PathBuf;
+
+use super::{CliError, CliResult, RunCommand};
+use crate::config::Config;
+use crate::hsm::{CrkVersion, Hsm, HsmError, Pkcs11Hsm, provision, read_pin_file};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum HsmCommand {
+    /// Initialize a PKCS#11 token (SoftHSM for development) with PINs read from files.
+    InitToken(InitTokenArgs),
+    /// Create the first root key (CRK) in the token; refuses if one exists.
+    Init(ConfigArg),
+    /// Library, token, login state, root key versions and mechanisms.
+    Status(ConfigArg),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The configuration file naming the module, token and PIN.
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitTokenArgs {
+    /// The PKCS#11 module (shared library).
+    #[arg(long)]
+    module: PathBuf,
+    /// The token label to give.
+    #[arg(long, default_value = "keyward")]
+    label: String,
+    /// File holding the security officer PIN.
+    #[arg(long)]
+    so_pin_file: PathBuf,
+    /// File holding the user PIN keyward logs in with.
+    #[arg(long)]
+    user_pin_file: PathBuf,
+}
+
+impl RunCommand for HsmCommand {
+    fn run(self) -> CliResult {
+        match self {
+            HsmCommand::InitToken(a) => {
+                let so = read_pin_file(&a.so_pin_file)?;
+                let user = read_pin_file(&a.user_pin_file)?;
+                let token = provision::init_token(&a.module, &a.label, &so, &user)
+                    .map_err(|e| CliError::from(e).context(format!("initializing token {:?}", a.label)))?;
+                println!("initialized token {:?} (serial {})", a.label, token.serial);
+                Ok(())
+            }
+            HsmCommand::Init(c) => {
+                let hsm = connect(&c.config)?;
+                let versions = hsm.crk_versions()?;
+                if let Some(v) = versions.iter().max() {
+                    return Err(CliError::new(format!(
+                        "the token already holds root key {}; refusing to create another (use `keyward root rotate`)",
+                        v.label()
+                    )));
+                }
+                let first = CrkVersion(1);
+                hsm.create_crk(first)?;
+                println!(
+                    "created root key {} (AES-256, sensitive, not extractable)",
+                    first.label()
+                );
+                Ok(())
+            }
+            HsmCommand::Status(c) => {
+                let hsm = connect(&c.config)?;
+                let s = hsm.health()?;
+                let crks: Vec<String> = s.crk_versions.iter().map(|v| v.label()).collect();
+                println!(
+                    "library:       {} {} (PKCS#11 {})",
+                    s.library, s.library_version, s.cryptoki_version
+                );
+                println!("slot:          {}", s.slot_id);
+                println!(
+                    "token:         {:?} serial {} model {}",
+                    s.token_label, s.token_serial, s.token_model
+                );
+                println!("logged in:     {}", if s.logged_in { "yes" } else { "no" });
+                println!(
+                    "root keys:     {}",
+                    if crks.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        crks.join(", ")
+                    }
+                );
+                println!("mechanisms:    {}", s.mechanisms_needed.join(", "));
+                if s.mechanisms_missing.is_empty() {
+                    println!("missing:       none");
+                    Ok(())
+                } else {
+                    println!("missing:       {}", s.mechanisms_missing.join(", "));
+                    Err(CliError::new("the token lacks mechanisms keyward needs"))
+                }
+            }
+        }
+    }
+}
+
+/// Opens the token the configuration names, logged in with its PIN.
+pub(super) fn connect(config_path: &std::path::Path) -> Result<Pkcs11Hsm, CliError> {
+    let config = Config::load(config_path)?;
+    let pin = config.hsm.read_pin()?;
+    let mut hsm_config = crate::hsm::HsmConfig::new(&config.hsm.module, &config.hsm.token_label, pin);
+    hsm_config.slot_id = config.hsm.slot;
+    hsm_config.call_timeout = config.hsm.call_timeout;
+    Pkcs11Hsm::connect(&hsm_config).map_err(|e: HsmError| CliError::from(e).context("opening the HSM"))
+}

@@ -1,0 +1,70 @@
+//! The `keyward` administration tool: one subcommand per file in this
+//! directory.
+//!
+//! To add a subcommand `foo`: write `foo.rs` (or `foo/mod.rs`) with a clap
+//! type (`#[derive(clap::Args)]` or `#[derive(clap::Subcommand)]`) that
+//! implements [`RunCommand`], then add `mod foo;` below and one
+//! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
+
+mod audit;
+mod error;
+mod hsm;
+mod io;
+mod pki;
+mod serve;
+mod ttlv;
+
+pub use error::{CliError, CliResult};
+
+/// A subcommand's arguments, ready to run.
+pub trait RunCommand {
+    fn run(self) -> CliResult;
+}
+
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "KMIP key server for VMware vSphere, root key in an HSM"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Declares [`Command`] with one variant per subcommand and its dispatch, so
+/// that a new subcommand is one line here.
+macro_rules! subcommands {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty), )*) => {
+        /// Every subcommand.
+        #[derive(Debug, clap::Subcommand)]
+        pub enum Command {
+            $( $(#[$doc])* $variant($ty), )*
+        }
+
+        impl RunCommand for Command {
+            fn run(self) -> CliResult {
+                match self {
+                    $( Command::$variant(c) => c.run(), )*
+                }
+            }
+        }
+    };
+}
+
+subcommands! {
+    /// Run the KMIP service.
+    Serve(serve::ServeCommand),
+    /// Read the audit trail back, filtered by client, key, operation or time.
+    Audit(audit::AuditCommand),
+    /// Set up the HSM token and its root key; report on them.
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
+    /// Create a development PKI (CA, server and client certificates).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
+    /// Read TTLV captures as KMIP JSON, XML or a tree; write JSON or XML back as TTLV.
+    #[command(subcommand)]
+    Ttlv(ttlv::TtlvCommand),
+}

@@ -1,0 +1,167 @@
+//! The validated server configuration (TOML).
+//!
+//! Loading is two steps: serde reads the file into raw structs that refuse unknown keys,
+//! then [`parse`] checks every value, applies safe defaults and resolves relative paths
+//! against the folder that holds the config file (so `cert = "server.pem"` next to
+//! `/etc/keyward/keyward.toml` means `/etc/keyward/server.pem` wherever the process
+//! was started). The HSM PIN is never a config value: only where to read it from.
+//!
+//! ```toml
+//! [server]
+//! listen = ["127.0.0.1:5696", "[::1]:5696"]
+//! max_connections = 1024
+//! handshake_timeout = 10     # seconds
+//! read_timeout = 30
+//! idle_timeout = 300
+//! max_message_bytes = 1048576
+//!
+//! [tls]
+//! cert = "server.pem"        # chain, leaf first
+//! key = "server.key"
+//! client_ca = ["vmca.pem"]
+//! client_pins = ["AB:CD:..."] # SHA-256 of a client certificate
+//! clients_dir = "clients"    # one trust file per client, see `clients`
+//! tls_versions = ["1.2", "1.3"]
+//!
+//! [hsm]
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token_label = "keyward"
+//! pin_file = "hsm.pin"       # or a systemd credential named by pin_credential
+//! call_timeout = 5
+//!
+//! [store]
+//! kind = "sqlite"
+//! path = "keyward.db"
+//!
+//! [audit]
+//! path = "audit.log"
+//! ```
+
+pub mod clients;
+mod error;
+mod parse;
+mod pin;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::ConfigError;
+pub use parse::parse_fingerprint;
+
+/// Largest config file read (64 KiB); a real one is under 2 KiB.
+const MAX_CONFIG_FILE_BYTES: u64 = 64 * 1024;
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this was loaded from (absolute when loaded from disk).
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub hsm: HsmConfig,
+    pub store: StoreConfig,
+    pub audit: AuditConfig,
+}
+
+/// `[server]`: listener and per-connection bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_message_bytes: usize,
+}
+
+/// `[tls]`: the server's own certificate and whom it trusts as clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM chain, end-entity first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
+    /// PEM bundles of CAs whose issued client certificates are accepted.
+    pub client_ca: Vec<PathBuf>,
+    /// SHA-256 fingerprints of individually trusted client certificates.
+    pub client_pins: Vec<[u8; 32]>,
+    /// Folder of per-client trust files (see [`clients`]).
+    pub clients_dir: Option<PathBuf>,
+    /// Protocol versions offered, never empty.
+    pub tls_versions: Vec<TlsVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// `[hsm]`: the PKCS#11 module and token holding the root key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsmConfig {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub slot: Option<u64>,
+    /// File holding the user PIN (used when no systemd credential is present).
+    pub pin_file: Option<PathBuf>,
+    /// Name of the systemd credential holding the PIN (`$CREDENTIALS_DIRECTORY/<name>`).
+    pub pin_credential: String,
+    pub call_timeout: Duration,
+}
+
+/// `[store]`: where sealed key records live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+}
+
+/// `[audit]`: optional JSON-lines audit file, in addition to the systemd journal
+/// (see `crate::audit`: events go to stderr only when there is neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let absolute = std::path::absolute(path).map_err(|e| ConfigError::read(path, &e))?;
+        let text = read_bounded(&absolute, MAX_CONFIG_FILE_BYTES)?;
+        let base = absolute.parent().unwrap_or(Path::new("/"));
+        parse::parse(&text, &absolute, base)
+    }
+
+    /// Validates config text; relative paths are resolved against `base_dir`.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        parse::parse(text, &base_dir.join("<inline>"), base_dir)
+    }
+}
+
+/// Reads a small text file, refusing one larger than `limit` before reading it.
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| ConfigError::read(path, &e))?;
+    let mut text = String::new();
+    file.take(limit + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| ConfigError::read(path, &e))?;
+    if text.len() as u64 > limit {
+        return Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: format!("larger than {limit} bytes"),
+        });
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests;

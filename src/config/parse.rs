@@ -1,0 +1,334 @@
+//! Raw serde structs (unknown keys refused) and their validation into [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    AuditConfig, Config, ConfigError, HsmConfig, ServerConfig, StoreConfig, StoreKind, TlsConfig, TlsVersion,
+};
+use crate::limits;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:5696";
+const DEFAULT_PIN_CREDENTIAL: &str = "keyward-hsm-pin";
+/// Bounds on operator-chosen numbers: wide enough for any real deployment, narrow
+/// enough that a typo (an extra zero, a negative) is caught at start-up.
+const MAX_LISTEN_ADDRESSES: usize = 16;
+const MAX_CONNECTIONS: (i64, i64, i64) = (1, 1024, 100_000);
+const HANDSHAKE_TIMEOUT_S: (i64, i64, i64) = (1, 10, 300);
+const READ_TIMEOUT_S: (i64, i64, i64) = (1, 30, 3600);
+const IDLE_TIMEOUT_S: (i64, i64, i64) = (1, 300, 86_400);
+const HSM_CALL_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
+const MIN_MESSAGE_BYTES: i64 = 1024;
+const MAX_TRUST_ENTRIES: usize = 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: Option<RawServer>,
+    tls: RawTls,
+    hsm: RawHsm,
+    store: RawStore,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Vec<String>>,
+    max_connections: Option<i64>,
+    handshake_timeout: Option<i64>,
+    read_timeout: Option<i64>,
+    idle_timeout: Option<i64>,
+    max_message_bytes: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
+    #[serde(default)]
+    client_ca: Vec<String>,
+    #[serde(default)]
+    client_pins: Vec<String>,
+    clients_dir: Option<String>,
+    tls_versions: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHsm {
+    module: String,
+    token_label: String,
+    slot: Option<i64>,
+    pin_file: Option<String>,
+    pin_credential: Option<String>,
+    call_timeout: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: Option<String>,
+    path: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: Option<String>,
+}
+
+pub(super) fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, source, &e))?;
+    Ok(Config {
+        source: source.to_path_buf(),
+        server: server(raw.server.unwrap_or_default())?,
+        tls: tls(raw.tls, base)?,
+        hsm: hsm(raw.hsm, base)?,
+        store: store(raw.store, base)?,
+        audit: audit(raw.audit.unwrap_or_default(), base)?,
+    })
+}
+
+fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    let listen_raw = raw.listen.unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()]);
+    if listen_raw.is_empty() || listen_raw.len() > MAX_LISTEN_ADDRESSES {
+        return Err(ConfigError::invalid(
+            "server.listen",
+            format!("must list 1 to {MAX_LISTEN_ADDRESSES} addresses"),
+        ));
+    }
+    let mut listen = Vec::with_capacity(listen_raw.len());
+    for text in &listen_raw {
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("{text:?} is not an address:port (IPv6 as \"[::1]:5696\")"),
+            )
+        })?;
+        // Port 0 (any free port) is allowed: tests and scripts read the bound
+        // address from `keyward serve`'s "listening on" line.
+        if listen.contains(&addr) {
+            return Err(ConfigError::invalid(
+                "server.listen",
+                format!("{text:?} listed twice"),
+            ));
+        }
+        listen.push(addr);
+    }
+    let max_message_bytes = in_range(
+        "server.max_message_bytes",
+        raw.max_message_bytes,
+        (
+            MIN_MESSAGE_BYTES,
+            limits::MAX_MESSAGE_BYTES as i64,
+            limits::MAX_MESSAGE_BYTES_CEILING as i64,
+        ),
+    )?;
+    Ok(ServerConfig {
+        listen,
+        max_connections: in_range("server.max_connections", raw.max_connections, MAX_CONNECTIONS)? as usize,
+        handshake_timeout: seconds(
+            "server.handshake_timeout",
+            raw.handshake_timeout,
+            HANDSHAKE_TIMEOUT_S,
+        )?,
+        read_timeout: seconds("server.read_timeout", raw.read_timeout, READ_TIMEOUT_S)?,
+        idle_timeout: seconds("server.idle_timeout", raw.idle_timeout, IDLE_TIMEOUT_S)?,
+        max_message_bytes: max_message_bytes as usize,
+    })
+}
+
+fn tls(raw: RawTls, base: &Path) -> Result<TlsConfig, ConfigError> {
+    if raw.client_ca.len() > MAX_TRUST_ENTRIES || raw.client_pins.len() > MAX_TRUST_ENTRIES {
+        return Err(ConfigError::invalid(
+            "tls",
+            format!("at most {MAX_TRUST_ENTRIES} client_ca / client_pins entries"),
+        ));
+    }
+    let client_ca = raw
+        .client_ca
+        .iter()
+        .map(|p| path("tls.client_ca", p, base))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut client_pins = Vec::with_capacity(raw.client_pins.len());
+    for text in &raw.client_pins {
+        let pin = parse_fingerprint(text).ok_or_else(|| {
+            ConfigError::invalid(
+                "tls.client_pins",
+                format!("{text:?} is not a SHA-256 fingerprint (64 hex digits, colons optional)"),
+            )
+        })?;
+        if !client_pins.contains(&pin) {
+            client_pins.push(pin);
+        }
+    }
+    let tls_versions = match raw.tls_versions {
+        None => vec![TlsVersion::Tls12, TlsVersion::Tls13],
+        Some(list) => {
+            let mut versions = Vec::new();
+            for v in &list {
+                let version = match v.as_str() {
+                    "1.2" => TlsVersion::Tls12,
+                    "1.3" => TlsVersion::Tls13,
+                    other => {
+                        return Err(ConfigError::invalid(
+                            "tls.tls_versions",
+                            format!("{other:?} is not supported; use \"1.2\" and/or \"1.3\""),
+                        ));
+                    }
+                };
+                if !versions.contains(&version) {
+                    versions.push(version);
+                }
+            }
+            if versions.is_empty() {
+                return Err(ConfigError::invalid("tls.tls_versions", "must not be empty"));
+            }
+            versions.sort();
+            versions
+        }
+    };
+    Ok(TlsConfig {
+        cert: path("tls.cert", &raw.cert, base)?,
+        key: path("tls.key", &raw.key, base)?,
+        client_ca,
+        client_pins,
+        clients_dir: raw
+            .clients_dir
+            .map(|p| path("tls.clients_dir", &p, base))
+            .transpose()?,
+        tls_versions,
+    })
+}
+
+fn hsm(raw: RawHsm, base: &Path) -> Result<HsmConfig, ConfigError> {
+    if raw.token_label.is_empty() || raw.token_label.len() > 32 {
+        // PKCS#11 token labels are a 32-byte, blank-padded field.
+        return Err(ConfigError::invalid("hsm.token_label", "must be 1 to 32 bytes"));
+    }
+    let slot = match raw.slot {
+        None => None,
+        Some(n) if n >= 0 => Some(n as u64),
+        Some(n) => {
+            return Err(ConfigError::invalid(
+                "hsm.slot",
+                format!("must be >= 0 (got {n})"),
+            ));
+        }
+    };
+    let pin_credential = raw
+        .pin_credential
+        .unwrap_or_else(|| DEFAULT_PIN_CREDENTIAL.to_string());
+    if !is_plain_file_name(&pin_credential) {
+        return Err(ConfigError::invalid(
+            "hsm.pin_credential",
+            "must be a credential name (letters, digits, '.', '_', '-'), not a path or a PIN",
+        ));
+    }
+    Ok(HsmConfig {
+        module: path("hsm.module", &raw.module, base)?,
+        token_label: raw.token_label,
+        slot,
+        pin_file: raw.pin_file.map(|p| path("hsm.pin_file", &p, base)).transpose()?,
+        pin_credential,
+        call_timeout: seconds("hsm.call_timeout", raw.call_timeout, HSM_CALL_TIMEOUT_S)?,
+    })
+}
+
+fn store(raw: RawStore, base: &Path) -> Result<StoreConfig, ConfigError> {
+    let kind = match raw.kind.as_deref() {
+        None | Some("sqlite") => StoreKind::Sqlite,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "store.kind",
+                format!("{other:?} is not supported; use \"sqlite\""),
+            ));
+        }
+    };
+    Ok(StoreConfig {
+        kind,
+        path: path("store.path", &raw.path, base)?,
+    })
+}
+
+fn audit(raw: RawAudit, base: &Path) -> Result<AuditConfig, ConfigError> {
+    Ok(AuditConfig {
+        path: raw.path.map(|p| path("audit.path", &p, base)).transpose()?,
+    })
+}
+
+/// Parses a SHA-256 fingerprint written as 64 hex digits, with or without colons (as
+/// vCenter and `openssl x509 -fingerprint` show it), in either case.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(digits, &mut out).ok()?;
+    Some(out)
+}
+
+/// A non-empty path, resolved against the config file's folder when relative.
+fn path(key: &str, text: &str, base: &Path) -> Result<PathBuf, ConfigError> {
+    if text.is_empty() {
+        return Err(ConfigError::invalid(key, "path must not be empty"));
+    }
+    if text.contains('\0') {
+        return Err(ConfigError::invalid(key, "path contains a NUL byte"));
+    }
+    let p = Path::new(text);
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    })
+}
+
+fn in_range(key: &str, value: Option<i64>, (min, default, max): (i64, i64, i64)) -> Result<i64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be between {min} and {max} (got {v})"),
+        ));
+    }
+    Ok(v)
+}
+
+fn seconds(key: &str, value: Option<i64>, bounds: (i64, i64, i64)) -> Result<Duration, ConfigError> {
+    let v = in_range(key, value, bounds)?;
+    Ok(Duration::from_secs(v as u64))
+}
+
+/// A name usable as a single file name: no separators, no leading dot, bounded.
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn syntax_error(text: &str, source: &Path, err: &toml::de::Error) -> ConfigError {
+    let offset = err.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let before = text.get(..offset).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    // The innermost `[table]` header above the error tells the operator which section
+    // an unknown key was found in; serde's message only names the key itself.
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    ConfigError::Syntax {
+        path: source.to_path_buf(),
+        line,
+        section,
+        message: err.message().to_string(),
+    }
+}

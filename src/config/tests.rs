@@ -1,0 +1,239 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::clients::{self, ClientEntry, ClientKind};
+use super::*;
+
+const MINIMAL: &str = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "keyward"
+pin_file = "hsm.pin"
+
+[store]
+path = "data/keyward.db"
+"#;
+
+fn with(extra_server: &str, extra_tls: &str) -> String {
+    MINIMAL.replace(
+        "[tls]\n",
+        &format!("[server]\n{extra_server}\n[tls]\n{extra_tls}\n"),
+    )
+}
+
+fn invalid_key(text: &str) -> String {
+    match Config::from_toml(text, Path::new("/etc/keyward")) {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+#[test]
+fn minimal_config_gets_safe_defaults() {
+    let c = Config::from_toml(MINIMAL, Path::new("/etc/keyward")).unwrap();
+    assert_eq!(c.server.listen, vec!["127.0.0.1:5696".parse().unwrap()]);
+    assert_eq!(c.server.max_connections, 1024);
+    assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.max_message_bytes, crate::limits::MAX_MESSAGE_BYTES);
+    assert_eq!(c.tls.tls_versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+    assert_eq!(c.store.kind, StoreKind::Sqlite);
+    assert_eq!(c.hsm.pin_credential, "keyward-hsm-pin");
+    assert_eq!(c.audit.path, None);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyward.toml");
+    let text = with(
+        "",
+        "client_ca = [\"ca/vmca.pem\", \"/abs/ca.pem\"]\nclients_dir = \"clients\"",
+    );
+    std::fs::write(&file, text).unwrap();
+    // Load through a relative-looking path from elsewhere: results must not depend on cwd.
+    let c = Config::load(&file).unwrap();
+    assert_eq!(c.tls.cert, dir.path().join("server.pem"));
+    assert_eq!(c.tls.key, dir.path().join("server.key"));
+    assert_eq!(
+        c.tls.client_ca,
+        vec![dir.path().join("ca/vmca.pem"), "/abs/ca.pem".into()]
+    );
+    assert_eq!(c.tls.clients_dir, Some(dir.path().join("clients")));
+    assert_eq!(c.hsm.pin_file, Some(dir.path().join("hsm.pin")));
+    assert_eq!(c.hsm.module, Path::new("/usr/lib/softhsm/libsofthsm2.so"));
+    assert_eq!(c.store.path, dir.path().join("data/keyward.db"));
+}
+
+#[test]
+fn unknown_key_is_refused_with_line_and_section() {
+    let text = with("listn = [\"127.0.0.1:5696\"]", "");
+    let err = Config::from_toml(&text, Path::new("/etc/keyward")).unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("listn"), "{shown}");
+    assert!(shown.contains("in [server]"), "{shown}");
+    assert!(!shown.contains('\n'), "{shown}");
+    let top = format!("{MINIMAL}\n[extra]\nx = 1\n");
+    assert!(
+        Config::from_toml(&top, Path::new("/"))
+            .unwrap_err()
+            .to_string()
+            .contains("extra")
+    );
+}
+
+#[test]
+fn a_pin_value_in_the_config_is_refused() {
+    let text = MINIMAL.replace("pin_file = \"hsm.pin\"", "pin = \"1234\"");
+    let err = Config::from_toml(&text, Path::new("/")).unwrap_err().to_string();
+    assert!(err.contains("unknown field `pin`"), "{err}");
+    assert!(!err.contains("1234"), "{err}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    assert_eq!(
+        invalid_key(&with("max_connections = 0", "")),
+        "server.max_connections"
+    );
+    assert_eq!(
+        invalid_key(&with("handshake_timeout = -1", "")),
+        "server.handshake_timeout"
+    );
+    assert_eq!(
+        invalid_key(&with("idle_timeout = 1000000", "")),
+        "server.idle_timeout"
+    );
+    assert_eq!(invalid_key(&with("read_timeout = 0", "")), "server.read_timeout");
+    assert_eq!(
+        invalid_key(&with("max_message_bytes = 10", "")),
+        "server.max_message_bytes"
+    );
+    assert_eq!(
+        invalid_key(&with("max_message_bytes = 1000000000", "")),
+        "server.max_message_bytes"
+    );
+    assert_eq!(invalid_key(&with("listen = []", "")), "server.listen");
+    assert_eq!(
+        invalid_key(&with("listen = [\"localhost:5696\"]", "")),
+        "server.listen"
+    );
+    assert_eq!(invalid_key(&with("listen = [\"::1:5696\"]", "")), "server.listen");
+    assert_eq!(
+        invalid_key(&with("", "tls_versions = [\"1.1\"]")),
+        "tls.tls_versions"
+    );
+    assert_eq!(invalid_key(&with("", "tls_versions = []")), "tls.tls_versions");
+    assert_eq!(
+        invalid_key(&with("", "client_pins = [\"abcd\"]")),
+        "tls.client_pins"
+    );
+    assert_eq!(
+        invalid_key(&MINIMAL.replace("path = \"data", "kind = \"mysql\"\npath = \"data")),
+        "store.kind"
+    );
+    assert_eq!(
+        invalid_key(&MINIMAL.replace("token_label = \"keyward\"", "token_label = \"\"")),
+        "hsm.token_label"
+    );
+    assert_eq!(
+        invalid_key(&MINIMAL.replace("pin_file = \"hsm.pin\"", "pin_credential = \"../pin\"")),
+        "hsm.pin_credential"
+    );
+    let err = Config::from_toml(&with("max_connections = 0", ""), Path::new("/")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "server.max_connections: must be between 1 and 100000 (got 0)"
+    );
+}
+
+#[test]
+fn ipv6_listen_and_pins_with_or_without_colons() {
+    let fp = "ab".repeat(32);
+    let colons = vec!["AB"; 32].join(":");
+    let text = with(
+        "listen = [\"[::1]:5696\", \"127.0.0.1:15696\"]",
+        &format!("client_pins = [\"{fp}\", \"{colons}\"]\ntls_versions = [\"1.3\"]"),
+    );
+    let c = Config::from_toml(&text, Path::new("/")).unwrap();
+    assert_eq!(c.server.listen[0], "[::1]:5696".parse().unwrap());
+    assert_eq!(c.tls.client_pins, vec![[0xab; 32]], "duplicates collapse");
+    assert_eq!(c.tls.tls_versions, vec![TlsVersion::Tls13]);
+}
+
+#[test]
+fn pin_prefers_systemd_credential_then_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    let c = Config::from_toml(MINIMAL, dir.path()).unwrap();
+    let pin_file = dir.path().join("hsm.pin");
+    std::fs::write(&pin_file, "1234\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(c.hsm.read_pin_from(Some(&creds)).unwrap().expose(), "1234");
+    let cred = creds.join("keyward-hsm-pin");
+    std::fs::write(&cred, "5678").unwrap();
+    std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert_eq!(c.hsm.read_pin_from(Some(&creds)).unwrap().expose(), "5678");
+
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = c.hsm.read_pin_from(None).unwrap_err().to_string();
+    assert!(err.contains("world-readable"), "{err}");
+    assert!(!err.contains("1234"));
+}
+
+#[test]
+fn client_files_round_trip_and_bad_ones_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let pin = ClientEntry {
+        name: "vcenter-prod".into(),
+        kind: ClientKind::Pin,
+        cert: None,
+        fingerprint: Some([0x5a; 32]),
+        group: Some("vsphere".into()),
+    };
+    let ca = ClientEntry {
+        name: "vmca".into(),
+        kind: ClientKind::Ca,
+        cert: Some(dir.path().join("vmca.pem")),
+        fingerprint: None,
+        group: None,
+    };
+    clients::write_entry(dir.path(), &pin).unwrap();
+    clients::write_entry(dir.path(), &ca).unwrap();
+    std::fs::write(dir.path().join("vmca.pem"), "not toml, ignored").unwrap();
+    let text = std::fs::read_to_string(dir.path().join("vmca.toml")).unwrap();
+    assert!(text.contains("cert = \"vmca.pem\""), "{text}");
+    assert_eq!(clients::load_dir(dir.path()).unwrap(), vec![pin.clone(), ca]);
+
+    assert!(clients::remove_entry(dir.path(), "vcenter-prod").unwrap());
+    assert!(!clients::remove_entry(dir.path(), "vcenter-prod").unwrap());
+    assert!(clients::remove_entry(dir.path(), "../x").is_err());
+    assert_eq!(clients::load_dir(&dir.path().join("missing")).unwrap(), vec![]);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\nkind = \"ca\"\n").unwrap();
+    let err = clients::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.ends_with("bad.toml: cert: a \"ca\" entry needs the CA bundle path"),
+        "{err}"
+    );
+    std::fs::write(&bad, "name = \"other\"\nkind = \"pin\"\nfingerprint = \"00\"\n").unwrap();
+    assert!(
+        clients::load_dir(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains(": name:")
+    );
+    std::fs::write(&bad, "name = \"bad\"\nkind = \"pin\"\nextra = 1\n").unwrap();
+    assert!(
+        clients::load_dir(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("extra")
+    );
+}

@@ -1,0 +1,256 @@
+//! The key service: envelope encryption and the object lifecycle.
+//!
+//! This is the only place where plaintext key material exists outside the HSM.
+//! A new object's material is encoded (as the TTLV of the managed object),
+//! sealed under the current root key (CRK) with additional data binding the
+//! object's identity, and stored; `open` reverses that for one request and the
+//! plaintext lives only in zeroizing buffers.
+
+mod error;
+pub mod lifecycle;
+mod locate;
+mod object;
+
+use std::sync::{Arc, RwLock};
+
+pub use error::KeyError;
+pub use locate::matches_filter;
+pub use object::{StoredObject, is_custom, names};
+
+use crate::hsm::{AsyncHsm, CrkVersion, HsmError};
+use crate::kmip::attribute::Attribute;
+use crate::kmip::{ObjectType, State};
+use crate::secret::SecretBytes;
+use crate::store::{Query, Store, StoreError};
+use crate::ttlv::{self, Item, Value};
+
+/// How many times an update retries after losing a compare-and-swap race.
+const MAX_UPDATE_ATTEMPTS: usize = 8;
+
+/// Objects are listed for Locate in pages of this many.
+const LOCATE_PAGE: usize = 512;
+
+pub struct KeyService {
+    hsm: AsyncHsm,
+    store: Arc<dyn Store>,
+    /// The CRK new seals use. Root rotation moves it forward.
+    crk: RwLock<CrkVersion>,
+}
+
+/// The additional authenticated data of a seal: the object's identity. A record
+/// whose blob was swapped with another object's, or replayed under another id
+/// or type, does not open.
+fn seal_aad(uid: &str, object_type: ObjectType, crk: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(32 + uid.len());
+    aad.extend_from_slice(b"keyward-object-v1\0");
+    aad.extend_from_slice(&(uid.len() as u32).to_be_bytes());
+    aad.extend_from_slice(uid.as_bytes());
+    aad.extend_from_slice(&object_type.0.to_be_bytes());
+    aad.extend_from_slice(&crk.to_be_bytes());
+    aad
+}
+
+impl KeyService {
+    pub fn new(hsm: AsyncHsm, store: Arc<dyn Store>, crk: CrkVersion) -> Self {
+        KeyService {
+            hsm,
+            store,
+            crk: RwLock::new(crk),
+        }
+    }
+
+    pub fn current_crk(&self) -> CrkVersion {
+        match self.crk.read() {
+            Ok(v) => *v,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    pub fn set_current_crk(&self, crk: CrkVersion) {
+        match self.crk.write() {
+            Ok(mut v) => *v = crk,
+            Err(poisoned) => *poisoned.into_inner() = crk,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn hsm(&self) -> &AsyncHsm {
+        &self.hsm
+    }
+
+    /// Fresh random bytes from the HSM's generator, for new key material.
+    pub async fn generate_material(&self, len: usize) -> Result<SecretBytes, KeyError> {
+        Ok(self.hsm.random(len).await?)
+    }
+
+    /// Stores a new managed object and returns its unique identifier.
+    ///
+    /// `object` is the managed object's tree (a Symmetric Key, Secret Data, ...)
+    /// holding its material. `attributes` are the client's, already validated, plus
+    /// any the caller derived from the object (algorithm, length); the service adds
+    /// the server-managed ones. The Create is acknowledged only once durable.
+    pub async fn create(
+        &self,
+        group: &str,
+        object_type: ObjectType,
+        object: &Item,
+        attributes: Vec<Attribute>,
+        now: i64,
+    ) -> Result<String, KeyError> {
+        let uid = uuid::Uuid::new_v4().to_string();
+        let crk = self.current_crk();
+        let mut stored = StoredObject {
+            uid: uid.clone(),
+            object_type,
+            state: State::PRE_ACTIVE,
+            group: group.to_owned(),
+            attributes: Vec::with_capacity(attributes.len() + 8),
+            created_at: now,
+            record_version: 0,
+            crk_version: crk.0,
+            sealed: Vec::new(),
+        };
+        stored.set_single(names::UNIQUE_IDENTIFIER, Value::TextString(uid.clone()));
+        stored.set_single(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
+        stored.attributes.extend(attributes);
+        stored.set_state(State::PRE_ACTIVE);
+        stored.set_single(names::INITIAL_DATE, Value::DateTime(now));
+        stored.set_single(names::ORIGINAL_CREATION_DATE, Value::DateTime(now));
+        stored.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
+        stored.refresh_state(now);
+
+        let mut plaintext = Vec::with_capacity(ttlv::encoded_len(object));
+        ttlv::encode(object, &mut plaintext);
+        let plaintext = SecretBytes::new(plaintext);
+        stored.sealed = self
+            .hsm
+            .seal(crk, seal_aad(&uid, object_type, crk.0), plaintext)
+            .await?;
+        self.store.create(&stored.to_record(now)).await?;
+        Ok(uid)
+    }
+
+    /// The object's metadata, if the caller's group may see it.
+    pub async fn load(&self, group: &str, uid: &str, now: i64) -> Result<StoredObject, KeyError> {
+        let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
+        if record.group != group {
+            return Err(KeyError::NotFound);
+        }
+        let mut object = StoredObject::from_record(record)?;
+        object.refresh_state(now);
+        Ok(object)
+    }
+
+    /// Opens the sealed material: the managed object's tree, key material and all.
+    pub async fn open(&self, object: &StoredObject) -> Result<Item, KeyError> {
+        if !object.has_material() {
+            return Err(KeyError::WrongState(object.state));
+        }
+        let crk = CrkVersion(object.crk_version);
+        let aad = seal_aad(&object.uid, object.object_type, crk.0);
+        let plaintext = match self.hsm.unseal(crk, aad, object.sealed.clone()).await {
+            Ok(p) => p,
+            Err(HsmError::BadBlob) => {
+                return Err(KeyError::Corrupt(format!(
+                    "sealed material of {} does not open",
+                    object.uid
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ttlv::decode(plaintext.expose())
+            .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))
+    }
+
+    /// Changes an object with compare-and-swap: loads it, applies `change`, and
+    /// stores it if nobody changed it meanwhile (else retries from a fresh load).
+    /// Sets Last Change Date.
+    pub async fn update<R>(
+        &self,
+        group: &str,
+        uid: &str,
+        now: i64,
+        mut change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
+    ) -> Result<R, KeyError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let mut object = self.load(group, uid, now).await?;
+            let expected = object.record_version;
+            let result = change(&mut object)?;
+            object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
+            match self.store.update(&object.to_record(now), expected).await {
+                Ok(_) => return Ok(result),
+                Err(StoreError::VersionConflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KeyError::Contended)
+    }
+
+    /// Destroys the object's material; its metadata stays, in state Destroyed
+    /// (or Destroyed Compromised), with a Destroy Date.
+    pub async fn destroy(&self, group: &str, uid: &str, now: i64) -> Result<(), KeyError> {
+        self.update(group, uid, now, |object| {
+            let next = lifecycle::destroy(object.state).map_err(transition_error)?;
+            object.sealed.clear();
+            object.set_state(next);
+            object.set_single(names::DESTROY_DATE, Value::DateTime(now));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Objects of the caller's group that match every filter attribute, in
+    /// creation order, after skipping `offset` and up to `max` of them.
+    pub async fn locate(
+        &self,
+        group: &str,
+        filter: &[Attribute],
+        offset: usize,
+        max: Option<usize>,
+        now: i64,
+    ) -> Result<Vec<String>, KeyError> {
+        let mut query = locate::store_query(filter);
+        query.group = Some(group.to_owned());
+        let candidates = self.store.find(&query).await?;
+        let mut found = Vec::new();
+        let mut skipped = 0usize;
+        for chunk in candidates.chunks(LOCATE_PAGE) {
+            for uid in chunk {
+                if max.is_some_and(|m| found.len() >= m) {
+                    return Ok(found);
+                }
+                let object = match self.load(group, uid, now).await {
+                    Ok(o) => o,
+                    Err(KeyError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
+                if matches_filter(&object, filter) {
+                    if skipped < offset {
+                        skipped += 1;
+                    } else {
+                        found.push(object.uid);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every uid of the group (administrators' inventory uses `find` directly).
+    pub async fn find(&self, query: &Query) -> Result<Vec<String>, KeyError> {
+        Ok(self.store.find(query).await?)
+    }
+}
+
+/// Maps a refused lifecycle transition to the service's error.
+pub fn transition_error(e: lifecycle::TransitionError) -> KeyError {
+    match e {
+        lifecycle::TransitionError::WrongState(s) => KeyError::WrongState(s),
+        lifecycle::TransitionError::NotPermitted(s) => {
+            KeyError::NotPermitted(format!("not allowed in state {}", s.name().unwrap_or("unknown")))
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Add Attribute: vCenter's batch of three `x-` tags linking a key to its VM.
+
+use super::attributes::check_settable;
+use super::context::{Context, ItemResult, about, parse};
+use super::error::OpError;
+use crate::kmip::ResultReason;
+use crate::kmip::attribute::{self, Attribute};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::add_attribute::{Request, Response};
+use crate::ttlv::Item;
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    check_settable(&request.attribute).map_err(about(&uid))?;
+    let wanted = request.attribute;
+    let stored = ctx
+        .ops
+        .keys
+        .update(ctx.group(), &uid, ctx.now, |object| {
+            let exists = object.attributes_named(&wanted.name).next().is_some();
+            if exists && !attribute::is_multi_instance(&wanted.name) {
+                return Err(crate::keys::KeyError::Invalid(format!(
+                    "{} is single-instance and already set; use Modify Attribute",
+                    wanted.name
+                )));
+            }
+            let index = object.add_instance(&wanted.name, wanted.value.clone());
+            // Index 0 is the default and is left out (KMIP 1.4 §2.1.1).
+            Ok(Attribute {
+                name: wanted.name.clone(),
+                index: (index != 0).then_some(index),
+                value: wanted.value.clone(),
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            crate::keys::KeyError::Invalid(m) => OpError::new(ResultReason::ILLEGAL_OPERATION, m),
+            other => OpError::from(other),
+        })
+        .map_err(about(&uid))?;
+    let response = Response {
+        unique_identifier: uid.clone(),
+        attribute: stored,
+        extra: Vec::new(),
+    };
+    Ok((Some(response.to_payload()), Some(uid)))
+}

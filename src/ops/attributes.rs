@@ -1,0 +1,40 @@
+//! Rules for attributes a client sends (Create, Register, Add/Modify/Delete
+//! Attribute): the value must have the attribute's type, the client must be
+//! allowed to set it, and a single-instance attribute appears once.
+
+use std::collections::BTreeSet;
+
+use super::error::OpError;
+use crate::kmip::ResultReason;
+use crate::kmip::attribute::{self, Attribute};
+
+/// Checks a client's attribute list and numbers multi-instance attributes.
+pub(super) fn client_attributes(list: Vec<Attribute>) -> Result<Vec<Attribute>, OpError> {
+    let mut single = BTreeSet::new();
+    let mut out: Vec<Attribute> = Vec::with_capacity(list.len());
+    for mut a in list {
+        check_settable(&a)?;
+        if !attribute::is_multi_instance(&a.name) && !single.insert(a.name.clone()) {
+            return Err(OpError::invalid_field(format!(
+                "attribute {} given more than once",
+                a.name
+            )));
+        }
+        let next = out.iter().filter(|o| o.name == a.name).count();
+        a.index = if next == 0 { None } else { i32::try_from(next).ok() };
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// The attribute's value is well-formed and a client may set it.
+pub(super) fn check_settable(a: &Attribute) -> Result<(), OpError> {
+    attribute::validate_value(a)?;
+    if !attribute::client_may_set(&a.name) {
+        return Err(OpError::new(
+            ResultReason::PERMISSION_DENIED,
+            format!("attribute {} is set by the server only", a.name),
+        ));
+    }
+    Ok(())
+}

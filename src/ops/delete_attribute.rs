@@ -1,0 +1,44 @@
+//! Delete Attribute: remove one instance of an attribute a client may delete.
+
+use super::context::{Context, ItemResult, about, parse};
+use super::error::OpError;
+use crate::keys::KeyError;
+use crate::kmip::ResultReason;
+use crate::kmip::attribute;
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::delete_attribute::{Request, Response};
+use crate::ttlv::Item;
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    let name = request.attribute_name;
+    if !attribute::client_may_delete(&name) {
+        return Err((
+            OpError::permission_denied(format!("attribute {name} cannot be deleted")),
+            Some(uid),
+        ));
+    }
+    let index = request.attribute_index;
+    let removed = ctx
+        .ops
+        .keys
+        .update(ctx.group(), &uid, ctx.now, |object| {
+            object.remove_instance(&name, index).ok_or(KeyError::NotFound)
+        })
+        .await
+        .map_err(|e| match e {
+            KeyError::NotFound => OpError::new(
+                ResultReason::ITEM_NOT_FOUND,
+                "no such object or attribute instance",
+            ),
+            other => OpError::from(other),
+        })
+        .map_err(about(&uid))?;
+    let response = Response {
+        unique_identifier: uid.clone(),
+        attribute: removed,
+        extra: Vec::new(),
+    };
+    Ok((Some(response.to_payload()), Some(uid)))
+}

@@ -1,0 +1,21 @@
+//! Destroy: erase the key material; the object stays as Destroyed metadata.
+
+use super::context::{Context, ItemResult, about, parse};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::destroy::{Request, Response};
+use crate::ttlv::Item;
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    ctx.ops
+        .keys
+        .destroy(ctx.group(), &uid, ctx.now)
+        .await
+        .map_err(about(&uid))?;
+    let response = Response {
+        unique_identifier: uid.clone(),
+        extra: Vec::new(),
+    };
+    Ok((Some(response.to_payload()), Some(uid)))
+}

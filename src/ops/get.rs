@@ -1,0 +1,96 @@
+//! Get: the object with its key material, in Raw form unless the client asks
+//! for Transparent Symmetric Key. vCenter sends only the Unique Identifier.
+
+use super::context::{Context, ItemResult, about, parse};
+use super::error::OpError;
+use crate::keys::lifecycle;
+use crate::kmip::object::{KeyMaterial, KeyValue, ManagedObject};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::get::{Request, Response};
+use crate::kmip::{KeyFormatType, ResultReason};
+use crate::ttlv::Item;
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    let response = get(ctx, &uid, &request).await.map_err(about(&uid))?;
+    Ok((Some(response.to_payload()), Some(uid)))
+}
+
+async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response, OpError> {
+    if request.key_wrapping_specification.is_some() || request.key_wrap_type.is_some() {
+        return Err(OpError::new(
+            ResultReason::FEATURE_NOT_SUPPORTED,
+            "key wrapping on Get is not supported",
+        ));
+    }
+    if request.key_compression_type.is_some() {
+        return Err(OpError::new(
+            ResultReason::KEY_COMPRESSION_TYPE_NOT_SUPPORTED,
+            "key compression is not supported",
+        ));
+    }
+    let stored = ctx.ops.keys.load(ctx.group(), uid, ctx.now).await?;
+    if !lifecycle::material_available(stored.state) {
+        return Err(OpError::new(
+            ResultReason::WRONG_KEY_LIFECYCLE_STATE,
+            "the object's key material was destroyed",
+        ));
+    }
+    let tree = ctx.ops.keys.open(&stored).await?;
+    let object = ManagedObject::from_item(&tree)
+        .map_err(|_| OpError::new(ResultReason::GENERAL_FAILURE, "stored object does not decode"))?;
+    let object = convert(object, request.key_format_type)?;
+    Ok(Response {
+        object_type: stored.object_type,
+        unique_identifier: uid.to_owned(),
+        object,
+        extra: Vec::new(),
+    })
+}
+
+/// Returns the object in the requested key format.
+fn convert(object: ManagedObject, wanted: Option<KeyFormatType>) -> Result<ManagedObject, OpError> {
+    let Some(wanted) = wanted else { return Ok(object) };
+    let unsupported = || {
+        OpError::new(
+            ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+            "key format type not supported for this object",
+        )
+    };
+    match object {
+        ManagedObject::SymmetricKey { mut key_block } => {
+            if key_block.key_format_type == wanted {
+                return Ok(ManagedObject::SymmetricKey { key_block });
+            }
+            let Some(KeyValue::Plain {
+                key_material,
+                attributes,
+            }) = key_block.key_value
+            else {
+                return Err(unsupported());
+            };
+            let key = match key_material {
+                KeyMaterial::Bytes(b) => b,
+                KeyMaterial::TransparentSymmetric { key } => key,
+                KeyMaterial::Other(_) => return Err(unsupported()),
+            };
+            let key_material = match wanted {
+                KeyFormatType::RAW => KeyMaterial::Bytes(key),
+                KeyFormatType::TRANSPARENT_SYMMETRIC_KEY => KeyMaterial::TransparentSymmetric { key },
+                _ => return Err(unsupported()),
+            };
+            key_block.key_value = Some(KeyValue::Plain {
+                key_material,
+                attributes,
+            });
+            key_block.key_format_type = wanted;
+            Ok(ManagedObject::SymmetricKey { key_block })
+        }
+        other => match other.key_block() {
+            Some(block) if block.key_format_type == wanted => Ok(other),
+            None if wanted == KeyFormatType::OPAQUE => Ok(other),
+            _ => Err(unsupported()),
+        },
+    }
+}

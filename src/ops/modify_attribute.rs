@@ -1,0 +1,61 @@
+//! Modify Attribute: change the value of one instance a client may change.
+
+use super::context::{Context, ItemResult, about, parse};
+use super::error::OpError;
+use crate::keys::{KeyError, names};
+use crate::kmip::attribute::{self, Attribute};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::modify_attribute::{Request, Response};
+use crate::kmip::{ResultReason, State};
+use crate::ttlv::Item;
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    let wanted = request.attribute;
+    attribute::validate_value(&wanted).map_err(about(&uid))?;
+    if !attribute::client_may_modify(&wanted.name) {
+        return Err((
+            OpError::permission_denied(format!("attribute {} cannot be modified", wanted.name)),
+            Some(uid),
+        ));
+    }
+    let want_index = wanted.index.unwrap_or(0);
+    let stored = ctx
+        .ops
+        .keys
+        .update(ctx.group(), &uid, ctx.now, |object| {
+            // Dates that drive the lifecycle may change only before they took effect.
+            if wanted.name == names::ACTIVATION_DATE && object.state != State::PRE_ACTIVE {
+                return Err(KeyError::NotPermitted(
+                    "Activation Date is fixed once the object is active".into(),
+                ));
+            }
+            let slot = object
+                .attributes
+                .iter_mut()
+                .find(|a| a.name == wanted.name && a.index.unwrap_or(0) == want_index)
+                .ok_or(KeyError::NotFound)?;
+            slot.value = wanted.value.clone();
+            Ok(Attribute {
+                name: slot.name.clone(),
+                index: slot.index,
+                value: slot.value.clone(),
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            KeyError::NotFound => OpError::new(
+                ResultReason::ITEM_NOT_FOUND,
+                "no such object or attribute instance",
+            ),
+            other => OpError::from(other),
+        })
+        .map_err(about(&uid))?;
+    let response = Response {
+        unique_identifier: uid.clone(),
+        attribute: stored,
+        extra: Vec::new(),
+    };
+    Ok((Some(response.to_payload()), Some(uid)))
+}

@@ -1,0 +1,87 @@
+//! Register: a client-supplied object (symmetric key, secret data, opaque
+//! object), stored sealed like a generated one.
+
+use super::attributes::client_attributes;
+use super::context::{Context, ItemResult, parse};
+use super::error::OpError;
+use super::query::SUPPORTED_OBJECT_TYPES;
+use crate::keys::names;
+use crate::kmip::attribute::Attribute;
+use crate::kmip::object::{KeyValue, ManagedObject};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::register::{Request, Response};
+use crate::kmip::{KeyFormatType, ResultReason};
+use crate::ttlv::{Item, Value};
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let uid = register(ctx, request).await.map_err(|e| (e, None))?;
+    let response = Response {
+        unique_identifier: uid.clone(),
+        template_attribute: None,
+        extra: Vec::new(),
+    };
+    Ok((Some(response.to_payload()), Some(uid)))
+}
+
+async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError> {
+    let object_type = request.object.object_type();
+    if object_type != request.object_type {
+        return Err(OpError::invalid_field("Object Type does not match the object"));
+    }
+    if !SUPPORTED_OBJECT_TYPES.contains(&object_type) {
+        return Err(OpError::new(
+            ResultReason::FEATURE_NOT_SUPPORTED,
+            format!(
+                "objects of type {} cannot be registered",
+                object_type.name().unwrap_or("unknown")
+            ),
+        ));
+    }
+    if !request.template_attribute.names.is_empty() {
+        return Err(OpError::new(
+            ResultReason::FEATURE_NOT_SUPPORTED,
+            "templates are not supported",
+        ));
+    }
+    let mut attributes = client_attributes(request.template_attribute.attributes)?;
+    if let Some(block) = request.object.key_block() {
+        if matches!(block.key_value, Some(KeyValue::Wrapped(_)) | None) || block.key_wrapping_data.is_some() {
+            return Err(OpError::new(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                "wrapped key material is not supported",
+            ));
+        }
+        if !matches!(
+            block.key_format_type,
+            KeyFormatType::RAW | KeyFormatType::OPAQUE | KeyFormatType::TRANSPARENT_SYMMETRIC_KEY
+        ) {
+            return Err(OpError::new(
+                ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                "key format type not supported",
+            ));
+        }
+        // The key block's algorithm and length become attributes unless the client
+        // gave them.
+        let has = |n: &str, attrs: &[Attribute]| attrs.iter().any(|a| a.name == n);
+        if let Some(alg) = block.cryptographic_algorithm
+            && !has(names::CRYPTOGRAPHIC_ALGORITHM, &attributes)
+        {
+            attributes.push(Attribute::new(
+                names::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(alg.0),
+            ));
+        }
+        if let Some(len) = block.cryptographic_length
+            && !has(names::CRYPTOGRAPHIC_LENGTH, &attributes)
+        {
+            attributes.push(Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)));
+        }
+    }
+    let object: &ManagedObject = &request.object;
+    Ok(ctx
+        .ops
+        .keys
+        .create(ctx.group(), object_type, &object.to_item(), attributes, ctx.now)
+        .await?)
+}

@@ -1,0 +1,150 @@
+//! Re-key: a new symmetric key that replaces an existing one, linked both ways.
+
+use super::attributes::client_attributes;
+use super::context::{Context, ItemResult, about, parse};
+use super::create::{algorithm_and_length, generate_material};
+use super::error::OpError;
+use crate::keys::{KeyError, names};
+use crate::kmip::attribute::{self, Attribute, Link, attr};
+use crate::kmip::object::{KeyBlock, ManagedObject};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::rekey::{Request, Response};
+use crate::kmip::{LinkType, ObjectType, ResultReason, tags};
+use crate::ttlv::{Item, Value};
+
+/// Attributes the replacement key inherits from the key it replaces.
+const INHERITED: [&str; 5] = [
+    names::CRYPTOGRAPHIC_ALGORITHM,
+    names::CRYPTOGRAPHIC_LENGTH,
+    names::CRYPTOGRAPHIC_USAGE_MASK,
+    names::NAME,
+    names::OBJECT_GROUP,
+];
+
+/// Dates of the old key that the replacement gets shifted by the Offset.
+const LIFECYCLE_DATES: [&str; 3] = [
+    attr::PROCESS_START_DATE,
+    attr::PROTECT_STOP_DATE,
+    names::DEACTIVATION_DATE,
+];
+
+pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
+    let request: Request = parse(payload)?;
+    let old_uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    let new_uid = rekey(ctx, &old_uid, request).await.map_err(about(&old_uid))?;
+    let response = Response {
+        unique_identifier: new_uid.clone(),
+        template_attribute: None,
+        extra: Vec::new(),
+    };
+    Ok((Some(response.to_payload()), Some(new_uid)))
+}
+
+async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<String, OpError> {
+    let old = ctx.ops.keys.load(ctx.group(), old_uid, ctx.now).await?;
+    if old.object_type != ObjectType::SYMMETRIC_KEY {
+        return Err(OpError::invalid_field("Re-key applies to symmetric keys"));
+    }
+    let extra = match request.template_attribute {
+        Some(t) => client_attributes(t.attributes)?,
+        None => Vec::new(),
+    };
+    let given = |name: &str| extra.iter().any(|a| a.name == name);
+    let template_activation = given(names::ACTIVATION_DATE);
+    let shifted: Vec<&str> = LIFECYCLE_DATES.iter().copied().filter(|n| !given(n)).collect();
+    let mut attributes: Vec<Attribute> = old
+        .attributes
+        .iter()
+        .filter(|a| INHERITED.contains(&a.name.as_str()) || crate::keys::is_custom(&a.name))
+        .cloned()
+        .collect();
+    // The template's values add to inherited multi-instance attributes (a new
+    // Name joins the old ones) and replace single-instance ones.
+    for mut a in extra {
+        if attribute::is_multi_instance(&a.name) {
+            let next = attributes.iter().filter(|o| o.name == a.name).count();
+            a.index = if next == 0 { None } else { i32::try_from(next).ok() };
+        } else {
+            attributes.retain(|o| o.name != a.name);
+            a.index = None;
+        }
+        attributes.push(a);
+    }
+    let (algorithm, length) = algorithm_and_length(&attributes)?;
+    // With an Offset the new key activates at now + Offset and its later dates
+    // keep their distance from Activation; without one the old key's dates are
+    // copied (KMIP 1.4 §4.4). Dates in the template win over both.
+    let old_activation = old.date(names::ACTIVATION_DATE);
+    let activation = match request.offset {
+        _ if template_activation => None,
+        Some(offset) => Some(ctx.now.saturating_add(i64::from(offset.0))),
+        None => old_activation,
+    };
+    if let Some(activation) = activation {
+        attributes.push(Attribute::new(
+            names::ACTIVATION_DATE,
+            Value::DateTime(activation),
+        ));
+    }
+    for name in shifted {
+        let moved = match (old.date(name), activation, old_activation) {
+            (Some(date), Some(new), Some(old)) if request.offset.is_some() => {
+                Some(new.saturating_add(date.saturating_sub(old)))
+            }
+            (Some(date), _, _) if request.offset.is_none() => Some(date),
+            _ => None,
+        };
+        if let Some(date) = moved {
+            attributes.push(Attribute::new(name, Value::DateTime(date)));
+        }
+    }
+    let link = |kind: LinkType, target: &str| {
+        let value = Link {
+            link_type: kind,
+            linked_object_identifier: target.to_owned(),
+        }
+        .to_value(tags::ATTRIBUTE_VALUE);
+        Attribute {
+            name: names::LINK.to_owned(),
+            index: None,
+            value,
+        }
+    };
+    attributes.push(link(LinkType::REPLACED_OBJECT_LINK, old_uid));
+    for a in &attributes {
+        attribute::validate_value(a)?;
+    }
+    let material = generate_material(ctx, algorithm, length).await?;
+    let mut block = KeyBlock::raw(algorithm, material);
+    block.cryptographic_length = Some(length as i32);
+    let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
+    let new_uid = ctx
+        .ops
+        .keys
+        .create(
+            ctx.group(),
+            ObjectType::SYMMETRIC_KEY,
+            &object,
+            attributes,
+            ctx.now,
+        )
+        .await?;
+    let back = link(LinkType::REPLACEMENT_OBJECT_LINK, &new_uid);
+    ctx.ops
+        .keys
+        .update(ctx.group(), old_uid, ctx.now, |object| {
+            // The names move to the replacement: Locate by name finds the
+            // current key (KMIP 1.4 §4.4, Name).
+            object.attributes.retain(|a| a.name != names::NAME);
+            object.add_instance(&back.name, back.value.clone());
+            Ok(())
+        })
+        .await
+        .map_err(|e: KeyError| {
+            OpError::new(
+                ResultReason::GENERAL_FAILURE,
+                format!("new key {new_uid} made, but linking the old one failed: {e}"),
+            )
+        })?;
+    Ok(new_uid)
+}

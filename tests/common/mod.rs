@@ -1,0 +1,199 @@
+//! Test harness: a real keyward process on 127.0.0.1:0 with its own SoftHSM
+//! token, root key, development PKI and SQLite store, made by the same
+//! `scripts/dev-env` an administrator's quick start runs.
+#![allow(dead_code)]
+// Test support: a failure here is a failed test, so panicking is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keyward::net::client::{Client, ClientTls};
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    stderr_log: PathBuf,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn keyward_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keyward"))
+}
+
+impl TestServer {
+    /// Prepares a fresh environment and starts the server.
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        let status = Command::new(repo().join("scripts/dev-env"))
+            .arg(&env)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("KEYWARD_BIN", keyward_bin())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/dev-env failed");
+        let mut server = TestServer {
+            dir,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            child: None,
+            stderr_log: PathBuf::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn env_dir(&self) -> PathBuf {
+        self.dir.path().join("env")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.env_dir().join(rel)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("keyward.toml")
+    }
+
+    /// Runs a `keyward` subcommand against this environment (HSM env set).
+    pub fn keyward(&self, args: &[&str]) -> std::process::Output {
+        Command::new(keyward_bin())
+            .args(args)
+            .env("SOFTHSM2_CONF", self.path("softhsm/softhsm2.conf"))
+            .output()
+            .unwrap()
+    }
+
+    /// Starts (or restarts) the server process and waits for its address.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.stderr_log = self
+            .dir
+            .path()
+            .join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        let log = std::fs::File::create(&self.stderr_log).unwrap();
+        let mut child = Command::new(keyward_bin())
+            .args(["serve", "--config"])
+            .arg(self.config())
+            .env("SOFTHSM2_CONF", self.path("softhsm/softhsm2.conf"))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("keyward: listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "server did not start: {}",
+                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+            )
+        });
+        self.addr = addr.parse().unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// `kill -9`: no drain, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        self.child = None;
+        status
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Whether the process is still alive.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// TLS settings of the development client certificate.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls::from_pem_files(
+            &self.path("pki/ca.pem"),
+            &self.path("pki/client.pem"),
+            &self.path("pki/client.key"),
+        )
+        .unwrap()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr, &self.client_tls()).await.unwrap()
+    }
+
+    pub fn client_files(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.path("pki/client.pem"),
+            self.path("pki/client.key"),
+            self.path("pki/ca.pem"),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Where the OASIS KMIP XML test cases are: `../shared/kmip-test-cases` beside
+/// the checkout (or `KEYWARD_KMIP_TEST_CASES`).
+pub fn kmip_test_cases() -> PathBuf {
+    if let Ok(p) = std::env::var("KEYWARD_KMIP_TEST_CASES") {
+        return PathBuf::from(p);
+    }
+    for up in ["../shared/kmip-test-cases", "../../shared/kmip-test-cases"] {
+        let p = repo().join(up);
+        if p.is_dir() {
+            return p;
+        }
+    }
+    panic!("OASIS test cases not found beside the checkout; set KEYWARD_KMIP_TEST_CASES")
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
