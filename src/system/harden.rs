@@ -178,7 +178,7 @@ impl fmt::Display for HardeningError {
         match self {
             HardeningError::RunningAsRoot => f.write_str(
                 "refusing to run as root: start keyward as its own user (the systemd unit \
-                 does), or set allow_root in the configuration",
+                 does), or set `allow_root = true` in the `[process]` section of the configuration",
             ),
         }
     }
