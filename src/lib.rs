@@ -18,5 +18,6 @@ pub mod ops;
 pub mod pki;
 pub mod secret;
 pub mod store;
+pub mod system;
 pub mod ttlv;
 pub mod workers;

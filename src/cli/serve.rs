@@ -19,6 +19,7 @@ use crate::auth::TrustStore;
 use crate::config::{Config, FileStamp, clients};
 use crate::net::server::Server;
 use crate::net::tls::ServerConfigSource;
+use crate::system::{harden, notify};
 
 /// How often the service looks for changed trust files and server certificate: short
 /// enough that `keyward clients remove` applies "within seconds", long enough to cost
@@ -36,6 +37,7 @@ impl RunCommand for ServeCommand {
     fn run(self) -> CliResult {
         let config = Config::load(&self.config)?;
         init_logging();
+        harden_process(&config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("keyward")
@@ -54,6 +56,15 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
         println!("keyward: listening on {addr}");
     }
     tracing::info!(addrs = ?server.local_addrs, "keyward serving");
+    // Listener bound, HSM and store open: tell systemd (no-ops outside it).
+    let addrs: Vec<String> = server.local_addrs.iter().map(|a| a.to_string()).collect();
+    report_notify("READY", notify::ready());
+    report_notify(
+        "STATUS",
+        notify::status(&format!("serving KMIP on {}", addrs.join(", "))),
+    );
+    // Pinged from the server's own runtime, so a stalled runtime stops the pings.
+    let watchdog = notify::spawn_watchdog(|| true);
     let trust = Arc::clone(&server.trust);
     let tls = Arc::clone(&server.listener.tls);
     if let Some(file) = &watched.last_seen_file
@@ -89,6 +100,10 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
         }
     }
     tracing::info!("shutting down: draining connections");
+    report_notify("STOPPING", notify::stopping());
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let _ = stop_tx.send(true);
     serving
         .await
@@ -177,6 +192,35 @@ fn save_last_seen(trust: &TrustStore, file: &Path) {
     }
     if let Err(e) = trust.last_seen().save_if_changed(file) {
         tracing::warn!(error = %e, file = %file.display(), "cannot save the last-seen file");
+    }
+}
+
+/// Makes the process unable to dump core and locks its memory (DESIGN §5) before any
+/// key exists and before threads start; refuses root unless the config allows it.
+fn harden_process(config: &Config) -> CliResult {
+    let options = harden::HardeningOptions {
+        allow_root: config.process.allow_root,
+        lock_memory: config.process.lock_memory,
+        ..harden::HardeningOptions::default()
+    };
+    let report = harden::apply(&options).map_err(|e| CliError::new(e.to_string()))?;
+    if !report.core_dumps_prevented() {
+        return Err(CliError::new(format!(
+            "cannot prevent core dumps, refusing to hold keys: {report}"
+        )));
+    }
+    if report.memory_locked.is_applied() {
+        tracing::info!(hardening = %report, "process hardened");
+    } else {
+        tracing::warn!(hardening = %report, "process hardened, but key pages may be swapped");
+    }
+    Ok(())
+}
+
+/// A lost notification is worth a warning, never a failure: systemd acts on its absence.
+fn report_notify(what: &str, result: std::io::Result<bool>) {
+    if let Err(e) = result {
+        tracing::warn!(notification = what, error = %e, "cannot notify systemd");
     }
 }
 

@@ -37,6 +37,10 @@
 //!
 //! [audit]
 //! path = "audit.log"
+//!
+//! [process]
+//! allow_root = false         # refuse to serve as user id 0 unless true
+//! lock_memory = true         # mlockall: key pages never swapped (where the OS allows)
 //! ```
 
 pub mod clients;
@@ -66,6 +70,7 @@ pub struct Config {
     pub hsm: HsmConfig,
     pub store: StoreConfig,
     pub audit: AuditConfig,
+    pub process: ProcessConfig,
 }
 
 /// `[server]`: listener and per-connection bounds.
@@ -143,6 +148,24 @@ pub enum StoreKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditConfig {
     pub path: Option<PathBuf>,
+}
+
+/// `[process]`: hardening of the server process (applied by `system::harden`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// Serve even as root. Off by default: the service needs no privilege.
+    pub allow_root: bool,
+    /// Lock all memory so that key pages are never swapped out.
+    pub lock_memory: bool,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            allow_root: false,
+            lock_memory: true,
+        }
+    }
 }
 
 impl Config {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, ServerConfig, StoreConfig, StoreKind, TlsConfig,
-    TlsVersion,
+    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, ProcessConfig, ServerConfig, StoreConfig,
+    StoreKind, TlsConfig, TlsVersion,
 };
 use crate::limits;
 
@@ -33,6 +33,7 @@ struct RawConfig {
     hsm: RawHsm,
     store: RawStore,
     audit: Option<RawAudit>,
+    process: Option<RawProcess>,
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +86,13 @@ struct RawAudit {
     path: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    allow_root: Option<bool>,
+    lock_memory: Option<bool>,
+}
+
 pub(super) fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, source, &e))?;
     Ok(Config {
@@ -94,7 +102,16 @@ pub(super) fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, Co
         hsm: hsm(raw.hsm, base)?,
         store: store(raw.store, base)?,
         audit: audit(raw.audit.unwrap_or_default(), base)?,
+        process: process(raw.process.unwrap_or_default()),
     })
+}
+
+fn process(raw: RawProcess) -> ProcessConfig {
+    let default = ProcessConfig::default();
+    ProcessConfig {
+        allow_root: raw.allow_root.unwrap_or(default.allow_root),
+        lock_memory: raw.lock_memory.unwrap_or(default.lock_memory),
+    }
 }
 
 fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {

@@ -43,6 +43,24 @@ fn minimal_config_gets_safe_defaults() {
     assert_eq!(c.store.kind, StoreKind::Sqlite);
     assert_eq!(c.hsm.pin_credential, "keyward-hsm-pin");
     assert_eq!(c.audit.path, None);
+    assert_eq!(c.process, ProcessConfig::default());
+    assert!(!c.process.allow_root);
+    assert!(c.process.lock_memory);
+}
+
+#[test]
+fn process_section_sets_the_hardening_switches() {
+    let text = format!("{MINIMAL}\n[process]\nallow_root = true\nlock_memory = false\n");
+    let c = Config::from_toml(&text, Path::new("/etc/keyward")).unwrap();
+    assert_eq!(
+        c.process,
+        ProcessConfig {
+            allow_root: true,
+            lock_memory: false
+        }
+    );
+    let typo = format!("{MINIMAL}\n[process]\nallow_rot = true\n");
+    assert!(Config::from_toml(&typo, Path::new("/etc/keyward")).is_err());
 }
 
 #[test]
