@@ -522,3 +522,139 @@ async fn reseal_with_retries(keys: &KeyService, work: Work, target: CrkVersion) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hsm::softhsm::run_isolated;
+    use crate::hsm::{Hsm, Pkcs11Hsm};
+    use crate::kmip::tags;
+    use crate::store::{MemoryStore, Store};
+    use crate::ttlv::{Item, Value};
+
+    fn counts(pairs: &[(u32, u64)]) -> BTreeMap<u32, u64> {
+        pairs.iter().copied().collect()
+    }
+
+    fn v(n: u32) -> CrkVersion {
+        CrkVersion(n)
+    }
+
+    #[test]
+    fn plan_creates_when_every_record_is_under_the_newest() {
+        // Fresh install, nothing stored.
+        assert_eq!(plan_rotation(&[v(1)], &counts(&[])).unwrap(), RotationStart::Create(v(2)));
+        // A finished rotation (old CRK retired or not).
+        assert_eq!(
+            plan_rotation(&[v(1), v(2)], &counts(&[(2, 10)])).unwrap(),
+            RotationStart::Create(v(3))
+        );
+        assert_eq!(
+            plan_rotation(&[v(2)], &counts(&[(1, 0), (2, 10)])).unwrap(),
+            RotationStart::Create(v(3))
+        );
+    }
+
+    #[test]
+    fn plan_resumes_after_a_crash_at_any_point() {
+        // Killed right after creating CRK 2: nothing re-sealed yet.
+        assert_eq!(
+            plan_rotation(&[v(1), v(2)], &counts(&[(1, 10)])).unwrap(),
+            RotationStart::Resume(v(2))
+        );
+        // Killed half-way.
+        assert_eq!(
+            plan_rotation(&[v(1), v(2)], &counts(&[(1, 4), (2, 6)])).unwrap(),
+            RotationStart::Resume(v(2))
+        );
+        // A rotation over several old CRKs.
+        assert_eq!(
+            plan_rotation(&[v(1), v(2), v(3)], &counts(&[(1, 1), (3, 6)])).unwrap(),
+            RotationStart::Resume(v(3))
+        );
+        // Records under a CRK the HSM lost do not make a rotation "unfinished".
+        assert_eq!(
+            plan_rotation(&[v(2)], &counts(&[(1, 3), (2, 6)])).unwrap(),
+            RotationStart::Create(v(3))
+        );
+        assert_eq!(missing_crks(&[v(2)], &counts(&[(1, 3), (2, 6)])), vec![(1, 3)]);
+        assert!(plan_rotation(&[], &counts(&[])).is_err());
+    }
+
+    fn key_object(byte: u8) -> Item {
+        Item::structure(
+            tags::SYMMETRIC_KEY,
+            vec![Item::new(
+                tags::KEY_MATERIAL,
+                Value::ByteString(SecretBytes::new(vec![byte; 32])),
+            )],
+        )
+    }
+
+    async fn material(keys: &KeyService, uid: &str) -> Vec<u8> {
+        let object = keys.load("g", uid, 0).await.unwrap();
+        let item = keys.open(&object).await.unwrap();
+        match &item.child(tags::KEY_MATERIAL).unwrap().value {
+            Value::ByteString(b) => b.expose().to_vec(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rotation_reseals_relabels_and_refuses_tampered_records() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(v(1)).unwrap();
+            let hsm = crate::hsm::AsyncHsm::new(Arc::new(hsm), Duration::from_secs(5));
+            let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let keys = Arc::new(KeyService::new(hsm.clone(), Arc::clone(&store), v(1)));
+                let mut uids = Vec::new();
+                for i in 0..20u8 {
+                    let uid = keys
+                        .create("g", ObjectType::SYMMETRIC_KEY, &key_object(i), vec![], 0)
+                        .await
+                        .unwrap();
+                    uids.push(uid);
+                }
+                keys.destroy("g", &uids[0], 0).await.unwrap();
+                // Swap two blobs behind the service's back: neither may be re-sealed.
+                let mut a = store.get(&uids[1]).await.unwrap().unwrap();
+                let mut b = store.get(&uids[2]).await.unwrap().unwrap();
+                std::mem::swap(&mut a.sealed, &mut b.sealed);
+                store.update(&a, a.version).await.unwrap();
+                store.update(&b, b.version).await.unwrap();
+
+                hsm.create_crk(v(2)).await.unwrap();
+                // A stale record (lost a CAS race) is reloaded and still re-sealed.
+                let stale = store.get(&uids[3]).await.unwrap().unwrap();
+                keys.update("g", &uids[3], 1, |_| Ok(())).await.unwrap();
+                assert_eq!(keys.reseal_record(stale, v(2)).await.unwrap(), ResealOutcome::Resealed);
+                assert_eq!(keys.reseal(&uids[3], v(2)).await.unwrap(), ResealOutcome::AlreadyCurrent);
+                assert_eq!(keys.reseal("no-such-uid", v(2)).await.unwrap(), ResealOutcome::Gone);
+
+                let options = RotationOptions {
+                    switch_grace: Duration::ZERO,
+                    concurrency: 4,
+                    ..RotationOptions::default()
+                };
+                let report = keys
+                    .rotate_to(v(2), Instant::now(), &options, &mut |_| {})
+                    .await
+                    .unwrap();
+                assert_eq!(report.resealed, 16);
+                assert_eq!(report.relabelled, 1);
+                assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
+                assert!(report.failed.contains_key(&uids[1]) && report.failed.contains_key(&uids[2]));
+                let after = store.count_by_crk().await.unwrap();
+                assert_eq!(after.get(&1), Some(&2), "tampered records stay where they were");
+                assert_eq!(after.get(&2), Some(&18));
+                for (i, uid) in uids.iter().enumerate().skip(3) {
+                    assert_eq!(material(&keys, uid).await, vec![i as u8; 32]);
+                }
+            });
+        })
+        .unwrap();
+    }
+}

@@ -121,6 +121,8 @@ struct ProgressDisplay {
     terminal: bool,
     started: Instant,
     last: Option<Instant>,
+    /// When the last record was dealt with (the rate ignores idle waits).
+    updated: Instant,
     drawn: bool,
     current: Progress,
 }
@@ -131,6 +133,7 @@ impl ProgressDisplay {
             terminal: std::io::stderr().is_terminal(),
             started: Instant::now(),
             last: None,
+            updated: Instant::now(),
             drawn: false,
             current: Progress::default(),
         }
@@ -138,6 +141,7 @@ impl ProgressDisplay {
 
     fn update(&mut self, p: Progress) {
         self.current = p;
+        self.updated = Instant::now();
         let every = if self.terminal {
             Duration::from_millis(100)
         } else {
@@ -152,7 +156,8 @@ impl ProgressDisplay {
 
     fn draw(&mut self) {
         let p = self.current;
-        let rate = p.resealed as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let busy = self.updated.duration_since(self.started).as_secs_f64();
+        let rate = p.resealed as f64 / busy.max(1e-3);
         let percent = if p.total == 0 { 100 } else { p.done * 100 / p.total };
         let mut err = std::io::stderr().lock();
         if self.terminal {
