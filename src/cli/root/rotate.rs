@@ -74,7 +74,7 @@ pub(super) fn run(args: &RotateArgs) -> CliResult {
         println!("root rotation to {}:", target.label());
         println!("  keys re-sealed:       {}", report.resealed);
         println!(
-            "  skipped:              {} (already under {}: {}; no key material, relabelled: {}; deleted: {})",
+            "  skipped:              {} (already under {}: {}; without key material, relabelled: {}; deleted meanwhile: {})",
             report.already_current + report.relabelled + report.gone,
             target.label(),
             report.already_current,

@@ -353,6 +353,8 @@ impl KeyService {
             after = Some(last.uid.clone());
             for record in page {
                 if record.crk_version == target.0 {
+                    // Created after the switch, or re-sealed before a crash.
+                    report.already_current += 1;
                     continue;
                 }
                 runner.submit(Work::Record(record), report, progress).await?;
