@@ -50,7 +50,13 @@ fn main() {
         Arc::new(SqliteStore::open(&config.store.path, SqliteOptions::default()).expect("store"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
-        let crk = hsm.crk_versions().await.unwrap().into_iter().max().expect("a root key");
+        let crk = hsm
+            .crk_versions()
+            .await
+            .unwrap()
+            .into_iter()
+            .max()
+            .expect("a root key");
         let keys = Arc::new(KeyService::new(hsm, store, crk));
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -86,7 +92,10 @@ async fn create_one(keys: &KeyService) {
     }
     .to_item();
     let attributes = vec![
-        Attribute::new("Cryptographic Algorithm", Value::Enumeration(CryptographicAlgorithm::AES.0)),
+        Attribute::new(
+            "Cryptographic Algorithm",
+            Value::Enumeration(CryptographicAlgorithm::AES.0),
+        ),
         Attribute::new("Cryptographic Length", Value::Integer(256)),
         Attribute::new("Cryptographic Usage Mask", Value::Integer(12)),
     ];

@@ -71,7 +71,11 @@ fn backup_under_load_restores_into_a_fresh_store() {
     let out = assert_ok(&server.keyward(&["backup", "--config", config, "--out", backup_arg]));
     assert!(out.contains("key material sealed under keyward-crk-1"), "{out}");
     let made = load.stop(&rt);
-    eprintln!("{out}{} keys made, {} before the backup", made.len(), before_backup.len());
+    eprintln!(
+        "{out}{} keys made, {} before the backup",
+        made.len(),
+        before_backup.len()
+    );
     let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the backup is readable by its owner only");
     assert_refused(
@@ -110,7 +114,13 @@ fn backup_under_load_restores_into_a_fresh_store() {
         );
     }
     assert_refused(
-        &server.keyward(&["backup", "--config", "/nonexistent/keyward.toml", "--out", "/tmp/x.db"]),
+        &server.keyward(&[
+            "backup",
+            "--config",
+            "/nonexistent/keyward.toml",
+            "--out",
+            "/tmp/x.db",
+        ]),
         "keyward.toml",
     );
     assert_eq!(
@@ -136,11 +146,20 @@ fn backup_under_load_restores_into_a_fresh_store() {
     assert!(!db.exists(), "a refused restore creates no store");
 
     // A backup of the rotated store restores with --force over a non-empty one.
-    move_store_away(&server.dir.path().join("rotated-store/keyward.db"), server.env_dir().as_path());
+    move_store_away(
+        &server.dir.path().join("rotated-store/keyward.db"),
+        server.env_dir().as_path(),
+    );
     assert_eq!(file_bytes(&db), db_bytes);
     server.spawn();
     let rotated_backup = server.dir.path().join("rotated.db");
-    assert_ok(&server.keyward(&["backup", "--config", config, "--out", rotated_backup.to_str().unwrap()]));
+    assert_ok(&server.keyward(&[
+        "backup",
+        "--config",
+        config,
+        "--out",
+        rotated_backup.to_str().unwrap(),
+    ]));
     let out = assert_ok(&server.keyward(&[
         "restore",
         "--config",

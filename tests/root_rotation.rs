@@ -101,12 +101,18 @@ fn rotation_under_load_survives_kill_9_and_resumes() {
     eprintln!("{stdout}");
 
     let keys = load.stop(&rt);
-    eprintln!("{} keys made under load ({} before the rotation)", keys.len(), 1500);
+    eprintln!(
+        "{} keys made under load ({} before the rotation)",
+        keys.len(),
+        1500
+    );
     assert_eq!(records_under(&server, 1), 0, "no record left under CRK 1");
     assert_eq!(records_under(&server, 2) as usize, keys.len());
     assert_eq!(records_under(&server, 3), 0, "the resume made no CRK 3");
     assert!(
-        server.log().contains("new keys are now sealed under the newest root key"),
+        server
+            .log()
+            .contains("new keys are now sealed under the newest root key"),
         "the server switched to CRK 2"
     );
 
@@ -153,7 +159,9 @@ fn bad_input_is_one_line_and_changes_nothing() {
     let out = server.keyward(&["hsm", "status", "--config", config]);
     let (stdout, _) = text(&out);
     assert!(
-        stdout.lines().any(|l| l.starts_with("root keys:") && l.trim_end().ends_with("keyward-crk-1")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("root keys:") && l.trim_end().ends_with("keyward-crk-1")),
         "still only CRK 1: {stdout}"
     );
 }

@@ -24,10 +24,11 @@ impl RunCommand for BackupCommand {
     fn run(self) -> CliResult {
         let config = Config::load(&self.config)?;
         let db = store_path(&config)?;
-        let summary = backup::backup_to(db, &self.out)
-            .map_err(|e| CliError::from(e).context("backup"))?;
+        let summary = backup::backup_to(db, &self.out).map_err(|e| CliError::from(e).context("backup"))?;
         println!("wrote {}: {}", self.out.display(), describe(&summary));
-        println!("it holds sealed keys and metadata only; restoring it needs the HSM token with those root keys");
+        println!(
+            "it holds sealed keys and metadata only; restoring it needs the HSM token with those root keys"
+        );
         Ok(())
     }
 }

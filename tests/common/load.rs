@@ -57,7 +57,11 @@ impl Load {
     pub fn wait_for(&self, n: usize) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while self.created() < n {
-            assert!(std::time::Instant::now() < deadline, "load too slow: {}", self.created());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "load too slow: {}",
+                self.created()
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
@@ -76,13 +80,26 @@ impl Load {
     }
 }
 
-async fn client_task(addr: SocketAddr, tls: ClientTls, stop: Arc<AtomicBool>, keys: Keys, gets: Arc<AtomicUsize>) {
+async fn client_task(
+    addr: SocketAddr,
+    tls: ClientTls,
+    stop: Arc<AtomicBool>,
+    keys: Keys,
+    gets: Arc<AtomicUsize>,
+) {
     let mut client = Client::connect(addr, &tls).await.expect("connect");
     let mut mine: Vec<(String, Vec<u8>)> = Vec::new();
     let mut n = 0usize;
     while !stop.load(Ordering::SeqCst) {
-        let item = client.call(Operation::CREATE, create_payload()).await.expect("Create");
-        assert_eq!(item.result_status, ResultStatus::SUCCESS, "Create failed: {item:?}");
+        let item = client
+            .call(Operation::CREATE, create_payload())
+            .await
+            .expect("Create");
+        assert_eq!(
+            item.result_status,
+            ResultStatus::SUCCESS,
+            "Create failed: {item:?}"
+        );
         let uid = item
             .payload
             .as_ref()
@@ -96,7 +113,11 @@ async fn client_task(addr: SocketAddr, tls: ClientTls, stop: Arc<AtomicBool>, ke
         // And an older key of this client's: readable, same bytes, whatever CRK it is under now.
         n += 1;
         let (old_uid, old_bytes) = &mine[(n * 7919) % mine.len()];
-        assert_eq!(&get(&mut client, old_uid).await, old_bytes, "Get of {old_uid} changed");
+        assert_eq!(
+            &get(&mut client, old_uid).await,
+            old_bytes,
+            "Get of {old_uid} changed"
+        );
         gets.fetch_add(2, Ordering::Relaxed);
     }
     client.close().await;

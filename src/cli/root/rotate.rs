@@ -158,7 +158,7 @@ impl ProgressDisplay {
         let p = self.current;
         let busy = self.updated.duration_since(self.started).as_secs_f64();
         let rate = p.resealed as f64 / busy.max(1e-3);
-        let percent = if p.total == 0 { 100 } else { p.done * 100 / p.total };
+        let percent = (p.done * 100).checked_div(p.total).unwrap_or(100);
         let mut err = std::io::stderr().lock();
         if self.terminal {
             const WIDTH: u64 = 30;

@@ -31,7 +31,10 @@ pub(super) fn run(args: &StatusArgs) -> CliResult {
         .map(|v| v.0)
         .chain(summary.by_crk.keys().copied())
         .collect();
-    println!("{:<16} {:<8} {:>10} {:>18}", "root key", "in HSM", "records", "with key material");
+    println!(
+        "{:<16} {:<8} {:>10} {:>18}",
+        "root key", "in HSM", "records", "with key material"
+    );
     for v in &all {
         let crk = CrkVersion(*v);
         let count = summary.by_crk.get(v).copied().unwrap_or_default();

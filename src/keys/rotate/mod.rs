@@ -174,7 +174,11 @@ impl RotationReport {
     /// Records re-sealed per second of re-sealing.
     pub fn rate(&self) -> f64 {
         let secs = self.resealing.as_secs_f64();
-        if secs > 0.0 { self.resealed as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.resealed as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     fn add(&mut self, outcome: ResealOutcome) {
@@ -239,7 +243,11 @@ impl KeyService {
                 let from = CrkVersion(record.crk_version);
                 let object_type = ObjectType(record.object_type);
                 let aad = seal_aad(&record.uid, object_type, from.0);
-                let plaintext = match self.hsm.unseal(from, aad, std::mem::take(&mut record.sealed)).await {
+                let plaintext = match self
+                    .hsm
+                    .unseal(from, aad, std::mem::take(&mut record.sealed))
+                    .await
+                {
                     Ok(p) => p,
                     Err(HsmError::BadBlob) => {
                         return Err(KeyError::Corrupt(format!(
@@ -305,7 +313,8 @@ impl KeyService {
             let started = Instant::now();
             let pending = self.pending(target, &report.failed).await?;
             if report.passes == 1 {
-                self.walk_all(target, pending, options, &mut report, progress).await?;
+                self.walk_all(target, pending, options, &mut report, progress)
+                    .await?;
             } else {
                 self.reseal_listed(target, options, &mut report, progress).await?;
             }
@@ -387,7 +396,13 @@ impl KeyService {
                     .filter(|uid| !report.failed.contains_key(uid)),
             );
         }
-        let mut runner = Runner::new(Arc::clone(self), target, options, report.passes, uids.len() as u64);
+        let mut runner = Runner::new(
+            Arc::clone(self),
+            target,
+            options,
+            report.passes,
+            uids.len() as u64,
+        );
         for uid in uids {
             runner.submit(Work::Uid(uid), report, progress).await?;
         }
@@ -415,7 +430,10 @@ mod tests {
     #[test]
     fn plan_creates_when_every_record_is_under_the_newest() {
         // Fresh install, nothing stored.
-        assert_eq!(plan_rotation(&[v(1)], &counts(&[])).unwrap(), RotationStart::Create(v(2)));
+        assert_eq!(
+            plan_rotation(&[v(1)], &counts(&[])).unwrap(),
+            RotationStart::Create(v(2))
+        );
         // A finished rotation (old CRK retired or not).
         assert_eq!(
             plan_rotation(&[v(1), v(2)], &counts(&[(2, 10)])).unwrap(),
@@ -502,9 +520,18 @@ mod tests {
                 // A stale record (lost a CAS race) is reloaded and still re-sealed.
                 let stale = store.get(&uids[3]).await.unwrap().unwrap();
                 keys.update("g", &uids[3], 1, |_| Ok(())).await.unwrap();
-                assert_eq!(keys.reseal_record(stale, v(2)).await.unwrap(), ResealOutcome::Resealed);
-                assert_eq!(keys.reseal(&uids[3], v(2)).await.unwrap(), ResealOutcome::AlreadyCurrent);
-                assert_eq!(keys.reseal("no-such-uid", v(2)).await.unwrap(), ResealOutcome::Gone);
+                assert_eq!(
+                    keys.reseal_record(stale, v(2)).await.unwrap(),
+                    ResealOutcome::Resealed
+                );
+                assert_eq!(
+                    keys.reseal(&uids[3], v(2)).await.unwrap(),
+                    ResealOutcome::AlreadyCurrent
+                );
+                assert_eq!(
+                    keys.reseal("no-such-uid", v(2)).await.unwrap(),
+                    ResealOutcome::Gone
+                );
 
                 let options = RotationOptions {
                     switch_grace: Duration::ZERO,

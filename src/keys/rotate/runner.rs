@@ -40,7 +40,13 @@ pub(super) struct Runner {
 }
 
 impl Runner {
-    pub(super) fn new(keys: Arc<KeyService>, target: CrkVersion, options: &RotationOptions, pass: u32, total: u64) -> Self {
+    pub(super) fn new(
+        keys: Arc<KeyService>,
+        target: CrkVersion,
+        options: &RotationOptions,
+        pass: u32,
+        total: u64,
+    ) -> Self {
         Runner {
             keys,
             target,
@@ -122,7 +128,11 @@ impl Runner {
 
 /// One record's re-seal, retried after transient HSM or store failures
 /// (with a short back-off) before the error is reported.
-async fn reseal_with_retries(keys: &KeyService, work: Work, target: CrkVersion) -> Result<ResealOutcome, KeyError> {
+async fn reseal_with_retries(
+    keys: &KeyService,
+    work: Work,
+    target: CrkVersion,
+) -> Result<ResealOutcome, KeyError> {
     let (uid, mut record) = match work {
         Work::Record(record) => (record.uid.clone(), Some(record)),
         Work::Uid(uid) => (uid, None),

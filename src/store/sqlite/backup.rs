@@ -56,7 +56,10 @@ pub fn backup_to(db: &Path, out: &Path) -> Result<DatabaseSummary, StoreError> {
         return Err(StoreError::Other(format!("no store at {}", db.display())));
     }
     if out.exists() {
-        return Err(StoreError::Other(format!("{} exists; refusing to overwrite it", out.display())));
+        return Err(StoreError::Other(format!(
+            "{} exists; refusing to overwrite it",
+            out.display()
+        )));
     }
     let partial = partial_path(out);
     let result = write_backup(db, &partial);
@@ -67,7 +70,10 @@ pub fn backup_to(db: &Path, out: &Path) -> Result<DatabaseSummary, StoreError> {
     // A rename does not replace atomically-checked paths, so check again.
     if out.exists() {
         let _ = std::fs::remove_file(&partial);
-        return Err(StoreError::Other(format!("{} exists; refusing to overwrite it", out.display())));
+        return Err(StoreError::Other(format!(
+            "{} exists; refusing to overwrite it",
+            out.display()
+        )));
     }
     std::fs::rename(&partial, out).map_err(|e| io_error("renaming the backup into place", &e))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -128,7 +134,8 @@ pub fn inspect(path: &Path) -> Result<DatabaseSummary, StoreError> {
         return Err(StoreError::Other(format!("{}: no such file", path.display())));
     }
     let conn = open_read_only(path)?;
-    let not_ours = |e: StoreError| StoreError::Corrupt(format!("{} is not a keyward database ({e})", path.display()));
+    let not_ours =
+        |e: StoreError| StoreError::Corrupt(format!("{} is not a keyward database ({e})", path.display()));
     let schema_version = conn
         .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
             row.get::<_, i64>(0)
@@ -144,9 +151,7 @@ pub fn inspect(path: &Path) -> Result<DatabaseSummary, StoreError> {
         )));
     }
     let mut stmt = conn
-        .prepare(
-            "SELECT crk_version, COUNT(*), SUM(length(sealed) > 0) FROM records GROUP BY crk_version",
-        )
+        .prepare("SELECT crk_version, COUNT(*), SUM(length(sealed) > 0) FROM records GROUP BY crk_version")
         .map_err(|e| not_ours(sql_error(e)))?;
     let mut rows = stmt.query([]).map_err(sql_error)?;
     let mut summary = DatabaseSummary {
@@ -207,9 +212,9 @@ fn copy_all(source: &Connection, dest: &mut Connection) -> Result<(), StoreError
     let backup = Backup::new(source, dest).map_err(sql_error)?;
     match backup.step(-1).map_err(sql_error)? {
         StepResult::Done => Ok(()),
-        StepResult::Busy | StepResult::Locked => {
-            Err(StoreError::Unavailable("the database is locked; try again".into()))
-        }
+        StepResult::Busy | StepResult::Locked => Err(StoreError::Unavailable(
+            "the database is locked; try again".into(),
+        )),
         StepResult::More => Err(StoreError::Other("backup stopped before the last page".into())),
         _ => Err(StoreError::Other("unexpected backup step result".into())),
     }
@@ -261,8 +266,20 @@ mod tests {
         let out = dir.path().join("backup.db");
         let summary = backup_to(&db, &out).unwrap();
         assert_eq!(summary.records, 3);
-        assert_eq!(summary.by_crk[&1], CrkCount { records: 1, with_material: 1 });
-        assert_eq!(summary.by_crk[&2], CrkCount { records: 2, with_material: 1 });
+        assert_eq!(
+            summary.by_crk[&1],
+            CrkCount {
+                records: 1,
+                with_material: 1
+            }
+        );
+        assert_eq!(
+            summary.by_crk[&2],
+            CrkCount {
+                records: 2,
+                with_material: 1
+            }
+        );
         let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(!dir.path().join("backup.db-wal").exists());
@@ -282,7 +299,12 @@ mod tests {
     fn refuses_what_is_not_a_keyward_database() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.db");
-        assert!(inspect(&missing).unwrap_err().to_string().contains("no such file"));
+        assert!(
+            inspect(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("no such file")
+        );
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
         assert!(inspect(&junk).is_err());
@@ -291,6 +313,11 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE t (x)")
             .unwrap();
-        assert!(inspect(&other).unwrap_err().to_string().contains("not a keyward database"));
+        assert!(
+            inspect(&other)
+                .unwrap_err()
+                .to_string()
+                .contains("not a keyward database")
+        );
     }
 }
