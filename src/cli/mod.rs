@@ -7,12 +7,16 @@
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
 mod audit;
+mod backup;
 mod check_config;
 mod clients;
+mod direct;
 mod error;
 mod hsm;
 mod io;
 mod pki;
+mod restore;
+mod root;
 mod serve;
 mod server_cert;
 mod ttlv;
@@ -64,6 +68,13 @@ subcommands! {
     /// Set up the HSM token and its root key; report on them.
     #[command(subcommand)]
     Hsm(hsm::HsmCommand),
+    /// Rotate the root key (re-seal every key under a new one), retire old ones, show status.
+    #[command(subcommand)]
+    Root(root::RootCommand),
+    /// Copy the key store to a backup file while the server runs (sealed keys only).
+    Backup(backup::BackupCommand),
+    /// Restore a backup into a fresh store, refusing one sealed under root keys the HSM lacks.
+    Restore(restore::RestoreCommand),
     /// Create a development PKI (CA, server and client certificates).
     #[command(subcommand)]
     Pki(pki::PkiCommand),

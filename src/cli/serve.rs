@@ -6,6 +6,8 @@
 //! when a stamp changed, reloads client trust or the server certificate. SIGHUP does
 //! both at once, immediately. The same task writes the "last seen" map to
 //! `<clients_dir>/.last-seen` when it changed. A failed reload keeps what is in force.
+//! Another task, as often, switches new seals to the HSM's newest root key once
+//! `keyward root rotate` has made one (see `follow_root_key`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 use super::{CliError, CliResult, RunCommand};
 use crate::auth::TrustStore;
 use crate::config::{Config, FileStamp, clients};
+use crate::keys::KeyService;
 use crate::net::server::Server;
 use crate::net::tls::ServerConfigSource;
 use crate::system::{harden, notify};
@@ -76,6 +79,8 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // A root rotation runs in another process; new seals follow its new CRK.
+    let follower = tokio::spawn(follow_root_key(Arc::clone(&server.keys), stop_rx.clone()));
     let serving = tokio::spawn(server.run(stop_rx));
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -108,11 +113,30 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
     serving
         .await
         .map_err(|e| CliError::new(format!("server task failed: {e}")))?;
+    follower.abort();
     if let Some(file) = &watched.last_seen_file {
         save_last_seen(&trust, file);
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every [`WATCH_INTERVAL`], switches new seals to the HSM's newest root key
+/// when `keyward root rotate` (another process, its own HSM session) made one.
+/// Its own task, so that a slow HSM cannot delay trust reloads.
+async fn follow_root_key(keys: Arc<KeyService>, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticks.tick() => match keys.follow_newest_crk().await {
+                Ok(Some(crk)) => tracing::info!(crk = %crk.label(), "new keys are now sealed under the newest root key"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot check the HSM for a newer root key"),
+            },
+        }
+    }
 }
 
 /// The files `serve` watches and how they looked when last applied.

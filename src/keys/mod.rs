@@ -10,6 +10,7 @@ mod error;
 pub mod lifecycle;
 mod locate;
 mod object;
+pub mod rotate;
 
 use std::sync::{Arc, RwLock};
 

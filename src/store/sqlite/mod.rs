@@ -5,6 +5,7 @@
 //! connections (see `reader`). The file is in WAL mode with
 //! `synchronous=FULL`: a call that returned `Ok` is on disk.
 
+pub mod backup;
 mod reader;
 mod rows;
 mod schema;

@@ -1,0 +1,101 @@
+//! What the administration commands that work on the HSM and the store
+//! directly (root rotation, backup, restore) share: opening them from the
+//! configuration in this process — beside a running server, with its own HSM
+//! session and store connection — and a lock that keeps two such commands
+//! from running on one store at once.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::hsm::connect;
+use super::{CliError, CliResult};
+use crate::config::{Config, StoreKind};
+use crate::hsm::{AsyncHsm, CrkVersion};
+use crate::keys::KeyService;
+use crate::store::{SqliteOptions, SqliteStore, Store};
+
+/// The configuration with the HSM opened and logged in.
+pub(super) struct Direct {
+    pub config: Config,
+    pub hsm: AsyncHsm,
+}
+
+impl Direct {
+    /// Loads `config_path` and opens its HSM (blocking; call before the runtime).
+    pub fn open(config_path: &Path) -> CliResult<Direct> {
+        let config = Config::load(config_path)?;
+        let hsm = connect(config_path)?;
+        let hsm = AsyncHsm::new(Arc::new(hsm), config.hsm.call_timeout);
+        Ok(Direct { config, hsm })
+    }
+
+    /// The store the configuration names; refuses one that does not exist yet
+    /// (a wrong path must not look like an empty store).
+    pub fn store(&self) -> CliResult<Arc<SqliteStore>> {
+        let path = store_path(&self.config)?;
+        if !path.is_file() {
+            return Err(CliError::new(format!(
+                "no store at {} (check [store] path; the server creates it on first start)",
+                path.display()
+            )));
+        }
+        Ok(Arc::new(SqliteStore::open(path, SqliteOptions::default())?))
+    }
+
+    /// A key service over the HSM and `store`, sealing new material under `crk`.
+    pub fn key_service(&self, store: Arc<SqliteStore>, crk: CrkVersion) -> Arc<KeyService> {
+        Arc::new(KeyService::new(self.hsm.clone(), store as Arc<dyn Store>, crk))
+    }
+}
+
+/// The embedded store's database file.
+pub(super) fn store_path(config: &Config) -> CliResult<&Path> {
+    match config.store.kind {
+        StoreKind::Sqlite => Ok(&config.store.path),
+    }
+}
+
+/// A small runtime for one command.
+pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))
+}
+
+/// An exclusive lock on `<store>.admin-lock`, held until dropped. The kernel
+/// releases it when the process dies (even by `kill -9`), so a crashed
+/// rotation never leaves a stale lock behind.
+pub(super) struct AdminLock {
+    _file: File,
+}
+
+impl AdminLock {
+    pub fn acquire(config: &Config, what: &str) -> CliResult<AdminLock> {
+        let path = lock_path(store_path(config)?);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| CliError::from(e).context(path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(AdminLock { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(CliError::new(format!(
+                "another `keyward root rotate`, `root retire` or `restore` is running on this store; \
+                 refusing to {what} at the same time"
+            ))),
+            Err(TryLockError::Error(e)) => Err(CliError::from(e).context(path.display())),
+        }
+    }
+}
+
+fn lock_path(store: &Path) -> PathBuf {
+    let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".admin-lock");
+    store.with_file_name(name)
+}

@@ -1,0 +1,110 @@
+//! `keyward restore`: put a backup back into a fresh store, after checking that
+//! the HSM holds every root key its key material is sealed under, and prove
+//! it by opening a sample of keys through the key service.
+
+use std::path::PathBuf;
+
+use super::direct::{AdminLock, Direct, runtime, store_path};
+use super::{CliError, CliResult, RunCommand};
+use crate::hsm::CrkVersion;
+use crate::store::sqlite::backup;
+
+/// Records with material opened to verify a restore, unless `--verify-all`.
+const DEFAULT_SAMPLE: u64 = 64;
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreCommand {
+    /// The configuration file naming the HSM and the store to restore into.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The backup file (from `keyward backup`).
+    #[arg(long)]
+    from: PathBuf,
+    /// Replace a store that already holds records.
+    #[arg(long)]
+    force: bool,
+    /// Open every restored key, not a sample.
+    #[arg(long)]
+    verify_all: bool,
+}
+
+impl RunCommand for RestoreCommand {
+    fn run(self) -> CliResult {
+        // Every check before anything is written: a refused restore changes nothing.
+        let summary = backup::inspect(&self.from).map_err(|e| CliError::from(e).context("restore"))?;
+        let direct = Direct::open(&self.config)?;
+        let _lock = AdminLock::acquire(&direct.config, "restore")?;
+        let db = store_path(&direct.config)?.to_path_buf();
+        let rt = runtime()?;
+        let versions = rt.block_on(direct.hsm.crk_versions())?;
+        let missing: Vec<String> = summary
+            .crks_with_material()
+            .filter(|(v, _)| !versions.contains(&CrkVersion(*v)))
+            .map(|(v, n)| format!("{} ({n} records)", CrkVersion(v).label()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(CliError::new(format!(
+                "refusing: the backup holds keys sealed under root keys the HSM does not hold: {}",
+                missing.join(", ")
+            )));
+        }
+        if let Some(n) = backup::count_records(&db)?
+            && n > 0
+            && !self.force
+        {
+            return Err(CliError::new(format!(
+                "refusing: the store at {} holds {n} records; restore into a fresh store or add --force",
+                db.display()
+            )));
+        }
+        backup::restore_from(&self.from, &db)?;
+        println!(
+            "restored {} into {}: {}",
+            self.from.display(),
+            db.display(),
+            super::backup::describe(&summary)
+        );
+
+        let store = direct.store()?;
+        let newest = versions.iter().copied().max().unwrap_or(CrkVersion(1));
+        let keys = direct.key_service(store, newest);
+        let with_material: u64 = summary.crks_with_material().map(|(_, n)| n).sum();
+        let every = if self.verify_all {
+            1
+        } else {
+            with_material.div_ceil(DEFAULT_SAMPLE).max(1)
+        };
+        let (checked, failed) = rt.block_on(async {
+            let (mut seen, mut checked, mut failed) = (0u64, 0u64, Vec::new());
+            let mut after: Option<String> = None;
+            loop {
+                let page = keys.store().list_page(after.as_deref(), 256).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.uid.clone());
+                for record in page.into_iter().filter(|r| !r.sealed.is_empty()) {
+                    seen += 1;
+                    if (seen - 1) % every != 0 {
+                        continue;
+                    }
+                    let uid = record.uid.clone();
+                    checked += 1;
+                    if let Err(e) = keys.check_opens(record).await {
+                        failed.push(format!("{uid}: {e}"));
+                    }
+                }
+            }
+            Ok::<_, CliError>((checked, failed))
+        })?;
+        if !failed.is_empty() {
+            for f in failed.iter().take(10) {
+                eprintln!("keyward: does not open: {f}");
+            }
+            return Err(CliError::new(format!(
+                "restored, but {} of {checked} keys checked do not open with this HSM",
+                failed.len()
+            )));
+        }
+        println!("verified: {checked} of {with_material} keys opened under the HSM's root keys");
+        Ok(())
+    }
+}

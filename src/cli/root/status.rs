@@ -1,0 +1,86 @@
+//! `keyward root status`: the root keys in the HSM and how many records each
+//! one seals; whether a rotation is unfinished and what can be retired.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::cli::direct::{Direct, runtime, store_path};
+use crate::cli::{CliError, CliResult};
+use crate::hsm::CrkVersion;
+use crate::store::sqlite::backup;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The configuration file naming the HSM and the store.
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+pub(super) fn run(args: &StatusArgs) -> CliResult {
+    let direct = Direct::open(&args.config)?;
+    let db = store_path(&direct.config)?;
+    let summary = if db.is_file() {
+        backup::inspect(db)?
+    } else {
+        backup::DatabaseSummary::default()
+    };
+    let versions = runtime()?.block_on(direct.hsm.crk_versions())?;
+    let newest = versions.iter().copied().max();
+    let all: BTreeSet<u32> = versions
+        .iter()
+        .map(|v| v.0)
+        .chain(summary.by_crk.keys().copied())
+        .collect();
+    println!(
+        "{:<16} {:<8} {:>10} {:>18}",
+        "root key", "in HSM", "records", "with key material"
+    );
+    for v in &all {
+        let crk = CrkVersion(*v);
+        let count = summary.by_crk.get(v).copied().unwrap_or_default();
+        let in_hsm = versions.contains(&crk);
+        let note = if Some(crk) == newest {
+            "  newest: new keys are sealed under it"
+        } else if !in_hsm && count.with_material > 0 {
+            "  UNREADABLE: the HSM does not hold this root key"
+        } else {
+            ""
+        };
+        println!(
+            "{:<16} {:<8} {:>10} {:>18}{note}",
+            crk.label(),
+            if in_hsm { "yes" } else { "no" },
+            count.records,
+            count.with_material
+        );
+    }
+    let Some(newest) = newest else {
+        return Err(CliError::new("the HSM holds no root key; run `keyward hsm init`"));
+    };
+    let pending: u64 = summary
+        .by_crk
+        .iter()
+        .filter(|&(&v, _)| v != newest.0)
+        .map(|(_, c)| c.records)
+        .sum();
+    if pending > 0 {
+        println!(
+            "rotation: unfinished — {pending} records are under older root keys; run `keyward root rotate` to finish it"
+        );
+    } else {
+        let retirable: Vec<String> = versions
+            .iter()
+            .filter(|v| **v < newest)
+            .map(|v| v.0.to_string())
+            .collect();
+        if retirable.is_empty() {
+            println!("rotation: none pending; every record is under {}", newest.label());
+        } else {
+            println!(
+                "rotation: complete; no record needs root key(s) {} (`keyward root retire N` destroys one)",
+                retirable.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
