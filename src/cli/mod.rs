@@ -12,6 +12,7 @@ mod clients;
 mod error;
 mod hsm;
 mod io;
+mod keys;
 mod pki;
 mod serve;
 mod server_cert;
@@ -70,6 +71,9 @@ subcommands! {
     /// Trust KMIP clients (vCenter): add, issue, sign-csr, list, remove.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Key inventory: list, show, revoke, destroy, move between groups.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Show or renew the server's own certificate (what vCenter is asked to trust).
     #[command(subcommand)]
     ServerCert(server_cert::ServerCertCommand),
