@@ -33,10 +33,10 @@ pub struct ListArgs {
     #[arg(long, value_name = "TEXT")]
     x_component: Option<String>,
     /// Only keys created at or before this time (RFC 3339, a date, now, -15m, -2d …).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     created_before: Option<String>,
     /// Only keys created at or after this time.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     created_after: Option<String>,
     /// JSON (an array of objects) instead of a table.
     #[arg(long)]
