@@ -146,7 +146,7 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
     for column in ["UID", "STATE", "ALGORITHM", "GROUP", "CREATED BY", "X-NAME", "X-IDENTIFIER", "X-COMPONENT", "CREATED"] {
         assert!(lines[0].contains(column), "{table}");
     }
-    assert!(lines[1].contains(&web) && lines[1].contains("web-01") && lines[1].contains("Active"), "{table}");
+    assert!(lines[1].contains(web) && lines[1].contains("web-01") && lines[1].contains("Active"), "{table}");
 
     // Show: attributes and history, never the key material.
     let key_hex = hex::encode(&web_key.0);
@@ -172,21 +172,21 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
     // Without a terminal, destroy wants --yes.
     let e = kw_err(&server, &["keys", "destroy", pending]);
     assert!(e.contains("--yes"), "{e}");
-    assert_eq!(rt.block_on(vc_a.state(&web)), State::ACTIVE);
-    assert_eq!(rt.block_on(vc_a.state(&pending)), State::PRE_ACTIVE);
+    assert_eq!(rt.block_on(vc_a.state(web)), State::ACTIVE);
+    assert_eq!(rt.block_on(vc_a.state(pending)), State::PRE_ACTIVE);
 
     // Revoke while the server runs: the next KMIP request sees it.
     let out = kw_ok(&server, &["keys", "revoke", web, "--reason", "superseded", "--message", "VM retired"]);
     assert!(out.contains("Deactivated"), "{out}");
-    assert_eq!(rt.block_on(vc_a.state(&web)), State::DEACTIVATED);
+    assert_eq!(rt.block_on(vc_a.state(web)), State::DEACTIVATED);
     let out = kw_ok(&server, &["keys", "revoke", host, "--reason", "compromise"]);
     assert!(out.contains("Compromised"), "{out}");
-    assert_eq!(rt.block_on(vc_b.state(&host)), State::COMPROMISED);
+    assert_eq!(rt.block_on(vc_b.state(host)), State::COMPROMISED);
     assert!(kw_ok(&server, &["keys", "show", web]).contains("VM retired"));
 
     // Destroy: the next Get is refused, the metadata stays visible.
     kw_ok(&server, &["keys", "destroy", web, "--yes"]);
-    let get = rt.block_on(call(server.addr, &server.client_tls(), None, Operation::GET, uid_payload(&web)));
+    let get = rt.block_on(call(server.addr, &server.client_tls(), None, Operation::GET, uid_payload(web)));
     assert_eq!(get.result_status, ResultStatus::OPERATION_FAILED);
     kw_ok(&server, &["keys", "destroy", host, "--yes"]);
     assert_eq!(uids(&list_json(&server, &["--state", "destroyed"])), set(&[web]));
@@ -206,7 +206,7 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
             .count();
         assert_eq!(n, 2, "{op}: {audit}");
     }
-    assert!(audit.lines().any(|l| l.contains("\"KeyDestroy\"") && l.contains(&web) && l.contains("\"OperationFailed\"")));
+    assert!(audit.lines().any(|l| l.contains("\"KeyDestroy\"") && l.contains(web) && l.contains("\"OperationFailed\"")));
 
     // Bad input: one line, non-zero exit, nothing changed.
     let before = kw_ok(&server, &["keys", "list", "--json"]);

@@ -102,19 +102,20 @@ fn as_text(key: &StoredObject, history: &Option<Vec<AuditEvent>>) -> String {
             clean(&value_text(a, &a.value))
         ));
     }
-    out.push_str("history:\n");
+    out.push_str("history:\n  lifecycle dates:\n");
     for (name, at) in lifecycle(key) {
-        out.push_str(&format!("  {}  {name}\n", format_time(at)));
+        out.push_str(&format!("    {}  {name}\n", format_time(at)));
     }
+    out.push_str("  audit trail:\n");
     match history {
         None => out.push_str(
-            "  (no audit file is configured: `keyward audit --key ID` reads the journal)\n",
+            "    (no audit file is configured: `keyward audit --key ID` reads the journal)\n",
         ),
-        Some(events) if events.is_empty() => out.push_str("  (no audit events for this key in the audit file)\n"),
+        Some(events) if events.is_empty() => out.push_str("    (no audit events for this key in the audit file)\n"),
         Some(events) => {
             for e in events {
                 out.push_str(&format!(
-                    "  {}  {}\n",
+                    "    {}  {}\n",
                     crate::audit::format_time(e.time),
                     e.summary()
                 ));
