@@ -76,7 +76,8 @@ impl PasswordHash {
         check_password(password)?;
         let mut salt = [0u8; SALT_BYTES];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| PasswordError::Random)?;
-        let rounds = NonZeroU32::new(iterations).ok_or_else(|| PasswordError::Malformed("zero iterations".into()))?;
+        let rounds =
+            NonZeroU32::new(iterations).ok_or_else(|| PasswordError::Malformed("zero iterations".into()))?;
         let mut hash = [0u8; HASH_BYTES];
         pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, rounds, &salt, password, &mut hash);
         Ok(PasswordHash {
@@ -95,7 +96,14 @@ impl PasswordHash {
         if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
             return false;
         }
-        pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, rounds, &self.salt, password, &self.hash).is_ok()
+        pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            rounds,
+            &self.salt,
+            password,
+            &self.hash,
+        )
+        .is_ok()
     }
 
     pub fn iterations(&self) -> u32 {

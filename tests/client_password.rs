@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use common::TestServer;
 use common::admin::{call, failure, issue_client, kw, kw_err, kw_ok, runtime, with_audit_file};
 use common::vcenter::{
-    Outgoing, V1_1, Vcenter, exchange, expect_success, get_attributes_payload, query_server_information_payload,
-    uid_payload,
+    Outgoing, V1_1, Vcenter, exchange, expect_success, get_attributes_payload,
+    query_server_information_payload, uid_payload,
 };
 use keyward::kmip::{Operation, ResultReason, ResultStatus};
 use keyward::net::client::{Client, empty_payload};
@@ -42,7 +42,12 @@ fn password_is_required_checked_and_remembered_per_connection() {
         &server,
         "vc",
         "vsphere",
-        &["--username", USER, "--password-file", password_file.to_str().unwrap()],
+        &[
+            "--username",
+            USER,
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
     );
 
     // Only a salted slow hash reaches the trust file.
@@ -58,7 +63,9 @@ fn password_is_required_checked_and_remembered_per_connection() {
         let mut vc = Vcenter::new(addr, tls.clone());
         vc.credential = Some((USER.into(), PASSWORD.into()));
         vc.register_kms().await;
-        let (uid, key) = vc.encrypt_vm("564d0000-5555-6666-7777-888888888888", "locked-vm").await;
+        let (uid, key) = vc
+            .encrypt_vm("564d0000-5555-6666-7777-888888888888", "locked-vm")
+            .await;
         assert_eq!(vc.power_on(&uid).await.0, key.0);
         (uid, key)
     });
@@ -85,8 +92,19 @@ fn password_is_required_checked_and_remembered_per_connection() {
         let missing = call(addr, &tls, None, Operation::GET, uid_payload(&uid)).await;
         assert_eq!(failure(&missing), ResultReason::AUTHENTICATION_NOT_SUCCESSFUL);
         for (user, password) in [(USER, "wrong"), ("someone-else", PASSWORD), (USER, "")] {
-            let wrong = call(addr, &tls, Some((user, password)), Operation::GET, uid_payload(&uid)).await;
-            assert_eq!(failure(&wrong), ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, "{user}");
+            let wrong = call(
+                addr,
+                &tls,
+                Some((user, password)),
+                Operation::GET,
+                uid_payload(&uid),
+            )
+            .await;
+            assert_eq!(
+                failure(&wrong),
+                ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
+                "{user}"
+            );
         }
         // A wrong credential is refused even on a request that needs none.
         let wrong = call(
@@ -110,12 +128,22 @@ fn password_is_required_checked_and_remembered_per_connection() {
             ],
         )
         .await;
-        assert!(mixed.iter().all(|a| a.result_reason == Some(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL)));
+        assert!(
+            mixed
+                .iter()
+                .all(|a| a.result_reason == Some(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL))
+        );
         c.close().await;
 
         // One connection: authenticated once, later messages need not repeat it.
         let mut c = Client::connect(addr, &tls).await.unwrap();
-        let first = exchange(&mut c, V1_1, Some((USER, PASSWORD)), &[item(Operation::GET, uid_payload(&uid))]).await;
+        let first = exchange(
+            &mut c,
+            V1_1,
+            Some((USER, PASSWORD)),
+            &[item(Operation::GET, uid_payload(&uid))],
+        )
+        .await;
         expect_success(&first[0]);
         let again = exchange(&mut c, V1_1, None, &[item(Operation::GET, uid_payload(&uid))]).await;
         expect_success(&again[0]);
@@ -154,25 +182,51 @@ fn password_is_required_checked_and_remembered_per_connection() {
     // Setting one on an existing client (the development client) applies too.
     let dev = server.client_tls();
     assert_eq!(
-        rt.block_on(call(addr, &dev, None, Operation::GET_ATTRIBUTES, get_attributes_payload(&uid, "State")))
-            .result_reason,
+        rt.block_on(call(
+            addr,
+            &dev,
+            None,
+            Operation::GET_ATTRIBUTES,
+            get_attributes_payload(&uid, "State")
+        ))
+        .result_reason,
         Some(ResultReason::ITEM_NOT_FOUND),
         "kmip-client is in the default group"
     );
     kw_ok(
         &server,
-        &["clients", "password", "kmip-client", "--username", "dev", "--password-file", password_file.to_str().unwrap()],
+        &[
+            "clients",
+            "password",
+            "kmip-client",
+            "--username",
+            "dev",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let answer = rt.block_on(call(addr, &dev, None, Operation::LOCATE, common::admin::locate_payload("x-Name", "x")));
+        let answer = rt.block_on(call(
+            addr,
+            &dev,
+            None,
+            Operation::LOCATE,
+            common::admin::locate_payload("x-Name", "x"),
+        ));
         if answer.result_reason == Some(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL) {
             break;
         }
         assert!(Instant::now() < deadline, "the new password never applied");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let ok = rt.block_on(call(addr, &dev, Some(("dev", PASSWORD)), Operation::LOCATE, common::admin::locate_payload("x-Name", "x")));
+    let ok = rt.block_on(call(
+        addr,
+        &dev,
+        Some(("dev", PASSWORD)),
+        Operation::LOCATE,
+        common::admin::locate_payload("x-Name", "x"),
+    ));
     assert_eq!(ok.result_status, ResultStatus::SUCCESS);
     let _ = key;
 
@@ -189,20 +243,83 @@ fn bad_password_input_is_one_line_and_changes_nothing() {
     let good = server.path("good.password");
     std::fs::write(&good, "pw\n").unwrap();
     let before = std::fs::read_to_string(server.path("clients/kmip-client.toml")).unwrap();
-    let e = kw_err(&server, &["clients", "password", "nobody", "--username", "u", "--password-file", good.to_str().unwrap()]);
+    let e = kw_err(
+        &server,
+        &[
+            "clients",
+            "password",
+            "nobody",
+            "--username",
+            "u",
+            "--password-file",
+            good.to_str().unwrap(),
+        ],
+    );
     assert!(e.contains("no client named"), "{e}");
-    let e = kw_err(&server, &["clients", "password", "kmip-client", "--username", "u", "--password-file", empty.to_str().unwrap()]);
+    let e = kw_err(
+        &server,
+        &[
+            "clients",
+            "password",
+            "kmip-client",
+            "--username",
+            "u",
+            "--password-file",
+            empty.to_str().unwrap(),
+        ],
+    );
     assert!(e.contains("empty"), "{e}");
-    let e = kw_err(&server, &["clients", "password", "kmip-client", "--username", "u", "--password-file", "/no/such/file"]);
+    let e = kw_err(
+        &server,
+        &[
+            "clients",
+            "password",
+            "kmip-client",
+            "--username",
+            "u",
+            "--password-file",
+            "/no/such/file",
+        ],
+    );
     assert!(e.contains("/no/such/file"), "{e}");
-    let e = kw_err(&server, &["clients", "password", "kmip-client", "--username", "has space", "--password-file", good.to_str().unwrap()]);
+    let e = kw_err(
+        &server,
+        &[
+            "clients",
+            "password",
+            "kmip-client",
+            "--username",
+            "has space",
+            "--password-file",
+            good.to_str().unwrap(),
+        ],
+    );
     assert!(e.contains("--username"), "{e}");
     let e = kw_err(&server, &["clients", "password", "kmip-client", "--clear"]);
     assert!(e.contains("no password to clear"), "{e}");
-    let (ok, _, _) = kw(&server, &["clients", "password", "kmip-client", "--username", "u"]);
+    let (ok, _, _) = kw(
+        &server,
+        &["clients", "password", "kmip-client", "--username", "u"],
+    );
     assert!(!ok, "--username needs --password-file");
-    assert_eq!(std::fs::read_to_string(server.path("clients/kmip-client.toml")).unwrap(), before);
-    let e = kw_err(&server, &["clients", "add", "x2", "--fingerprint", &"ab".repeat(32), "--username", "u", "--password-file", empty.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(server.path("clients/kmip-client.toml")).unwrap(),
+        before
+    );
+    let e = kw_err(
+        &server,
+        &[
+            "clients",
+            "add",
+            "x2",
+            "--fingerprint",
+            &"ab".repeat(32),
+            "--username",
+            "u",
+            "--password-file",
+            empty.to_str().unwrap(),
+        ],
+    );
     assert!(e.contains("empty"), "{e}");
     assert!(!server.path("clients/x2.toml").exists());
 }

@@ -38,7 +38,10 @@ fn clients_of_other_groups_get_item_not_found_until_the_key_moves() {
                 revoke_payload(id, RevocationReasonCode::KEY_COMPROMISE),
             ),
             (Operation::DESTROY, uid_payload(id)),
-            (Operation::ADD_ATTRIBUTE, add_attribute_payload(id, "x-Name", "stolen")),
+            (
+                Operation::ADD_ATTRIBUTE,
+                add_attribute_payload(id, "x-Name", "stolen"),
+            ),
         ]
     };
     rt.block_on(async {
@@ -57,10 +60,28 @@ fn clients_of_other_groups_get_item_not_found_until_the_key_moves() {
             ("x-Identifier", "564d0000-0000-0000-0000-00000000a001"),
             ("x-Component", "Virtual Machine"),
         ] {
-            let by_b = call(server.addr, &tls_b, None, Operation::LOCATE, locate_payload(name, value)).await;
+            let by_b = call(
+                server.addr,
+                &tls_b,
+                None,
+                Operation::LOCATE,
+                locate_payload(name, value),
+            )
+            .await;
             assert!(located(&by_b).is_empty(), "Locate by {name} leaks to group g2");
-            let by_a = call(server.addr, &tls_a, None, Operation::LOCATE, locate_payload(name, value)).await;
-            assert_eq!(located(&by_a), std::slice::from_ref(&uid), "Locate by {name} in group g1");
+            let by_a = call(
+                server.addr,
+                &tls_a,
+                None,
+                Operation::LOCATE,
+                locate_payload(name, value),
+            )
+            .await;
+            assert_eq!(
+                located(&by_a),
+                std::slice::from_ref(&uid),
+                "Locate by {name} in group g1"
+            );
         }
         // Nothing b tried changed the key.
         assert_eq!(vc_a.power_on(&uid).await.0, key.0);
@@ -76,11 +97,25 @@ fn clients_of_other_groups_get_item_not_found_until_the_key_moves() {
     rt.block_on(async {
         let vc_b = Vcenter::new(server.addr, tls_b.clone());
         assert_eq!(vc_b.get(&uid).await.0, key.0, "the same key, now g2's");
-        let by_b = call(server.addr, &tls_b, None, Operation::LOCATE, locate_payload("x-Name", "vm-of-g1")).await;
+        let by_b = call(
+            server.addr,
+            &tls_b,
+            None,
+            Operation::LOCATE,
+            locate_payload("x-Name", "vm-of-g1"),
+        )
+        .await;
         assert_eq!(located(&by_b), std::slice::from_ref(&uid));
         let by_a = call(server.addr, &tls_a, None, Operation::GET, uid_payload(&uid)).await;
         assert_eq!(failure(&by_a), ResultReason::ITEM_NOT_FOUND);
-        let located_a = call(server.addr, &tls_a, None, Operation::LOCATE, locate_payload("x-Name", "vm-of-g1")).await;
+        let located_a = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::LOCATE,
+            locate_payload("x-Name", "vm-of-g1"),
+        )
+        .await;
         assert!(located(&located_a).is_empty());
         assert_eq!(by_b.result_status, ResultStatus::SUCCESS);
     });
@@ -92,7 +127,11 @@ fn clients_of_other_groups_get_item_not_found_until_the_key_moves() {
     let audit = std::fs::read_to_string(server.path("audit.log")).unwrap();
     let moved: Vec<&str> = audit.lines().filter(|l| l.contains("\"KeyMove\"")).collect();
     assert_eq!(moved.len(), 1, "{audit}");
-    assert!(moved[0].contains(&uid) && moved[0].contains("g1 -> g2"), "{}", moved[0]);
+    assert!(
+        moved[0].contains(&uid) && moved[0].contains("g1 -> g2"),
+        "{}",
+        moved[0]
+    );
     let err = kw_err(&server, &["keys", "move", &uid, "--group", "g2"]);
     assert!(err.contains("already in group g2"), "{err}");
     let err = kw_err(&server, &["keys", "move", &uid, "--group", "../g3"]);

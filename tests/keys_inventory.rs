@@ -22,12 +22,19 @@ fn list_json(server: &TestServer, filter: &[&str]) -> Vec<Json> {
     let mut args = vec!["keys", "list", "--json"];
     args.extend_from_slice(filter);
     let out = kw_ok(server, &args);
-    serde_json::from_str::<Json>(&out).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Json>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The listed uids, sorted (keys created within one second list in uid order).
 fn uids(rows: &[Json]) -> Vec<String> {
-    let mut v: Vec<String> = rows.iter().map(|r| r["uid"].as_str().unwrap().to_owned()).collect();
+    let mut v: Vec<String> = rows
+        .iter()
+        .map(|r| r["uid"].as_str().unwrap().to_owned())
+        .collect();
     v.sort();
     v
 }
@@ -84,7 +91,10 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
         tags::ATTRIBUTE_VALUE,
         vec![
             Item::new(tags::NAME_VALUE, Value::TextString("backup-key".into())),
-            Item::new(tags::NAME_TYPE, Value::Enumeration(NameType::UNINTERPRETED_TEXT_STRING.0)),
+            Item::new(
+                tags::NAME_TYPE,
+                Value::Enumeration(NameType::UNINTERPRETED_TEXT_STRING.0),
+            ),
         ],
     );
     let mut add_name = add_attribute_payload(&pending, "Name", "");
@@ -98,7 +108,13 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
             }
         }
     }
-    expect_success(&rt.block_on(call(server.addr, &server.client_tls(), None, Operation::ADD_ATTRIBUTE, add_name)));
+    expect_success(&rt.block_on(call(
+        server.addr,
+        &server.client_tls(),
+        None,
+        Operation::ADD_ATTRIBUTE,
+        add_name,
+    )));
 
     let (web, db, host, pending) = (web.as_str(), db.as_str(), host.as_str(), pending.as_str());
 
@@ -117,7 +133,10 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
     assert_eq!(self::row(&all, host)["group"], "site-b");
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["--x-name", "web-01"], vec![web]),
-        (vec!["--x-identifier", "564d0000-0000-0000-0000-0000000000a2"], vec![db]),
+        (
+            vec!["--x-identifier", "564d0000-0000-0000-0000-0000000000a2"],
+            vec![db],
+        ),
         (vec!["--x-component", "Host"], vec![host]),
         (vec!["--x-component", "Virtual Machine"], vec![web, db]),
         (vec!["--client", "vc-b"], vec![host]),
@@ -128,30 +147,77 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
         (vec!["--state", "Active"], vec![web, db, host]),
         (vec!["--name", "backup-key"], vec![pending]),
         (vec!["--x-name", "no-such-vm"], vec![]),
-        (vec!["--client", "kmip-client", "--state", "active", "--x-name", "db-01"], vec![db]),
+        (
+            vec![
+                "--client",
+                "kmip-client",
+                "--state",
+                "active",
+                "--x-name",
+                "db-01",
+            ],
+            vec![db],
+        ),
     ];
     for (filter, want) in &cases {
         assert_eq!(uids(&list_json(&server, filter)), set(want), "{filter:?}");
     }
     let middle_text = rfc3339(middle);
     let before_text = rfc3339(middle - 1);
-    assert_eq!(uids(&list_json(&server, &["--created-after", &middle_text])), set(&[host, pending]));
-    assert_eq!(uids(&list_json(&server, &["--created-before", &before_text])), set(&[web, db]));
-    assert_eq!(uids(&list_json(&server, &["--created-after", "-1h", "--created-before", "now"])).len(), 4);
+    assert_eq!(
+        uids(&list_json(&server, &["--created-after", &middle_text])),
+        set(&[host, pending])
+    );
+    assert_eq!(
+        uids(&list_json(&server, &["--created-before", &before_text])),
+        set(&[web, db])
+    );
+    assert_eq!(
+        uids(&list_json(
+            &server,
+            &["--created-after", "-1h", "--created-before", "now"]
+        ))
+        .len(),
+        4
+    );
 
     // The table: a header and one line per key, tags shown.
     let table = kw_ok(&server, &["keys", "list", "--x-component", "Virtual Machine"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    for column in ["UID", "STATE", "ALGORITHM", "GROUP", "CREATED BY", "X-NAME", "X-IDENTIFIER", "X-COMPONENT", "CREATED"] {
+    for column in [
+        "UID",
+        "STATE",
+        "ALGORITHM",
+        "GROUP",
+        "CREATED BY",
+        "X-NAME",
+        "X-IDENTIFIER",
+        "X-COMPONENT",
+        "CREATED",
+    ] {
         assert!(lines[0].contains(column), "{table}");
     }
-    assert!(lines[1].contains(web) && lines[1].contains("web-01") && lines[1].contains("Active"), "{table}");
+    assert!(
+        lines[1].contains(web) && lines[1].contains("web-01") && lines[1].contains("Active"),
+        "{table}"
+    );
 
     // Show: attributes and history, never the key material.
     let key_hex = hex::encode(&web_key.0);
     let shown = kw_ok(&server, &["keys", "show", web]);
-    for needle in ["x-Name", "web-01", "Cryptographic Usage Mask", "Encrypt Decrypt", "y-Created-By", "Activation Date", "history:", "Create", "Activate", "sealed under root key"] {
+    for needle in [
+        "x-Name",
+        "web-01",
+        "Cryptographic Usage Mask",
+        "Encrypt Decrypt",
+        "y-Created-By",
+        "Activation Date",
+        "history:",
+        "Create",
+        "Activate",
+        "sealed under root key",
+    ] {
         assert!(shown.contains(needle), "{needle} missing:\n{shown}");
     }
     assert!(!shown.to_lowercase().contains(&key_hex));
@@ -163,7 +229,10 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
         .iter()
         .map(|e| e["operation"].as_str().unwrap())
         .collect();
-    assert!(ops.contains(&"Create") && ops.contains(&"Get") && ops.contains(&"AddAttribute"), "{ops:?}");
+    assert!(
+        ops.contains(&"Create") && ops.contains(&"Get") && ops.contains(&"AddAttribute"),
+        "{ops:?}"
+    );
     assert!(!shown_json.to_string().to_lowercase().contains(&key_hex));
 
     // Destroying an Active key is refused, like KMIP; nothing changes.
@@ -176,7 +245,18 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
     assert_eq!(rt.block_on(vc_a.state(pending)), State::PRE_ACTIVE);
 
     // Revoke while the server runs: the next KMIP request sees it.
-    let out = kw_ok(&server, &["keys", "revoke", web, "--reason", "superseded", "--message", "VM retired"]);
+    let out = kw_ok(
+        &server,
+        &[
+            "keys",
+            "revoke",
+            web,
+            "--reason",
+            "superseded",
+            "--message",
+            "VM retired",
+        ],
+    );
     assert!(out.contains("Deactivated"), "{out}");
     assert_eq!(rt.block_on(vc_a.state(web)), State::DEACTIVATED);
     let out = kw_ok(&server, &["keys", "revoke", host, "--reason", "compromise"]);
@@ -186,16 +266,35 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
 
     // Destroy: the next Get is refused, the metadata stays visible.
     kw_ok(&server, &["keys", "destroy", web, "--yes"]);
-    let get = rt.block_on(call(server.addr, &server.client_tls(), None, Operation::GET, uid_payload(web)));
+    let get = rt.block_on(call(
+        server.addr,
+        &server.client_tls(),
+        None,
+        Operation::GET,
+        uid_payload(web),
+    ));
     assert_eq!(get.result_status, ResultStatus::OPERATION_FAILED);
     kw_ok(&server, &["keys", "destroy", host, "--yes"]);
     assert_eq!(uids(&list_json(&server, &["--state", "destroyed"])), set(&[web]));
-    assert_eq!(uids(&list_json(&server, &["--state", "destroyed-compromised"])), set(&[host]));
+    assert_eq!(
+        uids(&list_json(&server, &["--state", "destroyed-compromised"])),
+        set(&[host])
+    );
     let shown = kw_ok(&server, &["keys", "show", web]);
-    assert!(shown.contains("Destroyed") && shown.contains("web-01") && shown.contains("Destroy Date"), "{shown}");
+    assert!(
+        shown.contains("Destroyed") && shown.contains("web-01") && shown.contains("Destroy Date"),
+        "{shown}"
+    );
     assert!(shown.contains("destroyed (metadata only)"), "{shown}");
-    assert!(shown.contains("KeyRevoke") && shown.contains("KeyDestroy"), "{shown}");
-    assert_eq!(list_json(&server, &["--x-name", "web-01"]).len(), 1, "the tag still finds it");
+    assert!(
+        shown.contains("KeyRevoke") && shown.contains("KeyDestroy"),
+        "{shown}"
+    );
+    assert_eq!(
+        list_json(&server, &["--x-name", "web-01"]).len(),
+        1,
+        "the tag still finds it"
+    );
 
     // Every change is audited.
     let audit = std::fs::read_to_string(server.path("audit.log")).unwrap();
@@ -206,20 +305,40 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
             .count();
         assert_eq!(n, 2, "{op}: {audit}");
     }
-    assert!(audit.lines().any(|l| l.contains("\"KeyDestroy\"") && l.contains(web) && l.contains("\"OperationFailed\"")));
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"KeyDestroy\"") && l.contains(web) && l.contains("\"OperationFailed\""))
+    );
 
     // Bad input: one line, non-zero exit, nothing changed.
     let before = kw_ok(&server, &["keys", "list", "--json"]);
     for (args, says) in [
         (vec!["keys", "show", "no-such-key"], "no key with id"),
-        (vec!["keys", "revoke", "no-such-key", "--reason", "compromise"], "no key with id"),
+        (
+            vec!["keys", "revoke", "no-such-key", "--reason", "compromise"],
+            "no key with id",
+        ),
         (vec!["keys", "destroy", "no-such-key", "--yes"], "no key with id"),
         (vec!["keys", "revoke", db, "--reason", "boredom"], "--reason"),
         (vec!["keys", "revoke", web, "--reason", "superseded"], "Destroyed"),
         (vec!["keys", "destroy", web, "--yes"], "Destroyed"),
         (vec!["keys", "list", "--state", "sleepy"], "--state"),
-        (vec!["keys", "list", "--created-before", "last tuesday"], "--created-before"),
-        (vec!["keys", "list", "--created-after", "2030-01-01", "--created-before", "2020-01-01"], "later than"),
+        (
+            vec!["keys", "list", "--created-before", "last tuesday"],
+            "--created-before",
+        ),
+        (
+            vec![
+                "keys",
+                "list",
+                "--created-after",
+                "2030-01-01",
+                "--created-before",
+                "2020-01-01",
+            ],
+            "later than",
+        ),
         (vec!["keys", "list", "--group", "../etc"], "--group"),
     ] {
         let e = kw_err(&server, &args);
@@ -227,7 +346,9 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
     }
     assert_eq!(kw_ok(&server, &["keys", "list", "--json"]), before);
     // A store that does not exist is an error, not an empty inventory.
-    let config = std::fs::read_to_string(server.config()).unwrap().replace("keyward.db", "missing.db");
+    let config = std::fs::read_to_string(server.config())
+        .unwrap()
+        .replace("keyward.db", "missing.db");
     let other = server.path("other.toml");
     std::fs::write(&other, config).unwrap();
     let out = server.keyward(&["keys", "list", "--config", other.to_str().unwrap()]);

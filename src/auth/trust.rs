@@ -145,8 +145,8 @@ impl TrustSnapshot {
         }
         if let Some(dir) = &tls.clients_dir {
             for entry in clients::load_dir(dir)? {
-                let source =
-                    TrustSource::new(entry.name.clone(), entry.group.clone()).with_password(entry.password.clone());
+                let source = TrustSource::new(entry.name.clone(), entry.group.clone())
+                    .with_password(entry.password.clone());
                 match (entry.kind, &entry.cert) {
                     (ClientKind::Ca, Some(path)) => {
                         builder.add_ca_pem_file(source, path)?;

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::parse::is_plain_file_name;
-use crate::password::{ClientPassword, PasswordHash};
 use super::{ConfigError, parse_fingerprint, read_bounded};
+use crate::password::{ClientPassword, PasswordHash};
 
 /// Most entries read from one folder; far above any real vSphere estate.
 const MAX_CLIENT_FILES: usize = 4096;
@@ -179,14 +179,21 @@ pub fn parse_entry(text: &str, file: &Path, dir: &Path) -> Result<ClientEntry, C
             if !is_valid_username(&username) {
                 return Err(ConfigError::invalid(key("username"), USERNAME_RULE));
             }
-            let hash = PasswordHash::parse(hash).map_err(|e| ConfigError::invalid(key("password_hash"), e.to_string()))?;
+            let hash = PasswordHash::parse(hash)
+                .map_err(|e| ConfigError::invalid(key("password_hash"), e.to_string()))?;
             Some(ClientPassword { username, hash })
         }
         (Some(_), None) => {
-            return Err(ConfigError::invalid(key("password_hash"), "a username needs a password_hash"));
+            return Err(ConfigError::invalid(
+                key("password_hash"),
+                "a username needs a password_hash",
+            ));
         }
         (None, Some(_)) => {
-            return Err(ConfigError::invalid(key("username"), "a password_hash needs a username"));
+            return Err(ConfigError::invalid(
+                key("username"),
+                "a password_hash needs a username",
+            ));
         }
     };
     Ok(ClientEntry {
@@ -260,7 +267,11 @@ const USERNAME_RULE: &str = "must be 1 to 128 printable characters without space
 
 /// A KMIP username as `--username` and the trust file accept it.
 pub fn is_valid_username(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control() && !c.is_whitespace()))
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control() && !c.is_whitespace()))
 }
 
 /// Client and group names double as file names, so they carry no separators.

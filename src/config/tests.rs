@@ -262,12 +262,21 @@ fn client_password_hash_round_trips_and_both_parts_are_required() {
     assert!(!text.contains("pw-for-vcenter"));
     assert_eq!(clients::load_dir(dir.path()).unwrap(), vec![entry]);
 
-    let base = format!("name = \"vc\"\nkind = \"pin\"\nfingerprint = \"{}\"\n", "01".repeat(32));
+    let base = format!(
+        "name = \"vc\"\nkind = \"pin\"\nfingerprint = \"{}\"\n",
+        "01".repeat(32)
+    );
     for (extra, field) in [
         ("username = \"u\"\n".to_owned(), "password_hash"),
         (format!("password_hash = \"{}\"\n", hash.encode()), "username"),
-        ("username = \"u\"\npassword_hash = \"hunter2\"\n".to_owned(), "password_hash"),
-        (format!("username = \"a b\"\npassword_hash = \"{}\"\n", hash.encode()), "username"),
+        (
+            "username = \"u\"\npassword_hash = \"hunter2\"\n".to_owned(),
+            "password_hash",
+        ),
+        (
+            format!("username = \"a b\"\npassword_hash = \"{}\"\n", hash.encode()),
+            "username",
+        ),
     ] {
         std::fs::write(&path, format!("{base}{extra}")).unwrap();
         let err = clients::load_dir(dir.path()).unwrap_err().to_string();

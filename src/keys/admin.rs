@@ -213,8 +213,22 @@ mod tests {
     #[tokio::test]
     async fn filters_move_revoke_destroy() {
         let store = Arc::new(MemoryStore::new());
-        put(&store, "a", "g1", 100, &[("x-Name", "web-01"), (names::CREATED_BY, "vc1")]).await;
-        put(&store, "b", "g2", 200, &[("x-Name", "db-01"), (names::CREATED_BY, "vc2")]).await;
+        put(
+            &store,
+            "a",
+            "g1",
+            100,
+            &[("x-Name", "web-01"), (names::CREATED_BY, "vc1")],
+        )
+        .await;
+        put(
+            &store,
+            "b",
+            "g2",
+            200,
+            &[("x-Name", "db-01"), (names::CREATED_BY, "vc2")],
+        )
+        .await;
         let admin = KeyAdmin::new(store);
         let uids = |v: Vec<StoredObject>| v.into_iter().map(|o| o.uid).collect::<Vec<_>>();
         let all = InventoryFilter::default();
@@ -250,7 +264,10 @@ mod tests {
             admin.move_to_group("a", "g2", 300).await,
             Err(KeyError::Invalid(_))
         ));
-        assert!(matches!(admin.destroy("a", 300).await, Err(KeyError::NotPermitted(_))));
+        assert!(matches!(
+            admin.destroy("a", 300).await,
+            Err(KeyError::NotPermitted(_))
+        ));
         let reason = RevocationReason {
             code: RevocationReasonCode::KEY_COMPROMISE,
             message: None,

@@ -46,5 +46,8 @@ pub(super) fn check_settable(a: &Attribute) -> Result<(), OpError> {
 /// `y-` attributes are server-only ([`check_settable`]).
 pub(super) fn stamp_creator(attributes: &mut Vec<Attribute>, client: &str) {
     attributes.retain(|a| a.name != names::CREATED_BY);
-    attributes.push(Attribute::new(names::CREATED_BY, Value::TextString(client.to_owned())));
+    attributes.push(Attribute::new(
+        names::CREATED_BY,
+        Value::TextString(client.to_owned()),
+    ));
 }

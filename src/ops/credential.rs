@@ -81,7 +81,11 @@ impl AcceptedCredentials {
     fn tag(&self, stored: &ClientPassword, username: &str, password: &str) -> Option<hmac::Tag> {
         let key = self.key.as_ref()?;
         let mut ctx = hmac::Context::with_key(key);
-        for part in [stored.hash.encode().as_bytes(), username.as_bytes(), password.as_bytes()] {
+        for part in [
+            stored.hash.encode().as_bytes(),
+            username.as_bytes(),
+            password.as_bytes(),
+        ] {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part);
         }
@@ -110,7 +114,13 @@ impl AcceptedCredentials {
     }
 
     /// Whether `username`/`password` is `client`'s credential.
-    pub async fn verify(&self, client: &str, stored: &ClientPassword, username: &str, password: &SecretString) -> bool {
+    pub async fn verify(
+        &self,
+        client: &str,
+        stored: &ClientPassword,
+        username: &str,
+        password: &SecretString,
+    ) -> bool {
         let tag = self.tag(stored, username, password.expose());
         if tag.as_ref().is_some_and(|t| self.remembered(client, t)) {
             return true;
@@ -149,7 +159,11 @@ pub async fn authenticate(
     match presented {
         None => {
             let exempt = items.iter().all(|i| NO_CREDENTIAL_NEEDED.contains(&i.operation));
-            if exempt || caller.credential_verified.load(std::sync::atomic::Ordering::Acquire) {
+            if exempt
+                || caller
+                    .credential_verified
+                    .load(std::sync::atomic::Ordering::Acquire)
+            {
                 Ok(())
             } else {
                 Err(refused("credential required"))

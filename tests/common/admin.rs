@@ -52,7 +52,15 @@ pub fn kw_err(server: &TestServer, args: &[&str]) -> String {
 pub fn issue_client(server: &TestServer, name: &str, group: &str, extra: &[&str]) -> ClientTls {
     let out = server.path("issued");
     std::fs::create_dir_all(&out).unwrap();
-    let mut args = vec!["clients", "issue", name, "--group", group, "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "clients",
+        "issue",
+        name,
+        "--group",
+        group,
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     kw_ok(server, &args);
     let tls = ClientTls::from_pem_files(
@@ -74,9 +82,12 @@ pub fn wait_trusted(addr: SocketAddr, tls: &ClientTls) {
             let Ok(mut c) = Client::connect(addr, tls).await else {
                 return false;
             };
-            c.call(Operation::DISCOVER_VERSIONS, keyward::net::client::empty_payload())
-                .await
-                .is_ok_and(|r| r.result_status == ResultStatus::SUCCESS)
+            c.call(
+                Operation::DISCOVER_VERSIONS,
+                keyward::net::client::empty_payload(),
+            )
+            .await
+            .is_ok_and(|r| r.result_status == ResultStatus::SUCCESS)
         });
         if ok {
             return;
@@ -140,7 +151,10 @@ pub fn revoke_payload(uid: &str, code: RevocationReasonCode) -> Item {
             text(tags::UNIQUE_IDENTIFIER, uid),
             Item::structure(
                 tags::REVOCATION_REASON,
-                vec![Item::new(tags::REVOCATION_REASON_CODE, Value::Enumeration(code.0))],
+                vec![Item::new(
+                    tags::REVOCATION_REASON_CODE,
+                    Value::Enumeration(code.0),
+                )],
             ),
         ],
     )
@@ -162,7 +176,12 @@ pub fn locate_payload(name: &str, value: &str) -> Item {
 
 /// The Unique Identifiers a Locate answered.
 pub fn located(item: &ResponseBatchItem) -> Vec<String> {
-    assert_eq!(item.result_status, ResultStatus::SUCCESS, "{:?}", item.result_message);
+    assert_eq!(
+        item.result_status,
+        ResultStatus::SUCCESS,
+        "{:?}",
+        item.result_message
+    );
     item.payload
         .as_ref()
         .unwrap()

@@ -93,7 +93,13 @@ pub(super) fn run_issue(a: &IssueArgs) -> CliResult {
         let _ = std::fs::remove_file(&key_out);
         return Err(e.into());
     }
-    if let Err(e) = record(&clients, a.name.clone(), a.group.clone(), password, &issued.cert_der) {
+    if let Err(e) = record(
+        &clients,
+        a.name.clone(),
+        a.group.clone(),
+        password,
+        &issued.cert_der,
+    ) {
         let _ = std::fs::remove_file(&key_out);
         let _ = std::fs::remove_file(&cert_out);
         return Err(e);

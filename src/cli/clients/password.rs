@@ -71,12 +71,18 @@ pub(super) fn run_password(a: &PasswordArgs) -> CliResult {
             entry.password = Some(make_credential(username, file)?);
             (
                 "ClientPasswordSet",
-                format!("client {:?} must now send username {username:?} and its password", a.name),
+                format!(
+                    "client {:?} must now send username {username:?} and its password",
+                    a.name
+                ),
             )
         }
         (None, None, true) => {
             if entry.password.is_none() {
-                return Err(CliError::new(format!("client {:?} has no password to clear", a.name)));
+                return Err(CliError::new(format!(
+                    "client {:?} has no password to clear",
+                    a.name
+                )));
             }
             entry.password = None;
             (
@@ -117,7 +123,10 @@ fn read_password_file(file: &Path) -> CliResult<SecretString> {
     let text = SecretString::new(crate::config::read_bounded(file, limit)?);
     let first = text.expose().lines().next().unwrap_or("");
     if first.is_empty() {
-        return Err(CliError::new(format!("{}: the password (first line) is empty", file.display())));
+        return Err(CliError::new(format!(
+            "{}: the password (first line) is empty",
+            file.display()
+        )));
     }
     if first.len() > MAX_PASSWORD_BYTES {
         return Err(CliError::new(format!(

@@ -27,18 +27,29 @@ pub(super) fn run(a: &DestroyArgs) -> CliResult {
     let now = now_unix();
     // Check before asking: a confirmation for a key that cannot be destroyed
     // would only waste the administrator's time.
-    let key = inv.block_on(inv.admin.load(&a.id, now)).map_err(|e| key_error(&a.id, e))?;
+    let key = inv
+        .block_on(inv.admin.load(&a.id, now))
+        .map_err(|e| key_error(&a.id, e))?;
     if let Err(e) = lifecycle::destroy(key.state) {
         let e = key_error(&a.id, crate::keys::transition_error(e));
         let hint = if key.state == crate::kmip::State::ACTIVE {
-            format!("{e} (an Active key must be revoked first: `keyward keys revoke {} --reason …`)", a.id)
+            format!(
+                "{e} (an Active key must be revoked first: `keyward keys revoke {} --reason …`)",
+                a.id
+            )
         } else {
             e.to_string()
         };
         return Err(refused(&inv, "KeyDestroy", &a.id, CliError::new(hint)));
     }
     if !a.yes {
-        confirm(&a.id, key.attributes.iter().find(|x| x.name == "x-Name").and_then(|x| x.value.as_text()))?;
+        confirm(
+            &a.id,
+            key.attributes
+                .iter()
+                .find(|x| x.name == "x-Name")
+                .and_then(|x| x.value.as_text()),
+        )?;
     }
     let state = inv
         .block_on(inv.admin.destroy(&a.id, now))
@@ -54,7 +65,11 @@ pub(super) fn run(a: &DestroyArgs) -> CliResult {
             .x_name(x_name)
             .message(&format!("now {}", state_name(state))),
     )?;
-    println!("destroyed key {}: now {} (metadata kept)", a.id, state_name(state));
+    println!(
+        "destroyed key {}: now {} (metadata kept)",
+        a.id,
+        state_name(state)
+    );
     Ok(())
 }
 
@@ -66,8 +81,12 @@ fn confirm(uid: &str, x_name: Option<&str>) -> CliResult {
             "not on a terminal: give --yes to destroy without confirmation",
         ));
     }
-    let what = x_name.map(|n| format!(" ({})", crate::audit::escape_controls(n))).unwrap_or_default();
-    eprint!("Destroying key {uid}{what} erases its material for good; data it protects becomes unreadable.\nType the key id to confirm: ");
+    let what = x_name
+        .map(|n| format!(" ({})", crate::audit::escape_controls(n)))
+        .unwrap_or_default();
+    eprint!(
+        "Destroying key {uid}{what} erases its material for good; data it protects becomes unreadable.\nType the key id to confirm: "
+    );
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     stdin

@@ -51,9 +51,9 @@ fn group_has_clients(inv: &Inventory, group: &str) -> bool {
         return true;
     };
     match load_dir(dir) {
-        Ok(entries) => entries.iter().any(|e| {
-            e.group.as_deref().unwrap_or(crate::net::server::DEFAULT_GROUP) == group
-        }),
+        Ok(entries) => entries
+            .iter()
+            .any(|e| e.group.as_deref().unwrap_or(crate::net::server::DEFAULT_GROUP) == group),
         Err(_) => true,
     }
 }

@@ -6,9 +6,9 @@ use serde_json::{Value as Json, json};
 
 use crate::cli::{CliError, CliResult};
 use crate::keys::{StoredObject, names};
+use crate::kmip::State;
 use crate::kmip::attribute::Attribute;
 use crate::kmip::enums::{ValueNames, value_names};
-use crate::kmip::State;
 use crate::kmip::tag::tag_label;
 use crate::ttlv::{Item, Value};
 

@@ -31,7 +31,10 @@ const REASONS: [(&str, RevocationReasonCode); 9] = [
     ("ca-compromise", RevocationReasonCode::CA_COMPROMISE),
     ("superseded", RevocationReasonCode::SUPERSEDED),
     ("cessation", RevocationReasonCode::CESSATION_OF_OPERATION),
-    ("cessation-of-operation", RevocationReasonCode::CESSATION_OF_OPERATION),
+    (
+        "cessation-of-operation",
+        RevocationReasonCode::CESSATION_OF_OPERATION,
+    ),
     ("affiliation-changed", RevocationReasonCode::AFFILIATION_CHANGED),
     ("privilege-withdrawn", RevocationReasonCode::PRIVILEGE_WITHDRAWN),
     ("unspecified", RevocationReasonCode::UNSPECIFIED),

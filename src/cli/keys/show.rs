@@ -108,10 +108,12 @@ fn as_text(key: &StoredObject, history: &Option<Vec<AuditEvent>>) -> String {
     }
     out.push_str("  audit trail:\n");
     match history {
-        None => out.push_str(
-            "    (no audit file is configured: `keyward audit --key ID` reads the journal)\n",
-        ),
-        Some(events) if events.is_empty() => out.push_str("    (no audit events for this key in the audit file)\n"),
+        None => {
+            out.push_str("    (no audit file is configured: `keyward audit --key ID` reads the journal)\n")
+        }
+        Some(events) if events.is_empty() => {
+            out.push_str("    (no audit events for this key in the audit file)\n")
+        }
         Some(events) => {
             for e in events {
                 out.push_str(&format!(
