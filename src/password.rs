@@ -16,7 +16,7 @@ use aws_lc_rs::pbkdf2;
 /// PBKDF2 rounds for new hashes. High enough that offline guessing is slow,
 /// low enough that a verification (once per client and process, see the ops
 /// layer's cache) costs well under a second on a small appliance.
-pub const ITERATIONS: u32 = 300_000;
+pub const ITERATIONS: u32 = 600_000;
 /// Fewest rounds a stored hash may claim; a weaker file entry is refused.
 pub const MIN_ITERATIONS: u32 = 100_000;
 /// Most rounds a stored hash may claim: bounds the CPU one verification takes.

@@ -11,7 +11,7 @@
 //! cert = "vcenter-prod.pem"  # ca: the CA bundle (required); pin: the pinned certificate
 //! group = "vsphere"          # optional: which clients may see each other's keys
 //! username = "vcenter"       # optional, with password_hash: KMIP Username/Password
-//! password_hash = "pbkdf2-sha256$300000$<salt>$<hash>"   # never the password itself
+//! password_hash = "pbkdf2-sha256$600000$<salt>$<hash>"   # never the password itself
 //! ```
 //!
 //! Relative `cert` paths are resolved against the clients folder. When a pin gives both

@@ -19,7 +19,7 @@
 //! The stored hash is slow by design (PBKDF2, see [`crate::password`]). A
 //! credential that verified is remembered for the process as an HMAC under a
 //! random per-process key, so vCenter's next connection costs one HMAC, not
-//! 300,000; a wrong password never hits that cache and always costs the full
+//! 600,000; a wrong password never hits that cache and always costs the full
 //! hash. Verification runs on the blocking pool, never on an executor thread.
 
 use std::collections::HashMap;
