@@ -1,7 +1,7 @@
 //! keyward: a KMIP key server for VMware vSphere, with its root key in an HSM.
 //!
 //! Layers (DESIGN.md §3) — a module imports only from layers below it:
-//! 0 `ttlv`, `secret`, `limits`, `workers`; 1 `kmip`, `hsm`, `store`, `config`, `pki`, `audit`;
+//! 0 `ttlv`, `secret`, `limits`, `workers`, `password`; 1 `kmip`, `hsm`, `store`, `config`, `pki`, `audit`;
 //! 2 `auth`, `keys`; 3 `ops`; 4 `net`, `cli`.
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,7 @@ pub mod kmip;
 pub mod limits;
 pub mod net;
 pub mod ops;
+pub mod password;
 pub mod pki;
 pub mod secret;
 pub mod store;

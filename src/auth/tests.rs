@@ -34,6 +34,7 @@ fn config_ca_and_clients_dir_pin_give_identities() {
             cert: Some(clients.join("vc1.pem")),
             fingerprint: Some(Fingerprint::of_der(vc.cert_der()).0),
             group: Some("prod".into()),
+            password: None,
         },
     )
     .unwrap();

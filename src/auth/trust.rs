@@ -18,14 +18,17 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::LastSeen;
 use crate::config::clients::{self, ClientKind};
 use crate::config::{ConfigError, TlsConfig};
+use crate::password::ClientPassword;
 use crate::pki::{self, Fingerprint};
 
 /// Where a trust decision came from: a client entry's name (or the config key that
-/// listed it) and its group.
+/// listed it), its group and the KMIP credential it must present on top of the
+/// certificate, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TrustSource {
     pub name: String,
     pub group: Option<String>,
+    pub password: Option<ClientPassword>,
 }
 
 impl TrustSource {
@@ -33,7 +36,14 @@ impl TrustSource {
         TrustSource {
             name: name.into(),
             group,
+            password: None,
         }
+    }
+
+    /// Requires `password` (Username/Password) from clients this source accepts.
+    pub fn with_password(mut self, password: Option<ClientPassword>) -> Self {
+        self.password = password;
+        self
     }
 }
 
@@ -135,7 +145,8 @@ impl TrustSnapshot {
         }
         if let Some(dir) = &tls.clients_dir {
             for entry in clients::load_dir(dir)? {
-                let source = TrustSource::new(entry.name.clone(), entry.group.clone());
+                let source = TrustSource::new(entry.name.clone(), entry.group.clone())
+                    .with_password(entry.password.clone());
                 match (entry.kind, &entry.cert) {
                     (ClientKind::Ca, Some(path)) => {
                         builder.add_ca_pem_file(source, path)?;

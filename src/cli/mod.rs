@@ -14,6 +14,7 @@ mod direct;
 mod error;
 mod hsm;
 mod io;
+mod keys;
 mod pki;
 mod restore;
 mod root;
@@ -81,6 +82,9 @@ subcommands! {
     /// Trust KMIP clients (vCenter): add, issue, sign-csr, list, remove.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Key inventory: list, show, revoke, destroy, move between groups.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Show or renew the server's own certificate (what vCenter is asked to trust).
     #[command(subcommand)]
     ServerCert(server_cert::ServerCertCommand),

@@ -10,6 +10,8 @@
 //! fingerprint = "AB:CD:..."  # pin: SHA-256 of the client certificate (or give `cert`)
 //! cert = "vcenter-prod.pem"  # ca: the CA bundle (required); pin: the pinned certificate
 //! group = "vsphere"          # optional: which clients may see each other's keys
+//! username = "vcenter"       # optional, with password_hash: KMIP Username/Password
+//! password_hash = "pbkdf2-sha256$600000$<salt>$<hash>"   # never the password itself
 //! ```
 //!
 //! Relative `cert` paths are resolved against the clients folder. When a pin gives both
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::parse::is_plain_file_name;
 use super::{ConfigError, parse_fingerprint, read_bounded};
+use crate::password::{ClientPassword, PasswordHash};
 
 /// Most entries read from one folder; far above any real vSphere estate.
 const MAX_CLIENT_FILES: usize = 4096;
@@ -41,6 +44,9 @@ pub struct ClientEntry {
     /// SHA-256 of the pinned certificate (kind `pin`).
     pub fingerprint: Option<[u8; 32]>,
     pub group: Option<String>,
+    /// When set, the client's requests must also carry this Username/Password
+    /// (see `ops::context::Context::authenticate` for which requests).
+    pub password: Option<ClientPassword>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +68,10 @@ struct RawClient {
     cert: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
 }
 
 /// Reads every `*.toml` entry in `dir`, sorted by name. A missing folder holds no entries
@@ -163,12 +173,36 @@ pub fn parse_entry(text: &str, file: &Path, dir: &Path) -> Result<ClientEntry, C
     {
         return Err(ConfigError::invalid(key("group"), NAME_RULE));
     }
+    let password = match (raw.username, &raw.password_hash) {
+        (None, None) => None,
+        (Some(username), Some(hash)) => {
+            if !is_valid_username(&username) {
+                return Err(ConfigError::invalid(key("username"), USERNAME_RULE));
+            }
+            let hash = PasswordHash::parse(hash)
+                .map_err(|e| ConfigError::invalid(key("password_hash"), e.to_string()))?;
+            Some(ClientPassword { username, hash })
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::invalid(
+                key("password_hash"),
+                "a username needs a password_hash",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("username"),
+                "a password_hash needs a username",
+            ));
+        }
+    };
     Ok(ClientEntry {
         name: raw.name,
         kind,
         cert,
         fingerprint,
         group: raw.group,
+        password,
     })
 }
 
@@ -190,6 +224,8 @@ pub fn write_entry(dir: &Path, entry: &ClientEntry) -> Result<PathBuf, ConfigErr
             p.strip_prefix(dir).unwrap_or(p).display().to_string()
         }),
         group: entry.group.clone(),
+        username: entry.password.as_ref().map(|p| p.username.clone()),
+        password_hash: entry.password.as_ref().map(|p| p.hash.encode()),
     };
     let text = toml::to_string(&raw).map_err(|e| ConfigError::invalid("client entry", e.to_string()))?;
     let target = dir.join(format!("{}.{EXTENSION}", entry.name));
@@ -226,6 +262,17 @@ pub fn remove_entry(dir: &Path, name: &str) -> Result<bool, ConfigError> {
 }
 
 const NAME_RULE: &str = "must be 1 to 64 of letters, digits, '.', '_', '-', not starting with '.'";
+
+const USERNAME_RULE: &str = "must be 1 to 128 printable characters without spaces";
+
+/// A KMIP username as `--username` and the trust file accept it.
+pub fn is_valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control() && !c.is_whitespace()))
+}
 
 /// Client and group names double as file names, so they carry no separators.
 pub fn is_valid_name(name: &str) -> bool {

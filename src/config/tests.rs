@@ -213,6 +213,7 @@ fn client_files_round_trip_and_bad_ones_name_the_field() {
         cert: None,
         fingerprint: Some([0x5a; 32]),
         group: Some("vsphere".into()),
+        password: None,
     };
     let ca = ClientEntry {
         name: "vmca".into(),
@@ -220,6 +221,7 @@ fn client_files_round_trip_and_bad_ones_name_the_field() {
         cert: Some(dir.path().join("vmca.pem")),
         fingerprint: None,
         group: None,
+        password: None,
     };
     clients::write_entry(dir.path(), &pin).unwrap();
     clients::write_entry(dir.path(), &ca).unwrap();
@@ -254,6 +256,51 @@ fn client_files_round_trip_and_bad_ones_name_the_field() {
             .to_string()
             .contains("extra")
     );
+}
+
+#[test]
+fn client_password_hash_round_trips_and_both_parts_are_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = crate::password::PasswordHash::new(b"pw-for-vcenter").unwrap();
+    let entry = ClientEntry {
+        name: "vc".into(),
+        kind: ClientKind::Pin,
+        cert: None,
+        fingerprint: Some([1; 32]),
+        group: None,
+        password: Some(crate::password::ClientPassword {
+            username: "vcenter-admin".into(),
+            hash: hash.clone(),
+        }),
+    };
+    let path = clients::write_entry(dir.path(), &entry).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("username = \"vcenter-admin\""), "{text}");
+    assert!(text.contains("password_hash = \"pbkdf2-sha256$"), "{text}");
+    assert!(!text.contains("pw-for-vcenter"));
+    assert_eq!(clients::load_dir(dir.path()).unwrap(), vec![entry]);
+
+    let base = format!(
+        "name = \"vc\"\nkind = \"pin\"\nfingerprint = \"{}\"\n",
+        "01".repeat(32)
+    );
+    for (extra, field) in [
+        ("username = \"u\"\n".to_owned(), "password_hash"),
+        (format!("password_hash = \"{}\"\n", hash.encode()), "username"),
+        (
+            "username = \"u\"\npassword_hash = \"hunter2\"\n".to_owned(),
+            "password_hash",
+        ),
+        (
+            format!("username = \"a b\"\npassword_hash = \"{}\"\n", hash.encode()),
+            "username",
+        ),
+    ] {
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let err = clients::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&format!("vc.toml: {field}:")), "{extra}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }
 
 #[test]

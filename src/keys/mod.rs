@@ -6,6 +6,7 @@
 //! object's identity, and stored; `open` reverses that for one request and the
 //! plaintext lives only in zeroizing buffers.
 
+pub mod admin;
 mod error;
 pub mod lifecycle;
 mod locate;

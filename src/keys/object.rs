@@ -29,6 +29,10 @@ pub mod names {
     pub const COMPROMISE_OCCURRENCE_DATE: &str = "Compromise Occurrence Date";
     pub const REVOCATION_REASON: &str = "Revocation Reason";
     pub const LINK: &str = "Link";
+    /// Server-set (KMIP reserves `y-` for the server): the name of the trust
+    /// entry of the client that created, registered or re-keyed the object.
+    /// Indexed, so the inventory filters by it.
+    pub const CREATED_BY: &str = "y-Created-By";
 }
 
 /// One stored managed object. Everything here is metadata; the key material

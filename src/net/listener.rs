@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -62,6 +62,10 @@ pub struct ConnectionInfo {
     pub id: u64,
     pub peer: SocketAddr,
     pub identity: ClientIdentity,
+    /// Set by the handler once the peer proved a credential (KMIP
+    /// Username/Password) on this connection; it lives as long as the
+    /// connection, so later messages on it need not repeat the credential.
+    pub credential_verified: Arc<AtomicBool>,
 }
 
 /// Answers complete TTLV messages. `None` closes the connection without answer
@@ -232,7 +236,12 @@ impl<H: RequestHandler> Listener<H> {
             }
         };
         self.stats.established.fetch_add(1, Ordering::Relaxed);
-        let info = ConnectionInfo { id, peer, identity };
+        let info = ConnectionInfo {
+            id,
+            peer,
+            identity,
+            credential_verified: Arc::new(AtomicBool::new(false)),
+        };
         match self.messages(&mut tls, &info, shutdown).await {
             ConnEnd::Closed => {}
             ConnEnd::BadInput(_reason) => {

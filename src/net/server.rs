@@ -58,7 +58,8 @@ impl KmipHandler {
         Caller {
             name: source.name.clone(),
             group: source.group.clone().unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
-            password: None,
+            password: source.password.clone(),
+            credential_verified: Arc::clone(&conn.credential_verified),
         }
     }
 }

@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 
 use super::error::OpError;
+use crate::keys::names;
 use crate::kmip::ResultReason;
 use crate::kmip::attribute::{self, Attribute};
+use crate::ttlv::Value;
 
 /// Checks a client's attribute list and numbers multi-instance attributes.
 pub(super) fn client_attributes(list: Vec<Attribute>) -> Result<Vec<Attribute>, OpError> {
@@ -37,4 +39,15 @@ pub(super) fn check_settable(a: &Attribute) -> Result<(), OpError> {
         ));
     }
     Ok(())
+}
+
+/// Records which client made a new object, replacing any inherited value (a
+/// re-keyed object is made by whoever re-keyed it). Clients cannot forge it:
+/// `y-` attributes are server-only ([`check_settable`]).
+pub(super) fn stamp_creator(attributes: &mut Vec<Attribute>, client: &str) {
+    attributes.retain(|a| a.name != names::CREATED_BY);
+    attributes.push(Attribute::new(
+        names::CREATED_BY,
+        Value::TextString(client.to_owned()),
+    ));
 }

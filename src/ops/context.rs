@@ -1,11 +1,14 @@
 //! Per-message state: the caller, the clock, the protocol version and the ID
 //! Placeholder that links the items of one batch (KMIP 1.4 §3 "ID Placeholder").
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use super::{OpError, Operations, payload_of};
-use crate::kmip::message::{CredentialValue, ProtocolVersion, RequestBatchItem, RequestHeader};
+use crate::kmip::message::{ProtocolVersion, RequestBatchItem};
 use crate::kmip::payload::Payload;
 use crate::kmip::{Operation, ResultReason};
-use crate::secret::SecretString;
+use crate::password::ClientPassword;
 use crate::ttlv::Item;
 
 /// Who is asking: derived by the network layer from the verified client
@@ -16,9 +19,24 @@ pub struct Caller {
     pub name: String,
     /// Objects belong to a group; a caller sees only its own group's objects.
     pub group: String,
-    /// When set, requests (other than Discover Versions and Query, which vCenter
-    /// sends before any credential) must carry this Username/Password.
-    pub password: Option<(String, SecretString)>,
+    /// When set, requests must carry this Username/Password, except those
+    /// [`super::credential`] exempts (what vCenter sends without it).
+    pub password: Option<ClientPassword>,
+    /// Shared by every message of one connection: set once a message on it
+    /// carried the right credential.
+    pub credential_verified: Arc<AtomicBool>,
+}
+
+impl Caller {
+    /// A caller with no password and a fresh connection state.
+    pub fn new(name: impl Into<String>, group: impl Into<String>) -> Caller {
+        Caller {
+            name: name.into(),
+            group: group.into(),
+            password: None,
+            credential_verified: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 pub(super) struct Context<'a> {
@@ -47,45 +65,6 @@ impl Context<'_> {
 
     pub fn group(&self) -> &str {
         &self.caller.group
-    }
-
-    /// Checks the header's credential when the caller must present one. vCenter
-    /// opens every connection with Discover Versions (and registers with Query)
-    /// before it sends a credential, so a batch of only those needs none.
-    pub fn authenticate(&self, header: &RequestHeader, items: &[RequestBatchItem]) -> Result<(), OpError> {
-        let Some((want_user, want_password)) = &self.caller.password else {
-            return Ok(());
-        };
-        let Some(auth) = &header.authentication else {
-            let harmless = items
-                .iter()
-                .all(|i| matches!(i.operation, Operation::DISCOVER_VERSIONS | Operation::QUERY));
-            return if harmless {
-                Ok(())
-            } else {
-                Err(OpError::new(
-                    ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
-                    "credential required",
-                ))
-            };
-        };
-        let ok = auth.credentials.iter().any(|c| match &c.value {
-            CredentialValue::UsernamePassword { username, password } => {
-                username == want_user
-                    && password.as_ref().is_some_and(|p| {
-                        constant_time_eq(p.expose().as_bytes(), want_password.expose().as_bytes())
-                    })
-            }
-            CredentialValue::Other(_) => false,
-        });
-        if ok {
-            Ok(())
-        } else {
-            Err(OpError::new(
-                ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
-                "credential refused",
-            ))
-        }
     }
 
     pub async fn dispatch(&mut self, item: &RequestBatchItem) -> ItemResult {
@@ -153,11 +132,4 @@ pub(super) fn parse<P: Payload>(payload: &Item) -> Result<P, (OpError, Option<St
 /// Tags a failure with the identifier it concerns, for the audit trail.
 pub(super) fn about<E: Into<OpError>>(uid: &str) -> impl FnOnce(E) -> (OpError, Option<String>) + '_ {
     move |e| (e.into(), Some(uid.to_owned()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,7 +1,7 @@
 //! Create: a new symmetric key, generated from the HSM's random number
 //! generator and stored sealed under the root key.
 
-use super::attributes::client_attributes;
+use super::attributes::{client_attributes, stamp_creator};
 use super::context::{Context, ItemResult, parse};
 use super::error::OpError;
 use crate::keys::names;
@@ -43,7 +43,8 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
             "templates are not supported",
         ));
     }
-    let attributes = client_attributes(request.template_attribute.attributes)?;
+    let mut attributes = client_attributes(request.template_attribute.attributes)?;
+    stamp_creator(&mut attributes, &ctx.caller.name);
     let (algorithm, length) = algorithm_and_length(&attributes)?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);

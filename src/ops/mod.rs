@@ -12,6 +12,7 @@ mod attributes;
 mod check;
 mod context;
 mod create;
+pub mod credential;
 mod delete_attribute;
 mod destroy;
 mod discover_versions;
@@ -105,11 +106,18 @@ pub struct Operations {
     pub keys: Arc<KeyService>,
     pub info: ServerInfo,
     pub limits: DecodeLimits,
+    /// Client credentials that verified in this process (see [`credential`]).
+    pub credentials: credential::AcceptedCredentials,
 }
 
 impl Operations {
     pub fn new(keys: Arc<KeyService>, info: ServerInfo, limits: DecodeLimits) -> Self {
-        Operations { keys, info, limits }
+        Operations {
+            keys,
+            info,
+            limits,
+            credentials: credential::AcceptedCredentials::default(),
+        }
     }
 
     /// Answers one request message.
@@ -148,7 +156,9 @@ impl Operations {
             id_placeholder: None,
         };
 
-        if let Err(error) = ctx.authenticate(&message.header, &message.batch_items) {
+        if let Err(error) =
+            credential::authenticate(&self.credentials, caller, &message.header, &message.batch_items).await
+        {
             let items: Vec<ResponseBatchItem> = message
                 .batch_items
                 .iter()

@@ -1,7 +1,7 @@
 //! Register: a client-supplied object (symmetric key, secret data, opaque
 //! object), stored sealed like a generated one.
 
-use super::attributes::client_attributes;
+use super::attributes::{client_attributes, stamp_creator};
 use super::context::{Context, ItemResult, parse};
 use super::error::OpError;
 use super::query::SUPPORTED_OBJECT_TYPES;
@@ -78,6 +78,7 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
             attributes.push(Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)));
         }
     }
+    stamp_creator(&mut attributes, &ctx.caller.name);
     let object: &ManagedObject = &request.object;
     Ok(ctx
         .ops

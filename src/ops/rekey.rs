@@ -1,6 +1,6 @@
 //! Re-key: a new symmetric key that replaces an existing one, linked both ways.
 
-use super::attributes::client_attributes;
+use super::attributes::{client_attributes, stamp_creator};
 use super::context::{Context, ItemResult, about, parse};
 use super::create::{algorithm_and_length, generate_material};
 use super::error::OpError;
@@ -111,6 +111,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         }
     };
     attributes.push(link(LinkType::REPLACED_OBJECT_LINK, old_uid));
+    stamp_creator(&mut attributes, &ctx.caller.name);
     for a in &attributes {
         attribute::validate_value(a)?;
     }

@@ -4,6 +4,7 @@
 // Test support: a failure here is a failed test, so panicking is the point.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin;
 pub mod load;
 pub mod vcenter;
 

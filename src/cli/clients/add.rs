@@ -26,6 +26,8 @@ pub struct AddArgs {
     #[arg(long)]
     group: Option<String>,
     #[command(flatten)]
+    credential: super::password::CredentialArgs,
+    #[command(flatten)]
     config: ConfigOption,
 }
 
@@ -39,6 +41,7 @@ pub(super) fn run(a: &AddArgs) -> CliResult {
         cert: None,
         fingerprint: None,
         group: a.group.clone(),
+        password: None,
     };
     let (pem, summary) = if let Some(path) = &a.ca {
         let certs = read_cert_file(path)?;
@@ -108,9 +111,15 @@ pub(super) fn run(a: &AddArgs) -> CliResult {
     };
     // The rest of the folder must load too, or the server would not apply the change.
     clients.entries()?;
+    entry.password = a.credential.load()?;
+    let password_note = entry
+        .password
+        .as_ref()
+        .map(|p| format!("; requires username {:?} and its password", p.username))
+        .unwrap_or_default();
     clients.commit(entry, pem.as_deref())?;
     println!(
-        "added client {:?} in group {:?}: trusts {summary}",
+        "added client {:?} in group {:?}: trusts {summary}{password_note}",
         a.name,
         a.group.as_deref().unwrap_or(crate::net::server::DEFAULT_GROUP)
     );

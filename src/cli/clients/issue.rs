@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{ClientsDir, ConfigOption, applied_note, check_group};
 use crate::cli::{CliError, CliResult};
 use crate::config::clients::{ClientEntry, ClientKind};
+use crate::password::ClientPassword;
 use crate::pki::{self, Fingerprint, KeyKind};
 
 /// Days an issued client certificate is valid unless `--days` says otherwise.
@@ -40,6 +41,8 @@ pub struct IssueArgs {
     #[arg(long, value_enum, default_value = "rsa2048")]
     key_type: KeyType,
     #[command(flatten)]
+    credential: super::password::CredentialArgs,
+    #[command(flatten)]
     config: ConfigOption,
 }
 
@@ -59,6 +62,8 @@ pub struct SignCsrArgs {
     #[arg(long, default_value_t = DEFAULT_DAYS)]
     days: u32,
     #[command(flatten)]
+    credential: super::password::CredentialArgs,
+    #[command(flatten)]
     config: ConfigOption,
 }
 
@@ -67,6 +72,7 @@ pub(super) fn run_issue(a: &IssueArgs) -> CliResult {
     clients.check_new_name(&a.name)?;
     check_group(a.group.as_deref())?;
     clients.entries()?;
+    let password = a.credential.load()?;
     let ca = clients.issuing_ca()?;
     let cert_out = a.out.join(format!("{}.pem", a.name));
     let key_out = a.out.join(format!("{}.key", a.name));
@@ -87,7 +93,13 @@ pub(super) fn run_issue(a: &IssueArgs) -> CliResult {
         let _ = std::fs::remove_file(&key_out);
         return Err(e.into());
     }
-    if let Err(e) = record(&clients, a.name.clone(), a.group.clone(), &issued.cert_der) {
+    if let Err(e) = record(
+        &clients,
+        a.name.clone(),
+        a.group.clone(),
+        password,
+        &issued.cert_der,
+    ) {
         let _ = std::fs::remove_file(&key_out);
         let _ = std::fs::remove_file(&cert_out);
         return Err(e);
@@ -107,6 +119,7 @@ pub(super) fn run_sign_csr(a: &SignCsrArgs) -> CliResult {
     clients.check_new_name(&a.name)?;
     check_group(a.group.as_deref())?;
     clients.entries()?;
+    let password = a.credential.load()?;
     let ca = clients.issuing_ca()?;
     if let Some(out) = &a.out {
         refuse_existing(out)?;
@@ -124,7 +137,7 @@ pub(super) fn run_sign_csr(a: &SignCsrArgs) -> CliResult {
     if let Some(out) = &a.out {
         pki::write_public_pem(out, &cert_pem)?;
     }
-    if let Err(e) = record(&clients, a.name.clone(), a.group.clone(), &der) {
+    if let Err(e) = record(&clients, a.name.clone(), a.group.clone(), password, &der) {
         if let Some(out) = &a.out {
             let _ = std::fs::remove_file(out);
         }
@@ -153,13 +166,20 @@ pub(super) fn run_sign_csr(a: &SignCsrArgs) -> CliResult {
 }
 
 /// Pins the certificate as client `name`.
-fn record(clients: &ClientsDir, name: String, group: Option<String>, der: &[u8]) -> CliResult {
+fn record(
+    clients: &ClientsDir,
+    name: String,
+    group: Option<String>,
+    password: Option<ClientPassword>,
+    der: &[u8],
+) -> CliResult {
     let entry = ClientEntry {
         name,
         kind: ClientKind::Pin,
         cert: None,
         fingerprint: Some(Fingerprint::of_der(der).0),
         group,
+        password,
     };
     clients.commit(entry, Some(&pki::der_to_pem("CERTIFICATE", der)))
 }

@@ -10,6 +10,7 @@
 mod add;
 mod issue;
 mod list;
+mod password;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,8 @@ pub enum ClientsCommand {
     List(list::ListArgs),
     /// Stop trusting a client; its next handshake is refused.
     Remove(list::RemoveArgs),
+    /// Require a KMIP username and password from a client on top of its certificate (or --clear).
+    Password(password::PasswordArgs),
 }
 
 impl RunCommand for ClientsCommand {
@@ -40,6 +43,7 @@ impl RunCommand for ClientsCommand {
             ClientsCommand::SignCsr(a) => issue::run_sign_csr(&a),
             ClientsCommand::List(a) => list::run_list(&a),
             ClientsCommand::Remove(a) => list::run_remove(&a),
+            ClientsCommand::Password(a) => password::run_password(&a),
         }
     }
 }

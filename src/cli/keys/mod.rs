@@ -1,0 +1,136 @@
+//! `keyward keys`: the key inventory — list and filter keys (by state, group,
+//! creating client, vCenter's `x-` tags, creation time), show one with its
+//! history, revoke, destroy, or move it to another group.
+//!
+//! Every command works on the store the configuration names, next to a running
+//! server, without the HSM (no seal is opened: metadata only, never key
+//! material). The server reads the store on every request, so a revoke, destroy
+//! or move applies to its next request. Each change is an audit event.
+
+mod destroy;
+mod list;
+mod move_group;
+mod render;
+mod revoke;
+mod show;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{CliError, CliResult, RunCommand};
+use crate::audit::{AuditEvent, AuditSettings, AuditSink};
+use crate::config::{Config, StoreKind};
+use crate::keys::KeyError;
+use crate::keys::admin::KeyAdmin;
+use crate::store::{SqliteOptions, SqliteStore, Store};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// List keys (table or --json), filtered by state, group, client, name, x- tags, creation time.
+    List(list::ListArgs),
+    /// Show one key: every attribute and its history (never the key material).
+    Show(show::ShowArgs),
+    /// Revoke a key (compromise: Compromised; other reasons: Deactivated).
+    Revoke(revoke::RevokeArgs),
+    /// Destroy a key's material (asks for confirmation; an Active key must be revoked first).
+    Destroy(destroy::DestroyArgs),
+    /// Move a key to another group: only that group's clients see it from then on.
+    Move(move_group::MoveArgs),
+}
+
+impl RunCommand for KeysCommand {
+    fn run(self) -> CliResult {
+        match self {
+            KeysCommand::List(a) => list::run(&a),
+            KeysCommand::Show(a) => show::run(&a),
+            KeysCommand::Revoke(a) => revoke::run(&a),
+            KeysCommand::Destroy(a) => destroy::run(&a),
+            KeysCommand::Move(a) => move_group::run(&a),
+        }
+    }
+}
+
+/// The `--config` option every subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct ConfigOption {
+    /// The configuration file naming the key store.
+    #[arg(long, short, default_value = "/etc/keyward/keyward.toml")]
+    pub config: PathBuf,
+}
+
+/// The configuration and its store, opened for one command.
+pub(crate) struct Inventory {
+    pub config: Config,
+    pub admin: KeyAdmin,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Inventory {
+    pub fn open(config_path: &Path) -> CliResult<Inventory> {
+        let config = Config::load(config_path)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))?;
+        let store: Arc<dyn Store> = match config.store.kind {
+            StoreKind::Sqlite => {
+                let path = &config.store.path;
+                // Opening creates a missing database: refuse instead, a wrong path
+                // would otherwise look like an empty inventory.
+                if !path.is_file() {
+                    return Err(CliError::new(format!(
+                        "no key store at {} (the server creates it when it first starts)",
+                        path.display()
+                    )));
+                }
+                let store = SqliteStore::open(path, SqliteOptions::default())
+                    .map_err(|e| CliError::from(e).context(path.display()))?;
+                Arc::new(store)
+            }
+        };
+        Ok(Inventory {
+            config,
+            admin: KeyAdmin::new(store),
+            runtime,
+        })
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// Writes an administrative event and waits until it is written.
+    pub fn audit(&self, event: AuditEvent) -> CliResult {
+        AuditSink::record(AuditSettings::new(self.config.audit.path.clone()), event)
+            .map_err(|e| CliError::from(e).context("the change is made but its audit event was not written"))
+    }
+}
+
+/// The one-line error for a key operation that failed.
+pub(crate) fn key_error(uid: &str, e: KeyError) -> CliError {
+    match e {
+        KeyError::NotFound => CliError::new(format!("no key with id {uid:?} (see `keyward keys list`)")),
+        KeyError::NotPermitted(why) => CliError::new(format!("key {uid}: refused: {why}")),
+        KeyError::WrongState(s) => CliError::new(format!(
+            "key {uid} is {}; the operation does not apply",
+            s.name().unwrap_or("in an unknown state")
+        )),
+        other => CliError::from(other).context(format!("key {uid}")),
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Records a refused admin action too, so the trail shows attempts, then
+/// returns the error.
+pub(crate) fn refused(inv: &Inventory, operation: &str, uid: &str, error: CliError) -> CliError {
+    let event = AuditEvent::admin(operation)
+        .object(Some(uid))
+        .failed("Refused", &error.to_string());
+    match inv.audit(event) {
+        Ok(()) => error,
+        Err(e) => error.context(e),
+    }
+}

@@ -1,0 +1,285 @@
+//! What administrators do to keys (`keyward keys …`): find them across every
+//! group, look at one, move it to another group, revoke or destroy it.
+//!
+//! Unlike the KMIP path these are not restricted to a caller's group, and they
+//! never open a seal: they need only the store, so the command-line tool runs
+//! them without the HSM, next to a running server. The server reads the store on
+//! every request, so it sees each change at once.
+
+use std::sync::Arc;
+
+use super::object::{StoredObject, names};
+use super::{KeyError, KeyService, MAX_UPDATE_ATTEMPTS, lifecycle, transition_error};
+use crate::kmip::attribute::RevocationReason;
+use crate::kmip::{State, tags};
+use crate::store::{IndexEntry, Query, Store, StoreError};
+use crate::ttlv::Value;
+
+/// Which keys `keyward keys list` shows; every given criterion must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InventoryFilter {
+    /// The state now (dates that have passed count, as for a client).
+    pub state: Option<State>,
+    /// The access group the key belongs to.
+    pub group: Option<String>,
+    /// The trust entry name of the client that created or registered it.
+    pub created_by: Option<String>,
+    /// A KMIP Name of the key.
+    pub name: Option<String>,
+    /// vCenter's tags: `x-Name`, `x-Identifier`, `x-Component` (exact values).
+    pub x_name: Option<String>,
+    pub x_identifier: Option<String>,
+    pub x_component: Option<String>,
+    /// Created at or after (unix seconds).
+    pub created_after: Option<i64>,
+    /// Created at or before (unix seconds).
+    pub created_before: Option<i64>,
+}
+
+impl InventoryFilter {
+    /// The store query: everything but the state goes to the index, so a large
+    /// store is not scanned for the common questions ("the key of VM x").
+    fn query(&self) -> Query {
+        let mut index = Vec::new();
+        let mut add = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                index.push(IndexEntry::new(name, v.clone()));
+            }
+        };
+        add(names::CREATED_BY, &self.created_by);
+        add(names::NAME, &self.name);
+        add("x-Name", &self.x_name);
+        add("x-Identifier", &self.x_identifier);
+        add("x-Component", &self.x_component);
+        Query {
+            group: self.group.clone(),
+            index,
+            created_after: self.created_after,
+            created_before: self.created_before,
+            ..Query::default()
+        }
+    }
+}
+
+/// The administrators' view of the key store.
+#[derive(Clone)]
+pub struct KeyAdmin {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for KeyAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyAdmin")
+    }
+}
+
+impl KeyService {
+    /// The administrators' view of this service's store.
+    pub fn admin(&self) -> KeyAdmin {
+        KeyAdmin::new(Arc::clone(&self.store))
+    }
+}
+
+impl KeyAdmin {
+    pub fn new(store: Arc<dyn Store>) -> KeyAdmin {
+        KeyAdmin { store }
+    }
+
+    /// Every key matching `filter`, any group, in creation order.
+    pub async fn list(&self, filter: &InventoryFilter, now: i64) -> Result<Vec<StoredObject>, KeyError> {
+        let uids = self.store.find(&filter.query()).await?;
+        let mut out = Vec::with_capacity(uids.len());
+        for uid in uids {
+            let object = match self.load(&uid, now).await {
+                Ok(o) => o,
+                // Gone between find and get: not part of the answer.
+                Err(KeyError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            if filter.state.is_none_or(|s| s == object.state) {
+                out.push(object);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One key's metadata, whatever its group; destroyed keys keep theirs.
+    pub async fn load(&self, uid: &str, now: i64) -> Result<StoredObject, KeyError> {
+        let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
+        let mut object = StoredObject::from_record(record)?;
+        object.refresh_state(now);
+        Ok(object)
+    }
+
+    /// Compare-and-swap change of one key, any group; sets Last Change Date.
+    pub async fn update<R>(
+        &self,
+        uid: &str,
+        now: i64,
+        mut change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
+    ) -> Result<R, KeyError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let mut object = self.load(uid, now).await?;
+            let expected = object.record_version;
+            let result = change(&mut object)?;
+            object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
+            match self.store.update(&object.to_record(now), expected).await {
+                Ok(_) => return Ok(result),
+                Err(StoreError::VersionConflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KeyError::Contended)
+    }
+
+    /// Moves a key to `group`: from now on only that group's clients see it.
+    /// Returns the group it was in.
+    pub async fn move_to_group(&self, uid: &str, group: &str, now: i64) -> Result<String, KeyError> {
+        self.update(uid, now, |object| {
+            if object.group == group {
+                return Err(KeyError::Invalid(format!("the key is already in group {group}")));
+            }
+            Ok(std::mem::replace(&mut object.group, group.to_owned()))
+        })
+        .await
+    }
+
+    /// Revokes a key as KMIP Revoke does: a compromise reason makes it
+    /// Compromised (with Compromise dates), any other deactivates it. Returns
+    /// the new state.
+    pub async fn revoke(&self, uid: &str, reason: &RevocationReason, now: i64) -> Result<State, KeyError> {
+        self.update(uid, now, |object| {
+            let next = lifecycle::revoke(object.state, reason.code).map_err(transition_error)?;
+            if next == State::COMPROMISED {
+                if object.date(names::COMPROMISE_DATE).is_none() {
+                    object.set_single(names::COMPROMISE_DATE, Value::DateTime(now));
+                }
+                if object.date(names::COMPROMISE_OCCURRENCE_DATE).is_none() {
+                    object.set_single(names::COMPROMISE_OCCURRENCE_DATE, Value::DateTime(now));
+                }
+            } else if object.date(names::DEACTIVATION_DATE).is_none_or(|d| d > now) {
+                object.set_single(names::DEACTIVATION_DATE, Value::DateTime(now));
+            }
+            object.set_state(next);
+            let value = reason.to_value(tags::ATTRIBUTE_VALUE);
+            object.set_single(names::REVOCATION_REASON, value.value);
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Destroys a key's material as KMIP Destroy does (refused while Active);
+    /// its metadata stays. Returns the new state.
+    pub async fn destroy(&self, uid: &str, now: i64) -> Result<State, KeyError> {
+        self.update(uid, now, |object| {
+            let next = lifecycle::destroy(object.state).map_err(transition_error)?;
+            object.sealed.clear();
+            object.set_state(next);
+            object.set_single(names::DESTROY_DATE, Value::DateTime(now));
+            Ok(next)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmip::RevocationReasonCode;
+    use crate::kmip::attribute::Attribute;
+    use crate::store::MemoryStore;
+
+    async fn put(store: &MemoryStore, uid: &str, group: &str, created: i64, tags: &[(&str, &str)]) {
+        let mut object = StoredObject {
+            uid: uid.into(),
+            object_type: crate::kmip::ObjectType::SYMMETRIC_KEY,
+            state: State::PRE_ACTIVE,
+            group: group.into(),
+            attributes: Vec::new(),
+            created_at: created,
+            record_version: 0,
+            crk_version: 1,
+            sealed: vec![1, 2, 3],
+        };
+        object.set_state(State::ACTIVE);
+        for (name, value) in tags {
+            object
+                .attributes
+                .push(Attribute::new(*name, Value::TextString((*value).into())));
+        }
+        store.create(&object.to_record(created)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn filters_move_revoke_destroy() {
+        let store = Arc::new(MemoryStore::new());
+        put(
+            &store,
+            "a",
+            "g1",
+            100,
+            &[("x-Name", "web-01"), (names::CREATED_BY, "vc1")],
+        )
+        .await;
+        put(
+            &store,
+            "b",
+            "g2",
+            200,
+            &[("x-Name", "db-01"), (names::CREATED_BY, "vc2")],
+        )
+        .await;
+        let admin = KeyAdmin::new(store);
+        let uids = |v: Vec<StoredObject>| v.into_iter().map(|o| o.uid).collect::<Vec<_>>();
+        let all = InventoryFilter::default();
+        assert_eq!(uids(admin.list(&all, 300).await.unwrap()), ["a", "b"]);
+        let admin_ref = &admin;
+        let by = |f: InventoryFilter| async move { uids(admin_ref.list(&f, 300).await.unwrap()) };
+        assert_eq!(
+            by(InventoryFilter {
+                x_name: Some("db-01".into()),
+                ..Default::default()
+            })
+            .await,
+            ["b"]
+        );
+        assert_eq!(
+            by(InventoryFilter {
+                created_by: Some("vc1".into()),
+                ..Default::default()
+            })
+            .await,
+            ["a"]
+        );
+        assert_eq!(
+            by(InventoryFilter {
+                created_after: Some(150),
+                ..Default::default()
+            })
+            .await,
+            ["b"]
+        );
+        assert_eq!(admin.move_to_group("a", "g2", 300).await.unwrap(), "g1");
+        assert!(matches!(
+            admin.move_to_group("a", "g2", 300).await,
+            Err(KeyError::Invalid(_))
+        ));
+        assert!(matches!(
+            admin.destroy("a", 300).await,
+            Err(KeyError::NotPermitted(_))
+        ));
+        let reason = RevocationReason {
+            code: RevocationReasonCode::KEY_COMPROMISE,
+            message: None,
+        };
+        assert_eq!(admin.revoke("a", &reason, 300).await.unwrap(), State::COMPROMISED);
+        assert_eq!(
+            admin.destroy("a", 301).await.unwrap(),
+            State::DESTROYED_COMPROMISED
+        );
+        let a = admin.load("a", 302).await.unwrap();
+        assert!(!a.has_material());
+        assert_eq!(a.group, "g2");
+        assert!(matches!(admin.load("zz", 1).await, Err(KeyError::NotFound)));
+    }
+}

@@ -1,0 +1,189 @@
+//! KMIP Username/Password on top of the client certificate (KMIP 1.4 §6.1
+//! Authentication), for clients whose trust entry sets a password.
+//!
+//! Which requests need the credential follows what vCenter sends with
+//! "password protection" on (DESIGN §2): it opens each connection with Discover
+//! Versions (and registers with Query) before any credential, and within a flow
+//! it sends the credential on the requests that create keys, return key
+//! material or change attributes, but not on its `Get Attributes` (State, `x-`
+//! tags) and `Activate` steps — each on its own short connection. So:
+//!
+//! - a request that carries a credential has it checked; a wrong one refuses
+//!   the whole batch (Authentication Not Successful), whatever the operations;
+//! - a request without one is accepted when every item is one of
+//!   [`NO_CREDENTIAL_NEEDED`] (nothing in it reveals key material, creates,
+//!   destroys or changes more than the Pre-Active → Active step), or when an
+//!   earlier message on the same connection carried the right credential;
+//! - anything else without a credential is refused.
+//!
+//! The stored hash is slow by design (PBKDF2, see [`crate::password`]). A
+//! credential that verified is remembered for the process as an HMAC under a
+//! random per-process key, so vCenter's next connection costs one HMAC, not
+//! 600,000; a wrong password never hits that cache and always costs the full
+//! hash. Verification runs on the blocking pool, never on an executor thread.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_lc_rs::hmac;
+
+use super::OpError;
+use crate::kmip::message::{CredentialValue, RequestBatchItem, RequestHeader};
+use crate::kmip::{Operation, ResultReason};
+use crate::password::ClientPassword;
+use crate::secret::SecretString;
+
+/// Operations a password-protected client may send without a credential.
+pub const NO_CREDENTIAL_NEEDED: [Operation; 5] = [
+    Operation::DISCOVER_VERSIONS,
+    Operation::QUERY,
+    Operation::GET_ATTRIBUTES,
+    Operation::GET_ATTRIBUTE_LIST,
+    Operation::ACTIVATE,
+];
+
+/// Most clients whose accepted credential is remembered; past it the memory is
+/// cleared (each client then pays one slow verification again).
+const MAX_REMEMBERED: usize = 4096;
+
+/// Credentials that verified, per client name, as an HMAC under a key that
+/// exists only in this process's memory.
+pub struct AcceptedCredentials {
+    key: Option<hmac::Key>,
+    accepted: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl Default for AcceptedCredentials {
+    fn default() -> Self {
+        let mut raw = [0u8; 32];
+        // Without randomness there is no safe key: then nothing is remembered and
+        // every credential takes the slow path.
+        let key = aws_lc_rs::rand::fill(&mut raw)
+            .ok()
+            .map(|()| hmac::Key::new(hmac::HMAC_SHA256, &raw));
+        zeroize::Zeroize::zeroize(&mut raw);
+        AcceptedCredentials {
+            key,
+            accepted: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for AcceptedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcceptedCredentials(..)")
+    }
+}
+
+impl AcceptedCredentials {
+    /// The per-process tag of `username`/`password` presented against `stored`
+    /// (the stored hash takes part, so a changed password forgets the old one).
+    fn tag(&self, stored: &ClientPassword, username: &str, password: &str) -> Option<hmac::Tag> {
+        let key = self.key.as_ref()?;
+        let mut ctx = hmac::Context::with_key(key);
+        for part in [
+            stored.hash.encode().as_bytes(),
+            username.as_bytes(),
+            password.as_bytes(),
+        ] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        Some(ctx.sign())
+    }
+
+    fn remembered(&self, client: &str, tag: &hmac::Tag) -> bool {
+        let accepted = match self.accepted.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        accepted.get(client).is_some_and(|known| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(known, tag.as_ref()).is_ok()
+        })
+    }
+
+    fn remember(&self, client: &str, tag: &hmac::Tag) {
+        let mut accepted = match self.accepted.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if accepted.len() >= MAX_REMEMBERED && !accepted.contains_key(client) {
+            accepted.clear();
+        }
+        accepted.insert(client.to_owned(), tag.as_ref().to_vec());
+    }
+
+    /// Whether `username`/`password` is `client`'s credential.
+    pub async fn verify(
+        &self,
+        client: &str,
+        stored: &ClientPassword,
+        username: &str,
+        password: &SecretString,
+    ) -> bool {
+        let tag = self.tag(stored, username, password.expose());
+        if tag.as_ref().is_some_and(|t| self.remembered(client, t)) {
+            return true;
+        }
+        let stored_copy = stored.clone();
+        let username_copy = username.to_owned();
+        let password_copy = SecretString::new(password.expose().to_owned());
+        let ok = tokio::task::spawn_blocking(move || {
+            stored_copy.verify(&username_copy, password_copy.expose().as_bytes())
+        })
+        .await
+        .unwrap_or(false);
+        if ok && let Some(t) = &tag {
+            self.remember(client, t);
+        }
+        ok
+    }
+}
+
+/// Applies the rules of the module documentation to one request message.
+pub async fn authenticate(
+    accepted: &AcceptedCredentials,
+    caller: &super::Caller,
+    header: &RequestHeader,
+    items: &[RequestBatchItem],
+) -> Result<(), OpError> {
+    let Some(stored) = &caller.password else {
+        return Ok(());
+    };
+    let presented = header.authentication.as_ref().map(|auth| {
+        auth.credentials.iter().find_map(|c| match &c.value {
+            CredentialValue::UsernamePassword { username, password } => Some((username, password)),
+            CredentialValue::Other(_) => None,
+        })
+    });
+    match presented {
+        None => {
+            let exempt = items.iter().all(|i| NO_CREDENTIAL_NEEDED.contains(&i.operation));
+            if exempt
+                || caller
+                    .credential_verified
+                    .load(std::sync::atomic::Ordering::Acquire)
+            {
+                Ok(())
+            } else {
+                Err(refused("credential required"))
+            }
+        }
+        Some(Some((username, Some(password)))) => {
+            if accepted.verify(&caller.name, stored, username, password).await {
+                caller
+                    .credential_verified
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok(())
+            } else {
+                Err(refused("credential refused"))
+            }
+        }
+        // An Authentication without a Username/Password, or without its password.
+        Some(_) => Err(refused("credential refused")),
+    }
+}
+
+fn refused(message: &str) -> OpError {
+    OpError::new(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, message)
+}

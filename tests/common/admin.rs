@@ -1,0 +1,192 @@
+//! Helpers for the administration tests (groups, client passwords, key
+//! inventory): run `keyward` against a [`TestServer`], issue clients into
+//! groups, and speak KMIP as one of them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use keyward::kmip::message::ResponseBatchItem;
+use keyward::kmip::{Operation, ResultReason, ResultStatus, RevocationReasonCode, tags};
+use keyward::net::client::{Client, ClientTls};
+use keyward::ttlv::{Item, Value};
+
+use super::TestServer;
+use super::vcenter::{Outgoing, V1_1, exchange};
+
+/// Adds an audit file (`audit.log` beside the configuration) to `keyward.toml`.
+pub fn with_audit_file(text: &mut String) {
+    text.push_str("\n[audit]\npath = \"audit.log\"\n");
+}
+
+/// Runs `keyward ARGS --config <env>`: (success, stdout, stderr).
+pub fn kw(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let config = server.config();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--config", config.to_str().unwrap()]);
+    let out = server.keyward(&all);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn kw_ok(server: &TestServer, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kw(server, args);
+    assert!(ok, "keyward {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Runs a command that must fail with one error line; returns that line.
+pub fn kw_err(server: &TestServer, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kw(server, args);
+    assert!(!ok, "keyward {args:?} should fail:\n{stdout}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("audit ")).collect();
+    assert_eq!(lines.len(), 1, "one error line for {args:?}: {stderr}");
+    lines[0].to_owned()
+}
+
+/// `keyward clients issue NAME --group G [extra]`; returns the client's TLS settings
+/// once the running server trusts it.
+pub fn issue_client(server: &TestServer, name: &str, group: &str, extra: &[&str]) -> ClientTls {
+    let out = server.path("issued");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut args = vec![
+        "clients",
+        "issue",
+        name,
+        "--group",
+        group,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    kw_ok(server, &args);
+    let tls = ClientTls::from_pem_files(
+        &server.path("pki/ca.pem"),
+        &out.join(format!("{name}.pem")),
+        &out.join(format!("{name}.key")),
+    )
+    .unwrap();
+    wait_trusted(server.addr, &tls);
+    tls
+}
+
+/// Waits (up to 10 s) until the server answers Discover Versions for `tls`.
+pub fn wait_trusted(addr: SocketAddr, tls: &ClientTls) {
+    let rt = runtime();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = rt.block_on(async {
+            let Ok(mut c) = Client::connect(addr, tls).await else {
+                return false;
+            };
+            c.call(
+                Operation::DISCOVER_VERSIONS,
+                keyward::net::client::empty_payload(),
+            )
+            .await
+            .is_ok_and(|r| r.result_status == ResultStatus::SUCCESS)
+        });
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the server never trusted the client");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// One KMIP request on its own connection (after vCenter's Discover Versions).
+pub async fn call(
+    addr: SocketAddr,
+    tls: &ClientTls,
+    credential: Option<(&str, &str)>,
+    operation: Operation,
+    payload: Item,
+) -> ResponseBatchItem {
+    let mut client = Client::connect(addr, tls).await.unwrap();
+    let answer = exchange(
+        &mut client,
+        V1_1,
+        credential,
+        &[Outgoing {
+            operation,
+            id: Some(b"QLKC\x01\x00\x00\x00".to_vec()),
+            payload,
+        }],
+    )
+    .await
+    .remove(0);
+    client.close().await;
+    answer
+}
+
+/// The result reason of a failed item (panics on success).
+pub fn failure(item: &ResponseBatchItem) -> ResultReason {
+    assert_eq!(
+        item.result_status,
+        ResultStatus::OPERATION_FAILED,
+        "{:?} should have failed",
+        item.operation
+    );
+    item.result_reason.unwrap()
+}
+
+fn text(tag: keyward::ttlv::Tag, v: &str) -> Item {
+    Item::new(tag, Value::TextString(v.to_owned()))
+}
+
+pub fn revoke_payload(uid: &str, code: RevocationReasonCode) -> Item {
+    Item::structure(
+        tags::REQUEST_PAYLOAD,
+        vec![
+            text(tags::UNIQUE_IDENTIFIER, uid),
+            Item::structure(
+                tags::REVOCATION_REASON,
+                vec![Item::new(
+                    tags::REVOCATION_REASON_CODE,
+                    Value::Enumeration(code.0),
+                )],
+            ),
+        ],
+    )
+}
+
+/// Locate by one text attribute (an `x-` tag).
+pub fn locate_payload(name: &str, value: &str) -> Item {
+    Item::structure(
+        tags::REQUEST_PAYLOAD,
+        vec![Item::structure(
+            tags::ATTRIBUTE,
+            vec![
+                text(tags::ATTRIBUTE_NAME, name),
+                text(tags::ATTRIBUTE_VALUE, value),
+            ],
+        )],
+    )
+}
+
+/// The Unique Identifiers a Locate answered.
+pub fn located(item: &ResponseBatchItem) -> Vec<String> {
+    assert_eq!(
+        item.result_status,
+        ResultStatus::SUCCESS,
+        "{:?}",
+        item.result_message
+    );
+    item.payload
+        .as_ref()
+        .unwrap()
+        .children_with(tags::UNIQUE_IDENTIFIER)
+        .filter_map(Item::as_text)
+        .map(str::to_owned)
+        .collect()
+}
