@@ -118,6 +118,20 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
 
     let (web, db, host, pending) = (web.as_str(), db.as_str(), host.as_str(), pending.as_str());
 
+    // Power-on: the KMIP audit events of a key name its VM (x-Name) once known.
+    rt.block_on(vc_a.get(web));
+    let audit_names_vm = || {
+        std::fs::read_to_string(server.path("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"Get\"") && l.contains(web) && l.contains("\"x_name\":\"web-01\""))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !audit_names_vm() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(audit_names_vm(), "no Get event naming web-01 in the audit file");
+
     // Every filter.
     let all = list_json(&server, &[]);
     assert_eq!(uids(&all), set(&[web, db, host, pending]));
@@ -199,8 +213,14 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
         assert!(lines[0].contains(column), "{table}");
     }
     // Rows are in creation order; both keys may share a second, so find the row.
-    let web_row = lines[1..].iter().find(|l| l.contains(web)).unwrap_or_else(|| panic!("{table}"));
-    assert!(web_row.contains("web-01") && web_row.contains("Active"), "{table}");
+    let web_row = lines[1..]
+        .iter()
+        .find(|l| l.contains(web))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        web_row.contains("web-01") && web_row.contains("Active"),
+        "{table}"
+    );
 
     // Show: attributes and history, never the key material.
     let key_hex = hex::encode(&web_key.0);

@@ -37,7 +37,14 @@ pub struct KeyService {
     store: Arc<dyn Store>,
     /// The CRK new seals use. Root rotation moves it forward.
     crk: RwLock<CrkVersion>,
+    /// The `x-Name` (vCenter's VM name) of objects recently loaded, so that audit
+    /// events can name the VM without another store read.
+    x_names: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
+
+/// Entries the `x-Name` memo holds before it starts afresh (a bound, not a cache
+/// policy: audit events are the only reader).
+const X_NAME_MEMO_ENTRIES: usize = 65_536;
 
 /// The additional authenticated data of a seal: the object's identity. A record
 /// whose blob was swapped with another object's, or replayed under another id
@@ -58,6 +65,7 @@ impl KeyService {
             hsm,
             store,
             crk: RwLock::new(crk),
+            x_names: Default::default(),
         }
     }
 
@@ -143,7 +151,26 @@ impl KeyService {
         }
         let mut object = StoredObject::from_record(record)?;
         object.refresh_state(now);
+        if let Some(name) = object.attribute(names::X_NAME).and_then(|a| a.value.as_text()) {
+            let mut memo = self
+                .x_names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if memo.len() >= X_NAME_MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(object.uid.clone(), name.to_owned());
+        }
         Ok(object)
+    }
+
+    /// The `x-Name` of an object this service loaded recently, if it has one.
+    pub fn known_x_name(&self, uid: &str) -> Option<String> {
+        self.x_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(uid)
+            .cloned()
     }
 
     /// Opens the sealed material: the managed object's tree, key material and all.

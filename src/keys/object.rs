@@ -33,6 +33,8 @@ pub mod names {
     /// entry of the client that created, registered or re-keyed the object.
     /// Indexed, so the inventory filters by it.
     pub const CREATED_BY: &str = "y-Created-By";
+    /// vCenter's name of the VM (or host) a key belongs to.
+    pub const X_NAME: &str = "x-Name";
 }
 
 /// One stored managed object. Everything here is metadata; the key material

@@ -69,7 +69,12 @@ impl RequestHandler for KmipHandler {
         let caller = Self::caller(conn);
         let handled = self.ops.handle(&caller, &request).await;
         for outcome in &handled.outcomes {
-            self.audit.emit(audit_event(conn, &caller, outcome));
+            let x_name = outcome
+                .unique_identifier
+                .as_deref()
+                .and_then(|uid| self.ops.keys.known_x_name(uid));
+            self.audit
+                .emit(audit_event(conn, &caller, outcome).x_name(x_name.as_deref()));
         }
         handled.response
     }
