@@ -61,3 +61,13 @@ pub const AUDIT_FIELD_MAX_BYTES: usize = 1024;
 /// Stops: a damaged or foreign audit file making `keyward audit` read it whole into
 /// memory as one line. A well-formed event is under 12 KiB (bounded fields).
 pub const AUDIT_LINE_MAX_BYTES: usize = 64 * 1024;
+
+/// Most attributes one stored object may carry.
+///
+/// Stops: a client adding custom attributes until its record no longer decodes
+/// (bricking the key) or bloats every Locate and Get Attributes. vCenter sets six.
+pub const MAX_ATTRIBUTES_PER_OBJECT: usize = 1024;
+
+/// Largest encoded attribute list of one stored object (256 KiB), far below
+/// [`MAX_MESSAGE_BYTES`] so that Get Attributes of everything always fits an answer.
+pub const MAX_ATTRIBUTE_BYTES_PER_OBJECT: usize = 256 * 1024;

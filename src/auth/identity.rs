@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::{TrustSnapshot, TrustSource};
 use crate::pki::{self, Fingerprint};
@@ -78,7 +78,10 @@ impl ClientIdentity {
         }
         let matched = if let Some(source) = trust.pinned(&info.fingerprint) {
             TrustMatch::Pin(source.clone())
-        } else if let Some(source) = trust.issuing_ca(chain) {
+        } else if let Some(source) = trust.verifying_ca(
+            chain,
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix.max(0) as u64)),
+        ) {
             TrustMatch::Ca(source.clone())
         } else {
             return Err(IdentityError::NotTrusted);

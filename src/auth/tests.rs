@@ -118,3 +118,70 @@ fn failed_reload_keeps_the_old_set() {
     assert!(b.add_ca_pem_file(TrustSource::new("junk", None), &junk).is_ok());
     assert!(b.build().is_err(), "undecodable CA is refused at build");
 }
+
+/// A CA for these tests, able to sign intermediates (rcgen directly: keyward's own CA
+/// only issues leaves).
+fn test_ca(
+    name: &str,
+    signer: Option<&rcgen::Issuer<'static, rcgen::KeyPair>>,
+) -> (
+    rustls_pki_types::CertificateDer<'static>,
+    rcgen::Issuer<'static, rcgen::KeyPair>,
+) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = match signer {
+        Some(issuer) => params.signed_by(&key, issuer).unwrap(),
+        None => params.self_signed(&key).unwrap(),
+    };
+    (cert.der().clone(), rcgen::Issuer::new(params, key))
+}
+
+#[test]
+fn group_comes_from_the_ca_that_verifies_not_from_issuer_names_the_client_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_a, _ca_a_key) = test_ca("Group A CA", None);
+    let (ca_b, ca_b_issuer) = test_ca("Group B CA", None);
+    let (intermediate_b, intermediate_b_issuer) = test_ca("Group B intermediate", Some(&ca_b_issuer));
+    // A forgery anyone can make: a certificate whose issuer NAME is group A's CA,
+    // signed by a look-alike key.
+    let (_, fake_a_issuer) = test_ca("Group A CA", None);
+    let (forged, _) = test_ca("forged link", Some(&fake_a_issuer));
+
+    let mut leaf_params = rcgen::CertificateParams::new(vec!["client-b".to_owned()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "client-b");
+    leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &intermediate_b_issuer)
+        .unwrap()
+        .der()
+        .clone();
+
+    let mut builder = TrustSnapshot::builder();
+    builder.add_ca(TrustSource::new("vc-a", Some("group-a".into())), ca_a.clone());
+    builder.add_ca(TrustSource::new("vc-b", Some("group-b".into())), ca_b.clone());
+    let snap = builder.build().unwrap();
+
+    // Chain order as the client chooses: the forged link before the real intermediate.
+    let chain = vec![leaf.clone(), forged, intermediate_b.clone()];
+    let id = ClientIdentity::from_chain(&chain, &snap, now()).unwrap();
+    assert_eq!(id.group(), Some("group-b"), "{:?}", id.matched);
+    let honest = ClientIdentity::from_chain(&[leaf, intermediate_b], &snap, now()).unwrap();
+    assert_eq!(honest.group(), Some("group-b"));
+
+    // One CA trusted for two groups is refused when trust is loaded.
+    let mut twice = TrustSnapshot::builder();
+    twice.add_ca(TrustSource::new("vc-a", Some("group-a".into())), ca_a.clone());
+    twice.add_ca(TrustSource::new("vc-a2", Some("group-b".into())), ca_a);
+    assert!(twice.build().is_err());
+    drop(dir);
+}

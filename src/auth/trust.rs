@@ -12,7 +12,7 @@ use rustls::DistinguishedName;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::LastSeen;
@@ -84,9 +84,16 @@ fn entry_error(source: &TrustSource, reason: impl fmt::Display) -> TrustError {
 
 #[derive(Debug, Clone)]
 struct TrustedCa {
-    source: TrustSource,
-    /// DER of the CA's subject Name, compared with the issuer of presented chains.
+    /// DER of the CA's subject Name (for the CertificateRequest hint list).
     subject: Vec<u8>,
+}
+
+/// A verifier over the CAs of ONE trust entry. The group a client lands in must come
+/// from the entry whose roots actually verify its chain — not from issuer names in the
+/// chain it sent, which a client of one group could forge to claim another's.
+struct EntryVerifier {
+    source: TrustSource,
+    verifier: Arc<dyn ClientCertVerifier>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +108,7 @@ struct PinnedCert {
 pub struct TrustSnapshot {
     cas: Vec<TrustedCa>,
     ca_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    entry_verifiers: Vec<EntryVerifier>,
     pins: HashMap<Fingerprint, PinnedCert>,
     hints: Vec<DistinguishedName>,
 }
@@ -120,6 +128,7 @@ impl TrustSnapshot {
         TrustSnapshot {
             cas: Vec::new(),
             ca_verifier: None,
+            entry_verifiers: Vec::new(),
             pins: HashMap::new(),
             hints: Vec::new(),
         }
@@ -181,17 +190,19 @@ impl TrustSnapshot {
         self.pins.get(fingerprint).map(|p| &p.source)
     }
 
-    /// The configured CA whose subject issued one of `chain`'s certificates. Used after
-    /// the chain was verified during the handshake, to say which CA vouched for it.
-    pub fn issuing_ca(&self, chain: &[CertificateDer<'_>]) -> Option<&TrustSource> {
-        chain.iter().find_map(|der| {
-            let (_, cert) = X509Certificate::from_der(der).ok()?;
-            let issuer = cert.issuer().as_raw();
-            self.cas
-                .iter()
-                .find(|ca| ca.subject == issuer)
-                .map(|ca| &ca.source)
-        })
+    /// The trust entry whose CAs verify `chain` (end entity first) at `now`. Run
+    /// after every handshake, resumed ones included, so it also re-applies expiry and
+    /// removal. The first entry in configuration order wins.
+    pub fn verifying_ca(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Option<&TrustSource> {
+        let (end_entity, intermediates) = chain.split_first()?;
+        self.entry_verifiers
+            .iter()
+            .find(|e| {
+                e.verifier
+                    .verify_client_cert(end_entity, intermediates, now)
+                    .is_ok()
+            })
+            .map(|e| &e.source)
     }
 
     /// webpki verifier over every configured CA, `None` when no CA is configured.
@@ -256,13 +267,44 @@ impl TrustSnapshotBuilder {
     pub fn build(self) -> Result<TrustSnapshot, TrustError> {
         let mut roots = RootCertStore::empty();
         let mut cas = Vec::with_capacity(self.cas.len());
+        let mut per_entry: Vec<(TrustSource, RootCertStore)> = Vec::new();
+        let mut seen: HashMap<Fingerprint, TrustSource> = HashMap::new();
         for (source, der) in self.cas {
             let (_, cert) = X509Certificate::from_der(&der).map_err(|e| entry_error(&source, e))?;
             let subject = cert.subject().as_raw().to_vec();
+            // One CA trusted for two groups would make a client's group ambiguous.
+            if let Some(other) = seen.get(&Fingerprint::of_der(&der))
+                && other.group != source.group
+            {
+                return Err(entry_error(
+                    &source,
+                    format!("CA already trusted by {} for another group", other.name),
+                ));
+            }
+            seen.insert(Fingerprint::of_der(&der), source.clone());
             roots
                 .add(der.clone())
                 .map_err(|e| entry_error(&source, format!("not usable as a trust anchor: {e}")))?;
-            cas.push(TrustedCa { source, subject });
+            match per_entry.iter_mut().find(|(s, _)| *s == source) {
+                Some((_, store)) => store.add(der.clone()),
+                None => {
+                    let mut store = RootCertStore::empty();
+                    let added = store.add(der.clone());
+                    per_entry.push((source.clone(), store));
+                    added
+                }
+            }
+            .map_err(|e| entry_error(&source, format!("not usable as a trust anchor: {e}")))?;
+            cas.push(TrustedCa { subject });
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut entry_verifiers = Vec::with_capacity(per_entry.len());
+        for (source, store) in per_entry {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(store), Arc::clone(&provider))
+                    .build()
+                    .map_err(|e| entry_error(&source, e))?;
+            entry_verifiers.push(EntryVerifier { source, verifier });
         }
         // Issuers in configuration order, so the hint list is deterministic.
         let pinned_issuers: Vec<Vec<u8>> = self
@@ -291,7 +333,6 @@ impl TrustSnapshotBuilder {
         let ca_verifier = if roots.is_empty() {
             None
         } else {
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| TrustError::Entry {
@@ -303,6 +344,7 @@ impl TrustSnapshotBuilder {
         Ok(TrustSnapshot {
             cas,
             ca_verifier,
+            entry_verifiers,
             pins,
             hints,
         })

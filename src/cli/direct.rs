@@ -26,6 +26,19 @@ impl Direct {
     /// Loads `config_path` and opens its HSM (blocking; call before the runtime).
     pub fn open(config_path: &Path) -> CliResult<Direct> {
         let config = Config::load(config_path)?;
+        // These commands unseal keys (rotation, restore checks): the same no-core-dump
+        // rule as the server, though an administrator may run them as root.
+        let options = crate::system::harden::HardeningOptions {
+            allow_root: true,
+            lock_memory: false,
+            ..Default::default()
+        };
+        let report = crate::system::harden::apply(&options).map_err(|e| CliError::new(e.to_string()))?;
+        if !report.core_dumps_prevented() {
+            return Err(CliError::new(format!(
+                "cannot prevent core dumps, refusing to open keys: {report}"
+            )));
+        }
         let hsm = connect(config_path)?;
         let hsm = AsyncHsm::new(Arc::new(hsm), config.hsm.call_timeout);
         Ok(Direct { config, hsm })

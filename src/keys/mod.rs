@@ -139,7 +139,9 @@ impl KeyService {
             .hsm
             .seal(crk, seal_aad(&uid, object_type, crk.0), plaintext)
             .await?;
-        self.store.create(&stored.to_record(now)).await?;
+        let record = stored.to_record(now);
+        check_attribute_bounds(&stored, &record)?;
+        self.store.create(&record).await?;
         Ok(uid)
     }
 
@@ -209,7 +211,9 @@ impl KeyService {
             let expected = object.record_version;
             let result = change(&mut object)?;
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
-            match self.store.update(&object.to_record(now), expected).await {
+            let record = object.to_record(now);
+            check_attribute_bounds(&object, &record)?;
+            match self.store.update(&record, expected).await {
                 Ok(_) => return Ok(result),
                 Err(StoreError::VersionConflict) => continue,
                 Err(e) => return Err(e.into()),
@@ -274,6 +278,19 @@ impl KeyService {
     }
 }
 
+/// Refuses an object whose attributes grew past the bounds in [`crate::limits`].
+fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) -> Result<(), KeyError> {
+    use crate::limits::{MAX_ATTRIBUTE_BYTES_PER_OBJECT, MAX_ATTRIBUTES_PER_OBJECT};
+    if object.attributes.len() > MAX_ATTRIBUTES_PER_OBJECT
+        || record.attributes.len() > MAX_ATTRIBUTE_BYTES_PER_OBJECT
+    {
+        return Err(KeyError::Invalid(format!(
+            "an object may carry at most {MAX_ATTRIBUTES_PER_OBJECT} attributes in {MAX_ATTRIBUTE_BYTES_PER_OBJECT} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Maps a refused lifecycle transition to the service's error.
 pub fn transition_error(e: lifecycle::TransitionError) -> KeyError {
     match e {
@@ -281,5 +298,46 @@ pub fn transition_error(e: lifecycle::TransitionError) -> KeyError {
         lifecycle::TransitionError::NotPermitted(s) => {
             KeyError::NotPermitted(format!("not allowed in state {}", s.name().unwrap_or("unknown")))
         }
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+    use crate::kmip::attribute::Attribute;
+
+    fn object(attributes: Vec<Attribute>) -> StoredObject {
+        StoredObject {
+            uid: "k".into(),
+            object_type: ObjectType::SYMMETRIC_KEY,
+            state: State::ACTIVE,
+            group: "default".into(),
+            attributes,
+            created_at: 0,
+            record_version: 1,
+            crk_version: 1,
+            sealed: vec![1],
+        }
+    }
+
+    #[test]
+    fn attribute_count_and_size_are_bounded() {
+        let tag = |i: usize| Attribute::new("x-tag", Value::TextString(format!("value {i}")));
+        let fits = object((0..crate::limits::MAX_ATTRIBUTES_PER_OBJECT).map(tag).collect());
+        assert!(check_attribute_bounds(&fits, &fits.to_record(0)).is_ok());
+        let too_many = object((0..=crate::limits::MAX_ATTRIBUTES_PER_OBJECT).map(tag).collect());
+        assert!(matches!(
+            check_attribute_bounds(&too_many, &too_many.to_record(0)),
+            Err(KeyError::Invalid(_))
+        ));
+        let big = Attribute::new(
+            "x-blob",
+            Value::TextString("a".repeat(crate::limits::MAX_ATTRIBUTE_BYTES_PER_OBJECT)),
+        );
+        let too_big = object(vec![big]);
+        assert!(matches!(
+            check_attribute_bounds(&too_big, &too_big.to_record(0)),
+            Err(KeyError::Invalid(_))
+        ));
     }
 }

@@ -304,6 +304,8 @@ impl<H: RequestHandler> Listener<H> {
             let Some(response) = self.handler.handle(info, message).await else {
                 return ConnEnd::BadInput("unreadable message".into());
             };
+            // A Get response carries key material: wipe the buffer once it is sent.
+            let response = zeroize::Zeroizing::new(response);
             let write = tokio::time::timeout(self.settings.write_timeout, async {
                 io.write_all(&response).await?;
                 io.flush().await

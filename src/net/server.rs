@@ -67,6 +67,8 @@ impl KmipHandler {
 impl RequestHandler for KmipHandler {
     async fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>) -> Option<Vec<u8>> {
         let caller = Self::caller(conn);
+        // A Register request carries key material: wipe it once handled.
+        let request = zeroize::Zeroizing::new(request);
         let handled = self.ops.handle(&caller, &request).await;
         for outcome in &handled.outcomes {
             let x_name = outcome

@@ -196,7 +196,7 @@ fn warn_if_still_trusted(clients: &ClientsDir, name: &str, der: &[u8]) {
     let chain = [rustls_pki_types::CertificateDer::from(der.to_vec())];
     let by = snapshot
         .pinned(&Fingerprint::of_der(der))
-        .or_else(|| snapshot.issuing_ca(&chain))
+        .or_else(|| snapshot.verifying_ca(&chain, rustls_pki_types::UnixTime::now()))
         .map(|s: &TrustSource| s.name.clone());
     if let Some(by) = by {
         eprintln!(
