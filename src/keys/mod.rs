@@ -46,6 +46,9 @@ pub struct KeyService {
 /// policy: audit events are the only reader).
 const X_NAME_MEMO_ENTRIES: usize = 65_536;
 
+/// Longest x-Name the memo keeps (VM names are short; the audit field is cut too).
+const X_NAME_MEMO_BYTES: usize = 256;
+
 /// The additional authenticated data of a seal: the object's identity. A record
 /// whose blob was swapped with another object's, or replayed under another id
 /// or type, does not open.
@@ -161,7 +164,12 @@ impl KeyService {
             if memo.len() >= X_NAME_MEMO_ENTRIES {
                 memo.clear();
             }
-            memo.insert(object.uid.clone(), name.to_owned());
+            // Bounded per entry too: an x-Name is client text.
+            let mut end = name.len().min(X_NAME_MEMO_BYTES);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            memo.insert(object.uid.clone(), name[..end].to_owned());
         }
         Ok(object)
     }

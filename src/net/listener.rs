@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use super::tls::{ServerConfigSource, client_identity};
 use crate::auth::ClientIdentity;
 use crate::ttlv::{HEADER_LEN, frame_len};
+use rustls_pki_types::CertificateDer;
 
 /// Bounds of the listener. Defaults are safe for an appliance facing vCenter.
 #[derive(Clone, Debug)]
@@ -236,13 +237,19 @@ impl<H: RequestHandler> Listener<H> {
             }
         };
         self.stats.established.fetch_add(1, Ordering::Relaxed);
-        let info = ConnectionInfo {
+        let chain: Vec<CertificateDer<'static>> = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+            .unwrap_or_default();
+        let mut info = ConnectionInfo {
             id,
             peer,
             identity,
             credential_verified: Arc::new(AtomicBool::new(false)),
         };
-        match self.messages(&mut tls, &info, shutdown).await {
+        match self.messages(&mut tls, &mut info, &chain, shutdown).await {
             ConnEnd::Closed => {}
             ConnEnd::BadInput(_reason) => {
                 self.stats.closed_bad_input.fetch_add(1, Ordering::Relaxed);
@@ -264,9 +271,11 @@ impl<H: RequestHandler> Listener<H> {
     async fn messages<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: &mut S,
-        info: &ConnectionInfo,
+        info: &mut ConnectionInfo,
+        chain: &[CertificateDer<'static>],
         mut shutdown: watch::Receiver<bool>,
     ) -> ConnEnd {
+        let mut trust_generation = self.tls.trust().generation();
         loop {
             let mut header = [0u8; HEADER_LEN];
             // Idle wait for the first byte of the next message; a shutdown ends it.
@@ -301,6 +310,21 @@ impl<H: RequestHandler> Listener<H> {
                 Err(_) => return ConnEnd::BadInput("message not completed in time".into()),
             };
             self.stats.messages.fetch_add(1, Ordering::Relaxed);
+            // Trust changed since this connection was accepted (a client removed or
+            // moved to another group): apply it to the next request, not the next
+            // connection.
+            let generation = self.tls.trust().generation();
+            if generation != trust_generation {
+                trust_generation = generation;
+                let snapshot = self.tls.trust().snapshot();
+                match ClientIdentity::from_chain(chain, &snapshot, unix_now()) {
+                    Ok(identity) => info.identity = identity,
+                    Err(e) => {
+                        self.refuse(info.peer, &e.to_string());
+                        return ConnEnd::Closed;
+                    }
+                }
+            }
             let Some(response) = self.handler.handle(info, message).await else {
                 return ConnEnd::BadInput("unreadable message".into());
             };
@@ -340,4 +364,11 @@ mod tests {
         assert!(accepted.nodelay().unwrap());
         drop(client.await.unwrap().unwrap());
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
