@@ -483,6 +483,38 @@ mod tests {
     }
 
     #[test]
+    fn a_token_that_vanishes_is_unavailable_not_shredded_and_comes_back() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            let tokens = token.dir.join("tokens");
+            let folder = std::fs::read_dir(&tokens)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let aside = token.dir.join("unplugged");
+            std::fs::rename(&folder, &aside).unwrap();
+            // SoftHSM finds no CRK in a token whose files are gone: that must
+            // read as "HSM unavailable", never as "CRK destroyed".
+            assert!(
+                hsm.unseal(CrkVersion(1), b"id", &blob)
+                    .unwrap_err()
+                    .is_transient()
+            );
+            assert!(hsm.seal(CrkVersion(1), b"id", &KEK).unwrap_err().is_transient());
+            assert!(hsm.crk_versions().unwrap_err().is_transient());
+            std::fs::rename(&aside, &folder).unwrap();
+            std::thread::sleep(super::super::pool::REINIT_BACKOFF);
+            assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
+            assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1)]);
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn reconnect_drops_sessions_and_recovers() {
         run_isolated(|token| {
             let mut cfg = token.config();
