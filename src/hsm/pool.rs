@@ -13,23 +13,22 @@
 //! Dropping sessions is not always enough: a module may keep its own picture
 //! of the token. SoftHSM marks a token whose files went away as invalid for
 //! good and scans for tokens only in `C_Initialize`, so a token that comes back
-//! is seen only by a fresh `C_Finalize` + `C_Initialize`; hardware modules
-//! document the same after a lost device. So when the token is lost the pool
-//! re-initializes the module — at most once per [`REINIT_BACKOFF`], only when it
-//! initialized the module itself, and only once every lease is back, because
-//! `C_Finalize` while another thread is inside the module is undefined
-//! behaviour (PKCS#11 §5.4). New checkouts wait meanwhile.
+//! is seen only by a fresh `C_Finalize` + `C_Initialize` (and the client
+//! library of a network or USB HSM may need the same after losing its device).
+//! So when the token is lost the pool re-initializes the module — at most once
+//! per [`REINIT_BACKOFF`], only when it initialized the module itself, and only
+//! once every lease is back, because `C_Finalize` while another thread is
+//! inside the module is undefined behaviour (PKCS#11 §5.4). New checkouts wait
+//! meanwhile.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cryptoki::context::Pkcs11;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-
-use cryptoki::context::{CInitializeArgs, CInitializeFlags};
 
 use super::error::{ck_name, rv_of, to_hsm_error};
 use super::{HsmConfig, HsmError};
@@ -210,7 +209,7 @@ impl SessionPool {
                             }
                         }
                         drop(state);
-                        self.freed.notify_one();
+                        self.freed.notify_all();
                         Err(err)
                     }
                 };
