@@ -7,11 +7,16 @@
 //! both at once, immediately. The same task writes the "last seen" map to
 //! `<clients_dir>/.last-seen` when it changed. A failed reload keeps what is in force.
 //! Another task, as often, switches new seals to the HSM's newest root key once
-//! `keyward root rotate` has made one (see `follow_root_key`).
+//! `keyward root rotate` has made one (see `follow_root_key`). A third asks the HSM
+//! every [`HSM_PROBE_INTERVAL`] whether it is there and logs each change — one
+//! warning when it becomes unavailable, one line when it is back — and shows it in
+//! systemd's status line (see `watch_hsm`). The service keeps serving meanwhile:
+//! what needs the HSM fails with "HSM unavailable; retry", the rest works, and the
+//! HSM layer reconnects by itself (the probe also drives that when no client calls).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -28,6 +33,11 @@ use crate::system::{harden, notify};
 /// enough that `keyward clients remove` applies "within seconds", long enough to cost
 /// nothing (a few `stat` calls).
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often the service checks that the HSM answers: an outage is in the log within
+/// this time even when no client calls, and a probe every few seconds is nothing to
+/// an HSM that serves thousands of calls a second.
+pub const HSM_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeCommand {
@@ -81,6 +91,11 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
     let mut hup = signal(SignalKind::hangup())?;
     // A root rotation runs in another process; new seals follow its new CRK.
     let follower = tokio::spawn(follow_root_key(Arc::clone(&server.keys), stop_rx.clone()));
+    let hsm_watch = tokio::spawn(watch_hsm(
+        Arc::clone(&server.keys),
+        addrs.join(", "),
+        stop_rx.clone(),
+    ));
     let serving = tokio::spawn(server.run(stop_rx));
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -114,6 +129,7 @@ async fn serve(config: Config, config_path: PathBuf) -> CliResult {
         .await
         .map_err(|e| CliError::new(format!("server task failed: {e}")))?;
     follower.abort();
+    hsm_watch.abort();
     if let Some(file) = &watched.last_seen_file {
         save_last_seen(&trust, file);
     }
@@ -133,8 +149,52 @@ async fn follow_root_key(keys: Arc<KeyService>, mut stop: watch::Receiver<bool>)
             _ = ticks.tick() => match keys.follow_newest_crk().await {
                 Ok(Some(crk)) => tracing::info!(crk = %crk.label(), "new keys are now sealed under the newest root key"),
                 Ok(None) => {}
+                // An unavailable HSM is reported once by `watch_hsm`, not every tick here.
+                Err(e) if e.is_transient() => tracing::debug!(error = %e, "cannot check the HSM for a newer root key"),
                 Err(e) => tracing::warn!(error = %e, "cannot check the HSM for a newer root key"),
             },
+        }
+    }
+}
+
+/// Every [`HSM_PROBE_INTERVAL`], asks the HSM which root keys it holds (a search and
+/// a few attribute reads; `health()` is not used because listing mechanisms makes
+/// cryptoki log an error line per mechanism it does not know) and logs when the
+/// answer turns from an error to a list or back: a warning when it stops answering, a line when it is back (with how
+/// long it was away), and systemd's status line says so meanwhile. The watchdog keeps
+/// being fed: a restart would not bring the HSM back, and the service still serves.
+async fn watch_hsm(keys: Arc<KeyService>, serving_on: String, mut stop: watch::Receiver<bool>) {
+    let mut down_since: Option<Instant> = None;
+    let mut ticks = tokio::time::interval(HSM_PROBE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticks.tick() => {}
+        }
+        match keys.hsm().crk_versions().await {
+            Ok(_) => {
+                if let Some(since) = down_since.take() {
+                    tracing::info!(
+                        down_for_ms = since.elapsed().as_millis() as u64,
+                        "HSM available again"
+                    );
+                    report_notify("STATUS", notify::status(&format!("serving KMIP on {serving_on}")));
+                }
+            }
+            Err(e) => {
+                if down_since.is_none() {
+                    down_since = Some(Instant::now());
+                    tracing::warn!(
+                        error = %e,
+                        "HSM unavailable: key operations fail with \"HSM unavailable; retry\" until it is back"
+                    );
+                    report_notify(
+                        "STATUS",
+                        notify::status(&format!("serving KMIP on {serving_on}; HSM unavailable: {e}")),
+                    );
+                }
+            }
         }
     }
 }

@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
+use cryptoki::context::{Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -13,7 +12,7 @@ use cryptoki::session::{Session, SessionState};
 use cryptoki::types::Ulong;
 
 use super::error::{Recovery, ck_name, recovery_for, rv_of, to_hsm_error};
-use super::pool::SessionPool;
+use super::pool::{SessionPool, initialize};
 use super::seal::{self, IV_LEN, TAG_LEN};
 use super::{CRK_LABEL_PREFIX, CrkVersion, Hsm, HsmConfig, HsmError, HsmStatus, MAX_RANDOM_LEN};
 use crate::secret::SecretBytes;
@@ -25,10 +24,11 @@ const MAX_ATTEMPTS: usize = 3;
 /// Mechanisms keyward uses on the CRK.
 const NEEDED_MECHANISMS: [MechanismType; 2] = [MechanismType::AES_KEY_GEN, MechanismType::AES_GCM];
 
-/// Outcome of one attempt: a PKCS#11 error the pool may recover from, or a
-/// final answer.
+/// Outcome of one attempt: a PKCS#11 error the pool may recover from, a
+/// token that is gone (re-initialize the module and retry), or a final answer.
 enum Fail {
     Ck(CkError),
+    TokenLost(HsmError),
     Final(HsmError),
 }
 
@@ -49,12 +49,12 @@ impl From<HsmError> for Fail {
 /// it was the one that initialized it.
 pub struct Pkcs11Hsm {
     pool: SessionPool,
-    /// CRK object handles by version; valid for every session of this
-    /// application until the token goes away (then cleared and re-found).
-    handles: Mutex<HashMap<CrkVersion, ObjectHandle>>,
+    /// CRK object handles by version, for the pool generation they were found
+    /// in; valid for every session of this application until the token goes
+    /// away or the module is re-initialized (then cleared and re-found).
+    handles: Mutex<(u64, HashMap<CrkVersion, ObjectHandle>)>,
     /// The last IV drawn, to catch an RNG that repeats itself.
     last_iv: Mutex<[u8; IV_LEN]>,
-    initialized_here: AtomicBool,
 }
 
 impl Pkcs11Hsm {
@@ -65,10 +65,9 @@ impl Pkcs11Hsm {
             .map_err(|e| HsmError::Unavailable(format!("{} ({})", ck_name(&e), cfg.module.display())))?;
         let initialized_here = initialize(&ctx)?;
         let hsm = Pkcs11Hsm {
-            pool: SessionPool::new(ctx, cfg),
-            handles: Mutex::new(HashMap::new()),
+            pool: SessionPool::new(ctx, cfg, initialized_here),
+            handles: Mutex::new((0, HashMap::new())),
             last_iv: Mutex::new([0; IV_LEN]),
-            initialized_here: AtomicBool::new(initialized_here),
         };
         // Open (and log in) one session now; `hsm` finalizes on drop if this fails.
         drop(hsm.pool.checkout()?);
@@ -81,10 +80,18 @@ impl Pkcs11Hsm {
         let mut last = HsmError::Unavailable("no attempt made".into());
         for _ in 0..MAX_ATTEMPTS {
             let lease = self.pool.checkout()?;
+            self.handles_for(lease.generation());
             let result = op(lease.session()?);
             let err = match result {
                 Ok(value) => return Ok(value),
                 Err(Fail::Final(e)) => return Err(e),
+                Err(Fail::TokenLost(e)) => {
+                    lease.discard();
+                    self.forget_handles();
+                    self.pool.token_lost();
+                    last = e;
+                    continue;
+                }
                 Err(Fail::Ck(e)) => e,
             };
             last = to_hsm_error(&err);
@@ -95,10 +102,10 @@ impl Pkcs11Hsm {
                 Recovery::Reconnect => {
                     lease.discard();
                     self.forget_handles();
-                    self.pool.reconnect();
-                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized) && initialize(self.pool.ctx())? {
-                        self.initialized_here.store(true, Ordering::SeqCst);
+                    if rv_of(&err) == Some(RvError::CryptokiNotInitialized) {
+                        self.pool.adopt_module();
                     }
+                    self.pool.token_lost();
                 }
                 Recovery::None => {
                     // The session may hold a half-done operation; do not reuse it.
@@ -111,20 +118,32 @@ impl Pkcs11Hsm {
     }
 
     fn forget_handles(&self) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).1.clear();
+    }
+
+    /// Start the handle cache afresh when the pool moved to a new generation
+    /// (sessions dropped, module perhaps re-initialized: old handles mean nothing).
+    fn handles_for(&self, generation: u64) {
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if handles.0 != generation {
+            *handles = (generation, HashMap::new());
+        }
     }
 
     /// The CRK's handle, from the cache or by label + id.
     fn crk_handle(&self, session: &Session, crk: CrkVersion) -> Result<ObjectHandle, Fail> {
-        if let Some(h) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&crk) {
+        if let Some(h) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).1.get(&crk) {
             return Ok(*h);
         }
         let found = find_crk(session, crk)?;
         let handle = match found.as_slice() {
             [] => {
-                // Private objects are invisible when logged out: make sure
-                // "not found" is not really "not logged in".
+                // Private objects are invisible when logged out, and a token
+                // whose storage went away finds nothing: make sure "not found"
+                // is not really "not logged in" or "token gone" before saying
+                // the CRK is missing (which would mean crypto-shredding).
                 ensure_logged_in(session)?;
+                ensure_token_readable(self.pool.ctx(), session)?;
                 return Err(HsmError::NotFound.into());
             }
             [h] => *h,
@@ -135,6 +154,7 @@ impl Pkcs11Hsm {
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .1
             .insert(crk, handle);
         Ok(handle)
     }
@@ -155,20 +175,28 @@ impl Pkcs11Hsm {
 impl Drop for Pkcs11Hsm {
     fn drop(&mut self) {
         self.pool.reconnect(); // closes idle sessions
-        if self.initialized_here.load(Ordering::SeqCst) {
+        if self.pool.owns_module() {
             let _ = self.pool.ctx().clone().finalize();
         }
     }
 }
 
-/// `C_Initialize` with OS locking. Ok(true) if this call initialized the
-/// module, Ok(false) if someone in this process already had.
-fn initialize(ctx: &Pkcs11) -> Result<bool, HsmError> {
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) => Ok(true),
-        Err(e) if rv_of(&e) == Some(RvError::CryptokiAlreadyInitialized) => Ok(false),
-        Err(e) => Err(HsmError::Unavailable(ck_name(&e))),
+/// [`Fail::TokenLost`] unless the module can still describe the session's
+/// token. SoftHSM answers a token whose files went away with empty searches
+/// and `CKR_GENERAL_ERROR` from `C_GetTokenInfo`, never with a device error.
+fn ensure_token_readable(ctx: &Pkcs11, session: &Session) -> Result<(), Fail> {
+    let slot = session.get_session_info()?.slot_id();
+    match ctx.get_token_info(slot) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(token_lost(&e)),
     }
+}
+
+fn token_lost(err: &CkError) -> Fail {
+    Fail::TokenLost(HsmError::Unavailable(format!(
+        "token cannot be read ({})",
+        ck_name(err)
+    )))
 }
 
 /// `CKR_USER_NOT_LOGGED_IN` (so that `run` logs in again) unless the
@@ -293,7 +321,7 @@ impl Hsm for Pkcs11Hsm {
     }
 
     fn crk_versions(&self) -> Result<Vec<CrkVersion>, HsmError> {
-        self.run(|session| Ok(list_crks(session)?))
+        self.run(|session| list_crks(self.pool.ctx(), session))
     }
 
     fn create_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
@@ -306,6 +334,7 @@ impl Hsm for Pkcs11Hsm {
             self.handles
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
+                .1
                 .insert(version, handle);
             Ok(())
         })
@@ -321,6 +350,7 @@ impl Hsm for Pkcs11Hsm {
             self.handles
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
+                .1
                 .remove(&version);
             for handle in found {
                 session.destroy_object(handle)?;
@@ -331,11 +361,12 @@ impl Hsm for Pkcs11Hsm {
 
     fn health(&self) -> Result<HsmStatus, HsmError> {
         let ctx = self.pool.ctx();
-        let info = ctx.get_library_info().map_err(|e| to_hsm_error(&e))?;
         self.run(|session| {
+            // Inside `run`: a lease keeps a re-initialization out while the module is used.
+            let info = ctx.get_library_info()?;
             let slot = session.get_session_info()?.slot_id();
             let logged_in = matches!(session.get_session_info()?.session_state(), SessionState::RwUser);
-            let token = ctx.get_token_info(slot)?;
+            let token = ctx.get_token_info(slot).map_err(|e| token_lost(&e))?;
             let offered = ctx.get_mechanism_list(slot)?;
             let needed: Vec<String> = NEEDED_MECHANISMS.iter().map(|m| m.to_string()).collect();
             let mechanisms_missing = NEEDED_MECHANISMS
@@ -358,14 +389,15 @@ impl Hsm for Pkcs11Hsm {
                 logged_in,
                 mechanisms_needed: needed,
                 mechanisms_missing,
-                crk_versions: list_crks(session)?,
+                crk_versions: list_crks(ctx, session)?,
             })
         })
     }
 }
 
 /// Every AES secret key whose label is `keyward-crk-<n>` and whose id is `n`.
-fn list_crks(session: &Session) -> Result<Vec<CrkVersion>, CkError> {
+/// None at all is checked against a lost token (see [`ensure_token_readable`]).
+fn list_crks(ctx: &Pkcs11, session: &Session) -> Result<Vec<CrkVersion>, Fail> {
     ensure_logged_in(session)?;
     let handles = session.find_objects(&[
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -394,6 +426,9 @@ fn list_crks(session: &Session) -> Result<Vec<CrkVersion>, CkError> {
         {
             versions.push(v);
         }
+    }
+    if versions.is_empty() {
+        ensure_token_readable(ctx, session)?;
     }
     versions.sort();
     versions.dedup();
@@ -443,6 +478,38 @@ mod tests {
             }
             let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
             assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_token_that_vanishes_is_unavailable_not_shredded_and_comes_back() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
+            let tokens = token.dir.join("tokens");
+            let folder = std::fs::read_dir(&tokens)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let aside = token.dir.join("unplugged");
+            std::fs::rename(&folder, &aside).unwrap();
+            // SoftHSM finds no CRK in a token whose files are gone: that must
+            // read as "HSM unavailable", never as "CRK destroyed".
+            assert!(
+                hsm.unseal(CrkVersion(1), b"id", &blob)
+                    .unwrap_err()
+                    .is_transient()
+            );
+            assert!(hsm.seal(CrkVersion(1), b"id", &KEK).unwrap_err().is_transient());
+            assert!(hsm.crk_versions().unwrap_err().is_transient());
+            std::fs::rename(&aside, &folder).unwrap();
+            std::thread::sleep(super::super::pool::REINIT_BACKOFF);
+            assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
+            assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1)]);
         })
         .unwrap();
     }

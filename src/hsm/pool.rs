@@ -9,17 +9,28 @@
 //!
 //! A PIN the token refuses is remembered: the pool stops trying until the
 //! process is reconfigured, so that retries cannot lock the token's PIN.
+//!
+//! Dropping sessions is not always enough: a module may keep its own picture
+//! of the token. SoftHSM marks a token whose files went away as invalid for
+//! good and scans for tokens only in `C_Initialize`, so a token that comes back
+//! is seen only by a fresh `C_Finalize` + `C_Initialize` (and the client
+//! library of a network or USB HSM may need the same after losing its device).
+//! So when the token is lost the pool re-initializes the module — at most once
+//! per [`REINIT_BACKOFF`], only when it initialized the module itself, and only
+//! once every lease is back, because `C_Finalize` while another thread is
+//! inside the module is undefined behaviour (PKCS#11 §5.4). New checkouts wait
+//! meanwhile.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cryptoki::context::Pkcs11;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use super::error::{rv_of, to_hsm_error};
+use super::error::{ck_name, rv_of, to_hsm_error};
 use super::{HsmConfig, HsmError};
 use crate::secret::SecretString;
 
@@ -33,7 +44,19 @@ struct PoolState {
     busy: usize,
     /// Set when the token refused the PIN: never try it again.
     pin_refused: Option<HsmError>,
+    /// Whether this pool initialized the module (and so may finalize it).
+    owns_module: bool,
+    /// The token was lost: re-initialize the module before the next session.
+    needs_reinit: bool,
+    /// A re-initialization is under way: checkouts wait.
+    reinitializing: bool,
+    last_reinit: Option<Instant>,
 }
+
+/// Least time between two module re-initializations: a token that stays away
+/// costs one `C_Finalize` + `C_Initialize` per interval, not one per request,
+/// and a token that comes back is found within it (plus the next call).
+pub(crate) const REINIT_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(crate) struct SessionPool {
     ctx: Pkcs11,
@@ -54,6 +77,11 @@ pub(crate) struct Lease<'a> {
 }
 
 impl Lease<'_> {
+    /// The pool generation this session belongs to (bumped by every reconnect).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
     pub(crate) fn session(&self) -> Result<&Session, HsmError> {
         self.session
             .as_ref()
@@ -76,12 +104,14 @@ impl Drop for Lease<'_> {
         }
         state.busy = state.busy.saturating_sub(1);
         drop(state);
-        self.pool.freed.notify_one();
+        // All: a re-initialization waiting for the last lease must hear it.
+        self.pool.freed.notify_all();
     }
 }
 
 impl SessionPool {
-    pub(crate) fn new(ctx: Pkcs11, cfg: &HsmConfig) -> Self {
+    /// `owns_module`: this process initialized `ctx` (see [`initialize`]).
+    pub(crate) fn new(ctx: Pkcs11, cfg: &HsmConfig, owns_module: bool) -> Self {
         SessionPool {
             ctx,
             token_label: cfg.token_label.clone(),
@@ -95,6 +125,10 @@ impl SessionPool {
                 idle: Vec::new(),
                 busy: 0,
                 pin_refused: None,
+                owns_module,
+                needs_reinit: false,
+                reinitializing: false,
+                last_reinit: None,
             }),
             freed: Condvar::new(),
         }
@@ -118,6 +152,17 @@ impl SessionPool {
             if let Some(err) = &state.pin_refused {
                 return Err(err.clone());
             }
+            if state.reinitializing {
+                state = self.wait_freed(state, deadline)?;
+                continue;
+            }
+            if state.needs_reinit
+                && state.owns_module
+                && state.last_reinit.is_none_or(|t| t.elapsed() >= REINIT_BACKOFF)
+            {
+                state = self.reinitialize(state, deadline)?;
+                continue;
+            }
             if let Some(session) = state.idle.pop() {
                 state.busy += 1;
                 return Ok(Lease {
@@ -133,11 +178,18 @@ impl SessionPool {
                     Some(slot) => Ok(slot),
                     None => self.find_slot(),
                 };
-                if let Ok(slot) = slot {
-                    state.slot = Some(slot);
+                match slot {
+                    Ok(slot) => state.slot = Some(slot),
+                    // The module may not see a token that came back until it
+                    // scans again (SoftHSM scans only in C_Initialize).
+                    Err(HsmError::Unavailable(_)) => state.needs_reinit = true,
+                    Err(_) => {}
                 }
                 drop(state);
-                let opened = slot.and_then(|slot| self.open_logged_in(slot));
+                let opened = slot.and_then(|slot| {
+                    self.open_logged_in(slot)
+                        .map_err(|err| self.unavailable_if_token_unreadable(slot, err))
+                });
                 return match opened {
                     Ok(session) => Ok(Lease {
                         pool: self,
@@ -152,22 +204,106 @@ impl SessionPool {
                         } else if state.generation == generation {
                             // Could not open a session: look for the token afresh next time.
                             state.slot = None;
+                            if err.is_transient() {
+                                state.needs_reinit = true;
+                            }
                         }
                         drop(state);
-                        self.freed.notify_one();
+                        self.freed.notify_all();
                         Err(err)
                     }
                 };
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(HsmError::Timeout);
+            state = self.wait_freed(state, deadline)?;
+        }
+    }
+
+    /// Wait for a lease to come back (or a re-initialization to end), up to `deadline`.
+    fn wait_freed<'a>(
+        &'a self,
+        state: MutexGuard<'a, PoolState>,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, PoolState>, HsmError> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(HsmError::Timeout);
+        }
+        let (next, _) = self
+            .freed
+            .wait_timeout(state, deadline - now)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(next)
+    }
+
+    /// `C_Finalize` + `C_Initialize` once no lease is out, so that the module
+    /// reads its tokens afresh. Every session dies with it; the next checkout
+    /// finds the token and logs in again. A failed `C_Initialize` leaves
+    /// `needs_reinit` set: the next checkout after [`REINIT_BACKOFF`] tries again.
+    fn reinitialize<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, PoolState>,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, PoolState>, HsmError> {
+        state.reinitializing = true;
+        while state.busy > 0 {
+            match self.wait_freed(state, deadline) {
+                Ok(next) => state = next,
+                Err(err) => {
+                    // A call stuck in the module: give up this time, let others in.
+                    let mut state = self.lock();
+                    state.reinitializing = false;
+                    state.last_reinit = Some(Instant::now());
+                    drop(state);
+                    self.freed.notify_all();
+                    return Err(err);
+                }
             }
-            let (next, _) = self
-                .freed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            state = next;
+        }
+        state.generation = state.generation.wrapping_add(1);
+        state.slot = None;
+        let idle = std::mem::take(&mut state.idle);
+        drop(state);
+        drop(idle); // C_CloseSession on each, before the module goes away.
+        // Not initialized (someone finalized it) is fine: initialize below.
+        let _ = self.ctx.clone().finalize();
+        let initialized = initialize(&self.ctx);
+        let mut state = self.lock();
+        state.reinitializing = false;
+        state.last_reinit = Some(Instant::now());
+        if initialized.is_ok() {
+            state.needs_reinit = false;
+        }
+        self.freed.notify_all();
+        Ok(state)
+    }
+
+    /// The token is gone or unreadable: drop every session and re-initialize
+    /// the module before the next one (see [`SessionPool::reinitialize`]).
+    pub(crate) fn token_lost(&self) {
+        self.lock().needs_reinit = true;
+        self.reconnect();
+    }
+
+    /// Someone finalized the module under us (`CKR_CRYPTOKI_NOT_INITIALIZED`):
+    /// whoever initializes it next owns it, so this pool may.
+    pub(crate) fn adopt_module(&self) {
+        self.lock().owns_module = true;
+    }
+
+    /// Whether this pool initialized the module (then it finalizes it at the end).
+    pub(crate) fn owns_module(&self) -> bool {
+        self.lock().owns_module
+    }
+
+    /// A session that could not be opened on a token the module cannot even
+    /// describe any more is an unavailable HSM, whatever the open call said
+    /// (SoftHSM answers `CKR_GENERAL_ERROR` on a token whose files went away).
+    fn unavailable_if_token_unreadable(&self, slot: Slot, err: HsmError) -> HsmError {
+        match (&err, self.ctx.get_token_info(slot)) {
+            (HsmError::Other(_), Err(e)) => {
+                HsmError::Unavailable(format!("token cannot be read ({})", ck_name(&e)))
+            }
+            _ => err,
         }
     }
 
@@ -254,5 +390,15 @@ impl SessionPool {
                 self.token_label
             ))),
         }
+    }
+}
+
+/// `C_Initialize` with OS locking. Ok(true) if this call initialized the
+/// module, Ok(false) if someone in this process already had.
+pub(crate) fn initialize(ctx: &Pkcs11) -> Result<bool, HsmError> {
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) => Ok(true),
+        Err(e) if rv_of(&e) == Some(RvError::CryptokiAlreadyInitialized) => Ok(false),
+        Err(e) => Err(HsmError::Unavailable(ck_name(&e))),
     }
 }
