@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, CliResult, RunCommand};
 use crate::config::Config;
-use crate::hsm::{CrkVersion, Hsm, HsmError, Pkcs11Hsm, provision, read_pin_file};
+use crate::hsm::{CrkVersion, Hsm, Pkcs11Hsm, provision, read_pin_file};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HsmCommand {
@@ -102,6 +102,9 @@ impl RunCommand for HsmCommand {
     }
 }
 
+/// How often a command tries an HSM step that failed transiently.
+pub(super) const HSM_ATTEMPTS: u64 = 4;
+
 /// Opens the token the configuration names, logged in with its PIN.
 pub(super) fn connect(config_path: &std::path::Path) -> Result<Pkcs11Hsm, CliError> {
     let config = Config::load(config_path)?;
@@ -109,5 +112,17 @@ pub(super) fn connect(config_path: &std::path::Path) -> Result<Pkcs11Hsm, CliErr
     let mut hsm_config = crate::hsm::HsmConfig::new(&config.hsm.module, &config.hsm.token_label, pin);
     hsm_config.slot_id = config.hsm.slot;
     hsm_config.call_timeout = config.hsm.call_timeout;
-    Pkcs11Hsm::connect(&hsm_config).map_err(|e: HsmError| CliError::from(e).context("opening the HSM"))
+    // A token shared with a running server can be briefly unreadable while the other
+    // process rewrites its files (SoftHSM): a transient failure is tried again.
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        match Pkcs11Hsm::connect(&hsm_config) {
+            Ok(hsm) => return Ok(hsm),
+            Err(e) if e.is_transient() && attempt < HSM_ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
+            }
+            Err(e) => return Err(CliError::from(e).context("opening the HSM")),
+        }
+    }
 }

@@ -41,7 +41,7 @@ pub(super) fn run(args: &RotateArgs) -> CliResult {
         let plan = plan_rotation(&versions, &counts)?;
         let target = plan.target();
         match plan {
-            RotationStart::Create(v) => match direct.hsm.create_crk(v).await {
+            RotationStart::Create(v) => match create_crk_retrying(&direct, v).await {
                 Ok(()) => println!("created root key {} in the HSM", v.label()),
                 // Another process made it between our look and now: use it.
                 Err(HsmError::AlreadyExists) => println!("root key {} exists; rotating to it", v.label()),
@@ -186,6 +186,24 @@ impl ProgressDisplay {
             if self.terminal {
                 eprintln!();
             }
+        }
+    }
+}
+
+/// Creates the new root key, trying again when the HSM blips (SoftHSM shared with a
+/// running server can fail a key generation while the other process rewrites the
+/// token's files). A retry after a create that did succeed finds it: AlreadyExists.
+async fn create_crk_retrying(direct: &Direct, v: CrkVersion) -> Result<(), HsmError> {
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        match direct.hsm.create_crk(v).await {
+            Err(HsmError::Other(_) | HsmError::Unavailable(_) | HsmError::Timeout)
+                if attempt < super::super::hsm::HSM_ATTEMPTS =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            other => return other,
         }
     }
 }
