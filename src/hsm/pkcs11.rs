@@ -174,10 +174,13 @@ impl Pkcs11Hsm {
 
 impl Drop for Pkcs11Hsm {
     fn drop(&mut self) {
-        self.pool.reconnect(); // closes idle sessions
-        if self.pool.owns_module() {
-            let _ = self.pool.ctx().clone().finalize();
-        }
+        // Close our sessions (a network HSM frees them at once), but leave the module
+        // initialized: C_Finalize at the end of a process that used the token from
+        // several threads crashed SoftHSM intermittently ("double free" as its crypto
+        // back end was torn down twice, once by C_Finalize and once at exit). The
+        // module's state ends with the process; a later connect in the same process
+        // finds it initialized and uses it (see `pool::initialize`).
+        self.pool.reconnect();
     }
 }
 

@@ -290,11 +290,6 @@ impl SessionPool {
         self.lock().owns_module = true;
     }
 
-    /// Whether this pool initialized the module (then it finalizes it at the end).
-    pub(crate) fn owns_module(&self) -> bool {
-        self.lock().owns_module
-    }
-
     /// A session that could not be opened on a token the module cannot even
     /// describe any more is an unavailable HSM, whatever the open call said
     /// (SoftHSM answers `CKR_GENERAL_ERROR` on a token whose files went away).
