@@ -4,25 +4,11 @@
 Usage: kmip_smoke.py HOST PORT CLIENT_CERT CLIENT_KEY CA_CERT
 Prints one line per step and exits non-zero on the first failure (used by image/test).
 """
-import ssl
+import os
 import sys
 
-# PyKMIP 0.11 still calls ssl.wrap_socket, which Python 3.12 removed.
-if not hasattr(ssl, "wrap_socket"):
-    def _wrap_socket(sock, keyfile=None, certfile=None, server_side=False,
-                     cert_reqs=ssl.CERT_NONE, ssl_version=None, ca_certs=None,
-                     do_handshake_on_connect=True, suppress_ragged_eofs=True, **_):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = cert_reqs
-        if ca_certs:
-            ctx.load_verify_locations(ca_certs)
-        if certfile:
-            ctx.load_cert_chain(certfile, keyfile)
-        return ctx.wrap_socket(sock, server_side=server_side,
-                               do_handshake_on_connect=do_handshake_on_connect,
-                               suppress_ragged_eofs=suppress_ragged_eofs)
-    ssl.wrap_socket = _wrap_socket
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
+import pykmip_compat  # noqa: E402,F401  (PyKMIP on Python 3.12+)
 
 from kmip import enums  # noqa: E402
 from kmip.pie import client as pie_client  # noqa: E402
