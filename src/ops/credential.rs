@@ -51,6 +51,9 @@ const MAX_REMEMBERED: usize = 4096;
 pub struct AcceptedCredentials {
     key: Option<hmac::Key>,
     accepted: Mutex<HashMap<String, Vec<u8>>>,
+    /// Slow checks (a full PBKDF2 each) run one at a time: wrong passwords sent in
+    /// parallel queue here instead of taking every core from the other clients.
+    slow_checks: tokio::sync::Semaphore,
 }
 
 impl Default for AcceptedCredentials {
@@ -65,6 +68,7 @@ impl Default for AcceptedCredentials {
         AcceptedCredentials {
             key,
             accepted: Mutex::new(HashMap::new()),
+            slow_checks: tokio::sync::Semaphore::new(1),
         }
     }
 }
@@ -122,6 +126,13 @@ impl AcceptedCredentials {
         password: &SecretString,
     ) -> bool {
         let tag = self.tag(stored, username, password.expose());
+        if tag.as_ref().is_some_and(|t| self.remembered(client, t)) {
+            return true;
+        }
+        let Ok(_slot) = self.slow_checks.acquire().await else {
+            return false;
+        };
+        // Another connection may have proved the same credential while we waited.
         if tag.as_ref().is_some_and(|t| self.remembered(client, t)) {
             return true;
         }
