@@ -23,7 +23,7 @@ use crate::hsm::{AsyncHsm, CrkVersion, HsmError};
 use crate::kmip::attribute::Attribute;
 use crate::kmip::{ObjectType, State};
 use crate::secret::SecretBytes;
-use crate::store::{Query, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::ttlv::{self, Item, Value};
 
 /// How many times an update retries after losing a compare-and-swap race.
@@ -278,11 +278,6 @@ impl KeyService {
             }
         }
         Ok(found)
-    }
-
-    /// Every uid of the group (administrators' inventory uses `find` directly).
-    pub async fn find(&self, query: &Query) -> Result<Vec<String>, KeyError> {
-        Ok(self.store.find(query).await?)
     }
 }
 

@@ -317,7 +317,7 @@ impl<H: RequestHandler> Listener<H> {
             if generation != trust_generation {
                 trust_generation = generation;
                 let snapshot = self.tls.trust().snapshot();
-                match ClientIdentity::from_chain(chain, &snapshot, unix_now()) {
+                match ClientIdentity::from_chain(chain, &snapshot, crate::clock::unix_now()) {
                     Ok(identity) => info.identity = identity,
                     Err(e) => {
                         self.refuse(info.peer, &e.to_string());
@@ -347,13 +347,6 @@ impl<H: RequestHandler> Listener<H> {
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn stop_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

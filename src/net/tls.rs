@@ -26,7 +26,6 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::SystemTime;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -385,10 +384,7 @@ pub fn client_identity(
     trust: &TrustStore,
 ) -> Result<ClientIdentity, IdentityError> {
     let chain = conn.peer_certificates().ok_or(IdentityError::NoCertificate)?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = crate::clock::unix_now();
     let identity = ClientIdentity::from_chain(chain, &trust.snapshot(), now)?;
     trust
         .last_seen()

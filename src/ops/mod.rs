@@ -122,7 +122,7 @@ impl Operations {
 
     /// Answers one request message.
     pub async fn handle(&self, caller: &Caller, request: &[u8]) -> Handled {
-        let now = unix_now();
+        let now = crate::clock::unix_now();
         let Ok(tree) = ttlv::decode_with(request, &self.limits) else {
             // Not even TTLV: nothing to answer in, no version to answer with.
             return Handled {
@@ -262,11 +262,4 @@ fn payload_of(batch_item: &RequestBatchItem) -> Item {
         .payload
         .clone()
         .unwrap_or_else(|| Item::structure(crate::kmip::tags::REQUEST_PAYLOAD, Vec::new()))
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

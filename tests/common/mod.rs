@@ -10,7 +10,7 @@ pub mod vcenter;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -252,8 +252,4 @@ pub fn kmip_test_cases() -> PathBuf {
         }
     }
     panic!("OASIS test cases not found beside the checkout; set KEYWARD_KMIP_TEST_CASES")
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }

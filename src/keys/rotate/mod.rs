@@ -191,12 +191,6 @@ impl RotationReport {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 impl KeyService {
     /// Makes new seals use the HSM's newest CRK if it is newer than the
     /// current one and this process can use it (a probe seal and unseal).
@@ -264,7 +258,7 @@ impl KeyService {
                 ResealOutcome::Resealed
             };
             record.crk_version = to.0;
-            record.updated_at = unix_now();
+            record.updated_at = crate::clock::unix_now();
             match self.store.update(&record, record.version).await {
                 Ok(_) => return Ok(outcome),
                 Err(StoreError::VersionConflict) => {}
