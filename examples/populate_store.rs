@@ -18,12 +18,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use keyward::config::Config;
-use keyward::hsm::{AsyncHsm, HsmConfig, Pkcs11Hsm};
 use keyward::keys::KeyService;
 use keyward::kmip::attribute::Attribute;
 use keyward::kmip::object::{KeyBlock, ManagedObject};
 use keyward::kmip::{CryptographicAlgorithm, ObjectType};
-use keyward::store::{SqliteOptions, SqliteStore, Store};
+use keyward::store::OpenMode;
 use keyward::ttlv::Value;
 
 const CONCURRENCY: usize = 64;
@@ -36,18 +35,8 @@ fn main() {
     };
     let count: usize = count.parse().expect("COUNT is a number");
     let config = Config::load(&config).expect("configuration");
-    let mut hsm_config = HsmConfig::new(
-        &config.hsm.module,
-        &config.hsm.token_label,
-        config.hsm.read_pin().expect("PIN"),
-    );
-    hsm_config.slot_id = config.hsm.slot;
-    let hsm = AsyncHsm::new(
-        Arc::new(Pkcs11Hsm::connect(&hsm_config).expect("HSM")),
-        config.hsm.call_timeout,
-    );
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&config.store.path, SqliteOptions::default()).expect("store"));
+    let hsm = keyward::hsm::open_async(&config.hsm.settings().expect("PIN")).expect("HSM");
+    let store = keyward::store::open(&config.store, OpenMode::CreateIfAbsent).expect("store");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
         let crk = hsm

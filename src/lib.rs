@@ -1,8 +1,9 @@
 //! keyward: a KMIP key server for VMware vSphere, with its root key in an HSM.
 //!
-//! Layers (DESIGN.md §3) — a module imports only from layers below it:
-//! 0 `ttlv`, `secret`, `limits`, `clock`, `workers`, `password`; 1 `kmip`, `hsm`, `store`, `config`, `pki`, `audit`;
-//! 2 `auth`, `keys`; 3 `ops`; 4 `net`, `cli`.
+//! Layers (ARCHITECTURE.md) — a module imports only from layers below it:
+//! 0 `ttlv`, `secret`, `limits`, `clock`, `workers`, `password`, `system`, `metrics`;
+//! 1 `kmip`, `hsm`, `store`, `audit`, `pki`; 2 `config`; 3 `auth`; 4 `keys`; 5 `ops`;
+//! 6 `net`; 7 `service`; 8 `cli`; 9 the binaries.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod ops;
 pub mod password;
 pub mod pki;
 pub mod secret;
+pub mod service;
 pub mod store;
 pub mod system;
 pub mod ttlv;

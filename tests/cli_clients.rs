@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::kmip_client::{Client, ClientTls, empty_payload};
 use keyward::kmip::attribute::{Attribute, TemplateAttribute, attr};
 use keyward::kmip::payload::Payload;
 use keyward::kmip::payload::create;
 use keyward::kmip::{ObjectType, Operation, ResultStatus};
-use keyward::net::client::{Client, ClientTls, empty_payload};
 use keyward::pki::{CertificateAuthority, Fingerprint, KeyKind, write_private_pem, write_public_pem};
 use keyward::secret::SecretString;
 use keyward::ttlv::Value;

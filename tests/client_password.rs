@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use common::admin::{call, failure, issue_client, kw, kw_err, kw_ok, runtime, with_audit_file};
+use common::kmip_client::{Client, empty_payload};
 use common::vcenter::{
     Outgoing, V1_1, Vcenter, exchange, expect_success, get_attributes_payload,
     query_server_information_payload, uid_payload,
 };
 use keyward::kmip::{Operation, ResultReason, ResultStatus};
-use keyward::net::client::{Client, empty_payload};
 
 const USER: &str = "vcenter-admin";
 const PASSWORD: &str = "Tr0ub4dor&3-not-in-any-log";

@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use keyward::auth::{TrustSnapshot, TrustSource, TrustStore};
 use keyward::config::TlsVersion;
-use keyward::net::client::{Client, ClientTls};
 use keyward::net::tls::{ServerConfigSource, TlsSettings};
 use keyward::net::{ConnectionInfo, Listener, ListenerSettings, ListenerStats, RequestHandler};
 use keyward::pki::{CertificateAuthority, KeyKind, write_private_pem, write_public_pem};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+#[allow(dead_code)]
+#[path = "support/kmip_client.rs"]
+mod kmip_client;
+use kmip_client::{Client, ClientTls};
 
 /// Answers every message with itself.
 struct Echo;

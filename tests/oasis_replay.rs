@@ -174,7 +174,7 @@ async fn replay(server: &common::TestServer, text: &str) -> Result<usize, String
         return Err("file does not alternate requests and responses".into());
     }
     let steps = first.len() / 2;
-    let mut client = keyward::net::client::Client::connect(server.addr, &server.client_tls())
+    let mut client = common::kmip_client::Client::connect(server.addr, &server.client_tls())
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let mut client_values = Vec::new();

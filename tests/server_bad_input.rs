@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestServer;
+use common::kmip_client::Client;
 use common::vcenter::{Outgoing, V1_1, Vcenter, request_message};
 use keyward::kmip::message::{ProtocolVersion, ResponseMessage};
 use keyward::kmip::{Operation, ResultReason, ResultStatus, tags};
-use keyward::net::client::Client;
 use keyward::ttlv::{self, Item, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

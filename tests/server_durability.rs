@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::TestServer;
+use common::kmip_client::{Client, ClientTls};
 use common::vcenter::{
     Outgoing, V1_1, Vcenter, check_get, create_payload, exchange, expect_success, uid_payload,
 };
 use keyward::kmip::message::ResponseMessage;
 use keyward::kmip::payload::{Payload, locate};
 use keyward::kmip::{Operation, ResultStatus, State, tags};
-use keyward::net::client::{Client, ClientTls};
 use keyward::ttlv::{self, Item};
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::kmip_client::empty_payload;
 use keyward::kmip::Operation;
-use keyward::net::client::empty_payload;
 
 #[test]
 fn a_removed_client_loses_its_open_connection() {

@@ -148,14 +148,14 @@ fn silent_and_unfinished_connections_do_not_disturb_serving() {
         let vc = vcenter(&server);
         // Handshakes that complete and then say nothing.
         for _ in 0..10 {
-            let client = keyward::net::client::Client::connect(server.addr, &server.client_tls())
+            let client = common::kmip_client::Client::connect(server.addr, &server.client_tls())
                 .await
                 .unwrap();
             client.close().await;
         }
         // ... and one dropped without even a close_notify.
         drop(
-            keyward::net::client::Client::connect(server.addr, &server.client_tls())
+            common::kmip_client::Client::connect(server.addr, &server.client_tls())
                 .await
                 .unwrap(),
         );

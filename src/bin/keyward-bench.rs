@@ -24,8 +24,13 @@ use keyward::kmip::attribute::{Attribute, TemplateAttribute};
 use keyward::kmip::message::{ProtocolVersion, ResponseBatchItem};
 use keyward::kmip::payload::{Payload, create, get, get_attributes};
 use keyward::kmip::{CryptographicAlgorithm, ObjectType, Operation, ResultStatus};
-use keyward::net::client::{Client, ClientError, ClientTls, ClientTlsOptions, empty_payload};
 use keyward::ttlv::Value;
+use kmip_client::{Client, ClientError, ClientTls, ClientTlsOptions, empty_payload};
+
+/// The KMIP test client, shared with the integration tests (one copy).
+#[allow(dead_code)]
+#[path = "../../tests/support/kmip_client.rs"]
+mod kmip_client;
 
 /// Most latency samples kept per run (4 bytes each): bounds memory.
 const MAX_SAMPLES: usize = 20_000_000;

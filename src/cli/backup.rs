@@ -1,14 +1,16 @@
-//! `keyward backup`: a consistent copy of the embedded store, taken while the
-//! server runs. It holds sealed keys and metadata only: without the HSM's root
+//! `keyward backup`: a consistent copy of the store, taken while the server
+//! runs, read through the `Store` trait (so it works on any backend) into one
+//! SQLite file. It holds sealed keys and metadata only: without the HSM's root
 //! keys nobody can open a key from it.
 
 use std::path::PathBuf;
 
-use super::direct::store_path;
+use super::direct::runtime;
 use super::{CliError, CliResult, RunCommand};
 use crate::config::Config;
 use crate::hsm::CrkVersion;
-use crate::store::sqlite::backup::{self, DatabaseSummary};
+use crate::store::OpenMode;
+use crate::store::backup::{self, Summary};
 
 #[derive(Debug, clap::Args)]
 pub struct BackupCommand {
@@ -23,8 +25,11 @@ pub struct BackupCommand {
 impl RunCommand for BackupCommand {
     fn run(self) -> CliResult {
         let config = Config::load(&self.config)?;
-        let db = store_path(&config)?;
-        let summary = backup::backup_to(db, &self.out).map_err(|e| CliError::from(e).context("backup"))?;
+        let store = crate::store::open(&config.store, OpenMode::Existing)
+            .map_err(|e| CliError::from(e).context("backup"))?;
+        let summary = runtime()?
+            .block_on(backup::write_file(store.as_ref(), &self.out))
+            .map_err(|e| CliError::from(e).context("backup"))?;
         println!("wrote {}: {}", self.out.display(), describe(&summary));
         println!(
             "it holds sealed keys and metadata only; restoring it needs the HSM token with those root keys"
@@ -34,7 +39,7 @@ impl RunCommand for BackupCommand {
 }
 
 /// "N records; sealed under keyward-crk-2 (N)" for a summary line.
-pub(super) fn describe(summary: &DatabaseSummary) -> String {
+pub(super) fn describe(summary: &Summary) -> String {
     let sealed: Vec<String> = summary
         .crks_with_material()
         .map(|(v, n)| format!("{} ({n})", CrkVersion(v).label()))

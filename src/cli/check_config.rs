@@ -6,14 +6,11 @@
 //! migrating it; the HSM session only reads).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::clients::{format_time, now_unix, read_cert_file};
 use super::{CliError, CliResult, RunCommand};
-use crate::auth::{TrustSnapshot, TrustStore};
-use crate::config::{Config, StoreKind, clients};
-use crate::hsm::{Hsm, Pkcs11Hsm};
-use crate::net::tls::{ServerConfigSource, TlsSettings};
+use crate::auth::TrustSnapshot;
+use crate::config::{Config, clients};
 use crate::pki::{self, CertificateAuthority, Fingerprint};
 
 /// A server certificate expiring sooner than this gets a warning.
@@ -137,10 +134,12 @@ fn check_server_cert(config: &Config, report: &mut Report) {
         }
     }
     // The same loader the server uses: the key parses and belongs to the certificate.
-    let trust = Arc::new(TrustStore::new(TrustSnapshot::empty()));
-    match ServerConfigSource::new(&TlsSettings::from_config(&config.tls), trust) {
-        Ok(_) => report.ok("tls.key", "matches tls.cert"),
-        Err(e) => report.fail("tls.key", e.to_string().trim_start_matches("tls.key: ")),
+    match crate::service::check_server_key(config) {
+        Ok(()) => report.ok("tls.key", "matches tls.cert"),
+        Err(crate::service::ServeError::Tls(e)) => {
+            report.fail("tls.key", e.to_string().trim_start_matches("tls.key: "))
+        }
+        Err(e) => report.fail("tls.key", e),
     }
 }
 
@@ -283,8 +282,8 @@ fn check_issuing_ca(config: &Config, report: &mut Report) {
 }
 
 fn check_hsm(config: &Config, report: &mut Report) {
-    let pin = match config.hsm.read_pin() {
-        Ok(pin) => pin,
+    let hsm_config = match config.hsm.settings() {
+        Ok(settings) => settings,
         Err(e) => {
             report.fail("hsm.pin_file", e);
             return;
@@ -297,10 +296,7 @@ fn check_hsm(config: &Config, report: &mut Report) {
         );
         return;
     }
-    let mut hsm_config = crate::hsm::HsmConfig::new(&config.hsm.module, &config.hsm.token_label, pin);
-    hsm_config.slot_id = config.hsm.slot;
-    hsm_config.call_timeout = config.hsm.call_timeout;
-    let hsm = match Pkcs11Hsm::connect(&hsm_config) {
+    let hsm = match crate::hsm::open(&hsm_config) {
         Ok(hsm) => hsm,
         Err(e) => {
             report.fail("hsm", format!("token {:?}: {e}", config.hsm.token_label));
@@ -338,14 +334,10 @@ fn check_hsm(config: &Config, report: &mut Report) {
 }
 
 fn check_store(config: &Config, report: &mut Report) {
-    match config.store.kind {
-        StoreKind::Sqlite => check_sqlite(&config.store.path, report),
-    }
-}
-
-fn check_sqlite(path: &Path, report: &mut Report) {
-    use rusqlite::{Connection, OpenFlags};
-    if !path.exists() {
+    let store = &config.store;
+    if let Some(path) = store.local_file()
+        && !path.exists()
+    {
         match path.parent() {
             Some(dir) if dir.is_dir() => report.ok(
                 "store.path",
@@ -358,33 +350,20 @@ fn check_sqlite(path: &Path, report: &mut Report) {
         }
         return;
     }
-    // Read-write but never create or migrate: the server does that on start.
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let result = Connection::open_with_flags(path, flags).and_then(|conn| {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 =
-            conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
-                row.get(0)
-            })?;
-        let records: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'",
-            [],
-            |row| row.get(0),
-        )?;
-        Ok((version, records))
-    });
+    // Through the same factory the server uses; an existing store only.
+    let opened = crate::store::open(store, crate::store::OpenMode::Existing);
+    let result = match opened {
+        Ok(s) => match super::direct::runtime() {
+            Ok(rt) => rt.block_on(s.health()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
     match result {
-        Ok((version, 1)) => report.ok(
-            "store",
-            format!("{}: SQLite, schema version {version}", path.display()),
-        ),
-        Ok(_) => report.fail(
-            "store",
-            format!("{}: no records table; not a keyward store", path.display()),
-        ),
+        Ok(()) => report.ok("store", format!("{}: {}, usable", store.location(), store.kind())),
         Err(e) => report.fail(
             "store",
-            format!("{}: not a keyward store or unreadable ({e})", path.display()),
+            format!("{}: not a keyward store or unreadable ({e})", store.location()),
         ),
     }
 }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use super::hsm::connect;
 use super::{CliError, CliResult};
-use crate::config::{Config, StoreKind};
+use crate::config::Config;
 use crate::hsm::{AsyncHsm, CrkVersion};
 use crate::keys::KeyService;
-use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::store::{OpenError, OpenMode, Store};
 
 /// The configuration with the HSM opened and logged in.
 pub(super) struct Direct {
@@ -40,33 +40,28 @@ impl Direct {
             )));
         }
         let hsm = connect(config_path)?;
-        let hsm = AsyncHsm::new(Arc::new(hsm), config.hsm.call_timeout);
+        let hsm = AsyncHsm::new(hsm, config.hsm.call_timeout);
         Ok(Direct { config, hsm })
     }
 
     /// The store the configuration names; refuses one that does not exist yet
     /// (a wrong path must not look like an empty store).
-    pub fn store(&self) -> CliResult<Arc<SqliteStore>> {
-        let path = store_path(&self.config)?;
-        if !path.is_file() {
-            return Err(CliError::new(format!(
-                "no store at {} (check [store] path; the server creates it on first start)",
-                path.display()
-            )));
+    pub fn store(&self) -> CliResult<Arc<dyn Store>> {
+        Ok(crate::store::open(&self.config.store, OpenMode::Existing)?)
+    }
+
+    /// The store the configuration names, or `None` when there is none yet.
+    pub fn existing_store(&self) -> CliResult<Option<Arc<dyn Store>>> {
+        match crate::store::open(&self.config.store, OpenMode::Existing) {
+            Ok(store) => Ok(Some(store)),
+            Err(OpenError::Absent { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        Ok(Arc::new(SqliteStore::open(path, SqliteOptions::default())?))
     }
 
     /// A key service over the HSM and `store`, sealing new material under `crk`.
-    pub fn key_service(&self, store: Arc<SqliteStore>, crk: CrkVersion) -> Arc<KeyService> {
-        Arc::new(KeyService::new(self.hsm.clone(), store as Arc<dyn Store>, crk))
-    }
-}
-
-/// The embedded store's database file.
-pub(super) fn store_path(config: &Config) -> CliResult<&Path> {
-    match config.store.kind {
-        StoreKind::Sqlite => Ok(&config.store.path),
+    pub fn key_service(&self, store: Arc<dyn Store>, crk: CrkVersion) -> Arc<KeyService> {
+        Arc::new(KeyService::new(self.hsm.clone(), store, crk))
     }
 }
 
@@ -88,7 +83,7 @@ pub(super) struct AdminLock {
 
 impl AdminLock {
     pub fn acquire(config: &Config, what: &str) -> CliResult<AdminLock> {
-        let path = lock_path(store_path(config)?);
+        let path = lock_path(config)?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -107,8 +102,16 @@ impl AdminLock {
     }
 }
 
-fn lock_path(store: &Path) -> PathBuf {
+/// `<store file>.admin-lock` beside a local store.
+fn lock_path(config: &Config) -> CliResult<PathBuf> {
+    let store = config.store.local_file().ok_or_else(|| {
+        // A remote backend needs its own lock (a lease in the backend); none exists yet.
+        CliError::new(format!(
+            "the {} store has no local file to lock; this command needs one",
+            config.store.kind()
+        ))
+    })?;
     let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".admin-lock");
-    store.with_file_name(name)
+    Ok(store.with_file_name(name))
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, CliResult, RunCommand};
 use crate::config::Config;
-use crate::hsm::{CrkVersion, Hsm, Pkcs11Hsm, provision, read_pin_file};
+use crate::hsm::{CrkVersion, Hsm, provision, read_pin_file};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HsmCommand {
@@ -106,18 +106,15 @@ impl RunCommand for HsmCommand {
 pub(super) const HSM_ATTEMPTS: u64 = 4;
 
 /// Opens the token the configuration names, logged in with its PIN.
-pub(super) fn connect(config_path: &std::path::Path) -> Result<Pkcs11Hsm, CliError> {
+pub(super) fn connect(config_path: &std::path::Path) -> Result<std::sync::Arc<dyn Hsm>, CliError> {
     let config = Config::load(config_path)?;
-    let pin = config.hsm.read_pin()?;
-    let mut hsm_config = crate::hsm::HsmConfig::new(&config.hsm.module, &config.hsm.token_label, pin);
-    hsm_config.slot_id = config.hsm.slot;
-    hsm_config.call_timeout = config.hsm.call_timeout;
+    let hsm_config = config.hsm.settings()?;
     // A token shared with a running server can be briefly unreadable while the other
     // process rewrites its files (SoftHSM): a transient failure is tried again.
     let mut attempt = 0u64;
     loop {
         attempt += 1;
-        match Pkcs11Hsm::connect(&hsm_config) {
+        match crate::hsm::open(&hsm_config) {
             Ok(hsm) => return Ok(hsm),
             Err(e) if e.is_transient() && attempt < HSM_ATTEMPTS => {
                 std::thread::sleep(std::time::Duration::from_millis(200 * attempt));

@@ -1,13 +1,19 @@
 //! `keyward restore`: put a backup back into a fresh store, after checking that
 //! the HSM holds every root key its key material is sealed under, and prove
 //! it by opening a sample of keys through the key service.
+//!
+//! The backup's records are read through the `Store` trait (the file opened
+//! read-only, only the record columns this build knows) and imported into the
+//! configured store in one step: nothing of the file's schema — a trigger, a
+//! view, an extra table — reaches the store.
 
 use std::path::PathBuf;
 
-use super::direct::{AdminLock, Direct, runtime, store_path};
+use super::direct::{AdminLock, Direct, runtime};
 use super::{CliError, CliResult, RunCommand};
 use crate::hsm::CrkVersion;
-use crate::store::sqlite::backup;
+use crate::store::OpenMode;
+use crate::store::backup;
 
 /// Records with material opened to verify a restore, unless `--verify-all`.
 const DEFAULT_SAMPLE: u64 = 64;
@@ -31,11 +37,14 @@ pub struct RestoreCommand {
 impl RunCommand for RestoreCommand {
     fn run(self) -> CliResult {
         // Every check before anything is written: a refused restore changes nothing.
-        let summary = backup::inspect(&self.from).map_err(|e| CliError::from(e).context("restore"))?;
+        let rt = runtime()?;
+        let source = backup::open_file(&self.from).map_err(|e| CliError::from(e).context("restore"))?;
+        let summary = rt
+            .block_on(backup::summarize(&source))
+            .map_err(|e| CliError::from(e).context("restore"))?;
         let direct = Direct::open(&self.config)?;
         let _lock = AdminLock::acquire(&direct.config, "restore")?;
-        let db = store_path(&direct.config)?.to_path_buf();
-        let rt = runtime()?;
+        let location = direct.config.store.location();
         let versions = rt.block_on(direct.hsm.crk_versions())?;
         let missing: Vec<String> = summary
             .crks_with_material()
@@ -48,24 +57,31 @@ impl RunCommand for RestoreCommand {
                 missing.join(", ")
             )));
         }
-        if let Some(n) = backup::count_records(&db)?
-            && n > 0
-            && !self.force
-        {
-            return Err(CliError::new(format!(
-                "refusing: the store at {} holds {n} records; restore into a fresh store or add --force",
-                db.display()
-            )));
+        let existing = direct.existing_store()?;
+        if let Some(store) = &existing {
+            let n: u64 = rt.block_on(store.count_by_crk())?.values().sum();
+            if n > 0 && !self.force {
+                return Err(CliError::new(format!(
+                    "refusing: the store at {location} holds {n} records; restore into a fresh store or add --force"
+                )));
+            }
         }
-        backup::restore_from(&self.from, &db)?;
+        let store = match existing {
+            Some(store) => store,
+            None => crate::store::open(&direct.config.store, OpenMode::CreateIfAbsent)?,
+        };
+        // Every record the store held is replaced, in one step (all or nothing).
+        rt.block_on(async {
+            let records = backup::export_file(&source).await?;
+            store.import(records, true).await
+        })
+        .map_err(|e| CliError::from(e).context("restore"))?;
         println!(
-            "restored {} into {}: {}",
+            "restored {} into {location}: {}",
             self.from.display(),
-            db.display(),
             super::backup::describe(&summary)
         );
 
-        let store = direct.store()?;
         let newest = versions.iter().copied().max().unwrap_or(CrkVersion(1));
         let keys = direct.key_service(store, newest);
         let with_material: u64 = summary.crks_with_material().map(|(_, n)| n).sum();

@@ -102,7 +102,7 @@ fn renew(a: &RenewArgs) -> CliResult {
     println!(
         "a running server serves it within {} seconds; if vCenter trusted the old certificate \
          itself (not keyward's CA), make vCenter trust the KMS again",
-        super::serve::WATCH_INTERVAL.as_secs()
+        crate::service::supervise::WATCH_INTERVAL.as_secs()
     );
     Ok(())
 }

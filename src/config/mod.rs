@@ -38,6 +38,9 @@
 //! [audit]
 //! path = "audit.log"
 //!
+//! [metrics]
+//! listen = "127.0.0.1:9569"  # Prometheus text and /health; off when absent
+//!
 //! [process]
 //! allow_root = false         # refuse to serve as user id 0 unless true
 //! lock_memory = true         # mlockall: key pages never swapped (where the OS allows)
@@ -57,6 +60,8 @@ pub use error::ConfigError;
 pub use parse::parse_fingerprint;
 pub use stamp::FileStamp;
 
+pub use crate::store::StoreConfig;
+
 /// Largest config file read (64 KiB); a real one is under 2 KiB.
 const MAX_CONFIG_FILE_BYTES: u64 = 64 * 1024;
 
@@ -68,8 +73,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub tls: TlsConfig,
     pub hsm: HsmConfig,
+    /// `[store]`: which backend holds the sealed records (see `store::open`).
     pub store: StoreConfig,
     pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
     pub process: ProcessConfig,
 }
 
@@ -131,16 +138,11 @@ pub struct HsmConfig {
     pub call_timeout: Duration,
 }
 
-/// `[store]`: where sealed key records live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    pub kind: StoreKind,
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
+/// `[metrics]`: the operator's view of the running service (Prometheus text and
+/// health endpoints) on its own listener. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[audit]`: optional JSON-lines audit file, in addition to the systemd journal
@@ -165,6 +167,18 @@ impl Default for ProcessConfig {
             allow_root: false,
             lock_memory: true,
         }
+    }
+}
+
+impl HsmConfig {
+    /// What `hsm::open` needs: this section with the PIN read from the systemd
+    /// credential or the PIN file (never from the configuration itself).
+    pub fn settings(&self) -> Result<crate::hsm::HsmConfig, ConfigError> {
+        let pin = self.read_pin()?;
+        let mut settings = crate::hsm::HsmConfig::new(&self.module, &self.token_label, pin);
+        settings.slot_id = self.slot;
+        settings.call_timeout = self.call_timeout;
+        Ok(settings)
     }
 }
 

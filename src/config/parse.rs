@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, ProcessConfig, ServerConfig, StoreConfig,
-    StoreKind, TlsConfig, TlsVersion,
+    AuditConfig, Config, ConfigError, HsmConfig, IssuingCa, MetricsConfig, ProcessConfig, ServerConfig,
+    StoreConfig, TlsConfig, TlsVersion,
 };
 use crate::limits;
 
@@ -33,7 +33,14 @@ struct RawConfig {
     hsm: RawHsm,
     store: RawStore,
     audit: Option<RawAudit>,
+    metrics: Option<RawMetrics>,
     process: Option<RawProcess>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,6 +109,7 @@ pub(super) fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, Co
         hsm: hsm(raw.hsm, base)?,
         store: store(raw.store, base)?,
         audit: audit(raw.audit.unwrap_or_default(), base)?,
+        metrics: metrics(raw.metrics.unwrap_or_default())?,
         process: process(raw.process.unwrap_or_default()),
     })
 }
@@ -281,19 +289,27 @@ fn hsm(raw: RawHsm, base: &Path) -> Result<HsmConfig, ConfigError> {
 }
 
 fn store(raw: RawStore, base: &Path) -> Result<StoreConfig, ConfigError> {
-    let kind = match raw.kind.as_deref() {
-        None | Some("sqlite") => StoreKind::Sqlite,
-        Some(other) => {
-            return Err(ConfigError::invalid(
-                "store.kind",
-                format!("{other:?} is not supported; use \"sqlite\""),
-            ));
-        }
-    };
-    Ok(StoreConfig {
-        kind,
-        path: path("store.path", &raw.path, base)?,
-    })
+    // One arm per backend; a backend's own keys are checked in its arm.
+    match raw.kind.as_deref() {
+        None | Some("sqlite") => Ok(StoreConfig::Sqlite {
+            path: path("store.path", &raw.path, base)?,
+        }),
+        Some(other) => Err(ConfigError::invalid(
+            "store.kind",
+            format!("{other:?} is not supported; use \"sqlite\""),
+        )),
+    }
+}
+
+fn metrics(raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let listen = raw
+        .listen
+        .map(|a| {
+            a.parse::<SocketAddr>()
+                .map_err(|_| ConfigError::invalid("metrics.listen", format!("{a:?} is not an address:port")))
+        })
+        .transpose()?;
+    Ok(MetricsConfig { listen })
 }
 
 fn audit(raw: RawAudit, base: &Path) -> Result<AuditConfig, ConfigError> {

@@ -40,7 +40,8 @@ fn minimal_config_gets_safe_defaults() {
     assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
     assert_eq!(c.server.max_message_bytes, crate::limits::MAX_MESSAGE_BYTES);
     assert_eq!(c.tls.tls_versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
-    assert_eq!(c.store.kind, StoreKind::Sqlite);
+    assert_eq!(c.store.kind(), "sqlite");
+    assert_eq!(c.metrics, MetricsConfig::default(), "metrics are off by default");
     assert_eq!(c.hsm.pin_credential, "keyward-hsm-pin");
     assert_eq!(c.audit.path, None);
     assert_eq!(c.process, ProcessConfig::default());
@@ -83,7 +84,41 @@ fn relative_paths_resolve_against_the_config_folder() {
     assert_eq!(c.tls.clients_dir, Some(dir.path().join("clients")));
     assert_eq!(c.hsm.pin_file, Some(dir.path().join("hsm.pin")));
     assert_eq!(c.hsm.module, Path::new("/usr/lib/softhsm/libsofthsm2.so"));
-    assert_eq!(c.store.path, dir.path().join("data/keyward.db"));
+    assert_eq!(
+        c.store,
+        StoreConfig::Sqlite {
+            path: dir.path().join("data/keyward.db")
+        }
+    );
+}
+
+#[test]
+fn store_kind_sqlite_and_metrics_listen_parse() {
+    let text = MINIMAL.replace("path = \"data", "kind = \"sqlite\"\npath = \"data")
+        + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let c = Config::from_toml(&text, Path::new("/etc/keyward")).unwrap();
+    assert_eq!(
+        c.store,
+        StoreConfig::Sqlite {
+            path: "/etc/keyward/data/keyward.db".into()
+        }
+    );
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(
+        invalid_key(&(MINIMAL.to_owned() + "\n[metrics]\nlisten = \"localhost\"\n")),
+        "metrics.listen"
+    );
+    for unknown in ["[metrics]\npath = \"/x\"\n", "[store]\n"] {
+        let text = if unknown.starts_with("[store]") {
+            MINIMAL.replace("path = \"data", "url = \"x\"\npath = \"data")
+        } else {
+            MINIMAL.to_owned() + "\n" + unknown
+        };
+        assert!(
+            Config::from_toml(&text, Path::new("/etc/keyward")).is_err(),
+            "{text}"
+        );
+    }
 }
 
 #[test]

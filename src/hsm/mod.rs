@@ -13,6 +13,7 @@
 mod async_hsm;
 mod config;
 mod error;
+mod open;
 mod pkcs11;
 mod pool;
 pub mod provision;
@@ -26,6 +27,7 @@ use crate::secret::SecretBytes;
 pub use async_hsm::AsyncHsm;
 pub use config::{DEFAULT_CALL_TIMEOUT, DEFAULT_SESSION_POOL_SIZE, HsmConfig, read_pin_file};
 pub use error::HsmError;
+pub use open::{open, open_async};
 pub use pkcs11::Pkcs11Hsm;
 
 /// Label prefix of CRK objects: version `n` is labelled `keyward-crk-<n>`.

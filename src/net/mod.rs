@@ -1,8 +1,8 @@
-//! Network layer: TLS configuration and the KMIP listener.
+//! Network layer: TLS configuration and the KMIP listener, nothing else.
+//! (`service` assembles them with the rest; the KMIP test client lives in
+//! `tests/support/kmip_client.rs`.)
 
-pub mod client;
 pub mod listener;
-pub mod server;
 pub mod tls;
 
 pub use listener::{ConnectionInfo, Listener, ListenerSettings, ListenerStats, RequestHandler};

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::{IndexEntry, Query, Record, Store, StoreError};
+use super::{Export, IndexEntry, Query, Record, Store, StoreError};
 
 /// One check that did not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,15 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("list_page_pagination", |s| Box::pin(list_page_pagination(s))),
     ("debug_redaction", |s| Box::pin(debug_redaction(s))),
     ("health", |s| Box::pin(health(s))),
+    ("export_every_field_in_pages", |s| {
+        Box::pin(export_every_field_in_pages(s))
+    }),
+    ("export_is_a_snapshot", |s| Box::pin(export_is_a_snapshot(s))),
+    ("import_keeps_every_field", |s| {
+        Box::pin(import_keeps_every_field(s))
+    }),
+    ("import_all_or_nothing", |s| Box::pin(import_all_or_nothing(s))),
+    ("import_replace", |s| Box::pin(import_replace(s))),
 ];
 
 /// Runs every check, each on a fresh store, and returns all failures.
@@ -608,4 +617,161 @@ async fn health(store: Arc<dyn Store>) -> CheckResult {
     step("health", store.health().await)?;
     step("create", store.create(&sample_record("uid-a", 1)).await)?;
     step("health after a write", store.health().await)
+}
+
+/// Every record of an export, page by page, checking page sizes.
+async fn drain(mut export: Export, page_size: usize) -> Result<Vec<Record>, String> {
+    let mut all = Vec::new();
+    while let Some(page) = step("next export page", export.next_page().await)? {
+        ensure!(!page.is_empty(), "the export gave an empty page");
+        ensure!(
+            page.len() <= page_size,
+            "a page of {} records, over the page size {page_size}",
+            page.len()
+        );
+        all.extend(page);
+    }
+    Ok(all)
+}
+
+/// Same content and same record version.
+fn same_record(a: &Record, b: &Record) -> bool {
+    a.same_content(b) && a.version == b.version
+}
+
+async fn export_every_field_in_pages(store: Arc<dyn Store>) -> CheckResult {
+    let records: Vec<Record> = (0..5)
+        .map(|n| sample_record(&format!("uid-{}", 4 - n), n))
+        .collect();
+    create_all(store.as_ref(), &records).await?;
+    let mut changed = step("get", store.get("uid-2").await)?.ok_or("uid-2 not found")?;
+    changed.state = 3;
+    changed.updated_at += 10;
+    step("update", store.update(&changed, 1).await)?;
+    let exported = drain(step("export", store.export(2).await)?, 2).await?;
+    let uids: Vec<&str> = exported.iter().map(|r| r.uid.as_str()).collect();
+    ensure!(
+        uids == ["uid-0", "uid-1", "uid-2", "uid-3", "uid-4"],
+        "export order or content: {uids:?}"
+    );
+    for record in &exported {
+        let stored = step("get", store.get(&record.uid).await)?.ok_or("record vanished")?;
+        ensure!(
+            same_record(record, &stored),
+            "exported {record:?} differs from stored {stored:?}"
+        );
+    }
+    ensure!(exported[2].version == 2, "the export lost the record version");
+    Ok(())
+}
+
+async fn export_is_a_snapshot(store: Arc<dyn Store>) -> CheckResult {
+    let records: Vec<Record> = (0..6).map(|n| sample_record(&format!("uid-{n}"), n)).collect();
+    create_all(store.as_ref(), &records).await?;
+    let mut export = step("export", store.export(1).await)?;
+    let first = step("first page", export.next_page().await)?.ok_or("empty export")?;
+    // Writes after the export began: neither may show in it.
+    step("create after", store.create(&sample_record("uid-9", 9)).await)?;
+    let mut last = records[5].clone();
+    last.state = 4;
+    step("update after", store.update(&last, 1).await)?;
+    let mut all = first;
+    all.extend(drain(export, 1).await?);
+    ensure!(
+        all.len() == 6,
+        "the export holds {} records, not the 6 it began with",
+        all.len()
+    );
+    ensure!(
+        all.iter().all(|r| r.uid != "uid-9"),
+        "a record created after the export began is in it"
+    );
+    ensure!(
+        all[5].state == 1 && all[5].version == 1,
+        "an update after the export began is in it"
+    );
+    Ok(())
+}
+
+/// Records as a backup holds them: versions and timestamps of their own.
+fn imported(n: u32) -> Record {
+    let mut record = sample_record(&format!("imp-{n}"), n);
+    record.version = 3 + u64::from(n);
+    record.created_at = 1_600_000_000 + i64::from(n);
+    record.updated_at = 1_650_000_000 + i64::from(n);
+    record.index.reverse();
+    record
+}
+
+async fn import_keeps_every_field(store: Arc<dyn Store>) -> CheckResult {
+    let records: Vec<Record> = (0..5).map(imported).collect();
+    let count = step(
+        "import",
+        store
+            .import(Export::from_records(records.clone(), 2), false)
+            .await,
+    )?;
+    ensure!(count == 5, "import reported {count} records, not 5");
+    for record in &records {
+        let got = step("get", store.get(&record.uid).await)?.ok_or("imported record not found")?;
+        ensure!(same_record(&got, record), "imported {record:?}, stored {got:?}");
+    }
+    // An imported record is an ordinary one afterwards: compare-and-swap on its version.
+    let mut next = records[0].clone();
+    next.state = 2;
+    let v = step("update imported", store.update(&next, records[0].version).await)?;
+    ensure!(v == records[0].version + 1, "update gave version {v}");
+    let hits = step("find imported", store.find(&Query::default()).await)?;
+    ensure!(hits.len() == 5, "find sees {} imported records", hits.len());
+    Ok(())
+}
+
+async fn import_all_or_nothing(store: Arc<dyn Store>) -> CheckResult {
+    step("create", store.create(&sample_record("imp-2", 2)).await)?;
+    let clash: Vec<Record> = (0..4).map(imported).collect();
+    let result = store.import(Export::from_records(clash, 1), false).await;
+    ensure!(
+        matches!(result, Err(StoreError::AlreadyExists)),
+        "importing over an existing uid gave {result:?}"
+    );
+    let mut bad: Vec<Record> = (5..8).map(imported).collect();
+    bad[2].version = 0;
+    let result = store.import(Export::from_records(bad, 1), false).await;
+    ensure!(result.is_err(), "a record version 0 was imported");
+    for n in [0, 1, 3, 5, 6, 7] {
+        let uid = format!("imp-{n}");
+        ensure!(
+            step("get", store.get(&uid).await)?.is_none(),
+            "a failed import left {uid} behind"
+        );
+    }
+    let kept = step("get", store.get("imp-2").await)?.ok_or("a failed import removed a record")?;
+    ensure!(kept.version == 1, "a failed import changed a record");
+    Ok(())
+}
+
+async fn import_replace(store: Arc<dyn Store>) -> CheckResult {
+    create_all(
+        store.as_ref(),
+        &[sample_record("old-a", 1), sample_record("imp-1", 7)],
+    )
+    .await?;
+    let records: Vec<Record> = (0..3).map(imported).collect();
+    let count = step(
+        "import",
+        store.import(Export::from_records(records.clone(), 2), true).await,
+    )?;
+    ensure!(count == 3, "import reported {count} records, not 3");
+    ensure!(
+        step("get", store.get("old-a").await)?.is_none(),
+        "replace kept a record the import did not hold"
+    );
+    let replaced = step("get", store.get("imp-1").await)?.ok_or("imp-1 missing")?;
+    ensure!(
+        same_record(&replaced, &records[1]),
+        "replace kept the old imp-1: {replaced:?}"
+    );
+    let counts = step("count", store.count_by_crk().await)?;
+    ensure!(counts.values().sum::<u64>() == 3, "after replace: {counts:?}");
+    Ok(())
 }

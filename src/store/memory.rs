@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Query, Record, Store, StoreError, StoreFuture};
+use super::{Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// A store that keeps records in a map guarded by a mutex.
 #[derive(Debug, Default)]
@@ -124,5 +124,39 @@ impl Store for MemoryStore {
 
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { self.lock().map(|_| ()) })
+    }
+
+    fn export(&self, page_size: usize) -> StoreFuture<'_, Export> {
+        Box::pin(async move {
+            let records: Vec<Record> = self.lock()?.values().cloned().collect();
+            Ok(Export::from_records(records, page_size))
+        })
+    }
+
+    fn import(&self, mut records: Export, replace: bool) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            // Gathered first, applied under one lock: all or nothing.
+            let mut incoming = BTreeMap::new();
+            while let Some(page) = records.next_page().await? {
+                for mut record in page {
+                    if record.version == 0 {
+                        return Err(StoreError::Corrupt("imported record has version 0".into()));
+                    }
+                    record.normalize_index();
+                    if incoming.insert(record.uid.clone(), record).is_some() {
+                        return Err(StoreError::AlreadyExists);
+                    }
+                }
+            }
+            let mut stored = self.lock()?;
+            if replace {
+                stored.clear();
+            } else if incoming.keys().any(|uid| stored.contains_key(uid)) {
+                return Err(StoreError::AlreadyExists);
+            }
+            let count = incoming.len() as u64;
+            stored.append(&mut incoming);
+            Ok(count)
+        })
     }
 }

@@ -19,9 +19,12 @@
 //! is the same shape that macro generates, it keeps the trait usable as
 //! `Arc<dyn Store>`, and it avoids a proc-macro dependency for six methods.
 
+pub mod backup;
 pub mod conformance;
 mod error;
+mod export;
 mod memory;
+mod open;
 mod query;
 mod record;
 pub mod sqlite;
@@ -31,7 +34,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use error::StoreError;
+pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
 pub use memory::MemoryStore;
+pub use open::{OpenError, OpenMode, StoreConfig, open};
 pub use query::Query;
 pub use record::{IndexEntry, Record};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -65,4 +70,17 @@ pub trait Store: Send + Sync {
 
     /// `Ok` when the backend can serve reads and writes now.
     fn health(&self) -> StoreFuture<'_, ()>;
+
+    /// Every record with all its fields (version, timestamps, index), in uid
+    /// order, in pages of at most `page_size`, as the store held them when the
+    /// returned future completed: a write that commits later is not in it
+    /// (backup under load).
+    fn export(&self, page_size: usize) -> StoreFuture<'_, Export>;
+
+    /// Writes every record `records` yields exactly as given (version and
+    /// timestamps included), all or nothing (restore). With `replace`, the
+    /// records the store held are removed in the same step; without it, a uid
+    /// the store (or the import) already holds fails with `AlreadyExists`.
+    /// A record version of 0 is `Corrupt`. Returns the records written.
+    fn import(&self, records: Export, replace: bool) -> StoreFuture<'_, u64>;
 }

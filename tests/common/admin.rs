@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::kmip_client::{Client, ClientTls};
 use keyward::kmip::message::ResponseBatchItem;
 use keyward::kmip::{Operation, ResultReason, ResultStatus, RevocationReasonCode, tags};
-use keyward::net::client::{Client, ClientTls};
 use keyward::ttlv::{Item, Value};
 
 use super::TestServer;
@@ -82,12 +82,9 @@ pub fn wait_trusted(addr: SocketAddr, tls: &ClientTls) {
             let Ok(mut c) = Client::connect(addr, tls).await else {
                 return false;
             };
-            c.call(
-                Operation::DISCOVER_VERSIONS,
-                keyward::net::client::empty_payload(),
-            )
-            .await
-            .is_ok_and(|r| r.result_status == ResultStatus::SUCCESS)
+            c.call(Operation::DISCOVER_VERSIONS, super::kmip_client::empty_payload())
+                .await
+                .is_ok_and(|r| r.result_status == ResultStatus::SUCCESS)
         });
         if ok {
             return;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::kmip_client::{Client, ClientTls};
 use keyward::kmip::{Operation, ResultStatus, tags};
-use keyward::net::client::{Client, ClientTls};
 use keyward::ttlv::Item;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;

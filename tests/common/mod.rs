@@ -5,6 +5,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod admin;
+#[path = "../support/kmip_client.rs"]
+pub mod kmip_client;
 pub mod load;
 pub mod vcenter;
 
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keyward::net::client::{Client, ClientTls};
+use kmip_client::{Client, ClientTls};
 
 pub struct TestServer {
     pub dir: tempfile::TempDir,

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::kmip_client::{Client, ClientTls};
 use keyward::kmip::message::{ProtocolVersion, ResponseBatchItem, ResponseMessage};
 use keyward::kmip::object::{KeyMaterial, KeyValue, ManagedObject};
 use keyward::kmip::payload::Payload;
@@ -21,7 +22,6 @@ use keyward::kmip::{
     CredentialType, CryptographicAlgorithm, KeyFormatType, ObjectType, Operation, QueryFunction,
     ResultStatus, State, tags,
 };
-use keyward::net::client::{Client, ClientTls};
 use keyward::secret::SecretBytes;
 use keyward::ttlv::{self, Item, Value};
 

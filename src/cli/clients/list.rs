@@ -9,8 +9,8 @@ use crate::auth::last_seen::{self, SeenRecord};
 use crate::auth::{TrustSnapshot, TrustSource};
 use crate::cli::{CliError, CliResult};
 use crate::config::clients::{self, ClientKind};
-use crate::net::server::DEFAULT_GROUP;
 use crate::pki::{self, Fingerprint};
+use crate::service::DEFAULT_GROUP;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {

@@ -4,7 +4,7 @@
 //!
 //! Every command works on the files of `tls.clients_dir` (see
 //! [`crate::config::clients`]); a running `keyward serve` notices the change within
-//! [`super::serve::WATCH_INTERVAL`] and applies it to the next handshake. Each command
+//! [`crate::service::supervise::WATCH_INTERVAL`] and applies it to the next handshake. Each command
 //! checks everything before it writes anything, so a refused command changes nothing.
 
 mod add;
@@ -205,6 +205,6 @@ pub(crate) fn check_group(group: Option<&str>) -> CliResult {
 pub(crate) fn applied_note() -> String {
     format!(
         "a running server applies this within {} seconds (or at once on SIGHUP)",
-        super::serve::WATCH_INTERVAL.as_secs()
+        crate::service::supervise::WATCH_INTERVAL.as_secs()
     )
 }

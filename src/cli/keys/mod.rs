@@ -15,14 +15,13 @@ mod revoke;
 mod show;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::{CliError, CliResult, RunCommand};
 use crate::audit::{AuditEvent, AuditSettings, AuditSink};
-use crate::config::{Config, StoreKind};
+use crate::config::Config;
 use crate::keys::KeyError;
 use crate::keys::admin::KeyAdmin;
-use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::store::OpenMode;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
@@ -72,22 +71,8 @@ impl Inventory {
             .enable_all()
             .build()
             .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))?;
-        let store: Arc<dyn Store> = match config.store.kind {
-            StoreKind::Sqlite => {
-                let path = &config.store.path;
-                // Opening creates a missing database: refuse instead, a wrong path
-                // would otherwise look like an empty inventory.
-                if !path.is_file() {
-                    return Err(CliError::new(format!(
-                        "no key store at {} (the server creates it when it first starts)",
-                        path.display()
-                    )));
-                }
-                let store = SqliteStore::open(path, SqliteOptions::default())
-                    .map_err(|e| CliError::from(e).context(path.display()))?;
-                Arc::new(store)
-            }
-        };
+        // Never created here: a wrong path would otherwise look like an empty inventory.
+        let store = crate::store::open(&config.store, OpenMode::Existing)?;
         Ok(Inventory {
             config,
             admin: KeyAdmin::new(store),

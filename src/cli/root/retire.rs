@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use crate::cli::direct::{AdminLock, Direct, runtime};
 use crate::cli::{CliError, CliResult};
 use crate::hsm::CrkVersion;
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct RetireArgs {

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::cli::direct::{Direct, runtime, store_path};
+use crate::cli::direct::{Direct, runtime};
 use crate::cli::{CliError, CliResult};
 use crate::hsm::CrkVersion;
-use crate::store::sqlite::backup;
+use crate::store::backup;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -18,13 +18,13 @@ pub struct StatusArgs {
 
 pub(super) fn run(args: &StatusArgs) -> CliResult {
     let direct = Direct::open(&args.config)?;
-    let db = store_path(&direct.config)?;
-    let summary = if db.is_file() {
-        backup::inspect(db)?
-    } else {
-        backup::DatabaseSummary::default()
+    let rt = runtime()?;
+    // Through the `Store` trait, from one consistent export: any backend.
+    let summary = match direct.existing_store()? {
+        Some(store) => rt.block_on(backup::summarize(store.as_ref()))?,
+        None => backup::Summary::default(),
     };
-    let versions = runtime()?.block_on(direct.hsm.crk_versions())?;
+    let versions = rt.block_on(direct.hsm.crk_versions())?;
     let newest = versions.iter().copied().max();
     let all: BTreeSet<u32> = versions
         .iter()

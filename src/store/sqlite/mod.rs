@@ -5,7 +5,7 @@
 //! connections (see `reader`). The file is in WAL mode with
 //! `synchronous=FULL`: a call that returned `Ok` is on disk.
 
-pub mod backup;
+mod bulk;
 mod reader;
 mod rows;
 mod schema;
@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::reader::ReadPool;
 use self::rows::sql_error;
 use self::writer::{WriteOp, WriteRequest};
-use super::{Query, Record, Store, StoreError, StoreFuture};
+use super::{Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// Tuning knobs; the defaults suit a 2-core appliance.
 #[derive(Debug, Clone)]
@@ -52,6 +52,7 @@ impl Default for SqliteOptions {
 /// The SQLite-backed store. Dropping it finishes queued writes and closes the file.
 pub struct SqliteStore {
     path: PathBuf,
+    busy_timeout: Duration,
     writes: Option<mpsc::Sender<WriteRequest>>,
     writer_thread: Option<JoinHandle<()>>,
     reads: Arc<ReadPool>,
@@ -70,6 +71,7 @@ impl SqliteStore {
     /// and starts the writer thread. Blocks briefly; call at start-up.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        create_private(&path)?;
         let conn = Connection::open(&path).map_err(sql_error)?;
         conn.busy_timeout(options.busy_timeout).map_err(sql_error)?;
         schema::configure_writer(&conn)?;
@@ -84,8 +86,42 @@ impl SqliteStore {
         let reads = Arc::new(ReadPool::new(path.clone(), options.readers, options.busy_timeout));
         Ok(SqliteStore {
             path,
+            busy_timeout: options.busy_timeout,
             writes: Some(writes),
             writer_thread: Some(writer_thread),
+            reads,
+        })
+    }
+
+    /// Opens the existing database at `path` for reading only: no writer, no
+    /// migration, nothing written to the file (a backup file being restored).
+    /// Refuses a file that is not a keyward database of a schema this build reads.
+    pub fn open_read_only(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(StoreError::Other(format!("{}: no such file", path.display())));
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let not_ours = |e: StoreError| {
+            StoreError::Corrupt(format!("{} is not a keyward database ({e})", path.display()))
+        };
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| not_ours(sql_error(e)))?;
+        conn.busy_timeout(options.busy_timeout).map_err(sql_error)?;
+        let found = schema::read_version(&conn).map_err(not_ours)?;
+        if found != schema::current_version() {
+            return Err(StoreError::Other(format!(
+                "{} has schema version {found}; this build reads version {}",
+                path.display(),
+                schema::current_version()
+            )));
+        }
+        drop(conn);
+        let reads = Arc::new(ReadPool::new(path.clone(), options.readers, options.busy_timeout));
+        Ok(SqliteStore {
+            path,
+            busy_timeout: options.busy_timeout,
+            writes: None,
+            writer_thread: None,
             reads,
         })
     }
@@ -168,5 +204,40 @@ impl Store for SqliteStore {
             }
             self.reads.run(reader::health).await
         })
+    }
+
+    fn export(&self, page_size: usize) -> StoreFuture<'_, Export> {
+        Box::pin(bulk::export(self.path.clone(), self.busy_timeout, page_size))
+    }
+
+    fn import(&self, records: Export, replace: bool) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            if self.writes.is_none() {
+                return Err(StoreError::Other("the store is open read-only".into()));
+            }
+            let (path, busy_timeout) = (self.path.clone(), self.busy_timeout);
+            tokio::task::spawn_blocking(move || bulk::import(&path, busy_timeout, records, replace))
+                .await
+                .map_err(|_| StoreError::Other("the import task failed".into()))?
+        })
+    }
+}
+
+/// Creates the database file readable by its owner only (0600) when absent;
+/// SQLite would create it with the process umask.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
     }
 }

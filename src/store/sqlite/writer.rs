@@ -177,7 +177,7 @@ fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u
     Ok(new_version)
 }
 
-fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Result<(), StoreError> {
+pub(super) fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Result<(), StoreError> {
     // OR IGNORE: duplicate entries in the caller's list collapse to one row.
     let mut stmt = conn
         .prepare_cached("INSERT OR IGNORE INTO record_index (name, value, seq) VALUES (?1, ?2, ?3)")

@@ -1,5 +1,6 @@
-//! A small KMIP client over mutual TLS: what the tests, the benchmark and the
-//! appliance's boot test use to talk to a server the way vCenter does.
+//! A small KMIP client over mutual TLS: what the integration tests and
+//! `keyward-bench` use to talk to a server the way vCenter does. Test support,
+//! not part of the library; included with `#[path]` where it is needed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,11 +11,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::kmip::message::{
+use keyward::kmip::message::{
     ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage, ResponseBatchItem, ResponseMessage,
 };
-use crate::kmip::{Operation, tags};
-use crate::ttlv::{self, HEADER_LEN, Item};
+use keyward::kmip::{Operation, tags};
+use keyward::ttlv::{self, HEADER_LEN, Item};
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -164,7 +165,7 @@ impl Client {
             return Ok(None);
         }
         self.stream.read_exact(&mut header[1..]).await?;
-        let total = ttlv::frame_len(&header, crate::limits::MAX_MESSAGE_BYTES_CEILING)
+        let total = ttlv::frame_len(&header, keyward::limits::MAX_MESSAGE_BYTES_CEILING)
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut message = header.to_vec();
         message.resize(total, 0);

@@ -1,0 +1,102 @@
+//! What the running service knows of its own state, shared by the probes that
+//! update it and the readers (systemd's status line today, `/health/ready` and
+//! the metrics next).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Shared, lock-free health state. Every field starts pessimistic (not up,
+/// not usable) except what the build has just proved.
+#[derive(Debug, Default)]
+pub struct Health {
+    listener_up: AtomicBool,
+    hsm_usable: AtomicBool,
+    store_usable: AtomicBool,
+    audit_dropped: AtomicU64,
+    /// `u64::MAX` until the audit sink exposes its queue depth.
+    audit_queue_depth: AtomicU64,
+}
+
+/// One reading of [`Health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    pub listener_up: bool,
+    pub hsm_usable: bool,
+    pub store_usable: bool,
+    /// Audit events dropped since start (the queue was full).
+    pub audit_dropped: u64,
+    /// Audit events waiting to be written, when the sink reports it.
+    pub audit_queue_depth: Option<u64>,
+}
+
+impl HealthSnapshot {
+    /// Ready to serve keys: listening, with the HSM and the store usable.
+    pub fn ready(&self) -> bool {
+        self.listener_up && self.hsm_usable && self.store_usable
+    }
+}
+
+impl Health {
+    pub fn new() -> Health {
+        let health = Health::default();
+        health.audit_queue_depth.store(u64::MAX, Ordering::Relaxed);
+        health
+    }
+
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let depth = self.audit_queue_depth.load(Ordering::Relaxed);
+        HealthSnapshot {
+            listener_up: self.listener_up.load(Ordering::Relaxed),
+            hsm_usable: self.hsm_usable.load(Ordering::Relaxed),
+            store_usable: self.store_usable.load(Ordering::Relaxed),
+            audit_dropped: self.audit_dropped.load(Ordering::Relaxed),
+            audit_queue_depth: (depth != u64::MAX).then_some(depth),
+        }
+    }
+
+    /// Ready to serve keys (see [`HealthSnapshot::ready`]).
+    pub fn ready(&self) -> bool {
+        self.snapshot().ready()
+    }
+
+    pub fn set_listener_up(&self, up: bool) {
+        self.listener_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Returns the previous value, so a probe can log changes only.
+    pub fn set_hsm_usable(&self, usable: bool) -> bool {
+        self.hsm_usable.swap(usable, Ordering::Relaxed)
+    }
+
+    /// Returns the previous value, so a probe can log changes only.
+    pub fn set_store_usable(&self, usable: bool) -> bool {
+        self.store_usable.swap(usable, Ordering::Relaxed)
+    }
+
+    pub fn set_audit(&self, dropped: u64, queue_depth: Option<u64>) {
+        self.audit_dropped.store(dropped, Ordering::Relaxed);
+        self.audit_queue_depth
+            .store(queue_depth.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_listener_hsm_and_store() {
+        let health = Health::new();
+        assert!(!health.ready());
+        assert_eq!(health.snapshot().audit_queue_depth, None);
+        health.set_listener_up(true);
+        assert!(!health.set_hsm_usable(true));
+        assert!(!health.ready());
+        health.set_store_usable(true);
+        assert!(health.ready());
+        assert!(health.set_hsm_usable(false));
+        assert!(!health.ready());
+        health.set_audit(3, Some(7));
+        assert_eq!(health.snapshot().audit_dropped, 3);
+        assert_eq!(health.snapshot().audit_queue_depth, Some(7));
+    }
+}

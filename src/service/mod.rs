@@ -1,0 +1,197 @@
+//! The running service (layer 7): the one place that builds keyward from a
+//! [`Config`] — HSM (`hsm::open`), store (`store::open`), key service, KMIP
+//! operations, TLS, listener and audit trail — and keeps it running: the
+//! root-key follower, the HSM and store probes, the trust and certificate
+//! watcher, the last-seen map and SIGHUP reloads (see [`supervise`]). The
+//! [`Health`] it shares is what the probes learn; the [`KmipHandler`] reports
+//! every item outcome in one place.
+//!
+//! `net` below it is listener and TLS only; `cli` above it loads the
+//! configuration, hardens the process, starts a runtime and calls
+//! [`Service::build`] and [`Service::run_until_signal`].
+
+mod error;
+mod handler;
+mod health;
+pub mod supervise;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::audit::{AuditSettings, AuditSink};
+use crate::auth::{TrustSnapshot, TrustStore};
+use crate::config::Config;
+use crate::hsm::{AsyncHsm, CrkVersion};
+use crate::keys::KeyService;
+use crate::net::tls::{ServerConfigSource, TlsSettings};
+use crate::net::{Listener, ListenerSettings, ListenerStats};
+use crate::ops::{Operations, ServerInfo};
+use crate::store::{OpenMode, Store};
+use crate::ttlv::DecodeLimits;
+
+pub use error::ServeError;
+pub use handler::{DEFAULT_GROUP, KmipHandler};
+pub use health::{Health, HealthSnapshot};
+
+/// A built service, bound to its addresses and ready to run.
+pub struct Service {
+    listener: Arc<Listener<KmipHandler>>,
+    sockets: Vec<TcpListener>,
+    local_addrs: Vec<SocketAddr>,
+    trust: Arc<TrustStore>,
+    keys: Arc<KeyService>,
+    health: Arc<Health>,
+    watched: supervise::Watched,
+    config: Config,
+}
+
+impl Service {
+    /// Opens the HSM and the store, loads trust, opens the audit trail and binds
+    /// the listen addresses.
+    pub async fn build(config: Config) -> Result<Service, ServeError> {
+        // Stamped before trust is loaded: a change in between is then seen by the first poll.
+        let watched = supervise::Watched::new(&config);
+        let (hsm, crk) = open_hsm(&config).await?;
+        let store = open_store(&config).await?;
+        let keys = Arc::new(KeyService::new(hsm, store, crk));
+        let health = Arc::new(Health::new());
+        health.set_hsm_usable(true);
+        health.set_store_usable(true);
+        let trust = Arc::new(TrustStore::from_config(&config.tls)?);
+        let tls = ServerConfigSource::new(&TlsSettings::from_config(&config.tls), Arc::clone(&trust))?;
+        let limits = DecodeLimits {
+            max_message_bytes: config.server.max_message_bytes,
+            ..DecodeLimits::default()
+        };
+        let settings = ListenerSettings {
+            max_connections: config.server.max_connections,
+            handshake_timeout: config.server.handshake_timeout,
+            read_timeout: config.server.read_timeout,
+            // A response is as small as the request that asked for it; give its
+            // delivery the same time a request gets to arrive.
+            write_timeout: config.server.read_timeout,
+            idle_timeout: config.server.idle_timeout,
+            max_message_bytes: config.server.max_message_bytes,
+            ..ListenerSettings::default()
+        };
+        let mut sockets = Vec::new();
+        let mut local_addrs = Vec::new();
+        for addr in &config.server.listen {
+            let socket = TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Bind(*addr, e))?;
+            local_addrs.push(socket.local_addr().map_err(|e| ServeError::Bind(*addr, e))?);
+            sockets.push(socket);
+        }
+        let audit = AuditSink::start(AuditSettings::new(config.audit.path.clone()))?;
+        let handler = KmipHandler {
+            ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits),
+            audit,
+        };
+        let listener = Arc::new(Listener {
+            settings,
+            tls: Arc::new(tls),
+            handler: Arc::new(handler),
+            stats: Arc::new(ListenerStats::default()),
+        });
+        Ok(Service {
+            listener,
+            sockets,
+            local_addrs,
+            trust,
+            keys,
+            health,
+            watched,
+            config,
+        })
+    }
+
+    /// The bound addresses (the real ports when the config says `:0`).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The shared health state the probes keep up to date.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The listener's connection counters.
+    pub fn listener_stats(&self) -> &Arc<ListenerStats> {
+        &self.listener.stats
+    }
+
+    /// The configuration the service was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves until `shutdown` turns true; then drains and returns. No
+    /// supervision: [`Service::run_until_signal`] is the daemon.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let Service {
+            listener,
+            sockets,
+            health,
+            ..
+        } = self;
+        serve(listener, sockets, &health, shutdown).await;
+    }
+}
+
+/// Serves on `sockets` until `shutdown`; then every answered request's audit
+/// event reaches the trail before this returns.
+async fn serve(
+    listener: Arc<Listener<KmipHandler>>,
+    sockets: Vec<TcpListener>,
+    health: &Health,
+    shutdown: watch::Receiver<bool>,
+) {
+    let audit = listener.handler.audit.clone();
+    health.set_listener_up(true);
+    listener.serve(sockets, shutdown).await;
+    health.set_listener_up(false);
+    let _ = tokio::task::spawn_blocking(move || audit.flush(std::time::Duration::from_secs(5))).await;
+}
+
+/// The HSM the configuration names, and its newest root key.
+async fn open_hsm(config: &Config) -> Result<(AsyncHsm, CrkVersion), ServeError> {
+    let settings = config.hsm.settings()?;
+    let hsm = tokio::task::spawn_blocking(move || crate::hsm::open_async(&settings))
+        .await
+        .map_err(|source| ServeError::Task {
+            what: "opening the HSM",
+            source,
+        })??;
+    let crk = hsm
+        .crk_versions()
+        .await?
+        .into_iter()
+        .max()
+        .ok_or(ServeError::NoRootKey)?;
+    Ok((hsm, crk))
+}
+
+/// The store the configuration names, created if absent.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let store_config = config.store.clone();
+    let store =
+        tokio::task::spawn_blocking(move || crate::store::open(&store_config, OpenMode::CreateIfAbsent))
+            .await
+            .map_err(|source| ServeError::Task {
+                what: "opening the store",
+                source,
+            })??;
+    Ok(store)
+}
+
+/// Checks that the server certificate and key load as the service would load
+/// them (the key parses and belongs to the certificate), for `check-config`.
+pub fn check_server_key(config: &Config) -> Result<(), ServeError> {
+    let trust = Arc::new(TrustStore::new(TrustSnapshot::empty()));
+    ServerConfigSource::new(&TlsSettings::from_config(&config.tls), trust)?;
+    Ok(())
+}

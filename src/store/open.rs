@@ -1,0 +1,127 @@
+//! The one place that chooses a store backend: [`open`] turns a [`StoreConfig`]
+//! into a running `Arc<dyn Store>`. Adding a backend is a variant here, its arm
+//! in [`open`] and in the few describing methods, and its section in `config`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{SqliteOptions, SqliteStore, Store, StoreError};
+
+/// Which backend holds the records, and where (the parsed `[store]` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded default: one SQLite file (`kind = "sqlite"`).
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+    },
+}
+
+impl StoreConfig {
+    /// The `kind` the configuration names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreConfig::Sqlite { .. } => "sqlite",
+        }
+    }
+
+    /// Where the records live, for messages: a path, a URL.
+    pub fn location(&self) -> String {
+        match self {
+            StoreConfig::Sqlite { path } => path.display().to_string(),
+        }
+    }
+
+    /// A file on this machine that stands for the store (administration commands
+    /// put their lock beside it); `None` for a remote store.
+    pub fn local_file(&self) -> Option<&Path> {
+        match self {
+            StoreConfig::Sqlite { path } => Some(path),
+        }
+    }
+}
+
+/// Whether [`open`] may create a store that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The server: create an absent store and bring its schema up to date.
+    CreateIfAbsent,
+    /// Administration commands: a wrong path must not look like an empty store.
+    Existing,
+}
+
+/// Why [`open`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    /// [`OpenMode::Existing`] and nothing is there yet.
+    Absent { location: String },
+    /// The backend refused or failed.
+    Backend { location: String, source: StoreError },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Absent { location } => write!(
+                f,
+                "no store at {location} (check [store] path; the server creates it on first start)"
+            ),
+            OpenError::Backend { location, source } => write!(f, "{location}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Absent { .. } => None,
+            OpenError::Backend { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Opens the store `config` names. Blocks briefly (files, a first connection):
+/// async callers run it on the blocking pool.
+pub fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>, OpenError> {
+    let backend = |source| OpenError::Backend {
+        location: config.location(),
+        source,
+    };
+    match config {
+        StoreConfig::Sqlite { path } => {
+            if mode == OpenMode::Existing && !sqlite_exists(path) {
+                return Err(OpenError::Absent {
+                    location: config.location(),
+                });
+            }
+            let store = SqliteStore::open(path, SqliteOptions::default()).map_err(backend)?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A non-empty file: SQLite makes an empty one into a fresh database, and an
+/// empty file is what a crashed first start can leave.
+fn sqlite_exists(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn existing_mode_refuses_an_absent_store_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let config = StoreConfig::Sqlite { path: path.clone() };
+        let err = open(&config, OpenMode::Existing).err().unwrap();
+        assert!(matches!(err, OpenError::Absent { .. }), "{err}");
+        assert!(!path.exists());
+        let store = open(&config, OpenMode::CreateIfAbsent).unwrap();
+        store.health().await.unwrap();
+        drop(store);
+        open(&config, OpenMode::Existing).unwrap();
+    }
+}
