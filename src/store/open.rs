@@ -65,7 +65,7 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::Absent { location } => write!(
                 f,
-                "no store at {location} (check [store] path; the server creates it on first start)"
+                "no key store at {location} (check [store] path; the server creates it when it first starts)"
             ),
             OpenError::Backend { location, source } => write!(f, "{location}: {source}"),
         }
