@@ -195,3 +195,36 @@ pub fn check_server_key(config: &Config) -> Result<(), ServeError> {
     ServerConfigSource::new(&TlsSettings::from_config(&config.tls), trust)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_pin_file_is_a_typed_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[hsm]
+module = "/nonexistent/libpkcs11.so"
+token_label = "keyward"
+pin_file = "missing.pin"
+
+[store]
+kind = "sqlite"
+path = "keyward.db"
+"#;
+        let config = Config::from_toml(text, dir.path()).unwrap();
+        let err = Service::build(config).await.err().unwrap();
+        assert!(matches!(err, ServeError::Config(_)), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.to_string().starts_with("configuration: "), "{err}");
+        assert!(
+            !dir.path().join("keyward.db").exists(),
+            "nothing opened before the HSM"
+        );
+    }
+}

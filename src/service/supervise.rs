@@ -27,6 +27,7 @@ use crate::auth::TrustStore;
 use crate::config::{Config, FileStamp, clients};
 use crate::keys::KeyService;
 use crate::net::tls::ServerConfigSource;
+use crate::store::Store;
 use crate::system::notify;
 
 /// How often the service looks for changed trust files and server certificate: short
@@ -86,8 +87,9 @@ impl Service {
             stop_rx.clone(),
         ));
         let store_probe = tokio::spawn(probe_store(
-            Arc::clone(&keys),
+            Arc::clone(keys.store()),
             Arc::clone(&health),
+            STORE_PROBE_INTERVAL,
             stop_rx.clone(),
         ));
         let audit = listener.handler.audit.clone();
@@ -210,16 +212,21 @@ async fn probe_hsm(
 
 /// Every [`STORE_PROBE_INTERVAL`], asks the store whether it can serve
 /// (`Store::health`), records it in [`Health`] and logs each change once.
-async fn probe_store(keys: Arc<KeyService>, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
+async fn probe_store(
+    store: Arc<dyn Store>,
+    health: Arc<Health>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut down_since: Option<Instant> = None;
-    let mut ticks = tokio::time::interval(STORE_PROBE_INTERVAL);
+    let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = ticks.tick() => {}
         }
-        match keys.store().health().await {
+        match store.health().await {
             Ok(()) => {
                 health.set_store_usable(true);
                 if let Some(since) = down_since.take() {
@@ -329,5 +336,91 @@ fn save_last_seen(trust: &TrustStore, file: &Path) {
 fn report_notify(what: &str, result: std::io::Result<bool>) {
     if let Err(e) = result {
         tracing::warn!(notification = what, error = %e, "cannot notify systemd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::store::{Export, MemoryStore, Query, Record, StoreError, StoreFuture};
+
+    /// A memory store whose health the test switches.
+    struct Flaky {
+        inner: MemoryStore,
+        up: AtomicBool,
+        probed: tokio::sync::mpsc::UnboundedSender<bool>,
+    }
+
+    impl Store for Flaky {
+        fn create<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
+            self.inner.create(record)
+        }
+        fn get<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>> {
+            self.inner.get(uid)
+        }
+        fn update<'a>(&'a self, record: &'a Record, expected: u64) -> StoreFuture<'a, u64> {
+            self.inner.update(record, expected)
+        }
+        fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
+            self.inner.find(query)
+        }
+        fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
+            self.inner.count_by_crk()
+        }
+        fn list_page<'a>(&'a self, after: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>> {
+            self.inner.list_page(after, limit)
+        }
+        fn health(&self) -> StoreFuture<'_, ()> {
+            let up = self.up.load(Ordering::SeqCst);
+            let _ = self.probed.send(up);
+            Box::pin(async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err(StoreError::Unavailable("test outage".into()))
+                }
+            })
+        }
+        fn export(&self, page_size: usize) -> StoreFuture<'_, Export> {
+            self.inner.export(page_size)
+        }
+        fn import(&self, records: Export, replace: bool) -> StoreFuture<'_, u64> {
+            self.inner.import(records, replace)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_store_probe_keeps_health_up_to_date() {
+        let (probed_tx, mut probed) = tokio::sync::mpsc::unbounded_channel();
+        let store = Arc::new(Flaky {
+            inner: MemoryStore::new(),
+            up: AtomicBool::new(false),
+            probed: probed_tx,
+        });
+        let health = Arc::new(Health::new());
+        health.set_store_usable(true);
+        let (stop_tx, stop) = watch::channel(false);
+        let probe = tokio::spawn(probe_store(
+            Arc::clone(&store) as Arc<dyn Store>,
+            Arc::clone(&health),
+            Duration::from_millis(1),
+            stop,
+        ));
+        // A probe's answer is recorded before the next probe begins: wait for a probe
+        // that saw the state, then for the one after it.
+        async fn settled(probed: &mut tokio::sync::mpsc::UnboundedReceiver<bool>, want: bool) {
+            while probed.recv().await.unwrap() != want {}
+            probed.recv().await.unwrap();
+        }
+        settled(&mut probed, false).await;
+        assert!(!health.snapshot().store_usable);
+        store.up.store(true, Ordering::SeqCst);
+        settled(&mut probed, true).await;
+        assert!(health.snapshot().store_usable);
+        stop_tx.send(true).unwrap();
+        probe.await.unwrap();
     }
 }
