@@ -25,7 +25,7 @@ pub struct BackupCommand {
 impl RunCommand for BackupCommand {
     fn run(self) -> CliResult {
         let config = Config::load(&self.config)?;
-        let store = crate::store::open(&config.store, OpenMode::Existing)
+        let store = crate::store::open(&config.store, OpenMode::ReadOnly)
             .map_err(|e| CliError::from(e).context("backup"))?;
         let summary = runtime()?
             .block_on(backup::write_file(store.as_ref(), &self.out))

@@ -351,7 +351,7 @@ fn check_store(config: &Config, report: &mut Report) {
         return;
     }
     // Through the same factory the server uses; an existing store only.
-    let opened = crate::store::open(store, crate::store::OpenMode::Existing);
+    let opened = crate::store::open(store, crate::store::OpenMode::ReadOnly);
     let result = match opened {
         Ok(s) => match super::direct::runtime() {
             Ok(rt) => rt.block_on(s.health()).map_err(|e| e.to_string()),

@@ -50,9 +50,10 @@ impl Direct {
         Ok(crate::store::open(&self.config.store, OpenMode::Existing)?)
     }
 
-    /// The store the configuration names, or `None` when there is none yet.
-    pub fn existing_store(&self) -> CliResult<Option<Arc<dyn Store>>> {
-        match crate::store::open(&self.config.store, OpenMode::Existing) {
+    /// The store the configuration names, or `None` when there is none yet;
+    /// `mode` is [`OpenMode::Existing`] or [`OpenMode::ReadOnly`].
+    pub fn existing_store(&self, mode: OpenMode) -> CliResult<Option<Arc<dyn Store>>> {
+        match crate::store::open(&self.config.store, mode) {
             Ok(store) => Ok(Some(store)),
             Err(OpenError::Absent { .. }) => Ok(None),
             Err(e) => Err(e.into()),

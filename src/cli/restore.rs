@@ -57,7 +57,7 @@ impl RunCommand for RestoreCommand {
                 missing.join(", ")
             )));
         }
-        let existing = direct.existing_store()?;
+        let existing = direct.existing_store(OpenMode::Existing)?;
         if let Some(store) = &existing {
             let n: u64 = rt.block_on(store.count_by_crk())?.values().sum();
             if n > 0 && !self.force {

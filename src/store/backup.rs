@@ -96,19 +96,10 @@ async fn fill(store: &dyn Store, partial: &Path) -> Result<(), StoreError> {
     let dest = SqliteStore::open(partial, SqliteOptions::default())?;
     let export = store.export(DEFAULT_PAGE_SIZE).await?;
     dest.import(export, false).await?;
-    drop(dest);
     // One self-contained file: no -wal/-shm beside it.
-    let path = partial.to_path_buf();
-    tokio::task::spawn_blocking(move || to_rollback_journal(&path))
+    tokio::task::spawn_blocking(move || dest.close_as_single_file())
         .await
         .map_err(|_| StoreError::Other("the backup task failed".into()))?
-}
-
-fn to_rollback_journal(path: &Path) -> Result<(), StoreError> {
-    let conn = rusqlite::Connection::open(path).map_err(|e| StoreError::Other(e.to_string()))?;
-    conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    conn.close().map_err(|(_, e)| StoreError::Other(e.to_string()))
 }
 
 /// Opens the backup file at `path` read-only, as a store to export from.

@@ -49,6 +49,9 @@ pub enum OpenMode {
     CreateIfAbsent,
     /// Administration commands: a wrong path must not look like an empty store.
     Existing,
+    /// An existing store, for reading only: nothing is written to it, not even
+    /// a schema migration (backup, `root status`, `check-config`).
+    ReadOnly,
 }
 
 /// Why [`open`] failed.
@@ -90,13 +93,17 @@ pub fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>, Open
     };
     match config {
         StoreConfig::Sqlite { path } => {
-            if mode == OpenMode::Existing && !sqlite_exists(path) {
+            if mode != OpenMode::CreateIfAbsent && !sqlite_exists(path) {
                 return Err(OpenError::Absent {
                     location: config.location(),
                 });
             }
-            let store = SqliteStore::open(path, SqliteOptions::default()).map_err(backend)?;
-            Ok(Arc::new(store))
+            let store = if mode == OpenMode::ReadOnly {
+                SqliteStore::open_read_only(path, SqliteOptions::default())
+            } else {
+                SqliteStore::open(path, SqliteOptions::default())
+            };
+            Ok(Arc::new(store.map_err(backend)?))
         }
     }
 }
@@ -123,5 +130,12 @@ mod tests {
         store.health().await.unwrap();
         drop(store);
         open(&config, OpenMode::Existing).unwrap();
+        let read_only = open(&config, OpenMode::ReadOnly).unwrap();
+        let err = read_only
+            .create(&crate::store::conformance::sample_record("a", 1))
+            .await
+            .unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        read_only.health().await.unwrap();
     }
 }

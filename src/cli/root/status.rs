@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::cli::direct::{Direct, runtime};
 use crate::cli::{CliError, CliResult};
 use crate::hsm::CrkVersion;
-use crate::store::backup;
+use crate::store::{OpenMode, backup};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -20,7 +20,7 @@ pub(super) fn run(args: &StatusArgs) -> CliResult {
     let direct = Direct::open(&args.config)?;
     let rt = runtime()?;
     // Through the `Store` trait, from one consistent export: any backend.
-    let summary = match direct.existing_store()? {
+    let summary = match direct.existing_store(OpenMode::ReadOnly)? {
         Some(store) => rt.block_on(backup::summarize(store.as_ref()))?,
         None => backup::Summary::default(),
     };

@@ -126,6 +126,18 @@ impl SqliteStore {
         })
     }
 
+    /// Closes the store (finishing queued writes) and switches its file to a
+    /// rollback journal: one self-contained file, no `-wal`/`-shm` beside it
+    /// (a backup file).
+    pub fn close_as_single_file(self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        drop(self);
+        let conn = Connection::open(&path).map_err(sql_error)?;
+        conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+            .map_err(sql_error)?;
+        conn.close().map_err(|(_, e)| sql_error(e))
+    }
+
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -135,7 +147,8 @@ impl SqliteStore {
         let writes = self
             .writes
             .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("store is closing".into()))?;
+            // Only a store opened read-only has no writer (`Drop` needs `&mut self`).
+            .ok_or_else(|| StoreError::Other("the store is open read-only".into()))?;
         let (reply, answer) = oneshot::channel();
         writes
             .send(WriteRequest { op, reply })
@@ -198,9 +211,11 @@ impl Store for SqliteStore {
 
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            match &self.writes {
-                Some(writes) if !writes.is_closed() => {}
-                _ => return Err(StoreError::Unavailable("store writer stopped".into())),
+            // A read-only store (no writer at all) is healthy when it can be read.
+            if let Some(writes) = &self.writes
+                && writes.is_closed()
+            {
+                return Err(StoreError::Unavailable("store writer stopped".into()));
             }
             self.reads.run(reader::health).await
         })
