@@ -73,7 +73,10 @@ fn open_snapshot(path: &std::path::Path, busy_timeout: Duration) -> Result<Conne
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(sql_error)?;
     conn.busy_timeout(busy_timeout).map_err(sql_error)?;
-    conn.execute_batch("BEGIN").map_err(sql_error)?;
+    // The file may be a backup from elsewhere: whatever its schema holds (views,
+    // triggers) may not call functions with side effects, and nothing is written.
+    conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA query_only = ON; BEGIN")
+        .map_err(sql_error)?;
     // The first read fixes the snapshot every page then comes from.
     conn.query_row("SELECT COUNT(*) FROM records", [], |row| row.get::<_, i64>(0))
         .map_err(sql_error)?;
