@@ -239,17 +239,17 @@ impl Drop for TestServer {
     }
 }
 
-/// Where the OASIS KMIP XML test cases are: `../shared/kmip-test-cases` beside
-/// the checkout (or `KEYWARD_KMIP_TEST_CASES`).
+/// Where the OASIS KMIP XML test cases are: `tests/data/kmip-test-cases` in the
+/// repository, or wherever `KEYWARD_KMIP_TEST_CASES` points.
 pub fn kmip_test_cases() -> PathBuf {
     if let Ok(p) = std::env::var("KEYWARD_KMIP_TEST_CASES") {
         return PathBuf::from(p);
     }
-    for up in ["../shared/kmip-test-cases", "../../shared/kmip-test-cases"] {
-        let p = repo().join(up);
-        if p.is_dir() {
-            return p;
-        }
-    }
-    panic!("OASIS test cases not found beside the checkout; set KEYWARD_KMIP_TEST_CASES")
+    let p = repo().join("tests/data/kmip-test-cases");
+    assert!(
+        p.is_dir(),
+        "OASIS test cases not found at {} (set KEYWARD_KMIP_TEST_CASES)",
+        p.display()
+    );
+    p
 }
