@@ -239,6 +239,20 @@ impl Drop for TestServer {
     }
 }
 
+/// The Python that runs the interop clients: `KEYWARD_PYTHON` (set by
+/// `scripts/test`), else the checkout's virtual environment `.venv/` made by
+/// `scripts/pyvenv`, else `python3` from the PATH.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYWARD_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv/bin/python");
+    if venv.is_file() {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
 /// Where the OASIS KMIP XML test cases are: `tests/data/kmip-test-cases` in the
 /// repository, or wherever `KEYWARD_KMIP_TEST_CASES` points.
 pub fn kmip_test_cases() -> PathBuf {
