@@ -76,6 +76,8 @@ fn parse_layers(markdown: &str) -> Result<Layers, String> {
             }
         }
         if let Some((_, never)) = cells.get(3).and_then(|note| note.split_once("never imports")) {
+            // The list ends at the end of the clause.
+            let never = never.split(['(', ';', '.']).next().unwrap_or_default();
             for to in backticked(never) {
                 for from in &names {
                     layers.forbidden.push((from.clone(), to.to_owned()));
@@ -451,12 +453,14 @@ fn the_checker_finds_upward_sideways_and_grouped_imports_and_ignores_comments() 
     let table = format!(
         "# rooms\n\n{BEGIN}\n| layer | rooms | note |\n|---|---|---|\n\
          | 0a | `low`, `util` | base |\n| 0b | `mid`, `side` | x |\n\
-         | 2 | `high` | y; never imports `low` |\n| 3 | `src/main.rs` | z |\n{END}\n"
+         | 2 | `high` | y; never imports `low` (only `mid`) |\n| 3 | `src/main.rs` | z |\n{END}\n"
     );
     let layers = parse_layers(&table).unwrap();
     assert_eq!(layers.rooms.len(), 6);
     assert_eq!(layers.get("main"), Some(&(4, "3".to_owned())));
     assert_eq!(layers.forbidden, [("high".to_owned(), "low".to_owned())]);
+    let real = parse_layers(&std::fs::read_to_string(repo().join("ARCHITECTURE.md")).unwrap()).unwrap();
+    assert_eq!(real.forbidden, [("cli".to_owned(), "net".to_owned())]);
 
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
