@@ -1,9 +1,10 @@
 //! keyward: a KMIP key server for VMware vSphere, with its root key in an HSM.
 //!
-//! Layers (ARCHITECTURE.md) — a module imports only from layers below it:
-//! 0 `ttlv`, `secret`, `limits`, `clock`, `workers`, `password`, `system`, `metrics`;
+//! Layers (ARCHITECTURE.md, checked by `tests/architecture.rs`) — a module imports
+//! only from layers below its own:
+//! 0a `secret`, `limits`, `clock`, `workers`, `password`, `system`; 0b `ttlv`, `metrics`;
 //! 1 `kmip`, `hsm`, `store`, `audit`, `pki`; 2 `config`; 3 `auth`; 4 `keys`; 5 `ops`;
-//! 6 `net`; 7 `service`; 8 `cli`; 9 the binaries.
+//! 6 `net`; 7 `service`; 8 `cli` (never `net`); 9 `src/bin/`, `src/main.rs`.
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -168,7 +168,6 @@ fn work<S>(shared: &Shared<S>, mut state: S) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(flavor = "current_thread")]
     async fn runs_jobs_with_worker_state() {
@@ -188,30 +187,51 @@ mod tests {
         assert_eq!(pool.run(|_: &mut ()| 7u8).await, Ok(7));
     }
 
+    /// Waits on events only (job started, job left the queue), never on time:
+    /// it must hold on a machine too busy to schedule the worker promptly.
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_queue_refuses_and_abandoned_jobs_are_skipped() {
+        use std::future::Future;
         use std::sync::atomic::{AtomicBool, Ordering};
+        use std::task::Poll;
+
         let pool = Arc::new(WorkerPool::new("test-worker", vec![()], 1));
+        // Occupy the only worker until released, and know when it is occupied.
+        let (started, is_started) = oneshot::channel::<()>();
         let (release, blocked) = std::sync::mpsc::channel::<()>();
-        // Occupy the only worker until released.
         let busy = tokio::spawn({
             let pool = Arc::clone(&pool);
-            async move { pool.run(move |_: &mut ()| blocked.recv().is_ok()).await }
+            async move {
+                pool.run(move |_: &mut ()| {
+                    let _ = started.send(());
+                    blocked.recv().is_ok()
+                })
+                .await
+            }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // One job may wait; its caller gives up, so it is skipped later.
+        is_started.await.unwrap();
+
+        // One job may wait. Its caller submits it (first poll) and then gives up
+        // (drops the future), so the worker must skip it. The job owns `gone`'s
+        // sender: the receiver resolves when the job has left the queue.
         let ran = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&ran);
-        let waiting = tokio::time::timeout(
-            Duration::from_millis(20),
-            pool.run(move |_: &mut ()| flag.store(true, Ordering::SeqCst)),
-        )
-        .await;
-        assert!(waiting.is_err());
+        let (gone_tx, gone) = oneshot::channel::<()>();
+        let mut waiting = Box::pin(pool.run(move |_: &mut ()| {
+            drop(gone_tx);
+            flag.store(true, Ordering::SeqCst);
+        }));
+        let first = std::future::poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "the job waits behind the busy worker");
+        drop(waiting);
+
+        // The queue (capacity 1) holds the abandoned job: a new one is refused.
         assert_eq!(pool.run(|_: &mut ()| 2u8).await, Err(PoolError::Full));
+
         release.send(()).unwrap();
         assert_eq!(busy.await.unwrap(), Ok(true));
+        assert!(gone.await.is_err(), "the abandoned job is dropped, not answered");
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job did not run");
         assert_eq!(pool.run(|_: &mut ()| 1u8).await, Ok(1));
-        assert!(!ran.load(Ordering::SeqCst));
     }
 }

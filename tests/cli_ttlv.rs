@@ -57,12 +57,13 @@ fn cases_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("KEYWARD_KMIP_TEST_CASES") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/kmip-test-cases"))
-        .find(|d| d.is_dir())
-        .expect("OASIS test cases not found (set KEYWARD_KMIP_TEST_CASES)")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kmip-test-cases");
+    assert!(
+        dir.is_dir(),
+        "OASIS test cases not found at {} (set KEYWARD_KMIP_TEST_CASES)",
+        dir.display()
+    );
+    dir
 }
 
 /// The placeholder-free messages of one version directory.

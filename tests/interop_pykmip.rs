@@ -11,13 +11,13 @@ fn pykmip_client_lifecycle_in_every_version() {
     let (cert, key, ca) = server.client_files();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pykmip_lifecycle.py");
     for version in ["1.0", "1.1", "1.2", "1.3", "1.4"] {
-        let out = Command::new("python3")
+        let out = Command::new(common::python())
             .arg(&script)
             .args(["127.0.0.1", &server.addr.port().to_string()])
             .args([&cert, &key, &ca])
             .arg(version)
             .output()
-            .expect("python3 runs");
+            .expect("python runs (scripts/pyvenv makes .venv with PyKMIP)");
         let stdout = String::from_utf8_lossy(&out.stdout);
         println!("KMIP {version}:\n{stdout}");
         assert!(

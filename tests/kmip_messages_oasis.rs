@@ -2,7 +2,7 @@
 //! parses into the message model — and, for the operations `kmip::payload`
 //! models, into the typed payload — and writes back the same tree.
 //!
-//! The test cases live in `../shared/kmip-test-cases` (relative to the crate),
+//! The test cases live in `tests/data/kmip-test-cases` (relative to the crate),
 //! or wherever `KEYWARD_KMIP_TEST_CASES` points. The XML is read by the small
 //! reader below until `kmip::xml` has one; then `read_messages` should call it.
 

@@ -2,9 +2,8 @@
 //! XML → tree → TTLV → tree → XML → tree, and tree → JSON → tree, asserting the
 //! trees agree at each step and that re-encoding gives identical TTLV bytes.
 //!
-//! The files live in `shared/kmip-test-cases` beside the checkout (or beside an
-//! ancestor of it), or where
-//! `KEYWARD_KMIP_TEST_CASES` points. Run with `--nocapture` to see the counts.
+//! The files live in `tests/data/kmip-test-cases` (or where
+//! `KEYWARD_KMIP_TEST_CASES` points). Run with `--nocapture` to see the counts.
 
 mod common;
 

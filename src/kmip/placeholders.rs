@@ -1,5 +1,6 @@
 //! Placeholders of the OASIS test cases: `$UNIQUE_IDENTIFIER_0` (Text String),
-//! `$NOW`, `$NOW-3600` (Date-Time), `$DATA_0` (Byte String).
+//! `$NOW`, `$NOW-3600` (Date-Time), `$DATA_0` (Byte String). The cases are kept
+//! in the repository, in `tests/data/kmip-test-cases`.
 //!
 //! A test file states what a server returns without knowing the identifiers and
 //! times it will pick. A [`Placeholders`] table gives each placeholder one of two

@@ -241,17 +241,31 @@ impl Drop for TestServer {
     }
 }
 
-/// Where the OASIS KMIP XML test cases are: `../shared/kmip-test-cases` beside
-/// the checkout (or `KEYWARD_KMIP_TEST_CASES`).
+/// The Python that runs the interop clients: `KEYWARD_PYTHON` (set by
+/// `scripts/test`), else the checkout's virtual environment `.venv/` made by
+/// `scripts/pyvenv`, else `python3` from the PATH.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYWARD_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv/bin/python");
+    if venv.is_file() {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
+/// Where the OASIS KMIP XML test cases are: `tests/data/kmip-test-cases` in the
+/// repository, or wherever `KEYWARD_KMIP_TEST_CASES` points.
 pub fn kmip_test_cases() -> PathBuf {
     if let Ok(p) = std::env::var("KEYWARD_KMIP_TEST_CASES") {
         return PathBuf::from(p);
     }
-    for up in ["../shared/kmip-test-cases", "../../shared/kmip-test-cases"] {
-        let p = repo().join(up);
-        if p.is_dir() {
-            return p;
-        }
-    }
-    panic!("OASIS test cases not found beside the checkout; set KEYWARD_KMIP_TEST_CASES")
+    let p = repo().join("tests/data/kmip-test-cases");
+    assert!(
+        p.is_dir(),
+        "OASIS test cases not found at {} (set KEYWARD_KMIP_TEST_CASES)",
+        p.display()
+    );
+    p
 }
