@@ -246,3 +246,53 @@ async fn unknown_paths_methods_and_oversized_heads_are_refused() {
         "{answer}"
     );
 }
+
+/// The Grafana dashboard queries only metrics that exist (a rename here must
+/// update `systemd/grafana-dashboard.json`).
+#[test]
+fn the_dashboard_uses_exposed_metric_names() {
+    let dashboard = include_str!("../../systemd/grafana-dashboard.json");
+    let parsed: serde_json::Value = serde_json::from_str(dashboard).unwrap();
+    assert!(parsed["panels"].as_array().unwrap().len() >= 10);
+
+    let metrics = Metrics::new();
+    metrics.record_request("Get", "Success", Duration::from_micros(1));
+    metrics.connection_refused("limit");
+    metrics.tls_handshake("ok", Duration::from_micros(1));
+    metrics
+        .hsm_instruments()
+        .observe_call("seal", Duration::from_micros(1), true);
+    metrics.keys_state_changed(None, Some("Active"));
+    let exposed: std::collections::BTreeSet<String> = metrics
+        .encode()
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+
+    let mut used = std::collections::BTreeSet::new();
+    let mut rest = dashboard;
+    while let Some(at) = rest.find("keyward_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        if name == "keyward_" {
+            continue;
+        }
+        used.insert(name);
+    }
+    assert!(used.len() >= 12, "{used:?}");
+    for name in &used {
+        let family = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).filter(|f| exposed.contains(*f)))
+            .unwrap_or(name);
+        assert!(
+            exposed.contains(family),
+            "dashboard uses {name}, not exposed; exposed: {exposed:?}"
+        );
+    }
+}
