@@ -296,3 +296,35 @@ fn the_dashboard_uses_exposed_metric_names() {
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let metrics = Metrics::new();
+    let server = serve("127.0.0.1:0".parse().unwrap(), metrics, || Ok(()))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    // Silent clients holding every slot.
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // One more: closed without an answer although its request is complete.
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut raw = Vec::new();
+    let _ = extra.read_to_end(&mut raw).await;
+    assert!(raw.is_empty(), "{}", String::from_utf8_lossy(&raw));
+
+    // The held connections were being served all along.
+    let mut first = held.remove(0);
+    first
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    first.read_to_end(&mut raw).await.unwrap();
+    assert!(String::from_utf8(raw).unwrap().starts_with("HTTP/1.1 200"));
+}
