@@ -16,6 +16,7 @@ pub mod hsm;
 pub mod keys;
 pub mod kmip;
 pub mod limits;
+pub mod metrics;
 pub mod net;
 pub mod ops;
 pub mod password;

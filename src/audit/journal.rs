@@ -1,16 +1,19 @@
 //! The systemd journal's native protocol, spoken directly: one datagram per event
 //! to `/run/systemd/journal/socket`, holding `KEY=VALUE` lines (see
-//! systemd's "Native Journal Protocol").
+//! systemd's "Native Journal Protocol"). An entry too large for one datagram goes
+//! the protocol's other way: written to a sealed memfd whose descriptor is sent
+//! instead (an empty datagram carrying `SCM_RIGHTS`).
 //!
-//! Why not the `systemd-journal-logger` crate: it is a process-wide `log` backend
-//! (the server logs through `tracing`), its per-record fields come only through
-//! `log`'s key-value records, and its socket path cannot be pointed at a test
-//! socket. The protocol needs no unsafe code: a value with a newline uses the
-//! binary-safe form `KEY\n<u64 LE length><bytes>\n`. Events are bounded
-//! ([`AuditEvent::bounded`]) so a datagram stays a few KiB, far below the socket's
-//! limit; the memfd path for huge entries is never needed.
+//! Why not a journald crate (CONTRIBUTING.md, "Dependencies"): `tracing-journald`
+//! and `systemd-journal-logger` are process-wide log backends with a fixed socket
+//! path; an audit sink sends one record of its own fields (`KEYWARD_*`) with its
+//! own priority, to a socket tests can choose. The system calls (memfd, seals,
+//! descriptor passing) go through `rustix`'s safe wrappers; no unsafe code here.
+//! A value with a newline uses the binary-safe form `KEY\n<u64 LE length><bytes>\n`.
 
-use std::io;
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -120,13 +123,57 @@ impl JournalSocket {
     /// Sends one event; reconnects once if journald was restarted meanwhile.
     pub fn send(&mut self, event: &AuditEvent) -> io::Result<()> {
         let datagram = encode(event);
-        match self.socket.send(&datagram) {
-            Ok(_) => Ok(()),
+        match self.send_entry(&datagram) {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => Err(e),
             Err(_) => {
                 *self = JournalSocket::connect(&self.path)?;
-                self.socket.send(&datagram).map(|_| ())
+                self.send_entry(&datagram)
             }
         }
     }
+
+    /// One entry as a datagram, or through a memfd when it is too large for one.
+    fn send_entry(&self, entry: &[u8]) -> io::Result<()> {
+        match self.socket.send(entry) {
+            Ok(_) => Ok(()),
+            Err(e) if is_too_large(&e) => send_through_memfd(&self.socket, entry),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The kernel refused the datagram for its size (`EMSGSIZE`; `ENOBUFS` when it
+/// exceeds the socket's send buffer on some kernels).
+fn is_too_large(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::MSGSIZE.raw_os_error())
+        || code == Some(rustix::io::Errno::NOBUFS.raw_os_error())
+}
+
+/// The native protocol's way for large entries: the entry in a memfd sealed
+/// against any change, its descriptor sent alone in an empty datagram. journald
+/// reads the file and the descriptor is closed on our side when this returns.
+fn send_through_memfd(socket: &UnixDatagram, entry: &[u8]) -> io::Result<()> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+
+    let fd = rustix::fs::memfd_create(
+        "keyward-audit-entry",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(entry)?;
+    rustix::fs::fcntl_add_seals(
+        &file,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+    )?;
+    let fds = [file.as_fd()];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other("no room for the descriptor"));
+    }
+    rustix::net::sendmsg(socket, &[], &mut control, SendFlags::empty())?;
+    Ok(())
 }

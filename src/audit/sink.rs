@@ -24,6 +24,7 @@ use super::event::AuditEvent;
 use super::file::JsonlFile;
 use super::journal::JournalSocket;
 use crate::limits::AUDIT_QUEUE_EVENTS;
+use crate::metrics::Metrics;
 
 /// Most events written (and synced) as one batch.
 pub const MAX_BATCH: usize = 256;
@@ -158,6 +159,8 @@ struct Counters {
     /// Dropped since the last report.
     unreported: AtomicU64,
     dropped_total: AtomicU64,
+    /// Events in the queue (counted before they enter it, so it never underflows).
+    queued: AtomicU64,
 }
 
 /// The audit trail's entrance. Cheap to clone; all clones feed one writer, which
@@ -256,11 +259,13 @@ impl AuditSink {
     /// Queues `event` (fields cut to their bound) and returns at once; never
     /// blocks, never fails. A full queue drops the event and counts it.
     pub fn emit(&self, event: AuditEvent) {
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         if self
             .tx
             .try_send(Command::Event(Box::new(event.bounded())))
             .is_err()
         {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             self.counters.unreported.fetch_add(1, Ordering::Relaxed);
             self.counters.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
@@ -293,6 +298,23 @@ impl AuditSink {
         self.counters.dropped_total.load(Ordering::Relaxed)
     }
 
+    /// Events emitted and not yet taken by the writer.
+    pub fn queue_depth(&self) -> u64 {
+        self.counters.queued.load(Ordering::Relaxed)
+    }
+
+    /// Exposes [`AuditSink::queue_depth`] and [`AuditSink::dropped_total`] as
+    /// `keyward_audit_queue_depth` and `keyward_audit_dropped_total`, read when
+    /// scraped (nothing is added to [`AuditSink::emit`]).
+    pub fn report_to(&self, metrics: &Metrics) {
+        let depth = Arc::clone(&self.counters);
+        let dropped = Arc::clone(&self.counters);
+        metrics.watch_audit_queue(
+            move || depth.queued.load(Ordering::Relaxed),
+            move || dropped.dropped_total.load(Ordering::Relaxed),
+        );
+    }
+
     /// Where events go, e.g. `["journal /run/systemd/journal/socket", "file /var/log/keyward/audit.jsonl"]`.
     pub fn destinations(&self) -> &[String] {
         &self.destinations
@@ -317,7 +339,7 @@ fn write_loop(rx: &Receiver<Command>, mut destinations: Vec<Destination>, counte
     loop {
         let ended = match rx.recv_timeout(DROP_REPORT_INTERVAL) {
             Ok(command) => {
-                take(command, &mut batch, &mut flushes);
+                take(command, &mut batch, &mut flushes, counters);
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
@@ -325,7 +347,7 @@ fn write_loop(rx: &Receiver<Command>, mut destinations: Vec<Destination>, counte
         };
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(command) => take(command, &mut batch, &mut flushes),
+                Ok(command) => take(command, &mut batch, &mut flushes, counters),
                 Err(_) => break,
             }
         }
@@ -349,9 +371,17 @@ fn write_loop(rx: &Receiver<Command>, mut destinations: Vec<Destination>, counte
     }
 }
 
-fn take(command: Command, batch: &mut Vec<AuditEvent>, flushes: &mut Vec<mpsc::Sender<()>>) {
+fn take(
+    command: Command,
+    batch: &mut Vec<AuditEvent>,
+    flushes: &mut Vec<mpsc::Sender<()>>,
+    counters: &Counters,
+) {
     match command {
-        Command::Event(event) => batch.push(*event),
+        Command::Event(event) => {
+            counters.queued.fetch_sub(1, Ordering::Relaxed);
+            batch.push(*event);
+        }
         Command::Flush(ack) => flushes.push(ack),
     }
 }

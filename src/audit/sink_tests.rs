@@ -50,6 +50,27 @@ fn a_full_queue_drops_counts_and_reports_the_count() {
 }
 
 #[test]
+fn queue_depth_and_drops_reach_the_metrics() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (open_gate, gate) = mpsc::channel();
+    let sink = AuditSink::spawn(4, vec![Destination::Capture(Arc::clone(&events))], Some(gate)).unwrap();
+    let metrics = Metrics::new();
+    sink.report_to(&metrics);
+    for i in 0..10 {
+        sink.emit(get(&i.to_string()));
+    }
+    assert_eq!(sink.queue_depth(), 4);
+    let text = metrics.encode();
+    assert!(text.contains("keyward_audit_queue_depth 4\n"), "{text}");
+    assert!(text.contains("keyward_audit_dropped_total 6\n"), "{text}");
+
+    open_gate.send(()).unwrap();
+    assert!(sink.flush(WAIT));
+    assert_eq!(sink.queue_depth(), 0);
+    assert!(metrics.encode().contains("keyward_audit_queue_depth 0\n"));
+}
+
+#[test]
 fn a_drop_is_reported_even_when_no_event_follows() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let (open_gate, gate) = mpsc::channel();

@@ -216,6 +216,69 @@ fn journal_socket_reconnects_after_journald_restarts() {
     assert!(parse_datagram(&buf[..n]).contains(&("KEYWARD_OPERATION".into(), "Create".into())));
 }
 
+/// An entry larger than any datagram arrives as a sealed memfd, the way journald
+/// takes large entries: an empty datagram carrying one descriptor.
+#[test]
+fn an_entry_larger_than_a_datagram_goes_through_a_sealed_memfd() {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::io::{Read, Seek};
+    use std::mem::MaybeUninit;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.socket");
+    let server = UnixDatagram::bind(&path).unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut socket = JournalSocket::connect(&path).unwrap();
+
+    // Far above the kernel's largest Unix datagram (the send buffer, ~208 KiB).
+    let long = "L".repeat(4 * 1024 * 1024);
+    let event = AuditEvent::new(EventKind::Admin, "KeyImport").message(&long);
+    socket.send(&event).unwrap();
+
+    let mut payload = [0u8; 16];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        &server,
+        &mut [std::io::IoSliceMut::new(&mut payload)],
+        &mut control,
+        RecvFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(received.bytes, 0, "the entry itself must not be in the datagram");
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received_fds) = message {
+            fds.extend(received_fds);
+        }
+    }
+    assert_eq!(fds.len(), 1);
+    let fd = fds.pop().unwrap();
+    let seals = rustix::fs::fcntl_get_seals(&fd).unwrap();
+    assert!(seals.contains(
+        rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW
+    ));
+    // journald reads the file from its start (the offset is shared with ours).
+    let mut file = std::fs::File::from(fd);
+    file.rewind().unwrap();
+    let mut entry = Vec::new();
+    file.read_to_end(&mut entry).unwrap();
+    assert!(
+        entry == journal::encode(&event),
+        "the memfd holds {} bytes, not the entry",
+        entry.len()
+    );
+    let fields = parse_datagram(&entry);
+    assert!(fields.contains(&("KEYWARD_MESSAGE".into(), long)), "message lost");
+    assert!(fields.contains(&("KEYWARD_OPERATION".into(), "KeyImport".into())));
+
+    // Small entries still go as plain datagrams.
+    socket.send(&AuditEvent::new(EventKind::Kmip, "Query")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = server.recv(&mut buf).unwrap();
+    assert!(parse_datagram(&buf[..n]).contains(&("KEYWARD_OPERATION".into(), "Query".into())));
+}
+
 #[test]
 fn jsonl_file_is_private_appended_and_read_back_filtered() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,8 +11,9 @@
 //! work.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::metrics::HsmInstruments;
 use crate::secret::SecretBytes;
 use crate::workers::{PoolError, WorkerPool};
 
@@ -30,6 +31,8 @@ pub struct AsyncHsm {
     inner: Arc<dyn Hsm>,
     timeout: Duration,
     threads: Arc<WorkerPool<()>>,
+    /// Where call latency and HSM availability are recorded, when set.
+    instruments: Option<HsmInstruments>,
 }
 
 impl std::fmt::Debug for AsyncHsm {
@@ -55,7 +58,15 @@ impl AsyncHsm {
             inner: hsm,
             timeout,
             threads: Arc::new(threads),
+            instruments: None,
         }
+    }
+
+    /// Records every call's latency (queueing included: what the caller waits)
+    /// and whether the HSM answered into `instruments`.
+    pub fn with_instruments(mut self, instruments: HsmInstruments) -> Self {
+        self.instruments = Some(instruments);
+        self
     }
 
     /// The blocking implementation underneath (for code already on a blocking thread).
@@ -63,7 +74,22 @@ impl AsyncHsm {
         &self.inner
     }
 
-    async fn call<T, F>(&self, f: F) -> Result<T, HsmError>
+    async fn call<T, F>(&self, name: &'static str, f: F) -> Result<T, HsmError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Hsm) -> Result<T, HsmError> + Send + 'static,
+    {
+        let Some(instruments) = &self.instruments else {
+            return self.run(f).await;
+        };
+        let started = Instant::now();
+        let result = self.run(f).await;
+        let available = !matches!(&result, Err(e) if e.is_transient() || matches!(e, HsmError::Login(_)));
+        instruments.observe_call(name, started.elapsed(), available);
+        result
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, HsmError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Hsm) -> Result<T, HsmError> + Send + 'static,
@@ -87,7 +113,8 @@ impl AsyncHsm {
         aad: Vec<u8>,
         plaintext: SecretBytes,
     ) -> Result<Vec<u8>, HsmError> {
-        self.call(move |h| h.seal(crk, &aad, plaintext.expose())).await
+        self.call("seal", move |h| h.seal(crk, &aad, plaintext.expose()))
+            .await
     }
 
     /// See [`Hsm::unseal`].
@@ -97,32 +124,32 @@ impl AsyncHsm {
         aad: Vec<u8>,
         blob: Vec<u8>,
     ) -> Result<SecretBytes, HsmError> {
-        self.call(move |h| h.unseal(crk, &aad, &blob)).await
+        self.call("unseal", move |h| h.unseal(crk, &aad, &blob)).await
     }
 
     /// See [`Hsm::random`].
     pub async fn random(&self, len: usize) -> Result<SecretBytes, HsmError> {
-        self.call(move |h| h.random(len)).await
+        self.call("random", move |h| h.random(len)).await
     }
 
     /// See [`Hsm::crk_versions`].
     pub async fn crk_versions(&self) -> Result<Vec<CrkVersion>, HsmError> {
-        self.call(|h| h.crk_versions()).await
+        self.call("crk_versions", |h| h.crk_versions()).await
     }
 
     /// See [`Hsm::create_crk`].
     pub async fn create_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
-        self.call(move |h| h.create_crk(version)).await
+        self.call("create_crk", move |h| h.create_crk(version)).await
     }
 
     /// See [`Hsm::destroy_crk`].
     pub async fn destroy_crk(&self, version: CrkVersion) -> Result<(), HsmError> {
-        self.call(move |h| h.destroy_crk(version)).await
+        self.call("destroy_crk", move |h| h.destroy_crk(version)).await
     }
 
     /// See [`Hsm::health`].
     pub async fn health(&self) -> Result<HsmStatus, HsmError> {
-        self.call(|h| h.health()).await
+        self.call("health", |h| h.health()).await
     }
 }
 
@@ -170,5 +197,27 @@ mod tests {
             hsm.unseal(CrkVersion(1), vec![], vec![]).await.err(),
             Some(HsmError::BadBlob)
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn instruments_record_latency_and_availability() {
+        let metrics = crate::metrics::Metrics::new();
+        let hsm = AsyncHsm::new(Arc::new(Stuck), Duration::from_millis(50))
+            .with_instruments(metrics.hsm_instruments());
+        hsm.random(3).await.unwrap();
+        assert!(metrics.hsm_instruments().available());
+        let sealed = hsm
+            .seal(CrkVersion(1), vec![], SecretBytes::new(vec![1; 32]))
+            .await;
+        assert_eq!(sealed, Err(HsmError::Timeout));
+        assert!(!metrics.hsm_instruments().available());
+        // An answer that is an error still means the HSM is there.
+        assert!(hsm.unseal(CrkVersion(1), vec![], vec![]).await.is_err());
+        assert!(metrics.hsm_instruments().available());
+        let text = metrics.encode();
+        for call in ["random", "seal", "unseal"] {
+            let series = format!("keyward_hsm_call_duration_seconds_count{{call=\"{call}\"}} 1");
+            assert!(text.contains(&series), "{series}");
+        }
     }
 }

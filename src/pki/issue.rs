@@ -141,7 +141,7 @@ impl CertificateAuthority {
     /// Loads the CA named by `tls.issuing_ca_cert` / `tls.issuing_ca_key`.
     pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, PkiError> {
         let read = |path: &std::path::Path| {
-            crate::config::read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| PkiError::Io {
+            crate::system::files::read_bounded(path, MAX_CA_FILE_BYTES).map_err(|e| PkiError::Io {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })

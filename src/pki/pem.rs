@@ -1,40 +1,15 @@
 //! Writing DER as PEM (RFC 7468): base64 in 64-column lines between BEGIN/END labels.
 //! Used to store just the certificate of a PEM file an administrator handed over,
-//! never anything else that file held.
+//! never anything else that file held. Encoding through the `pem` crate (which rcgen
+//! already uses); reading PEM goes through `rustls-pki-types`' `PemObject`.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// `-----BEGIN {label}-----` … `-----END {label}-----\n`.
+/// `-----BEGIN {label}-----` … `-----END {label}-----\n`, Unix line endings.
 pub fn der_to_pem(label: &str, der: &[u8]) -> String {
-    let encoded = base64(der);
-    let mut out = String::with_capacity(encoded.len() + encoded.len() / 64 + 2 * label.len() + 40);
-    out.push_str(&format!("-----BEGIN {label}-----\n"));
-    for line in encoded.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-fn base64(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let block = ::pem::Pem::new(label, der);
+    ::pem::encode_config(
+        &block,
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
 }
 
 #[cfg(test)]
@@ -42,12 +17,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_known_answers() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    fn known_answer() {
+        assert_eq!(
+            der_to_pem("TEST", b"foobar"),
+            "-----BEGIN TEST-----\nZm9vYmFy\n-----END TEST-----\n"
+        );
     }
 
     #[test]

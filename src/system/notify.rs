@@ -8,6 +8,9 @@
 //!
 //! Outside systemd (`NOTIFY_SOCKET` unset) every call does nothing and returns
 //! `Ok(false)`, so `keyward serve` calls them unconditionally.
+//!
+//! Hand-written rather than the `sd-notify` crate, which cannot reach an abstract
+//! socket (`@name`); see CONTRIBUTING.md, "Dependencies".
 
 use std::ffi::{OsStr, OsString};
 use std::io;

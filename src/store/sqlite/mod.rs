@@ -56,6 +56,8 @@ pub struct SqliteStore {
     writes: Option<mpsc::Sender<WriteRequest>>,
     writer_thread: Option<JoinHandle<()>>,
     reads: Arc<ReadPool>,
+    /// Commit latency, batch size and availability go here once set.
+    instruments: writer::InstrumentSlot,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -79,9 +81,11 @@ impl SqliteStore {
 
         let (writes, queue) = mpsc::channel(options.queue_depth.max(1));
         let max_batch = options.max_batch.max(1);
+        let instruments = writer::InstrumentSlot::default();
+        let writer_instruments = Arc::clone(&instruments);
         let writer_thread = std::thread::Builder::new()
             .name("keyward-store-writer".into())
-            .spawn(move || writer::run(conn, queue, max_batch))
+            .spawn(move || writer::run(conn, queue, max_batch, &writer_instruments))
             .map_err(|err| StoreError::Other(format!("cannot start store writer thread: {err}")))?;
         let reads = Arc::new(ReadPool::new(path.clone(), options.readers, options.busy_timeout));
         Ok(SqliteStore {
@@ -90,6 +94,7 @@ impl SqliteStore {
             writes: Some(writes),
             writer_thread: Some(writer_thread),
             reads,
+            instruments,
         })
     }
 
@@ -123,6 +128,7 @@ impl SqliteStore {
             writes: None,
             writer_thread: None,
             reads,
+            instruments: writer::InstrumentSlot::default(),
         })
     }
 
@@ -136,6 +142,12 @@ impl SqliteStore {
         conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
             .map_err(sql_error)?;
         conn.close().map_err(|(_, e)| sql_error(e))
+    }
+
+    /// Records every commit's latency and batch size, and whether it committed,
+    /// into `instruments` from now on (a second call is ignored).
+    pub fn set_instruments(&self, instruments: crate::metrics::StoreInstruments) {
+        let _ = self.instruments.set(instruments);
     }
 
     /// Path of the database file.

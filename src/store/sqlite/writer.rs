@@ -8,11 +8,18 @@
 //! being fsynced the next one queues up, so throughput grows with concurrency
 //! instead of being capped at one fsync per create.
 
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
 use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{load_record, sql_error, version_to_sql};
+use crate::metrics::StoreInstruments;
 use crate::store::{Record, StoreError};
+
+/// Where the writer records commits; empty until `SqliteStore::set_instruments`.
+pub(super) type InstrumentSlot = Arc<OnceLock<StoreInstruments>>;
 
 pub(super) enum WriteOp {
     Create(Record),
@@ -27,7 +34,12 @@ pub(super) struct WriteRequest {
 
 /// Runs until every sender is dropped; then the connection closes (which also
 /// checkpoints the WAL).
-pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<WriteRequest>, max_batch: usize) {
+pub(super) fn run(
+    conn: Connection,
+    mut queue: mpsc::Receiver<WriteRequest>,
+    max_batch: usize,
+    instruments: &InstrumentSlot,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -37,12 +49,17 @@ pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<WriteRequest>, max
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut batch);
+        commit_batch(&conn, &mut batch, instruments.get());
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>) {
-    match apply_batch(conn, batch) {
+fn commit_batch(conn: &Connection, batch: &mut Vec<WriteRequest>, instruments: Option<&StoreInstruments>) {
+    let started = Instant::now();
+    let applied = apply_batch(conn, batch);
+    if let Some(instruments) = instruments {
+        instruments.observe_commit(started.elapsed(), batch.len(), applied.is_ok());
+    }
+    match applied {
         Ok(results) => {
             for (request, result) in batch.drain(..).zip(results) {
                 // The caller may have gone away; nothing to do then.
@@ -187,4 +204,32 @@ pub(super) fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Resu
             .map_err(sql_error)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::Metrics;
+    use crate::store::Store;
+    use crate::store::conformance::sample_record;
+    use crate::store::sqlite::{SqliteOptions, SqliteStore};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn commits_are_recorded_once_instruments_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("k.db"), SqliteOptions::default()).unwrap();
+        store.create(&sample_record("before", 1)).await.unwrap();
+        let metrics = Metrics::new();
+        store.set_instruments(metrics.store_instruments());
+        store.create(&sample_record("after", 2)).await.unwrap();
+        assert!(metrics.store_instruments().available());
+        let text = metrics.encode();
+        assert!(
+            text.contains("keyward_store_commit_duration_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keyward_store_commit_batch_size_bucket{le=\"1\"} 1\n"),
+            "{text}"
+        );
+    }
 }
