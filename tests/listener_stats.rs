@@ -66,6 +66,7 @@ async fn setup(listener_settings: ListenerSettings) -> Setup {
         tls: Arc::new(ServerConfigSource::new(&settings, trust).unwrap()),
         handler: Arc::new(Echo),
         stats: Arc::clone(&stats),
+        metrics: keyward::metrics::Metrics::new(),
     });
     let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();

@@ -21,7 +21,7 @@ pub struct ServeCommand {
 impl RunCommand for ServeCommand {
     fn run(self) -> CliResult {
         let config = Config::load(&self.config)?;
-        init_logging();
+        crate::system::logging::init();
         harden_process(&config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -30,9 +30,13 @@ impl RunCommand for ServeCommand {
             .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))?;
         runtime.block_on(async {
             let service = Service::build(config).await?;
+            let metrics = service.start_metrics().await?;
             for addr in service.local_addrs() {
                 // Tests and scripts read this line to learn the port (listen on :0).
                 println!("keyward: listening on {addr}");
+            }
+            if let Some(metrics) = &metrics {
+                println!("keyward: metrics on http://{}/metrics", metrics.local_addr());
             }
             service.run_until_signal().await?;
             Ok(())
@@ -62,16 +66,3 @@ fn harden_process(config: &Config) -> CliResult {
     Ok(())
 }
 
-/// Logs go to stderr (the journal under systemd), filtered by `KEYWARD_LOG`
-/// (`info` by default).
-fn init_logging() {
-    let level = std::env::var("KEYWARD_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(true)
-        .try_init();
-}

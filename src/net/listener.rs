@@ -112,6 +112,8 @@ pub struct Listener<H> {
     pub tls: Arc<ServerConfigSource>,
     pub handler: Arc<H>,
     pub stats: Arc<ListenerStats>,
+    /// Connections, refusals and handshakes for the metrics listener.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Why a connection ended; counted in [`ListenerStats`].
@@ -120,6 +122,29 @@ enum ConnEnd {
     Closed,
     BadInput(String),
     WriteTimeout,
+}
+
+/// Why a connection was refused, as the metrics label it (a fixed set, so a
+/// client cannot mint new series).
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    ShuttingDown,
+    Handshake,
+    HandshakeTimeout,
+    Untrusted,
+    TrustWithdrawn,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::Handshake => "handshake_failed",
+            Refusal::HandshakeTimeout => "handshake_timeout",
+            Refusal::Untrusted => "untrusted_client",
+            Refusal::TrustWithdrawn => "trust_withdrawn",
+        }
+    }
 }
 
 /// Keeps [`ListenerStats::open`] right however a connection task ends.
@@ -196,9 +221,10 @@ impl<H: RequestHandler> Listener<H> {
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let shutdown = shutdown.clone();
             let open = OpenGuard::new(&self.stats);
+            let counted = self.metrics.connection_opened();
             tokio::spawn(async move {
                 let _permit = permit;
-                let _open = open;
+                let _open = (open, counted);
                 this.connection(stream, peer, id, shutdown).await;
             });
         }
@@ -213,25 +239,34 @@ impl<H: RequestHandler> Listener<H> {
     ) {
         let _ = configure_socket(&stream);
         let acceptor = TlsAcceptor::from(self.tls.current());
+        let handshake_started = std::time::Instant::now();
         // A handshake still under way when shutdown starts has no request in flight:
         // drop it rather than hold the drain for up to the handshake timeout.
         let handshake = tokio::select! {
             h = tokio::time::timeout(self.settings.handshake_timeout, acceptor.accept(stream)) => h,
             _ = stop_requested(&mut shutdown) => {
-                self.refuse(peer, "shutting down");
+                self.refuse(peer, Refusal::ShuttingDown, "shutting down");
                 return;
             }
         };
+        let handshake_took = handshake_started.elapsed();
         let mut tls = match handshake {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return self.refuse(peer, &format!("TLS handshake failed: {e}")),
-            Err(_) => return self.refuse(peer, "TLS handshake timed out"),
+            Ok(Err(e)) => {
+                self.metrics.tls_handshake("failed", handshake_took);
+                return self.refuse(peer, Refusal::Handshake, &format!("TLS handshake failed: {e}"));
+            }
+            Err(_) => {
+                self.metrics.tls_handshake("timeout", handshake_took);
+                return self.refuse(peer, Refusal::HandshakeTimeout, "TLS handshake timed out");
+            }
         };
+        self.metrics.tls_handshake("ok", handshake_took);
         let identity = client_identity(tls.get_ref().1, self.tls.trust());
         let identity = match identity {
             Ok(identity) => identity,
             Err(e) => {
-                self.refuse(peer, &e.to_string());
+                self.refuse(peer, Refusal::Untrusted, &e.to_string());
                 let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
                 return;
             }
@@ -263,8 +298,9 @@ impl<H: RequestHandler> Listener<H> {
         let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
     }
 
-    fn refuse(&self, peer: SocketAddr, reason: &str) {
+    fn refuse(&self, peer: SocketAddr, kind: Refusal, reason: &str) {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connection_refused(kind.label());
         self.handler.refused(peer, reason);
     }
 
@@ -320,7 +356,7 @@ impl<H: RequestHandler> Listener<H> {
                 match ClientIdentity::from_chain(chain, &snapshot, crate::clock::unix_now()) {
                     Ok(identity) => info.identity = identity,
                     Err(e) => {
-                        self.refuse(info.peer, &e.to_string());
+                        self.refuse(info.peer, Refusal::TrustWithdrawn, &e.to_string());
                         return ConnEnd::Closed;
                     }
                 }

@@ -16,6 +16,7 @@ pub const DEFAULT_GROUP: &str = "default";
 pub struct KmipHandler {
     pub ops: Operations,
     pub audit: AuditSink,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl KmipHandler {
@@ -33,7 +34,12 @@ impl KmipHandler {
     /// (operation, result reason, `latency`) belong right beside it.
     /// `latency` is the time its message took to handle (a batch's items share it).
     fn report(&self, conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome, latency: Duration) {
-        let _ = latency;
+        let reason = match &outcome.result {
+            Ok(()) => "Success",
+            Err(e) => e.reason.name().unwrap_or("Unknown"),
+        };
+        self.metrics
+            .record_request(outcome.operation.name().unwrap_or("Unknown"), reason, latency);
         let x_name = outcome
             .unique_identifier
             .as_deref()

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// not usable) except what the build has just proved.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// HSM and store availability are mirrored into these gauges.
+    metrics: crate::metrics::Metrics,
     listener_up: AtomicBool,
     hsm_usable: AtomicBool,
     store_usable: AtomicBool,
@@ -37,7 +39,15 @@ impl HealthSnapshot {
 
 impl Health {
     pub fn new() -> Health {
-        let health = Health::default();
+        Health::with_metrics(crate::metrics::Metrics::new())
+    }
+
+    /// Health whose HSM and store availability also move `metrics`' gauges.
+    pub fn with_metrics(metrics: crate::metrics::Metrics) -> Health {
+        let health = Health {
+            metrics,
+            ..Health::default()
+        };
         health.audit_queue_depth.store(u64::MAX, Ordering::Relaxed);
         health
     }
@@ -58,17 +68,35 @@ impl Health {
         self.snapshot().ready()
     }
 
+    /// [`Health::ready`], or why not: what `/health/ready` answers.
+    pub fn readiness(&self) -> Result<(), String> {
+        let now = self.snapshot();
+        let mut missing = Vec::new();
+        if !now.listener_up {
+            missing.push("listener not serving");
+        }
+        if !now.hsm_usable {
+            missing.push("HSM unavailable");
+        }
+        if !now.store_usable {
+            missing.push("store unavailable");
+        }
+        if missing.is_empty() { Ok(()) } else { Err(missing.join(", ")) }
+    }
+
     pub fn set_listener_up(&self, up: bool) {
         self.listener_up.store(up, Ordering::Relaxed);
     }
 
     /// Returns the previous value, so a probe can log changes only.
     pub fn set_hsm_usable(&self, usable: bool) -> bool {
+        self.metrics.set_hsm_available(usable);
         self.hsm_usable.swap(usable, Ordering::Relaxed)
     }
 
     /// Returns the previous value, so a probe can log changes only.
     pub fn set_store_usable(&self, usable: bool) -> bool {
+        self.metrics.set_store_available(usable);
         self.store_usable.swap(usable, Ordering::Relaxed)
     }
 

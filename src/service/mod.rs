@@ -44,6 +44,7 @@ pub struct Service {
     trust: Arc<TrustStore>,
     keys: Arc<KeyService>,
     health: Arc<Health>,
+    metrics: crate::metrics::Metrics,
     watched: supervise::Watched,
     config: Config,
 }
@@ -54,10 +55,14 @@ impl Service {
     pub async fn build(config: Config) -> Result<Service, ServeError> {
         // Stamped before trust is loaded: a change in between is then seen by the first poll.
         let watched = supervise::Watched::new(&config);
+        let metrics = crate::metrics::Metrics::new();
         let (hsm, crk) = open_hsm(&config).await?;
+        let hsm = hsm.with_instruments(metrics.hsm_instruments());
         let store = open_store(&config).await?;
+        store.set_instruments(metrics.store_instruments());
+        metrics.set_crk_version(crk.0);
         let keys = Arc::new(KeyService::new(hsm, store, crk));
-        let health = Arc::new(Health::new());
+        let health = Arc::new(Health::with_metrics(metrics.clone()));
         health.set_hsm_usable(true);
         health.set_store_usable(true);
         let trust = Arc::new(TrustStore::from_config(&config.tls)?);
@@ -87,15 +92,18 @@ impl Service {
             sockets.push(socket);
         }
         let audit = AuditSink::start(AuditSettings::new(config.audit.path.clone()))?;
+        audit.report_to(&metrics);
         let handler = KmipHandler {
             ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits),
             audit,
+            metrics: metrics.clone(),
         };
         let listener = Arc::new(Listener {
             settings,
             tls: Arc::new(tls),
             handler: Arc::new(handler),
             stats: Arc::new(ListenerStats::default()),
+            metrics: metrics.clone(),
         });
         Ok(Service {
             listener,
@@ -104,6 +112,7 @@ impl Service {
             trust,
             keys,
             health,
+            metrics,
             watched,
             config,
         })
@@ -117,6 +126,25 @@ impl Service {
     /// The shared health state the probes keep up to date.
     pub fn health(&self) -> &Arc<Health> {
         &self.health
+    }
+
+    /// The service's metrics (what the metrics listener exposes).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Starts the metrics and health listener on `[metrics] listen`, if set:
+    /// `/metrics`, `/health/live`, `/health/ready` (ready = listening, HSM and
+    /// store usable). The listener stops when the returned handle is dropped.
+    pub async fn start_metrics(&self) -> Result<Option<crate::metrics::MetricsServer>, ServeError> {
+        let Some(addr) = self.config.metrics.listen else {
+            return Ok(None);
+        };
+        let health = Arc::clone(&self.health);
+        let server = crate::metrics::serve(addr, self.metrics.clone(), move || health.readiness())
+            .await
+            .map_err(|e| ServeError::Bind(addr, e))?;
+        Ok(Some(server))
     }
 
     /// The listener's connection counters.

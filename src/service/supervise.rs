@@ -54,6 +54,7 @@ impl Service {
             trust,
             keys,
             health,
+            metrics,
             mut watched,
             config,
         } = self;
@@ -79,7 +80,7 @@ impl Service {
         let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
         let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
         // A root rotation runs in another process; new seals follow its new CRK.
-        let follower = tokio::spawn(follow_root_key(Arc::clone(&keys), stop_rx.clone()));
+        let follower = tokio::spawn(follow_root_key(Arc::clone(&keys), metrics, stop_rx.clone()));
         let hsm_probe = tokio::spawn(probe_hsm(
             Arc::clone(&keys),
             Arc::clone(&health),
@@ -107,7 +108,7 @@ impl Service {
                     reload_certificate(&tls);
                 }
                 _ = ticks.tick() => {
-                    health.set_audit(audit.dropped_total(), None);
+                    health.set_audit(audit.dropped_total(), Some(audit.queue_depth()));
                     let (trust, tls, path) = (Arc::clone(&trust), Arc::clone(&tls), config_path.clone());
                     // File system calls stay off the async workers.
                     watched = tokio::task::spawn_blocking(move || {
@@ -143,14 +144,21 @@ impl Service {
 /// Every [`WATCH_INTERVAL`], switches new seals to the HSM's newest root key
 /// when `keyward root rotate` (another process, its own HSM session) made one.
 /// Its own task, so that a slow HSM cannot delay trust reloads.
-async fn follow_root_key(keys: Arc<KeyService>, mut stop: watch::Receiver<bool>) {
+async fn follow_root_key(
+    keys: Arc<KeyService>,
+    metrics: crate::metrics::Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = ticks.tick() => match keys.follow_newest_crk().await {
-                Ok(Some(crk)) => tracing::info!(crk = %crk.label(), "new keys are now sealed under the newest root key"),
+                Ok(Some(crk)) => {
+                    metrics.set_crk_version(crk.0);
+                    tracing::info!(crk = %crk.label(), "new keys are now sealed under the newest root key");
+                }
                 Ok(None) => {}
                 // An unavailable HSM is reported once by `probe_hsm`, not every tick here.
                 Err(e) if e.is_transient() => tracing::debug!(error = %e, "cannot check the HSM for a newer root key"),

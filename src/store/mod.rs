@@ -83,4 +83,10 @@ pub trait Store: Send + Sync {
     /// the store (or the import) already holds fails with `AlreadyExists`.
     /// A record version of 0 is `Corrupt`. Returns the records written.
     fn import(&self, records: Export, replace: bool) -> StoreFuture<'_, u64>;
+
+    /// Reports every commit's latency and batch size to `instruments` from now
+    /// on. A backend without commits of its own to time ignores it.
+    fn set_instruments(&self, instruments: crate::metrics::StoreInstruments) {
+        let _ = instruments;
+    }
 }

@@ -144,12 +144,6 @@ impl SqliteStore {
         conn.close().map_err(|(_, e)| sql_error(e))
     }
 
-    /// Records every commit's latency and batch size, and whether it committed,
-    /// into `instruments` from now on (a second call is ignored).
-    pub fn set_instruments(&self, instruments: crate::metrics::StoreInstruments) {
-        let _ = self.instruments.set(instruments);
-    }
-
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -219,6 +213,12 @@ impl Store for SqliteStore {
                 .run(move |conn| reader::list_page(conn, after_uid.as_deref(), limit))
                 .await
         })
+    }
+
+    /// Records every commit's latency and batch size, and whether it committed,
+    /// into `instruments` from now on (a second call is ignored).
+    fn set_instruments(&self, instruments: crate::metrics::StoreInstruments) {
+        let _ = self.instruments.set(instruments);
     }
 
     fn health(&self) -> StoreFuture<'_, ()> {
