@@ -21,6 +21,7 @@ pub use object::{StoredObject, is_custom, names};
 
 use crate::hsm::{AsyncHsm, CrkVersion, HsmError};
 use crate::kmip::attribute::Attribute;
+use crate::kmip::object::ManagedObject;
 use crate::kmip::{ObjectType, State};
 use crate::secret::SecretBytes;
 use crate::store::{Store, StoreError};
@@ -183,8 +184,8 @@ impl KeyService {
             .cloned()
     }
 
-    /// Opens the sealed material: the managed object's tree, key material and all.
-    pub async fn open(&self, object: &StoredObject) -> Result<Item, KeyError> {
+    /// Opens the sealed material: the managed object, key material and all.
+    pub async fn open(&self, object: &StoredObject) -> Result<ManagedObject, KeyError> {
         if !object.has_material() {
             return Err(KeyError::WrongState(object.state));
         }
@@ -200,7 +201,12 @@ impl KeyService {
             }
             Err(e) => return Err(e.into()),
         };
-        ttlv::decode(plaintext.expose())
+        // The plaintext is decoded once, and the tree's material moves into the
+        // object (no further copy); `plaintext` is wiped when it drops here.
+        let tree = ttlv::decode(plaintext.expose())
+            .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))?;
+        drop(plaintext);
+        ManagedObject::from_tree(tree)
             .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))
     }
 

@@ -1,21 +1,18 @@
 //! Add Attribute: vCenter's batch of three `x-` tags linking a key to its VM.
 
 use super::attributes::check_settable;
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::kmip::ResultReason;
 use crate::kmip::attribute::{self, Attribute};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::add_attribute::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     check_settable(&request.attribute).map_err(about(&uid))?;
     let wanted = request.attribute;
     let stored = ctx
-        .ops
         .keys
         .update(ctx.group(), &uid, ctx.now, |object| {
             let exists = object.attributes_named(&wanted.name).next().is_some();

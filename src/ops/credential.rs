@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use aws_lc_rs::hmac;
 
 use super::OpError;
-use crate::kmip::message::{CredentialValue, RequestBatchItem, RequestHeader};
+use crate::kmip::message::{CredentialValue, RequestHeader};
 use crate::kmip::{Operation, ResultReason};
 use crate::password::ClientPassword;
 use crate::secret::SecretString;
@@ -156,7 +156,7 @@ pub async fn authenticate(
     accepted: &AcceptedCredentials,
     caller: &super::Caller,
     header: &RequestHeader,
-    items: &[RequestBatchItem],
+    operations: &[Operation],
 ) -> Result<(), OpError> {
     let Some(stored) = &caller.password else {
         return Ok(());
@@ -169,7 +169,7 @@ pub async fn authenticate(
     });
     match presented {
         None => {
-            let exempt = items.iter().all(|i| NO_CREDENTIAL_NEEDED.contains(&i.operation));
+            let exempt = operations.iter().all(|op| NO_CREDENTIAL_NEEDED.contains(op));
             if exempt
                 || caller
                     .credential_verified

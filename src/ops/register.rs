@@ -2,19 +2,18 @@
 //! object), stored sealed like a generated one.
 
 use super::attributes::{client_attributes, stamp_creator};
-use super::context::{Context, ItemResult, parse};
+use super::context::{Context, ItemResult};
 use super::error::OpError;
-use super::query::SUPPORTED_OBJECT_TYPES;
+use super::support::SUPPORTED_OBJECT_TYPES;
 use crate::keys::names;
 use crate::kmip::attribute::Attribute;
 use crate::kmip::object::{KeyValue, ManagedObject};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::register::{Request, Response};
 use crate::kmip::{KeyFormatType, ResultReason};
-use crate::ttlv::{Item, Value};
+use crate::ttlv::Value;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = register(ctx, request).await.map_err(|e| (e, None))?;
     let response = Response {
         unique_identifier: uid.clone(),
@@ -81,7 +80,6 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
     stamp_creator(&mut attributes, &ctx.caller.name);
     let object: &ManagedObject = &request.object;
     Ok(ctx
-        .ops
         .keys
         .create(ctx.group(), object_type, &object.to_item(), attributes, ctx.now)
         .await?)

@@ -1,7 +1,7 @@
 //! Re-key: a new symmetric key that replaces an existing one, linked both ways.
 
 use super::attributes::{client_attributes, stamp_creator};
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::create::{algorithm_and_length, generate_material};
 use super::error::OpError;
 use crate::keys::{KeyError, names};
@@ -10,7 +10,7 @@ use crate::kmip::object::{KeyBlock, ManagedObject};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::rekey::{Request, Response};
 use crate::kmip::{LinkType, ObjectType, ResultReason, tags};
-use crate::ttlv::{Item, Value};
+use crate::ttlv::Value;
 
 /// Attributes the replacement key inherits from the key it replaces.
 const INHERITED: [&str; 5] = [
@@ -28,8 +28,7 @@ const LIFECYCLE_DATES: [&str; 3] = [
     names::DEACTIVATION_DATE,
 ];
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let old_uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let new_uid = rekey(ctx, &old_uid, request).await.map_err(about(&old_uid))?;
     let response = Response {
@@ -41,7 +40,7 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
 }
 
 async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<String, OpError> {
-    let old = ctx.ops.keys.load(ctx.group(), old_uid, ctx.now).await?;
+    let old = ctx.keys.load(ctx.group(), old_uid, ctx.now).await?;
     if old.object_type != ObjectType::SYMMETRIC_KEY {
         return Err(OpError::invalid_field("Re-key applies to symmetric keys"));
     }
@@ -118,9 +117,8 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
-    let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
+    let object = ManagedObject::SymmetricKey { key_block: block }.into_item();
     let new_uid = ctx
-        .ops
         .keys
         .create(
             ctx.group(),
@@ -131,8 +129,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         )
         .await?;
     let back = link(LinkType::REPLACEMENT_OBJECT_LINK, &new_uid);
-    ctx.ops
-        .keys
+    ctx.keys
         .update(ctx.group(), old_uid, ctx.now, |object| {
             // The names move to the replacement: Locate by name finds the
             // current key (KMIP 1.4 §4.4, Name).

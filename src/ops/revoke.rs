@@ -1,20 +1,18 @@
 //! Revoke: deactivate, or mark compromised with the dates that go with it.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use crate::keys::{lifecycle, names, transition_error};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::revoke::{Request, Response};
 use crate::kmip::{State, tags};
-use crate::ttlv::{Item, Value};
+use crate::ttlv::Value;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let now = ctx.now;
     let reason = request.revocation_reason;
     let occurred = request.compromise_occurrence_date.map(|d| d.0);
-    ctx.ops
-        .keys
+    ctx.keys
         .update(ctx.group(), &uid, now, |object| {
             let next = lifecycle::revoke(object.state, reason.code).map_err(transition_error)?;
             if next == State::COMPROMISED {

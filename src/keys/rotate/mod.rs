@@ -409,9 +409,8 @@ mod tests {
     use super::*;
     use crate::hsm::softhsm::run_isolated;
     use crate::hsm::{Hsm, Pkcs11Hsm};
-    use crate::kmip::tags;
     use crate::store::{MemoryStore, Store};
-    use crate::ttlv::{Item, Value};
+    use crate::ttlv::Item;
 
     fn counts(pairs: &[(u32, u64)]) -> BTreeMap<u32, u64> {
         pairs.iter().copied().collect()
@@ -466,20 +465,24 @@ mod tests {
     }
 
     fn key_object(byte: u8) -> Item {
-        Item::structure(
-            tags::SYMMETRIC_KEY,
-            vec![Item::new(
-                tags::KEY_MATERIAL,
-                Value::ByteString(SecretBytes::new(vec![byte; 32])),
-            )],
-        )
+        use crate::kmip::object::{KeyBlock, ManagedObject};
+        ManagedObject::SymmetricKey {
+            key_block: KeyBlock::raw(
+                crate::kmip::CryptographicAlgorithm::AES,
+                SecretBytes::new(vec![byte; 32]),
+            ),
+        }
+        .into_item()
     }
 
     async fn material(keys: &KeyService, uid: &str) -> Vec<u8> {
         let object = keys.load("g", uid, 0).await.unwrap();
-        let item = keys.open(&object).await.unwrap();
-        match &item.child(tags::KEY_MATERIAL).unwrap().value {
-            Value::ByteString(b) => b.expose().to_vec(),
+        let object = keys.open(&object).await.unwrap();
+        match object.key_block().and_then(|b| b.key_value.as_ref()) {
+            Some(crate::kmip::object::KeyValue::Plain {
+                key_material: crate::kmip::object::KeyMaterial::Bytes(b),
+                ..
+            }) => b.expose().to_vec(),
             other => panic!("unexpected {other:?}"),
         }
     }
