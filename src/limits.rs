@@ -71,3 +71,10 @@ pub const MAX_ATTRIBUTES_PER_OBJECT: usize = 1024;
 /// Largest encoded attribute list of one stored object (256 KiB), far below
 /// [`MAX_MESSAGE_BYTES`] so that Get Attributes of everything always fits an answer.
 pub const MAX_ATTRIBUTE_BYTES_PER_OBJECT: usize = 256 * 1024;
+
+/// Clients whose accepted KMIP credential is remembered (as a per-process HMAC);
+/// past it the memory is cleared and each client pays one slow check again.
+///
+/// Stops: many trust entries (or one rotating its username) growing the
+/// accepted-credential map without bound.
+pub const MAX_REMEMBERED_CREDENTIALS: usize = 4096;

@@ -19,12 +19,13 @@ pub use error::KeyError;
 pub use locate::matches_filter;
 pub use object::{StoredObject, is_custom, names};
 
+use crate::auth::Caller;
 use crate::hsm::{AsyncHsm, CrkVersion, HsmError};
 use crate::kmip::attribute::Attribute;
 use crate::kmip::object::ManagedObject;
 use crate::kmip::{ObjectType, State};
 use crate::secret::SecretBytes;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::ttlv::{self, Item, Value};
 
 /// How many times an update retries after losing a compare-and-swap race.
@@ -32,6 +33,30 @@ const MAX_UPDATE_ATTEMPTS: usize = 8;
 
 /// Objects are listed for Locate in pages of this many.
 const LOCATE_PAGE: usize = 512;
+
+/// Proof that the caller's group may see an object, and the object's
+/// metadata as loaded. Only [`KeyService::load`] makes one, after comparing the
+/// record's group with the caller's; opening, changing and destroying an
+/// object take it, so no path reaches key material without that check.
+#[derive(Debug)]
+pub struct Visible {
+    object: StoredObject,
+}
+
+impl Visible {
+    /// The metadata, owned (the proof is spent).
+    pub fn into_object(self) -> StoredObject {
+        self.object
+    }
+}
+
+impl std::ops::Deref for Visible {
+    type Target = StoredObject;
+
+    fn deref(&self) -> &StoredObject {
+        &self.object
+    }
+}
 
 pub struct KeyService {
     hsm: AsyncHsm,
@@ -149,14 +174,26 @@ impl KeyService {
         Ok(uid)
     }
 
-    /// The object's metadata, if the caller's group may see it.
-    pub async fn load(&self, group: &str, uid: &str, now: i64) -> Result<StoredObject, KeyError> {
+    /// The object's metadata, if the caller's group may see it: the
+    /// [`Visible`] proof that [`KeyService::open`], [`KeyService::update`] and
+    /// [`KeyService::destroy`] require.
+    pub async fn load(&self, caller: &Caller, uid: &str, now: i64) -> Result<Visible, KeyError> {
+        self.load_in(caller.group(), uid, now).await
+    }
+
+    /// The group check itself: the only place a [`Visible`] is made.
+    async fn load_in(&self, group: &str, uid: &str, now: i64) -> Result<Visible, KeyError> {
         let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
         if record.group != group {
             return Err(KeyError::NotFound);
         }
         let mut object = StoredObject::from_record(record)?;
         object.refresh_state(now);
+        self.remember_x_name(&object);
+        Ok(Visible { object })
+    }
+
+    fn remember_x_name(&self, object: &StoredObject) {
         if let Some(name) = object.attribute(names::X_NAME).and_then(|a| a.value.as_text()) {
             let mut memo = self
                 .x_names
@@ -172,7 +209,6 @@ impl KeyService {
             }
             memo.insert(object.uid.clone(), name[..end].to_owned());
         }
-        Ok(object)
     }
 
     /// The `x-Name` of an object this service loaded recently, if it has one.
@@ -184,8 +220,15 @@ impl KeyService {
             .cloned()
     }
 
-    /// Opens the sealed material: the managed object, key material and all.
-    pub async fn open(&self, object: &StoredObject) -> Result<ManagedObject, KeyError> {
+    /// Opens the sealed material of an object the caller may see: the managed
+    /// object, key material and all.
+    pub async fn open(&self, object: &Visible) -> Result<ManagedObject, KeyError> {
+        self.open_unchecked(&object.object).await
+    }
+
+    /// Opens without a group check: for the operator's restore verification
+    /// ([`KeyService::check_opens`]), never for a client.
+    async fn open_unchecked(&self, object: &StoredObject) -> Result<ManagedObject, KeyError> {
         if !object.has_material() {
             return Err(KeyError::WrongState(object.state));
         }
@@ -210,18 +253,20 @@ impl KeyService {
             .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))
     }
 
-    /// Changes an object with compare-and-swap: loads it, applies `change`, and
-    /// stores it if nobody changed it meanwhile (else retries from a fresh load).
-    /// Sets Last Change Date.
+    /// Changes an object the caller may see with compare-and-swap: applies
+    /// `change` to it and stores it if nobody changed it meanwhile (else retries
+    /// from a fresh load, group checked again). Sets Last Change Date.
     pub async fn update<R>(
         &self,
-        group: &str,
-        uid: &str,
+        target: Visible,
         now: i64,
         mut change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
     ) -> Result<R, KeyError> {
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let mut object = self.load(group, uid, now).await?;
+        let mut object = target.object;
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                object = self.load_in(&object.group, &object.uid, now).await?.object;
+            }
             let expected = object.record_version;
             let result = change(&mut object)?;
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
@@ -229,17 +274,17 @@ impl KeyService {
             check_attribute_bounds(&object, &record)?;
             match self.store.update(&record, expected).await {
                 Ok(_) => return Ok(result),
-                Err(StoreError::VersionConflict) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(KeyError::Contended)
     }
 
-    /// Destroys the object's material; its metadata stays, in state Destroyed
-    /// (or Destroyed Compromised), with a Destroy Date.
-    pub async fn destroy(&self, group: &str, uid: &str, now: i64) -> Result<(), KeyError> {
-        self.update(group, uid, now, |object| {
+    /// Destroys the material of an object the caller may see; its metadata
+    /// stays, in state Destroyed (or Destroyed Compromised), with a Destroy Date.
+    pub async fn destroy(&self, target: Visible, now: i64) -> Result<(), KeyError> {
+        self.update(target, now, |object| {
             let next = lifecycle::destroy(object.state).map_err(transition_error)?;
             object.sealed.clear();
             object.set_state(next);
@@ -253,12 +298,13 @@ impl KeyService {
     /// creation order, after skipping `offset` and up to `max` of them.
     pub async fn locate(
         &self,
-        group: &str,
+        caller: &Caller,
         filter: &[Attribute],
         offset: usize,
         max: Option<usize>,
         now: i64,
     ) -> Result<Vec<String>, KeyError> {
+        let group = caller.group();
         let mut query = locate::store_query(filter);
         query.group = Some(group.to_owned());
         let candidates = self.store.find(&query).await?;
@@ -269,8 +315,8 @@ impl KeyService {
                 if max.is_some_and(|m| found.len() >= m) {
                     return Ok(found);
                 }
-                let object = match self.load(group, uid, now).await {
-                    Ok(o) => o,
+                let object = match self.load_in(group, uid, now).await {
+                    Ok(o) => o.object,
                     Err(KeyError::NotFound) => continue,
                     Err(e) => return Err(e),
                 };

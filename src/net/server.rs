@@ -11,16 +11,14 @@ use tokio::sync::watch;
 use super::listener::{ConnectionInfo, Listener, ListenerSettings, ListenerStats, RequestHandler};
 use super::tls::{ServerConfigSource, TlsSettings};
 use crate::audit::{AuditEvent, AuditSettings, AuditSink, EventKind};
+use crate::auth::Caller;
 use crate::auth::TrustStore;
 use crate::config::{Config, StoreKind};
 use crate::hsm::{AsyncHsm, CrkVersion, Pkcs11Hsm};
 use crate::keys::KeyService;
-use crate::ops::{Caller, ItemOutcome, Operations, ServerInfo};
+use crate::ops::{ItemOutcome, Operations, ServerInfo};
 use crate::store::{SqliteOptions, SqliteStore, Store};
 use crate::ttlv::DecodeLimits;
-
-/// The group of clients whose trust entry names none.
-pub const DEFAULT_GROUP: &str = "default";
 
 #[derive(Debug)]
 pub enum ServeError {
@@ -52,31 +50,19 @@ pub struct KmipHandler {
     pub audit: AuditSink,
 }
 
-impl KmipHandler {
-    fn caller(conn: &ConnectionInfo) -> Caller {
-        let source = conn.identity.matched.source();
-        Caller {
-            name: source.name.clone(),
-            group: source.group.clone().unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
-            password: source.password.clone(),
-            credential_verified: Arc::clone(&conn.credential_verified),
-        }
-    }
-}
-
 impl RequestHandler for KmipHandler {
     async fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>) -> Option<Vec<u8>> {
-        let caller = Self::caller(conn);
+        let caller = &conn.caller;
         // A Register request carries key material: wipe it once handled.
         let request = zeroize::Zeroizing::new(request);
-        let handled = self.ops.handle(&caller, &request).await;
+        let handled = self.ops.handle(caller, &request).await;
         for outcome in &handled.outcomes {
             let x_name = outcome
                 .unique_identifier
                 .as_deref()
                 .and_then(|uid| self.ops.keys.known_x_name(uid));
             self.audit
-                .emit(audit_event(conn, &caller, outcome).x_name(x_name.as_deref()));
+                .emit(audit_event(conn, caller, outcome).x_name(x_name.as_deref()));
         }
         handled.response
     }
@@ -93,7 +79,7 @@ impl RequestHandler for KmipHandler {
 fn audit_event(conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome) -> AuditEvent {
     let fingerprint = hex::encode(conn.identity.fingerprint);
     let event = AuditEvent::new(EventKind::Kmip, outcome.operation.name().unwrap_or("Unknown"))
-        .client(Some(&caller.name), Some(&fingerprint), Some(&caller.group))
+        .client(Some(caller.name()), Some(&fingerprint), Some(caller.group()))
         .source(conn.peer)
         .object(outcome.unique_identifier.as_deref());
     match &outcome.result {

@@ -9,15 +9,14 @@ use crate::ttlv::Value;
 pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let now = ctx.now;
-    ctx.keys
-        .update(ctx.group(), &uid, now, |object| {
-            let next = lifecycle::activate(object.state).map_err(transition_error)?;
-            object.set_state(next);
-            object.set_single(names::ACTIVATION_DATE, Value::DateTime(now));
-            Ok(())
-        })
-        .await
-        .map_err(about(&uid))?;
+    ctx.update(&uid, |object| {
+        let next = lifecycle::activate(object.state).map_err(transition_error)?;
+        object.set_state(next);
+        object.set_single(names::ACTIVATION_DATE, Value::DateTime(now));
+        Ok(())
+    })
+    .await
+    .map_err(about(&uid))?;
     let response = Response {
         unique_identifier: uid.clone(),
         extra: Vec::new(),

@@ -13,8 +13,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     check_settable(&request.attribute).map_err(about(&uid))?;
     let wanted = request.attribute;
     let stored = ctx
-        .keys
-        .update(ctx.group(), &uid, ctx.now, |object| {
+        .update(&uid, |object| {
             let exists = object.attributes_named(&wanted.name).next().is_some();
             if exists && !attribute::is_multi_instance(&wanted.name) {
                 return Err(crate::keys::KeyError::Invalid(format!(

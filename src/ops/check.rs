@@ -11,7 +11,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let stored = ctx
         .keys
-        .load(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
     if stored.state != State::ACTIVE {

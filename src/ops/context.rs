@@ -1,44 +1,14 @@
 //! Per-message state: the caller, the clock, the protocol version and the ID
 //! Placeholder that links the items of one batch (KMIP 1.4 §3 "ID Placeholder").
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use super::error::OpError;
 use super::support::ServerInfo;
+use crate::auth::Caller;
 use crate::keys::KeyService;
+use crate::keys::{KeyError, StoredObject};
 use crate::kmip::ResultReason;
 use crate::kmip::message::ProtocolVersion;
-use crate::password::ClientPassword;
 use crate::ttlv::Item;
-
-/// Who is asking: derived by the network layer from the verified client
-/// certificate and the trust entry that accepted it.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The trust entry's name (for the audit trail).
-    pub name: String,
-    /// Objects belong to a group; a caller sees only its own group's objects.
-    pub group: String,
-    /// When set, requests must carry this Username/Password, except those
-    /// [`super::credential`] exempts (what vCenter sends without it).
-    pub password: Option<ClientPassword>,
-    /// Shared by every message of one connection: set once a message on it
-    /// carried the right credential.
-    pub credential_verified: Arc<AtomicBool>,
-}
-
-impl Caller {
-    /// A caller with no password and a fresh connection state.
-    pub fn new(name: impl Into<String>, group: impl Into<String>) -> Caller {
-        Caller {
-            name: name.into(),
-            group: group.into(),
-            password: None,
-            credential_verified: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
 
 pub(super) struct Context<'a> {
     pub keys: &'a KeyService,
@@ -67,8 +37,14 @@ impl Context<'_> {
         }
     }
 
-    pub fn group(&self) -> &str {
-        &self.caller.group
+    /// Changes an object of the caller's group (see [`KeyService::update`]).
+    pub async fn update<R>(
+        &self,
+        uid: &str,
+        change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
+    ) -> Result<R, KeyError> {
+        let target = self.keys.load(self.caller, uid, self.now).await?;
+        self.keys.update(target, self.now, change).await
     }
 }
 

@@ -43,7 +43,7 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
         ));
     }
     let mut attributes = client_attributes(request.template_attribute.attributes)?;
-    stamp_creator(&mut attributes, &ctx.caller.name);
+    stamp_creator(&mut attributes, ctx.caller.name());
     let (algorithm, length) = algorithm_and_length(&attributes)?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
@@ -52,7 +52,7 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
     Ok(ctx
         .keys
         .create(
-            ctx.group(),
+            ctx.caller.group(),
             ObjectType::SYMMETRIC_KEY,
             &object,
             attributes,

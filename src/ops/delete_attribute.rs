@@ -19,8 +19,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     }
     let index = request.attribute_index;
     let removed = ctx
-        .keys
-        .update(ctx.group(), &uid, ctx.now, |object| {
+        .update(&uid, |object| {
             object.remove_instance(&name, index).ok_or(KeyError::NotFound)
         })
         .await

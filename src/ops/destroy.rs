@@ -6,10 +6,12 @@ use crate::kmip::payload::destroy::{Request, Response};
 
 pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
-    ctx.keys
-        .destroy(ctx.group(), &uid, ctx.now)
+    let target = ctx
+        .keys
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
+    ctx.keys.destroy(target, ctx.now).await.map_err(about(&uid))?;
     let response = Response {
         unique_identifier: uid.clone(),
         extra: Vec::new(),

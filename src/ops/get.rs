@@ -27,7 +27,7 @@ async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response
             "key compression is not supported",
         ));
     }
-    let stored = ctx.keys.load(ctx.group(), uid, ctx.now).await?;
+    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
     if !lifecycle::material_available(stored.state) {
         return Err(OpError::new(
             ResultReason::WRONG_KEY_LIFECYCLE_STATE,

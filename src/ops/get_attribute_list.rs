@@ -8,11 +8,11 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let stored = ctx
         .keys
-        .load(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
     let mut attribute_names: Vec<String> = Vec::new();
-    for a in stored.attributes {
+    for a in stored.into_object().attributes {
         if !attribute_names.contains(&a.name) {
             attribute_names.push(a.name);
         }

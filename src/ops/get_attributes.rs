@@ -25,9 +25,10 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     }
     let stored = ctx
         .keys
-        .load(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
+    let stored = stored.into_object();
     let attributes = if request.attribute_names.is_empty() {
         stored.attributes
     } else {

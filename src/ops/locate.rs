@@ -24,7 +24,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let (found, located_items) = if count_all {
         let all = ctx
             .keys
-            .locate(ctx.group(), &request.attributes, 0, None, ctx.now)
+            .locate(ctx.caller, &request.attributes, 0, None, ctx.now)
             .await
             .map_err(|e| (OpError::from(e), None))?;
         let total = i32::try_from(all.len()).ok();
@@ -37,7 +37,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     } else {
         let found = ctx
             .keys
-            .locate(ctx.group(), &request.attributes, offset, max, ctx.now)
+            .locate(ctx.caller, &request.attributes, offset, max, ctx.now)
             .await
             .map_err(|e| (OpError::from(e), None))?;
         (found, None)

@@ -12,7 +12,6 @@ mod attributes;
 mod check;
 mod context;
 mod create;
-pub mod credential;
 mod delete_attribute;
 mod destroy;
 mod discover_versions;
@@ -31,11 +30,12 @@ mod support;
 
 use std::sync::Arc;
 
-pub use context::Caller;
 use context::Context;
 pub use error::OpError;
 pub use support::{SUPPORTED_OPERATIONS, SUPPORTED_VERSIONS, ServerInfo};
 
+use crate::auth::Caller;
+use crate::auth::credential;
 use crate::keys::KeyService;
 use crate::kmip::message::{
     ProtocolVersion, ResponseBatchItem, ResponseHeader, ResponseMessage, request_protocol_version,
@@ -112,7 +112,9 @@ impl Operations {
         let version = header.protocol_version;
         let operations: Vec<Operation> = items.iter().map(|i| i.operation).collect();
 
-        if let Err(error) = credential::authenticate(&self.credentials, caller, &header, &operations).await {
+        if let Err(refused) = credential::authenticate(&self.credentials, caller, &header, &operations).await
+        {
+            let error = OpError::new(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, refused.to_string());
             let responses = items.iter().map(|b| failure_item(b, &error)).collect();
             let outcomes = items
                 .iter()

@@ -20,8 +20,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     }
     let want_index = wanted.index.unwrap_or(0);
     let stored = ctx
-        .keys
-        .update(ctx.group(), &uid, ctx.now, |object| {
+        .update(&uid, |object| {
             // Dates that drive the lifecycle may change only before they took effect.
             if wanted.name == names::ACTIVATION_DATE && object.state != State::PRE_ACTIVE {
                 return Err(KeyError::NotPermitted(

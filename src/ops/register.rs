@@ -77,10 +77,16 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
             attributes.push(Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)));
         }
     }
-    stamp_creator(&mut attributes, &ctx.caller.name);
+    stamp_creator(&mut attributes, ctx.caller.name());
     let object: &ManagedObject = &request.object;
     Ok(ctx
         .keys
-        .create(ctx.group(), object_type, &object.to_item(), attributes, ctx.now)
+        .create(
+            ctx.caller.group(),
+            object_type,
+            &object.to_item(),
+            attributes,
+            ctx.now,
+        )
         .await?)
 }

@@ -40,7 +40,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
 }
 
 async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<String, OpError> {
-    let old = ctx.keys.load(ctx.group(), old_uid, ctx.now).await?;
+    let old = ctx.keys.load(ctx.caller, old_uid, ctx.now).await?;
     if old.object_type != ObjectType::SYMMETRIC_KEY {
         return Err(OpError::invalid_field("Re-key applies to symmetric keys"));
     }
@@ -110,7 +110,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         }
     };
     attributes.push(link(LinkType::REPLACED_OBJECT_LINK, old_uid));
-    stamp_creator(&mut attributes, &ctx.caller.name);
+    stamp_creator(&mut attributes, ctx.caller.name());
     for a in &attributes {
         attribute::validate_value(a)?;
     }
@@ -121,7 +121,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     let new_uid = ctx
         .keys
         .create(
-            ctx.group(),
+            ctx.caller.group(),
             ObjectType::SYMMETRIC_KEY,
             &object,
             attributes,
@@ -129,20 +129,19 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         )
         .await?;
     let back = link(LinkType::REPLACEMENT_OBJECT_LINK, &new_uid);
-    ctx.keys
-        .update(ctx.group(), old_uid, ctx.now, |object| {
-            // The names move to the replacement: Locate by name finds the
-            // current key (KMIP 1.4 §4.4, Name).
-            object.attributes.retain(|a| a.name != names::NAME);
-            object.add_instance(&back.name, back.value.clone());
-            Ok(())
-        })
-        .await
-        .map_err(|e: KeyError| {
-            OpError::new(
-                ResultReason::GENERAL_FAILURE,
-                format!("new key {new_uid} made, but linking the old one failed: {e}"),
-            )
-        })?;
+    ctx.update(old_uid, |object| {
+        // The names move to the replacement: Locate by name finds the
+        // current key (KMIP 1.4 §4.4, Name).
+        object.attributes.retain(|a| a.name != names::NAME);
+        object.add_instance(&back.name, back.value.clone());
+        Ok(())
+    })
+    .await
+    .map_err(|e: KeyError| {
+        OpError::new(
+            ResultReason::GENERAL_FAILURE,
+            format!("new key {new_uid} made, but linking the old one failed: {e}"),
+        )
+    })?;
     Ok(new_uid)
 }

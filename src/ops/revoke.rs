@@ -12,27 +12,26 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let now = ctx.now;
     let reason = request.revocation_reason;
     let occurred = request.compromise_occurrence_date.map(|d| d.0);
-    ctx.keys
-        .update(ctx.group(), &uid, now, |object| {
-            let next = lifecycle::revoke(object.state, reason.code).map_err(transition_error)?;
-            if next == State::COMPROMISED {
-                if object.date(names::COMPROMISE_DATE).is_none() {
-                    object.set_single(names::COMPROMISE_DATE, Value::DateTime(now));
-                }
-                object.set_single(
-                    names::COMPROMISE_OCCURRENCE_DATE,
-                    Value::DateTime(occurred.unwrap_or(now)),
-                );
-            } else if object.date(names::DEACTIVATION_DATE).is_none_or(|d| d > now) {
-                object.set_single(names::DEACTIVATION_DATE, Value::DateTime(now));
+    ctx.update(&uid, |object| {
+        let next = lifecycle::revoke(object.state, reason.code).map_err(transition_error)?;
+        if next == State::COMPROMISED {
+            if object.date(names::COMPROMISE_DATE).is_none() {
+                object.set_single(names::COMPROMISE_DATE, Value::DateTime(now));
             }
-            object.set_state(next);
-            let value = reason.to_value(tags::ATTRIBUTE_VALUE);
-            object.set_single(names::REVOCATION_REASON, value.value);
-            Ok(())
-        })
-        .await
-        .map_err(about(&uid))?;
+            object.set_single(
+                names::COMPROMISE_OCCURRENCE_DATE,
+                Value::DateTime(occurred.unwrap_or(now)),
+            );
+        } else if object.date(names::DEACTIVATION_DATE).is_none_or(|d| d > now) {
+            object.set_single(names::DEACTIVATION_DATE, Value::DateTime(now));
+        }
+        object.set_state(next);
+        let value = reason.to_value(tags::ATTRIBUTE_VALUE);
+        object.set_single(names::REVOCATION_REASON, value.value);
+        Ok(())
+    })
+    .await
+    .map_err(about(&uid))?;
     let response = Response {
         unique_identifier: uid.clone(),
         extra: Vec::new(),

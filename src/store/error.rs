@@ -27,6 +27,11 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// True when a compare-and-swap lost to another writer.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::VersionConflict)
+    }
 }
 
 impl fmt::Display for StoreError {

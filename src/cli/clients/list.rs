@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{ClientsDir, ConfigOption, applied_note, format_time, read_cert_file};
+use crate::auth::DEFAULT_GROUP;
 use crate::auth::last_seen::{self, SeenRecord};
 use crate::auth::{TrustSnapshot, TrustSource};
 use crate::cli::{CliError, CliResult};
 use crate::config::clients::{self, ClientKind};
-use crate::net::server::DEFAULT_GROUP;
 use crate::pki::{self, Fingerprint};
 
 #[derive(Debug, clap::Args)]

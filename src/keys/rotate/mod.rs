@@ -281,7 +281,7 @@ impl KeyService {
         if !object.has_material() {
             return Ok(false);
         }
-        self.open(&object).await.map(|_| true)
+        self.open_unchecked(&object).await.map(|_| true)
     }
 
     /// Re-seals every record under a CRK other than `target` until none is
@@ -476,7 +476,8 @@ mod tests {
     }
 
     async fn material(keys: &KeyService, uid: &str) -> Vec<u8> {
-        let object = keys.load("g", uid, 0).await.unwrap();
+        let caller = crate::auth::Caller::for_tests("t", "g");
+        let object = keys.load(&caller, uid, 0).await.unwrap();
         let object = keys.open(&object).await.unwrap();
         match object.key_block().and_then(|b| b.key_value.as_ref()) {
             Some(crate::kmip::object::KeyValue::Plain {
@@ -497,6 +498,7 @@ mod tests {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
                 let keys = Arc::new(KeyService::new(hsm.clone(), Arc::clone(&store), v(1)));
+                let caller = crate::auth::Caller::for_tests("t", "g");
                 let mut uids = Vec::new();
                 for i in 0..20u8 {
                     let uid = keys
@@ -505,7 +507,8 @@ mod tests {
                         .unwrap();
                     uids.push(uid);
                 }
-                keys.destroy("g", &uids[0], 0).await.unwrap();
+                let target = keys.load(&caller, &uids[0], 0).await.unwrap();
+                keys.destroy(target, 0).await.unwrap();
                 // Swap two blobs behind the service's back: neither may be re-sealed.
                 let mut a = store.get(&uids[1]).await.unwrap().unwrap();
                 let mut b = store.get(&uids[2]).await.unwrap().unwrap();
@@ -516,7 +519,8 @@ mod tests {
                 hsm.create_crk(v(2)).await.unwrap();
                 // A stale record (lost a CAS race) is reloaded and still re-sealed.
                 let stale = store.get(&uids[3]).await.unwrap().unwrap();
-                keys.update("g", &uids[3], 1, |_| Ok(())).await.unwrap();
+                let target = keys.load(&caller, &uids[3], 1).await.unwrap();
+                keys.update(target, 1, |_| Ok(())).await.unwrap();
                 assert_eq!(
                     keys.reseal_record(stale, v(2)).await.unwrap(),
                     ResealOutcome::Resealed
