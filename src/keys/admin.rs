@@ -125,7 +125,7 @@ impl KeyAdmin {
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
             match self.store.update(&object.to_record(now), expected).await {
                 Ok(_) => return Ok(result),
-                Err(StoreError::VersionConflict) => continue,
+                Err(StoreError::Conflict(crate::store::Conflict::Version)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -31,7 +31,7 @@ impl MemoryStore {
             return if existing.same_content(record) {
                 Ok(())
             } else {
-                Err(StoreError::AlreadyExists)
+                Err(StoreError::Conflict(crate::store::Conflict::Exists))
             };
         }
         let mut stored = record.clone();
@@ -45,7 +45,7 @@ impl MemoryStore {
         let mut records = self.lock()?;
         let existing = records.get_mut(&record.uid).ok_or(StoreError::NotFound)?;
         if existing.version != expected_version {
-            return Err(StoreError::VersionConflict);
+            return Err(StoreError::Conflict(crate::store::Conflict::Version));
         }
         let new_version = expected_version
             .checked_add(1)

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use error::StoreError;
+pub use error::{Conflict, StoreError};
 pub use memory::MemoryStore;
 pub use query::Query;
 pub use record::{IndexEntry, Record};

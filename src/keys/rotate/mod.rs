@@ -261,7 +261,7 @@ impl KeyService {
             record.updated_at = crate::clock::unix_now();
             match self.store.update(&record, record.version).await {
                 Ok(_) => return Ok(outcome),
-                Err(StoreError::VersionConflict) => {}
+                Err(StoreError::Conflict(crate::store::Conflict::Version)) => {}
                 Err(StoreError::NotFound) => return Ok(ResealOutcome::Gone),
                 Err(e) => return Err(e.into()),
             }

@@ -212,9 +212,9 @@ fn copy_all(source: &Connection, dest: &mut Connection) -> Result<(), StoreError
     let backup = Backup::new(source, dest).map_err(sql_error)?;
     match backup.step(-1).map_err(sql_error)? {
         StepResult::Done => Ok(()),
-        StepResult::Busy | StepResult::Locked => Err(StoreError::Unavailable(
-            "the database is locked; try again".into(),
-        )),
+        StepResult::Busy | StepResult::Locked => {
+            Err(StoreError::unavailable("the database is locked; try again"))
+        }
         StepResult::More => Err(StoreError::Other("backup stopped before the last page".into())),
         _ => Err(StoreError::Other("unexpected backup step result".into())),
     }

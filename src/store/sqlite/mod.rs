@@ -99,15 +99,15 @@ impl SqliteStore {
         let writes = self
             .writes
             .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("store is closing".into()))?;
+            .ok_or_else(|| StoreError::unavailable("store is closing"))?;
         let (reply, answer) = oneshot::channel();
         writes
             .send(WriteRequest { op, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+            .map_err(|_| StoreError::unavailable("store writer stopped"))?;
         answer
             .await
-            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+            .map_err(|_| StoreError::unavailable("store writer stopped"))?
     }
 }
 
@@ -164,7 +164,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             match &self.writes {
                 Some(writes) if !writes.is_closed() => {}
-                _ => return Err(StoreError::Unavailable("store writer stopped".into())),
+                _ => return Err(StoreError::unavailable("store writer stopped")),
             }
             self.reads.run(reader::health).await
         })
