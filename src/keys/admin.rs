@@ -266,7 +266,7 @@ mod tests {
         ));
         assert!(matches!(
             admin.destroy("a", 300).await,
-            Err(KeyError::NotPermitted(_))
+            Err(KeyError::NotAllowedInState(State::ACTIVE))
         ));
         let reason = RevocationReason {
             code: RevocationReasonCode::KEY_COMPROMISE,

@@ -15,7 +15,7 @@ pub mod rotate;
 
 use std::sync::{Arc, RwLock};
 
-pub use error::KeyError;
+pub use error::{Corruption, KeyError};
 pub use locate::matches_filter;
 pub use object::{StoredObject, is_custom, names};
 
@@ -237,20 +237,17 @@ impl KeyService {
         let plaintext = match self.hsm.unseal(crk, aad, object.sealed.clone()).await {
             Ok(p) => p,
             Err(HsmError::BadBlob) => {
-                return Err(KeyError::Corrupt(format!(
-                    "sealed material of {} does not open",
-                    object.uid
-                )));
+                return Err(KeyError::corrupt(&object.uid, Corruption::SealDoesNotOpen));
             }
             Err(e) => return Err(e.into()),
         };
         // The plaintext is decoded once, and the tree's material moves into the
         // object (no further copy); `plaintext` is wiped when it drops here.
         let tree = ttlv::decode(plaintext.expose())
-            .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))?;
+            .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialUndecodable(e)))?;
         drop(plaintext);
         ManagedObject::from_tree(tree)
-            .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))
+            .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialInvalid(e)))
     }
 
     /// Changes an object the caller may see with compare-and-swap: applies
@@ -339,9 +336,10 @@ fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) 
     if object.attributes.len() > MAX_ATTRIBUTES_PER_OBJECT
         || record.attributes.len() > MAX_ATTRIBUTE_BYTES_PER_OBJECT
     {
-        return Err(KeyError::Invalid(format!(
-            "an object may carry at most {MAX_ATTRIBUTES_PER_OBJECT} attributes in {MAX_ATTRIBUTE_BYTES_PER_OBJECT} bytes"
-        )));
+        return Err(KeyError::TooManyAttributes {
+            max_count: MAX_ATTRIBUTES_PER_OBJECT,
+            max_bytes: MAX_ATTRIBUTE_BYTES_PER_OBJECT,
+        });
     }
     Ok(())
 }
@@ -350,9 +348,7 @@ fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) 
 pub fn transition_error(e: lifecycle::TransitionError) -> KeyError {
     match e {
         lifecycle::TransitionError::WrongState(s) => KeyError::WrongState(s),
-        lifecycle::TransitionError::NotPermitted(s) => {
-            KeyError::NotPermitted(format!("not allowed in state {}", s.name().unwrap_or("unknown")))
-        }
+        lifecycle::TransitionError::NotPermitted(s) => KeyError::NotAllowedInState(s),
     }
 }
 
@@ -383,7 +379,7 @@ mod bounds_tests {
         let too_many = object((0..=crate::limits::MAX_ATTRIBUTES_PER_OBJECT).map(tag).collect());
         assert!(matches!(
             check_attribute_bounds(&too_many, &too_many.to_record(0)),
-            Err(KeyError::Invalid(_))
+            Err(KeyError::TooManyAttributes { .. })
         ));
         let big = Attribute::new(
             "x-blob",
@@ -392,7 +388,7 @@ mod bounds_tests {
         let too_big = object(vec![big]);
         assert!(matches!(
             check_attribute_bounds(&too_big, &too_big.to_record(0)),
-            Err(KeyError::Invalid(_))
+            Err(KeyError::TooManyAttributes { .. })
         ));
     }
 }

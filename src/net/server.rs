@@ -84,7 +84,9 @@ fn audit_event(conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome) ->
         .object(outcome.unique_identifier.as_deref());
     match &outcome.result {
         Ok(()) => event,
-        Err(e) => event.failed(e.reason.name().unwrap_or("Unknown"), &e.message),
+        // The audit line gets the internal detail the client's message only
+        // names by its reference.
+        Err(e) => event.failed(e.reason.name().unwrap_or("Unknown"), &e.audit_message()),
     }
 }
 

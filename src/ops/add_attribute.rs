@@ -32,6 +32,10 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
         .await
         .map_err(|e| match e {
             crate::keys::KeyError::Invalid(m) => OpError::new(ResultReason::ILLEGAL_OPERATION, m),
+            crate::keys::KeyError::TooManyAttributes { max_count, max_bytes } => OpError::new(
+                ResultReason::ILLEGAL_OPERATION,
+                format!("an object may carry at most {max_count} attributes in {max_bytes} bytes"),
+            ),
             other => OpError::from(other),
         })
         .map_err(about(&uid))?;

@@ -138,10 +138,15 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     })
     .await
     .map_err(|e: KeyError| {
-        OpError::new(
-            ResultReason::GENERAL_FAILURE,
-            format!("new key {new_uid} made, but linking the old one failed: {e}"),
-        )
+        // The cause's client text is already sanitized (internal detail stays
+        // in `internal`, for the audit trail).
+        let mut error = OpError::from(e);
+        error.reason = ResultReason::GENERAL_FAILURE;
+        error.message = format!(
+            "new key {new_uid} made, but linking the old one failed: {}",
+            error.message
+        );
+        error
     })?;
     Ok(new_uid)
 }

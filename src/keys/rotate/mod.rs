@@ -244,10 +244,7 @@ impl KeyService {
                 {
                     Ok(p) => p,
                     Err(HsmError::BadBlob) => {
-                        return Err(KeyError::Corrupt(format!(
-                            "sealed material of {} does not open",
-                            record.uid
-                        )));
+                        return Err(KeyError::corrupt(&record.uid, super::Corruption::SealDoesNotOpen));
                     }
                     Err(e) => return Err(e.into()),
                 };
