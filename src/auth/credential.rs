@@ -66,7 +66,7 @@ impl Default for AcceptedCredentials {
         AcceptedCredentials {
             key,
             accepted: Mutex::new(HashMap::new()),
-            slow_checks: tokio::sync::Semaphore::new(1),
+            slow_checks: tokio::sync::Semaphore::new(crate::limits::SLOW_CREDENTIAL_CHECKS),
         }
     }
 }

@@ -28,8 +28,8 @@ use crate::secret::SecretBytes;
 use crate::store::Store;
 use crate::ttlv::{self, Item, Value};
 
-/// How many times an update retries after losing a compare-and-swap race.
-const MAX_UPDATE_ATTEMPTS: usize = 8;
+pub(crate) use crate::limits::MAX_UPDATE_ATTEMPTS;
+use crate::limits::{X_NAME_MEMO_BYTES, X_NAME_MEMO_ENTRIES};
 
 /// Objects are listed for Locate in pages of this many.
 const LOCATE_PAGE: usize = 512;
@@ -67,13 +67,6 @@ pub struct KeyService {
     /// events can name the VM without another store read.
     x_names: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
-
-/// Entries the `x-Name` memo holds before it starts afresh (a bound, not a cache
-/// policy: audit events are the only reader).
-const X_NAME_MEMO_ENTRIES: usize = 65_536;
-
-/// Longest x-Name the memo keeps (VM names are short; the audit field is cut too).
-const X_NAME_MEMO_BYTES: usize = 256;
 
 /// The additional authenticated data of a seal: the object's identity. A record
 /// whose blob was swapped with another object's, or replayed under another id

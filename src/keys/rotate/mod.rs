@@ -44,7 +44,7 @@ mod runner;
 use runner::{Runner, Work};
 
 /// Records fetched per page when a pass walks the store.
-const PAGE: usize = 256;
+use crate::limits::ROTATION_PAGE_RECORDS as PAGE;
 
 /// How often a record whose re-seal failed transiently (HSM or store blip) is
 /// tried again before the pass gives up (the rotation can be resumed).
