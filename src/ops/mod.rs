@@ -31,7 +31,7 @@ mod support;
 use std::sync::Arc;
 
 use context::Context;
-pub use error::OpError;
+pub use error::{Internal, OpError};
 pub use support::{SUPPORTED_OPERATIONS, SUPPORTED_VERSIONS, ServerInfo};
 
 use crate::auth::Caller;
@@ -50,6 +50,15 @@ pub struct ItemOutcome {
     pub operation: Operation,
     pub unique_identifier: Option<String>,
     pub result: Result<(), OpError>,
+}
+
+impl ItemOutcome {
+    /// For a server-side failure: the correlation reference the client's
+    /// Result Message names and the detail only operators see (for the audit
+    /// trail and the log; [`OpError::audit_message`] joins them).
+    pub fn internal(&self) -> Option<&Internal> {
+        self.result.as_ref().err().and_then(|e| e.internal.as_ref())
+    }
 }
 
 /// A handled message: the response to send (or `None`: close the connection,

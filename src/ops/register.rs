@@ -7,7 +7,7 @@ use super::error::OpError;
 use super::support::SUPPORTED_OBJECT_TYPES;
 use crate::keys::names;
 use crate::kmip::attribute::Attribute;
-use crate::kmip::object::{KeyValue, ManagedObject};
+use crate::kmip::object::KeyValue;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::register::{Request, Response};
 use crate::kmip::{KeyFormatType, ResultReason};
@@ -78,15 +78,10 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
         }
     }
     stamp_creator(&mut attributes, ctx.caller.name());
-    let object: &ManagedObject = &request.object;
+    // Moved, not copied: the client's key material is encoded once, to be sealed.
+    let object = request.object.into_item();
     Ok(ctx
         .keys
-        .create(
-            ctx.caller.group(),
-            object_type,
-            &object.to_item(),
-            attributes,
-            ctx.now,
-        )
+        .create(ctx.caller.group(), object_type, &object, attributes, ctx.now)
         .await?)
 }
