@@ -245,3 +245,6 @@ fn failure_item(batch_item: &DecodedItem, error: &OpError) -> ResponseBatchItem 
         error.message.clone(),
     )
 }
+
+#[cfg(test)]
+mod tests;
