@@ -2,9 +2,15 @@
 //! place ([`error`]) that turns failures into Result Reasons.
 //!
 //! [`Operations::handle`] takes a whole request message (TTLV bytes) from a
-//! verified caller and returns the response message, plus one [`ItemOutcome`]
-//! per batch item for the audit trail. It does no I/O of its own beyond the key
-//! service.
+//! verified [`Caller`] and returns the response message, plus one
+//! [`ItemOutcome`] per batch item for the audit trail. It does no I/O of its
+//! own beyond the key service.
+//!
+//! The message is decoded once ([`DecodedRequest`]): each batch item becomes a
+//! typed [`crate::kmip::request::Request`], which `dispatch` hands by value to
+//! its operation file. The operation files import only the leaves they share
+//! (`context`, `error`, `attributes`, `support`); nothing imports `dispatch`
+//! but this module.
 
 mod activate;
 mod add_attribute;
