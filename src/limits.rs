@@ -71,3 +71,46 @@ pub const MAX_ATTRIBUTES_PER_OBJECT: usize = 1024;
 /// Largest encoded attribute list of one stored object (256 KiB), far below
 /// [`MAX_MESSAGE_BYTES`] so that Get Attributes of everything always fits an answer.
 pub const MAX_ATTRIBUTE_BYTES_PER_OBJECT: usize = 256 * 1024;
+
+/// Clients whose accepted KMIP credential is remembered (as a per-process HMAC);
+/// past it the memory is cleared and each client pays one slow check again.
+///
+/// Stops: many trust entries (or one rotating its username) growing the
+/// accepted-credential map without bound.
+pub const MAX_REMEMBERED_CREDENTIALS: usize = 4096;
+
+/// Full (slow, PBKDF2) credential checks that run at the same time.
+///
+/// Stops: wrong passwords sent in parallel (which never hit the accepted-credential
+/// memory) taking every core from the other clients; they queue here instead.
+pub const SLOW_CREDENTIAL_CHECKS: usize = 1;
+
+/// Times an update of one object retries after losing a compare-and-swap race.
+///
+/// Stops: clients that keep changing one object making another client's update
+/// spin (store reads and writes) without end; past it the client is told to retry.
+pub const MAX_UPDATE_ATTEMPTS: usize = 8;
+
+/// Entries the `x-Name` memo (VM names for audit events) holds before it starts
+/// afresh.
+///
+/// Stops: a client creating and touching millions of objects growing the memo
+/// without bound. A bound, not a cache policy: audit events are the only reader.
+pub const X_NAME_MEMO_ENTRIES: usize = 65_536;
+
+/// Longest x-Name (bytes) the memo keeps.
+///
+/// Stops: a client-set 256 KiB x-Name being held once per object in memory. VM
+/// names are short, and the audit field is cut at [`AUDIT_FIELD_MAX_BYTES`] anyway.
+pub const X_NAME_MEMO_BYTES: usize = 256;
+
+/// Records one root-key rotation pass reads from the store at a time.
+///
+/// Stops: a rotation over millions of records holding them all in memory at once.
+pub const ROTATION_PAGE_RECORDS: usize = 256;
+
+/// Largest `.last-seen` file read (a few hundred bytes per client; 4 MiB).
+///
+/// Stops: a damaged or planted file making every start (and `clients list`) read
+/// gigabytes into memory.
+pub const LAST_SEEN_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;

@@ -25,6 +25,11 @@ impl TrustMatch {
 }
 
 /// A verified client: what the ops layer authorizes and the audit log records.
+///
+/// Only [`ClientIdentity::from_chain`] makes one (a private field keeps it so),
+/// after the chain verified against the trust in force: holding a
+/// `ClientIdentity` is the proof that TLS verification accepted the peer, and
+/// [`super::Caller::new`] asks for that proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
     /// SHA-256 of the end-entity certificate.
@@ -33,7 +38,13 @@ pub struct ClientIdentity {
     pub subject: String,
     pub common_name: Option<String>,
     pub matched: TrustMatch,
+    /// Unforgeable outside this module.
+    verified: Verified,
 }
+
+/// The private witness inside every [`ClientIdentity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Verified;
 
 /// Why no identity could be derived; the connection must then be closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +102,7 @@ impl ClientIdentity {
             subject: info.subject,
             common_name: info.common_name,
             matched,
+            verified: Verified,
         })
     }
 

@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pki::Fingerprint;
 
-/// Largest `.last-seen` file read (a few hundred bytes per client).
-const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+use crate::limits::LAST_SEEN_FILE_MAX_BYTES as MAX_FILE_BYTES;
 
 /// One client's last connection, as stored in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,10 +7,13 @@
 //! after the handshake and re-checks the chain against the *current* snapshot, so a
 //! resumed TLS session cannot outlive the removal of its client's trust.
 
+mod caller;
+pub mod credential;
 mod identity;
 pub mod last_seen;
 mod trust;
 
+pub use caller::{Caller, DEFAULT_GROUP};
 pub use identity::{ClientIdentity, IdentityError, TrustMatch};
 pub use last_seen::LastSeen;
 pub use trust::{TrustError, TrustSnapshot, TrustSnapshotBuilder, TrustSource, TrustStore};

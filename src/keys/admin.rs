@@ -125,7 +125,7 @@ impl KeyAdmin {
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
             match self.store.update(&object.to_record(now), expected).await {
                 Ok(_) => return Ok(result),
-                Err(StoreError::VersionConflict) => continue,
+                Err(StoreError::Conflict(crate::store::Conflict::Version)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -266,7 +266,7 @@ mod tests {
         ));
         assert!(matches!(
             admin.destroy("a", 300).await,
-            Err(KeyError::NotPermitted(_))
+            Err(KeyError::NotAllowedInState(State::ACTIVE))
         ));
         let reason = RevocationReason {
             code: RevocationReasonCode::KEY_COMPROMISE,

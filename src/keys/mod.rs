@@ -15,22 +15,48 @@ pub mod rotate;
 
 use std::sync::{Arc, RwLock};
 
-pub use error::KeyError;
+pub use error::{Corruption, KeyError};
 pub use locate::matches_filter;
 pub use object::{StoredObject, is_custom, names};
 
+use crate::auth::Caller;
 use crate::hsm::{AsyncHsm, CrkVersion, HsmError};
 use crate::kmip::attribute::Attribute;
+use crate::kmip::object::ManagedObject;
 use crate::kmip::{ObjectType, State};
 use crate::secret::SecretBytes;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::ttlv::{self, Item, Value};
 
-/// How many times an update retries after losing a compare-and-swap race.
-const MAX_UPDATE_ATTEMPTS: usize = 8;
+pub(crate) use crate::limits::MAX_UPDATE_ATTEMPTS;
+use crate::limits::{X_NAME_MEMO_BYTES, X_NAME_MEMO_ENTRIES};
 
 /// Objects are listed for Locate in pages of this many.
 const LOCATE_PAGE: usize = 512;
+
+/// Proof that the caller's group may see an object, and the object's
+/// metadata as loaded. Only [`KeyService::load`] makes one, after comparing the
+/// record's group with the caller's; opening, changing and destroying an
+/// object take it, so no path reaches key material without that check.
+#[derive(Debug)]
+pub struct Visible {
+    object: StoredObject,
+}
+
+impl Visible {
+    /// The metadata, owned (the proof is spent).
+    pub fn into_object(self) -> StoredObject {
+        self.object
+    }
+}
+
+impl std::ops::Deref for Visible {
+    type Target = StoredObject;
+
+    fn deref(&self) -> &StoredObject {
+        &self.object
+    }
+}
 
 pub struct KeyService {
     hsm: AsyncHsm,
@@ -41,13 +67,6 @@ pub struct KeyService {
     /// events can name the VM without another store read.
     x_names: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
-
-/// Entries the `x-Name` memo holds before it starts afresh (a bound, not a cache
-/// policy: audit events are the only reader).
-const X_NAME_MEMO_ENTRIES: usize = 65_536;
-
-/// Longest x-Name the memo keeps (VM names are short; the audit field is cut too).
-const X_NAME_MEMO_BYTES: usize = 256;
 
 /// The additional authenticated data of a seal: the object's identity. A record
 /// whose blob was swapped with another object's, or replayed under another id
@@ -148,14 +167,26 @@ impl KeyService {
         Ok(uid)
     }
 
-    /// The object's metadata, if the caller's group may see it.
-    pub async fn load(&self, group: &str, uid: &str, now: i64) -> Result<StoredObject, KeyError> {
+    /// The object's metadata, if the caller's group may see it: the
+    /// [`Visible`] proof that [`KeyService::open`], [`KeyService::update`] and
+    /// [`KeyService::destroy`] require.
+    pub async fn load(&self, caller: &Caller, uid: &str, now: i64) -> Result<Visible, KeyError> {
+        self.load_in(caller.group(), uid, now).await
+    }
+
+    /// The group check itself: the only place a [`Visible`] is made.
+    async fn load_in(&self, group: &str, uid: &str, now: i64) -> Result<Visible, KeyError> {
         let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
         if record.group != group {
             return Err(KeyError::NotFound);
         }
         let mut object = StoredObject::from_record(record)?;
         object.refresh_state(now);
+        self.remember_x_name(&object);
+        Ok(Visible { object })
+    }
+
+    fn remember_x_name(&self, object: &StoredObject) {
         if let Some(name) = object.attribute(names::X_NAME).and_then(|a| a.value.as_text()) {
             let mut memo = self
                 .x_names
@@ -171,7 +202,6 @@ impl KeyService {
             }
             memo.insert(object.uid.clone(), name[..end].to_owned());
         }
-        Ok(object)
     }
 
     /// The `x-Name` of an object this service loaded recently, if it has one.
@@ -183,8 +213,15 @@ impl KeyService {
             .cloned()
     }
 
-    /// Opens the sealed material: the managed object's tree, key material and all.
-    pub async fn open(&self, object: &StoredObject) -> Result<Item, KeyError> {
+    /// Opens the sealed material of an object the caller may see: the managed
+    /// object, key material and all.
+    pub async fn open(&self, object: &Visible) -> Result<ManagedObject, KeyError> {
+        self.open_unchecked(&object.object).await
+    }
+
+    /// Opens without a group check: for the operator's restore verification
+    /// ([`KeyService::check_opens`]), never for a client.
+    async fn open_unchecked(&self, object: &StoredObject) -> Result<ManagedObject, KeyError> {
         if !object.has_material() {
             return Err(KeyError::WrongState(object.state));
         }
@@ -193,29 +230,33 @@ impl KeyService {
         let plaintext = match self.hsm.unseal(crk, aad, object.sealed.clone()).await {
             Ok(p) => p,
             Err(HsmError::BadBlob) => {
-                return Err(KeyError::Corrupt(format!(
-                    "sealed material of {} does not open",
-                    object.uid
-                )));
+                return Err(KeyError::corrupt(&object.uid, Corruption::SealDoesNotOpen));
             }
             Err(e) => return Err(e.into()),
         };
-        ttlv::decode(plaintext.expose())
-            .map_err(|_| KeyError::Corrupt(format!("sealed material of {} does not decode", object.uid)))
+        // The plaintext is decoded once, and the tree's material moves into the
+        // object (no further copy); `plaintext` is wiped when it drops here.
+        let tree = ttlv::decode(plaintext.expose())
+            .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialUndecodable(e)))?;
+        drop(plaintext);
+        ManagedObject::from_tree(tree)
+            .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialInvalid(e)))
     }
 
-    /// Changes an object with compare-and-swap: loads it, applies `change`, and
-    /// stores it if nobody changed it meanwhile (else retries from a fresh load).
-    /// Sets Last Change Date.
+    /// Changes an object the caller may see with compare-and-swap: applies
+    /// `change` to it and stores it if nobody changed it meanwhile (else retries
+    /// from a fresh load, group checked again). Sets Last Change Date.
     pub async fn update<R>(
         &self,
-        group: &str,
-        uid: &str,
+        target: Visible,
         now: i64,
         mut change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
     ) -> Result<R, KeyError> {
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let mut object = self.load(group, uid, now).await?;
+        let mut object = target.object;
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                object = self.load_in(&object.group, &object.uid, now).await?.object;
+            }
             let expected = object.record_version;
             let result = change(&mut object)?;
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
@@ -223,17 +264,17 @@ impl KeyService {
             check_attribute_bounds(&object, &record)?;
             match self.store.update(&record, expected).await {
                 Ok(_) => return Ok(result),
-                Err(StoreError::VersionConflict) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(KeyError::Contended)
     }
 
-    /// Destroys the object's material; its metadata stays, in state Destroyed
-    /// (or Destroyed Compromised), with a Destroy Date.
-    pub async fn destroy(&self, group: &str, uid: &str, now: i64) -> Result<(), KeyError> {
-        self.update(group, uid, now, |object| {
+    /// Destroys the material of an object the caller may see; its metadata
+    /// stays, in state Destroyed (or Destroyed Compromised), with a Destroy Date.
+    pub async fn destroy(&self, target: Visible, now: i64) -> Result<(), KeyError> {
+        self.update(target, now, |object| {
             let next = lifecycle::destroy(object.state).map_err(transition_error)?;
             object.sealed.clear();
             object.set_state(next);
@@ -247,12 +288,13 @@ impl KeyService {
     /// creation order, after skipping `offset` and up to `max` of them.
     pub async fn locate(
         &self,
-        group: &str,
+        caller: &Caller,
         filter: &[Attribute],
         offset: usize,
         max: Option<usize>,
         now: i64,
     ) -> Result<Vec<String>, KeyError> {
+        let group = caller.group();
         let mut query = locate::store_query(filter);
         query.group = Some(group.to_owned());
         let candidates = self.store.find(&query).await?;
@@ -263,8 +305,8 @@ impl KeyService {
                 if max.is_some_and(|m| found.len() >= m) {
                     return Ok(found);
                 }
-                let object = match self.load(group, uid, now).await {
-                    Ok(o) => o,
+                let object = match self.load_in(group, uid, now).await {
+                    Ok(o) => o.object,
                     Err(KeyError::NotFound) => continue,
                     Err(e) => return Err(e),
                 };
@@ -287,9 +329,10 @@ fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) 
     if object.attributes.len() > MAX_ATTRIBUTES_PER_OBJECT
         || record.attributes.len() > MAX_ATTRIBUTE_BYTES_PER_OBJECT
     {
-        return Err(KeyError::Invalid(format!(
-            "an object may carry at most {MAX_ATTRIBUTES_PER_OBJECT} attributes in {MAX_ATTRIBUTE_BYTES_PER_OBJECT} bytes"
-        )));
+        return Err(KeyError::TooManyAttributes {
+            max_count: MAX_ATTRIBUTES_PER_OBJECT,
+            max_bytes: MAX_ATTRIBUTE_BYTES_PER_OBJECT,
+        });
     }
     Ok(())
 }
@@ -298,9 +341,7 @@ fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) 
 pub fn transition_error(e: lifecycle::TransitionError) -> KeyError {
     match e {
         lifecycle::TransitionError::WrongState(s) => KeyError::WrongState(s),
-        lifecycle::TransitionError::NotPermitted(s) => {
-            KeyError::NotPermitted(format!("not allowed in state {}", s.name().unwrap_or("unknown")))
-        }
+        lifecycle::TransitionError::NotPermitted(s) => KeyError::NotAllowedInState(s),
     }
 }
 
@@ -331,7 +372,7 @@ mod bounds_tests {
         let too_many = object((0..=crate::limits::MAX_ATTRIBUTES_PER_OBJECT).map(tag).collect());
         assert!(matches!(
             check_attribute_bounds(&too_many, &too_many.to_record(0)),
-            Err(KeyError::Invalid(_))
+            Err(KeyError::TooManyAttributes { .. })
         ));
         let big = Attribute::new(
             "x-blob",
@@ -340,7 +381,7 @@ mod bounds_tests {
         let too_big = object(vec![big]);
         assert!(matches!(
             check_attribute_bounds(&too_big, &too_big.to_record(0)),
-            Err(KeyError::Invalid(_))
+            Err(KeyError::TooManyAttributes { .. })
         ));
     }
 }

@@ -6,8 +6,8 @@ use crate::kmip::{ObjectType, State, tags};
 use crate::store::{IndexEntry, Record};
 use crate::ttlv::{self, Item, Value};
 
-use super::KeyError;
 use super::lifecycle;
+use super::{Corruption, KeyError};
 
 /// Standard attribute names the service reads and writes itself.
 pub mod names {
@@ -166,13 +166,13 @@ impl StoredObject {
 
     pub(super) fn from_record(record: Record) -> Result<StoredObject, KeyError> {
         let container = ttlv::decode(&record.attributes)
-            .map_err(|e| KeyError::Corrupt(format!("attributes of {}: {e}", record.uid)))?;
+            .map_err(|e| KeyError::corrupt(&record.uid, Corruption::AttributesUndecodable(e)))?;
         let attributes = container
             .children()
             .iter()
             .map(Attribute::from_item)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| KeyError::Corrupt(format!("attributes of {}: {e}", record.uid)))?;
+            .map_err(|e| KeyError::corrupt(&record.uid, Corruption::AttributeInvalid(e)))?;
         Ok(StoredObject {
             uid: record.uid,
             object_type: ObjectType(record.object_type),

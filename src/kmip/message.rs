@@ -548,7 +548,47 @@ pub struct ResponseMessage {
     pub unknown: Vec<Item>,
 }
 
+impl ResponseBatchItem {
+    /// Like [`ResponseBatchItem::to_item`], moving the payload instead of copying it.
+    pub fn into_item(self) -> Item {
+        let mut b = Builder::new();
+        b.opt(tags::OPERATION, &self.operation)
+            .opt(tags::UNIQUE_BATCH_ITEM_ID, &self.unique_batch_item_id)
+            .put(tags::RESULT_STATUS, &self.result_status)
+            .opt(tags::RESULT_REASON, &self.result_reason)
+            .opt(tags::RESULT_MESSAGE, &self.result_message)
+            .opt(
+                tags::ASYNCHRONOUS_CORRELATION_VALUE,
+                &self.asynchronous_correlation_value,
+            );
+        if let Some(payload) = self.payload {
+            b.push(payload);
+        }
+        if let Some(extension) = self.message_extension {
+            b.push(extension);
+        }
+        for item in self.unknown {
+            b.push(item);
+        }
+        b.finish(tags::BATCH_ITEM)
+    }
+}
+
 impl ResponseMessage {
+    /// Like [`ResponseMessage::to_item`], moving the batch items' payloads
+    /// (a Get's key material) into the tree instead of copying them.
+    pub fn into_item(self) -> Item {
+        let mut b = Builder::new();
+        b.push(self.header.to_item());
+        for i in self.batch_items {
+            b.push(i.into_item());
+        }
+        for item in self.unknown {
+            b.push(item);
+        }
+        b.finish(tags::RESPONSE_MESSAGE)
+    }
+
     pub fn from_item(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, tags::RESPONSE_MESSAGE)?;
         check_header_first(item, tags::RESPONSE_HEADER)?;

@@ -17,6 +17,7 @@ pub mod object;
 pub mod payload;
 pub mod placeholders;
 pub mod redact;
+pub mod request;
 pub mod schema;
 pub mod tag;
 mod text;

@@ -57,6 +57,17 @@ impl KeyMaterial {
         }
     }
 
+    fn into_item(self) -> Item {
+        match self {
+            KeyMaterial::Bytes(b) => Item::new(tags::KEY_MATERIAL, Value::ByteString(b)),
+            KeyMaterial::TransparentSymmetric { key } => Item::structure(
+                tags::KEY_MATERIAL,
+                vec![Item::new(tags::KEY, Value::ByteString(key))],
+            ),
+            KeyMaterial::Other(item) => item,
+        }
+    }
+
     fn to_item(&self) -> Item {
         match self {
             KeyMaterial::Bytes(b) => Item::new(tags::KEY_MATERIAL, Value::ByteString(b.clone())),
@@ -97,6 +108,23 @@ impl KeyValue {
             key_material,
             attributes,
         })
+    }
+
+    fn into_item(self) -> Item {
+        match self {
+            KeyValue::Wrapped(b) => Item::new(tags::KEY_VALUE, Value::ByteString(b)),
+            KeyValue::Plain {
+                key_material,
+                attributes,
+            } => {
+                let mut b = Builder::new();
+                b.push(key_material.into_item());
+                for a in attributes {
+                    b.push(a.to_item());
+                }
+                b.finish(tags::KEY_VALUE)
+            }
+        }
     }
 
     fn to_item(&self) -> Item {
@@ -160,6 +188,22 @@ impl KeyBlock {
             cryptographic_length: f.opt(tags::CRYPTOGRAPHIC_LENGTH)?,
             key_wrapping_data: f.opt(tags::KEY_WRAPPING_DATA)?,
         })
+    }
+
+    /// Like [`KeyBlock::to_item`], moving the key material instead of copying it.
+    pub fn into_item(self) -> Item {
+        let mut b = Builder::new();
+        b.put(tags::KEY_FORMAT_TYPE, &self.key_format_type)
+            .opt(tags::KEY_COMPRESSION_TYPE, &self.key_compression_type);
+        if let Some(value) = self.key_value {
+            b.push(value.into_item());
+        }
+        b.opt(tags::CRYPTOGRAPHIC_ALGORITHM, &self.cryptographic_algorithm)
+            .opt(tags::CRYPTOGRAPHIC_LENGTH, &self.cryptographic_length);
+        if let Some(wrapping) = self.key_wrapping_data {
+            b.push(wrapping);
+        }
+        b.finish(tags::KEY_BLOCK)
     }
 
     pub fn to_item(&self) -> Item {
@@ -292,6 +336,59 @@ impl ManagedObject {
         })
     }
 
+    /// Like [`ManagedObject::from_item`], moving the key material out of
+    /// `item` instead of copying it (the Raw key of a Symmetric Key or Secret
+    /// Data, the value of an Opaque Object; other forms are copied).
+    pub fn from_tree(mut item: Item) -> Result<Self, MessageError> {
+        let taken = material_slot(&mut item).map(std::mem::take);
+        let mut object = ManagedObject::from_item(&item)?;
+        if let Some(bytes) = taken {
+            match &mut object {
+                ManagedObject::SymmetricKey { key_block } | ManagedObject::SecretData { key_block, .. } => {
+                    if let Some(KeyValue::Plain {
+                        key_material: KeyMaterial::Bytes(slot),
+                        ..
+                    }) = &mut key_block.key_value
+                    {
+                        *slot = bytes;
+                    }
+                }
+                ManagedObject::OpaqueObject { value, .. } => *value = bytes,
+                ManagedObject::Template { .. } | ManagedObject::Other { .. } => {}
+            }
+        }
+        Ok(object)
+    }
+
+    /// Like [`ManagedObject::to_item`], moving the key material into the tree.
+    pub fn into_item(self) -> Item {
+        let tag = self.tag();
+        let mut b = Builder::new();
+        match self {
+            ManagedObject::SymmetricKey { key_block } => b.push(key_block.into_item()),
+            ManagedObject::SecretData {
+                secret_data_type,
+                key_block,
+            } => b
+                .put(tags::SECRET_DATA_TYPE, &secret_data_type)
+                .push(key_block.into_item()),
+            ManagedObject::OpaqueObject {
+                opaque_data_type,
+                value,
+            } => b
+                .put(tags::OPAQUE_DATA_TYPE, &opaque_data_type)
+                .push(Item::new(tags::OPAQUE_DATA_VALUE, Value::ByteString(value))),
+            ManagedObject::Template { attributes } => {
+                for a in attributes {
+                    b.push(a.to_item());
+                }
+                &mut b
+            }
+            ManagedObject::Other { item, .. } => return item,
+        };
+        b.finish(tag)
+    }
+
     pub fn to_item(&self) -> Item {
         let mut b = Builder::new();
         match self {
@@ -317,6 +414,29 @@ impl ManagedObject {
             ManagedObject::Other { item, .. } => return item.clone(),
         };
         b.finish(self.tag())
+    }
+}
+
+/// The byte string [`ManagedObject::from_item`] turns into the object's
+/// material, where it reads as `KeyMaterial::Bytes` or an Opaque Data Value.
+fn material_slot(item: &mut Item) -> Option<&mut SecretBytes> {
+    fn child(item: &mut Item, tag: Tag) -> Option<&mut Item> {
+        match &mut item.value {
+            Value::Structure(children) => children.iter_mut().find(|c| c.tag == tag),
+            _ => None,
+        }
+    }
+    let slot = if item.tag == tags::SYMMETRIC_KEY || item.tag == tags::SECRET_DATA {
+        let value = child(child(item, tags::KEY_BLOCK)?, tags::KEY_VALUE)?;
+        child(value, tags::KEY_MATERIAL)?
+    } else if item.tag == tags::OPAQUE_OBJECT {
+        child(item, tags::OPAQUE_DATA_VALUE)?
+    } else {
+        return None;
+    };
+    match &mut slot.value {
+        Value::ByteString(bytes) => Some(bytes),
+        _ => None,
     }
 }
 
@@ -406,7 +526,10 @@ mod tests {
             tag: tags::CERTIFICATE,
             item: Item::structure(tags::CERTIFICATE, vec![]),
         };
-        for o in [transparent, wrapped, opaque, template, cert] {
+        for o in [aes_key(), transparent, wrapped, opaque, template, cert] {
+            // The moving forms read and write exactly what the copying ones do.
+            assert_eq!(o.clone().into_item(), o.to_item());
+            assert_eq!(ManagedObject::from_tree(o.to_item()).unwrap(), o);
             assert_eq!(ManagedObject::from_item(&o.to_item()).unwrap(), o);
             assert_eq!(object_tag(o.object_type()), Some(o.tag()));
         }

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::tls::{ServerConfigSource, client_identity};
-use crate::auth::ClientIdentity;
+use crate::auth::{Caller, ClientIdentity};
 use crate::ttlv::{HEADER_LEN, frame_len};
 use rustls_pki_types::CertificateDer;
 
@@ -63,10 +63,10 @@ pub struct ConnectionInfo {
     pub id: u64,
     pub peer: SocketAddr,
     pub identity: ClientIdentity,
-    /// Set by the handler once the peer proved a credential (KMIP
-    /// Username/Password) on this connection; it lives as long as the
-    /// connection, so later messages on it need not repeat the credential.
-    pub credential_verified: Arc<AtomicBool>,
+    /// The authenticated caller, made once per connection from the verified
+    /// identity (and again if trust reloads); it remembers a credential proved
+    /// on this connection, so later messages on it need not repeat it.
+    pub caller: Caller,
 }
 
 /// Answers complete TTLV messages. `None` closes the connection without answer
@@ -281,8 +281,8 @@ impl<H: RequestHandler> Listener<H> {
         let mut info = ConnectionInfo {
             id,
             peer,
+            caller: Caller::new(&identity),
             identity,
-            credential_verified: Arc::new(AtomicBool::new(false)),
         };
         match self.messages(&mut tls, &mut info, &chain, shutdown).await {
             ConnEnd::Closed => {}
@@ -354,7 +354,10 @@ impl<H: RequestHandler> Listener<H> {
                 trust_generation = generation;
                 let snapshot = self.tls.trust().snapshot();
                 match ClientIdentity::from_chain(chain, &snapshot, crate::clock::unix_now()) {
-                    Ok(identity) => info.identity = identity,
+                    Ok(identity) => {
+                        info.caller = info.caller.reverified(&identity);
+                        info.identity = identity;
+                    }
                     Err(e) => {
                         self.refuse(info.peer, Refusal::TrustWithdrawn, &e.to_string());
                         return ConnEnd::Closed;

@@ -1,23 +1,19 @@
 //! Add Attribute: vCenter's batch of three `x-` tags linking a key to its VM.
 
 use super::attributes::check_settable;
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::kmip::ResultReason;
 use crate::kmip::attribute::{self, Attribute};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::add_attribute::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     check_settable(&request.attribute).map_err(about(&uid))?;
     let wanted = request.attribute;
     let stored = ctx
-        .ops
-        .keys
-        .update(ctx.group(), &uid, ctx.now, |object| {
+        .update(&uid, |object| {
             let exists = object.attributes_named(&wanted.name).next().is_some();
             if exists && !attribute::is_multi_instance(&wanted.name) {
                 return Err(crate::keys::KeyError::Invalid(format!(
@@ -36,6 +32,10 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         .await
         .map_err(|e| match e {
             crate::keys::KeyError::Invalid(m) => OpError::new(ResultReason::ILLEGAL_OPERATION, m),
+            crate::keys::KeyError::TooManyAttributes { max_count, max_bytes } => OpError::new(
+                ResultReason::ILLEGAL_OPERATION,
+                format!("an object may carry at most {max_count} attributes in {max_bytes} bytes"),
+            ),
             other => OpError::from(other),
         })
         .map_err(about(&uid))?;

@@ -1,20 +1,17 @@
 //! Check: may the client use this object as it says it will?
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::keys::names;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::check::{Request, Response};
 use crate::kmip::{ResultReason, State};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let stored = ctx
-        .ops
         .keys
-        .load(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
     if stored.state != State::ACTIVE {

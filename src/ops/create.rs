@@ -2,7 +2,7 @@
 //! generator and stored sealed under the root key.
 
 use super::attributes::{client_attributes, stamp_creator};
-use super::context::{Context, ItemResult, parse};
+use super::context::{Context, ItemResult};
 use super::error::OpError;
 use crate::keys::names;
 use crate::kmip::attribute::Attribute;
@@ -11,10 +11,9 @@ use crate::kmip::payload::Payload;
 use crate::kmip::payload::create::{Request, Response};
 use crate::kmip::{CryptographicAlgorithm, ObjectType, ResultReason};
 use crate::secret::SecretBytes;
-use crate::ttlv::{Item, Value};
+use crate::ttlv::Value;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = create(ctx, request).await.map_err(|e| (e, None))?;
     Ok((
         Some(
@@ -44,17 +43,16 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
         ));
     }
     let mut attributes = client_attributes(request.template_attribute.attributes)?;
-    stamp_creator(&mut attributes, &ctx.caller.name);
+    stamp_creator(&mut attributes, ctx.caller.name());
     let (algorithm, length) = algorithm_and_length(&attributes)?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
-    let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
+    let object = ManagedObject::SymmetricKey { key_block: block }.into_item();
     Ok(ctx
-        .ops
         .keys
         .create(
-            ctx.group(),
+            ctx.caller.group(),
             ObjectType::SYMMETRIC_KEY,
             &object,
             attributes,
@@ -122,7 +120,7 @@ pub(super) async fn generate_material(
     let bits = i32::try_from(length).unwrap_or(i32::MAX);
     let len = material_len(algorithm, bits)
         .ok_or_else(|| OpError::invalid_field("unsupported algorithm or length"))?;
-    let material = ctx.ops.keys.generate_material(len).await?;
+    let material = ctx.keys.generate_material(len).await?;
     if algorithm != CryptographicAlgorithm::DES3 {
         return Ok(material);
     }

@@ -1,16 +1,14 @@
 //! Delete Attribute: remove one instance of an attribute a client may delete.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::keys::KeyError;
 use crate::kmip::ResultReason;
 use crate::kmip::attribute;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::delete_attribute::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let name = request.attribute_name;
     if !attribute::client_may_delete(&name) {
@@ -21,9 +19,7 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     }
     let index = request.attribute_index;
     let removed = ctx
-        .ops
-        .keys
-        .update(ctx.group(), &uid, ctx.now, |object| {
+        .update(&uid, |object| {
             object.remove_instance(&name, index).ok_or(KeyError::NotFound)
         })
         .await

@@ -1,18 +1,17 @@
 //! Destroy: erase the key material; the object stays as Destroyed metadata.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::destroy::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
-    ctx.ops
+    let target = ctx
         .keys
-        .destroy(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
+    ctx.keys.destroy(target, ctx.now).await.map_err(about(&uid))?;
     let response = Response {
         unique_identifier: uid.clone(),
         extra: Vec::new(),

@@ -1,13 +1,11 @@
 //! Discover Versions: vCenter's opening message and 5-minute health check.
 
-use super::SUPPORTED_VERSIONS;
-use super::context::{Context, ItemResult, parse};
+use super::context::{Context, ItemResult};
+use super::support::SUPPORTED_VERSIONS;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::discover_versions::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(_ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(_ctx: &Context<'_>, request: Request) -> ItemResult {
     // The versions both sides speak, in the server's order of preference; all of
     // ours when the client lists none.
     let protocol_versions = SUPPORTED_VERSIONS

@@ -1,20 +1,17 @@
 //! Get: the object with its key material, in Raw form unless the client asks
 //! for Transparent Symmetric Key. vCenter sends only the Unique Identifier.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::keys::lifecycle;
 use crate::kmip::object::{KeyMaterial, KeyValue, ManagedObject};
-use crate::kmip::payload::Payload;
 use crate::kmip::payload::get::{Request, Response};
 use crate::kmip::{KeyFormatType, ResultReason};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let response = get(ctx, &uid, &request).await.map_err(about(&uid))?;
-    Ok((Some(response.to_payload()), Some(uid)))
+    Ok((Some(response.into_payload()), Some(uid)))
 }
 
 async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response, OpError> {
@@ -30,16 +27,14 @@ async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response
             "key compression is not supported",
         ));
     }
-    let stored = ctx.ops.keys.load(ctx.group(), uid, ctx.now).await?;
+    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
     if !lifecycle::material_available(stored.state) {
         return Err(OpError::new(
             ResultReason::WRONG_KEY_LIFECYCLE_STATE,
             "the object's key material was destroyed",
         ));
     }
-    let tree = ctx.ops.keys.open(&stored).await?;
-    let object = ManagedObject::from_item(&tree)
-        .map_err(|_| OpError::new(ResultReason::GENERAL_FAILURE, "stored object does not decode"))?;
+    let object = ctx.keys.open(&stored).await?;
     let object = convert(object, request.key_format_type)?;
     Ok(Response {
         object_type: stored.object_type,

@@ -1,21 +1,18 @@
 //! Get Attribute List: the names of the attributes an object has.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::get_attribute_list::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let stored = ctx
-        .ops
         .keys
-        .load(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
     let mut attribute_names: Vec<String> = Vec::new();
-    for a in stored.attributes {
+    for a in stored.into_object().attributes {
         if !attribute_names.contains(&a.name) {
             attribute_names.push(a.name);
         }

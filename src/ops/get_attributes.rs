@@ -1,15 +1,13 @@
 //! Get Attributes: all of them, or those named. A name that is not set gives
 //! nothing — Success with no attribute, which vCenter relies on.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::kmip::ResultReason;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::get_attributes::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let names = &request.attribute_names;
     if let Some(dup) = names
@@ -26,11 +24,11 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         ));
     }
     let stored = ctx
-        .ops
         .keys
-        .load(ctx.group(), &uid, ctx.now)
+        .load(ctx.caller, &uid, ctx.now)
         .await
         .map_err(about(&uid))?;
+    let stored = stored.into_object();
     let attributes = if request.attribute_names.is_empty() {
         stored.attributes
     } else {

@@ -1,13 +1,11 @@
 //! Locate: identifiers of the caller's objects matching the given attributes.
 
-use super::context::{Context, ItemResult, parse};
+use super::context::{Context, ItemResult};
 use super::error::OpError;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::locate::{Request, Response};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let max = match request.maximum_items {
         Some(m) if m < 0 => return Err((OpError::invalid_field("Maximum Items must not be negative"), None)),
         Some(m) => Some(usize::try_from(m).unwrap_or(usize::MAX)),
@@ -25,9 +23,8 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     let count_all = paging && ctx.version >= crate::kmip::message::ProtocolVersion::V1_3;
     let (found, located_items) = if count_all {
         let all = ctx
-            .ops
             .keys
-            .locate(ctx.group(), &request.attributes, 0, None, ctx.now)
+            .locate(ctx.caller, &request.attributes, 0, None, ctx.now)
             .await
             .map_err(|e| (OpError::from(e), None))?;
         let total = i32::try_from(all.len()).ok();
@@ -39,9 +36,8 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
         (page, total)
     } else {
         let found = ctx
-            .ops
             .keys
-            .locate(ctx.group(), &request.attributes, offset, max, ctx.now)
+            .locate(ctx.caller, &request.attributes, offset, max, ctx.now)
             .await
             .map_err(|e| (OpError::from(e), None))?;
         (found, None)

@@ -2,9 +2,15 @@
 //! place ([`error`]) that turns failures into Result Reasons.
 //!
 //! [`Operations::handle`] takes a whole request message (TTLV bytes) from a
-//! verified caller and returns the response message, plus one [`ItemOutcome`]
-//! per batch item for the audit trail. It does no I/O of its own beyond the key
-//! service.
+//! verified [`Caller`] and returns the response message, plus one
+//! [`ItemOutcome`] per batch item for the audit trail. It does no I/O of its
+//! own beyond the key service.
+//!
+//! The message is decoded once ([`DecodedRequest`]): each batch item becomes a
+//! typed [`crate::kmip::request::Request`], which `dispatch` hands by value to
+//! its operation file. The operation files import only the leaves they share
+//! (`context`, `error`, `attributes`, `support`); nothing imports `dispatch`
+//! but this module.
 
 mod activate;
 mod add_attribute;
@@ -12,10 +18,10 @@ mod attributes;
 mod check;
 mod context;
 mod create;
-pub mod credential;
 mod delete_attribute;
 mod destroy;
 mod discover_versions;
+mod dispatch;
 pub mod error;
 mod get;
 mod get_attribute_list;
@@ -26,65 +32,23 @@ mod query;
 mod register;
 mod rekey;
 mod revoke;
+mod support;
 
 use std::sync::Arc;
 
-pub use context::Caller;
 use context::Context;
-pub use error::OpError;
+pub use error::{Internal, OpError};
+pub use support::{SUPPORTED_OPERATIONS, SUPPORTED_VERSIONS, ServerInfo};
 
+use crate::auth::Caller;
+use crate::auth::credential;
 use crate::keys::KeyService;
 use crate::kmip::message::{
-    ProtocolVersion, RequestBatchItem, RequestMessage, ResponseBatchItem, ResponseHeader, ResponseMessage,
-    request_protocol_version,
+    ProtocolVersion, ResponseBatchItem, ResponseHeader, ResponseMessage, request_protocol_version,
 };
+use crate::kmip::request::{DecodedItem, DecodedRequest};
 use crate::kmip::{BatchErrorContinuationOption, Operation, ResultReason};
-use crate::ttlv::{self, DecodeLimits, Item};
-
-/// The protocol versions this server speaks, most preferred first.
-pub const SUPPORTED_VERSIONS: [ProtocolVersion; 5] = [
-    ProtocolVersion::V1_4,
-    ProtocolVersion::V1_3,
-    ProtocolVersion::V1_2,
-    ProtocolVersion::V1_1,
-    ProtocolVersion::V1_0,
-];
-
-/// The operations the dispatch implements (Query reports these).
-pub const SUPPORTED_OPERATIONS: [Operation; 16] = [
-    Operation::CREATE,
-    Operation::REGISTER,
-    Operation::RE_KEY,
-    Operation::LOCATE,
-    Operation::CHECK,
-    Operation::GET,
-    Operation::GET_ATTRIBUTES,
-    Operation::GET_ATTRIBUTE_LIST,
-    Operation::ADD_ATTRIBUTE,
-    Operation::MODIFY_ATTRIBUTE,
-    Operation::DELETE_ATTRIBUTE,
-    Operation::ACTIVATE,
-    Operation::REVOKE,
-    Operation::DESTROY,
-    Operation::QUERY,
-    Operation::DISCOVER_VERSIONS,
-];
-
-/// What the Query operation says about this server.
-#[derive(Clone, Debug)]
-pub struct ServerInfo {
-    pub vendor_identification: String,
-    pub server_information: String,
-}
-
-impl Default for ServerInfo {
-    fn default() -> Self {
-        ServerInfo {
-            vendor_identification: "keyward".to_owned(),
-            server_information: format!("keyward {}", env!("CARGO_PKG_VERSION")),
-        }
-    }
-}
+use crate::ttlv::{self, DecodeLimits};
 
 /// One batch item's result, for the audit trail. Holds no key material.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +56,15 @@ pub struct ItemOutcome {
     pub operation: Operation,
     pub unique_identifier: Option<String>,
     pub result: Result<(), OpError>,
+}
+
+impl ItemOutcome {
+    /// For a server-side failure: the correlation reference the client's
+    /// Result Message names and the detail only operators see (for the audit
+    /// trail and the log; [`OpError::audit_message`] joins them).
+    pub fn internal(&self) -> Option<&Internal> {
+        self.result.as_ref().err().and_then(|e| e.internal.as_ref())
+    }
 }
 
 /// A handled message: the response to send (or `None`: close the connection,
@@ -130,7 +103,7 @@ impl Operations {
                 outcomes: Vec::new(),
             };
         };
-        let message = match RequestMessage::from_item(&tree) {
+        let message = match DecodedRequest::from_item(&tree) {
             Ok(m) => m,
             Err(e) => {
                 let version = request_protocol_version(&tree).unwrap_or(ProtocolVersion::V1_0);
@@ -147,25 +120,18 @@ impl Operations {
                 };
             }
         };
-        let version = message.header.protocol_version;
-        let mut ctx = Context {
-            ops: self,
-            caller,
-            now,
-            version,
-            id_placeholder: None,
-        };
+        // The request tree may hold key material (Register): the typed request
+        // owns what it needs from here on.
+        drop(tree);
+        let DecodedRequest { header, mut items } = message;
+        let version = header.protocol_version;
+        let operations: Vec<Operation> = items.iter().map(|i| i.operation).collect();
 
-        if let Err(error) =
-            credential::authenticate(&self.credentials, caller, &message.header, &message.batch_items).await
+        if let Err(refused) = credential::authenticate(&self.credentials, caller, &header, &operations).await
         {
-            let items: Vec<ResponseBatchItem> = message
-                .batch_items
-                .iter()
-                .map(|b| failure_item(b, &error))
-                .collect();
-            let outcomes = message
-                .batch_items
+            let error = OpError::new(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, refused.to_string());
+            let responses = items.iter().map(|b| failure_item(b, &error)).collect();
+            let outcomes = items
                 .iter()
                 .map(|b| ItemOutcome {
                     operation: b.operation,
@@ -174,21 +140,29 @@ impl Operations {
                 })
                 .collect();
             return Handled {
-                response: Some(self.response(version, now, items)),
+                response: Some(self.response(version, now, responses)),
                 outcomes,
             };
         }
 
+        let mut ctx = Context {
+            keys: &self.keys,
+            info: &self.info,
+            caller,
+            now,
+            version,
+            id_placeholder: None,
+        };
         let continue_on_error =
-            message.header.batch_error_continuation_option == Some(BatchErrorContinuationOption::CONTINUE);
-        let mut items = Vec::with_capacity(message.batch_items.len());
-        let mut outcomes = Vec::with_capacity(message.batch_items.len());
-        for batch_item in &message.batch_items {
-            let result = ctx.dispatch(batch_item).await;
+            header.batch_error_continuation_option == Some(BatchErrorContinuationOption::CONTINUE);
+        let mut responses = Vec::with_capacity(items.len());
+        let mut outcomes = Vec::with_capacity(items.len());
+        for batch_item in &mut items {
+            let result = run_item(&mut ctx, batch_item).await;
             let failed = result.is_err();
             match result {
                 Ok((payload, uid)) => {
-                    items.push(ResponseBatchItem::success(
+                    responses.push(ResponseBatchItem::success(
                         batch_item.operation,
                         batch_item.unique_batch_item_id.clone(),
                         payload,
@@ -200,7 +174,7 @@ impl Operations {
                     });
                 }
                 Err((error, uid)) => {
-                    items.push(failure_item(batch_item, &error));
+                    responses.push(failure_item(batch_item, &error));
                     outcomes.push(ItemOutcome {
                         operation: batch_item.operation,
                         unique_identifier: uid,
@@ -214,20 +188,18 @@ impl Operations {
                 break;
             }
         }
-        let mut response = self.response(version, now, items);
-        if let Some(max) = message.header.maximum_response_size
+        let mut response = self.response(version, now, responses);
+        if let Some(max) = header.maximum_response_size
             && usize::try_from(max).is_ok_and(|max| response.len() > max)
         {
             let error = OpError::new(
                 ResultReason::RESPONSE_TOO_LARGE,
                 "response exceeds Maximum Response Size",
             );
-            let items = message
-                .batch_items
-                .iter()
-                .map(|b| failure_item(b, &error))
-                .collect();
-            response = self.response(version, now, items);
+            let responses = items.iter().map(|b| failure_item(b, &error)).collect();
+            // The refused response may hold key material (Get).
+            zeroize::Zeroize::zeroize(&mut response);
+            response = self.response(version, now, responses);
         }
         Handled {
             response: Some(response),
@@ -242,11 +214,36 @@ impl Operations {
             batch_items: items,
             unknown: Vec::new(),
         };
-        ttlv::encode_to_vec(&message.to_item())
+        // Moved, not copied, into the tree: a Get's key material is encoded once.
+        ttlv::encode_to_vec(&message.into_item())
     }
 }
 
-fn failure_item(batch_item: &RequestBatchItem, error: &OpError) -> ResponseBatchItem {
+/// Runs one decoded batch item: its payload decode error, a critical extension
+/// keyward does not know, or the operation's own answer.
+async fn run_item(ctx: &mut Context<'_>, batch_item: &mut DecodedItem) -> context::ItemResult {
+    if batch_item.critical_extension {
+        return Err((
+            OpError::new(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                "critical message extension not recognized",
+            ),
+            None,
+        ));
+    }
+    // Taken out of the item, not cloned; the item keeps its operation and id
+    // for the response.
+    let request = std::mem::replace(
+        &mut batch_item.request,
+        Ok(crate::kmip::request::Request::Unknown(batch_item.operation)),
+    );
+    match request {
+        Ok(request) => dispatch::dispatch(ctx, request).await,
+        Err(e) => Err((e.into(), None)),
+    }
+}
+
+fn failure_item(batch_item: &DecodedItem, error: &OpError) -> ResponseBatchItem {
     ResponseBatchItem::failure(
         Some(batch_item.operation),
         batch_item.unique_batch_item_id.clone(),
@@ -255,11 +252,5 @@ fn failure_item(batch_item: &RequestBatchItem, error: &OpError) -> ResponseBatch
     )
 }
 
-/// The payload of a batch item, or an empty Request Payload when it has none
-/// (vCenter's first Discover Versions).
-fn payload_of(batch_item: &RequestBatchItem) -> Item {
-    batch_item
-        .payload
-        .clone()
-        .unwrap_or_else(|| Item::structure(crate::kmip::tags::REQUEST_PAYLOAD, Vec::new()))
-}
+#[cfg(test)]
+mod tests;

@@ -1,16 +1,14 @@
 //! Modify Attribute: change the value of one instance a client may change.
 
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::keys::{KeyError, names};
 use crate::kmip::attribute::{self, Attribute};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::modify_attribute::{Request, Response};
 use crate::kmip::{ResultReason, State};
-use crate::ttlv::Item;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let wanted = request.attribute;
     attribute::validate_value(&wanted).map_err(about(&uid))?;
@@ -22,9 +20,7 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
     }
     let want_index = wanted.index.unwrap_or(0);
     let stored = ctx
-        .ops
-        .keys
-        .update(ctx.group(), &uid, ctx.now, |object| {
+        .update(&uid, |object| {
             // Dates that drive the lifecycle may change only before they took effect.
             if wanted.name == names::ACTIVATION_DATE && object.state != State::PRE_ACTIVE {
                 return Err(KeyError::NotPermitted(

@@ -2,19 +2,18 @@
 //! object), stored sealed like a generated one.
 
 use super::attributes::{client_attributes, stamp_creator};
-use super::context::{Context, ItemResult, parse};
+use super::context::{Context, ItemResult};
 use super::error::OpError;
-use super::query::SUPPORTED_OBJECT_TYPES;
+use super::support::SUPPORTED_OBJECT_TYPES;
 use crate::keys::names;
 use crate::kmip::attribute::Attribute;
-use crate::kmip::object::{KeyValue, ManagedObject};
+use crate::kmip::object::KeyValue;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::register::{Request, Response};
 use crate::kmip::{KeyFormatType, ResultReason};
-use crate::ttlv::{Item, Value};
+use crate::ttlv::Value;
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = register(ctx, request).await.map_err(|e| (e, None))?;
     let response = Response {
         unique_identifier: uid.clone(),
@@ -78,11 +77,11 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
             attributes.push(Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)));
         }
     }
-    stamp_creator(&mut attributes, &ctx.caller.name);
-    let object: &ManagedObject = &request.object;
+    stamp_creator(&mut attributes, ctx.caller.name());
+    // Moved, not copied: the client's key material is encoded once, to be sealed.
+    let object = request.object.into_item();
     Ok(ctx
-        .ops
         .keys
-        .create(ctx.group(), object_type, &object.to_item(), attributes, ctx.now)
+        .create(ctx.caller.group(), object_type, &object, attributes, ctx.now)
         .await?)
 }

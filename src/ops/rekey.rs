@@ -1,7 +1,7 @@
 //! Re-key: a new symmetric key that replaces an existing one, linked both ways.
 
 use super::attributes::{client_attributes, stamp_creator};
-use super::context::{Context, ItemResult, about, parse};
+use super::context::{Context, ItemResult, about};
 use super::create::{algorithm_and_length, generate_material};
 use super::error::OpError;
 use crate::keys::{KeyError, names};
@@ -10,7 +10,7 @@ use crate::kmip::object::{KeyBlock, ManagedObject};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::rekey::{Request, Response};
 use crate::kmip::{LinkType, ObjectType, ResultReason, tags};
-use crate::ttlv::{Item, Value};
+use crate::ttlv::Value;
 
 /// Attributes the replacement key inherits from the key it replaces.
 const INHERITED: [&str; 5] = [
@@ -28,8 +28,7 @@ const LIFECYCLE_DATES: [&str; 3] = [
     names::DEACTIVATION_DATE,
 ];
 
-pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
-    let request: Request = parse(payload)?;
+pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let old_uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
     let new_uid = rekey(ctx, &old_uid, request).await.map_err(about(&old_uid))?;
     let response = Response {
@@ -41,7 +40,7 @@ pub(super) async fn run(ctx: &mut Context<'_>, payload: &Item) -> ItemResult {
 }
 
 async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<String, OpError> {
-    let old = ctx.ops.keys.load(ctx.group(), old_uid, ctx.now).await?;
+    let old = ctx.keys.load(ctx.caller, old_uid, ctx.now).await?;
     if old.object_type != ObjectType::SYMMETRIC_KEY {
         return Err(OpError::invalid_field("Re-key applies to symmetric keys"));
     }
@@ -111,19 +110,18 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         }
     };
     attributes.push(link(LinkType::REPLACED_OBJECT_LINK, old_uid));
-    stamp_creator(&mut attributes, &ctx.caller.name);
+    stamp_creator(&mut attributes, ctx.caller.name());
     for a in &attributes {
         attribute::validate_value(a)?;
     }
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
-    let object = ManagedObject::SymmetricKey { key_block: block }.to_item();
+    let object = ManagedObject::SymmetricKey { key_block: block }.into_item();
     let new_uid = ctx
-        .ops
         .keys
         .create(
-            ctx.group(),
+            ctx.caller.group(),
             ObjectType::SYMMETRIC_KEY,
             &object,
             attributes,
@@ -131,21 +129,24 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         )
         .await?;
     let back = link(LinkType::REPLACEMENT_OBJECT_LINK, &new_uid);
-    ctx.ops
-        .keys
-        .update(ctx.group(), old_uid, ctx.now, |object| {
-            // The names move to the replacement: Locate by name finds the
-            // current key (KMIP 1.4 §4.4, Name).
-            object.attributes.retain(|a| a.name != names::NAME);
-            object.add_instance(&back.name, back.value.clone());
-            Ok(())
-        })
-        .await
-        .map_err(|e: KeyError| {
-            OpError::new(
-                ResultReason::GENERAL_FAILURE,
-                format!("new key {new_uid} made, but linking the old one failed: {e}"),
-            )
-        })?;
+    ctx.update(old_uid, |object| {
+        // The names move to the replacement: Locate by name finds the
+        // current key (KMIP 1.4 §4.4, Name).
+        object.attributes.retain(|a| a.name != names::NAME);
+        object.add_instance(&back.name, back.value.clone());
+        Ok(())
+    })
+    .await
+    .map_err(|e: KeyError| {
+        // The cause's client text is already sanitized (internal detail stays
+        // in `internal`, for the audit trail).
+        let mut error = OpError::from(e);
+        error.reason = ResultReason::GENERAL_FAILURE;
+        error.message = format!(
+            "new key {new_uid} made, but linking the old one failed: {}",
+            error.message
+        );
+        error
+    })?;
     Ok(new_uid)
 }

@@ -2,15 +2,12 @@
 //! reports every item's outcome, in one place ([`KmipHandler::report`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEvent, AuditSink, EventKind};
 use crate::net::{ConnectionInfo, RequestHandler};
-use crate::ops::{Caller, ItemOutcome, Operations};
-
-/// The group of clients whose trust entry names none.
-pub const DEFAULT_GROUP: &str = "default";
+use crate::auth::Caller;
+use crate::ops::{ItemOutcome, Operations};
 
 /// Answers KMIP messages through [`Operations`] and reports each item.
 pub struct KmipHandler {
@@ -20,16 +17,6 @@ pub struct KmipHandler {
 }
 
 impl KmipHandler {
-    fn caller(conn: &ConnectionInfo) -> Caller {
-        let source = conn.identity.matched.source();
-        Caller {
-            name: source.name.clone(),
-            group: source.group.clone().unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
-            password: source.password.clone(),
-            credential_verified: Arc::clone(&conn.credential_verified),
-        }
-    }
-
     /// Where every item's outcome goes: the audit trail — and the metrics
     /// (operation, result reason, `latency`) belong right beside it.
     /// `latency` is the time its message took to handle (a batch's items share it).
@@ -40,6 +27,15 @@ impl KmipHandler {
         };
         self.metrics
             .record_request(outcome.operation.name().unwrap_or("Unknown"), reason, latency);
+        if let Some(internal) = outcome.internal() {
+            // The client saw only the reference; the operator gets the detail.
+            tracing::warn!(
+                reference = %internal.reference,
+                detail = %internal.detail,
+                operation = outcome.operation.name().unwrap_or("Unknown"),
+                "internal error answered as General Failure"
+            );
+        }
         let x_name = outcome
             .unique_identifier
             .as_deref()
@@ -51,14 +47,14 @@ impl KmipHandler {
 
 impl RequestHandler for KmipHandler {
     async fn handle(&self, conn: &ConnectionInfo, request: Vec<u8>) -> Option<Vec<u8>> {
-        let caller = Self::caller(conn);
+        let caller = &conn.caller;
         // A Register request carries key material: wipe it once handled.
         let request = zeroize::Zeroizing::new(request);
         let started = Instant::now();
-        let handled = self.ops.handle(&caller, &request).await;
+        let handled = self.ops.handle(caller, &request).await;
         let latency = started.elapsed();
         for outcome in &handled.outcomes {
-            self.report(conn, &caller, outcome, latency);
+            self.report(conn, caller, outcome, latency);
         }
         handled.response
     }
@@ -75,11 +71,13 @@ impl RequestHandler for KmipHandler {
 fn audit_event(conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome) -> AuditEvent {
     let fingerprint = hex::encode(conn.identity.fingerprint);
     let event = AuditEvent::new(EventKind::Kmip, outcome.operation.name().unwrap_or("Unknown"))
-        .client(Some(&caller.name), Some(&fingerprint), Some(&caller.group))
+        .client(Some(caller.name()), Some(&fingerprint), Some(caller.group()))
         .source(conn.peer)
         .object(outcome.unique_identifier.as_deref());
     match &outcome.result {
         Ok(()) => event,
-        Err(e) => event.failed(e.reason.name().unwrap_or("Unknown"), &e.message),
+        // The audit line gets the internal detail the client's message only
+        // names by its reference.
+        Err(e) => event.failed(e.reason.name().unwrap_or("Unknown"), &e.audit_message()),
     }
 }

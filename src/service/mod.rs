@@ -33,7 +33,8 @@ use crate::store::{OpenMode, Store};
 use crate::ttlv::DecodeLimits;
 
 pub use error::ServeError;
-pub use handler::{DEFAULT_GROUP, KmipHandler};
+pub use crate::auth::DEFAULT_GROUP;
+pub use handler::KmipHandler;
 pub use health::{Health, HealthSnapshot};
 
 /// A built service, bound to its addresses and ready to run.

@@ -388,7 +388,7 @@ mod tests {
                 if up {
                     Ok(())
                 } else {
-                    Err(StoreError::Unavailable("test outage".into()))
+                    Err(StoreError::unavailable("test outage"))
                 }
             })
         }

@@ -195,14 +195,14 @@ async fn conflicting_create(store: Arc<dyn Store>) -> CheckResult {
     other.sealed[0] ^= 1;
     let result = store.create(&other).await;
     ensure!(
-        result == Err(StoreError::AlreadyExists),
+        result == Err(StoreError::Conflict(crate::store::Conflict::Exists)),
         "create with other sealed bytes: {result:?}"
     );
     let mut other = record.clone();
     other.index.push(IndexEntry::new("x-Extra", "1"));
     let result = store.create(&other).await;
     ensure!(
-        result == Err(StoreError::AlreadyExists),
+        result == Err(StoreError::Conflict(crate::store::Conflict::Exists)),
         "create with other index: {result:?}"
     );
     let got = step("get", store.get("uid-a").await)?.ok_or("record not found")?;
@@ -228,12 +228,12 @@ async fn update_compare_and_swap(store: Arc<dyn Store>) -> CheckResult {
 
     let stale = store.update(&changed, 1).await;
     ensure!(
-        stale == Err(StoreError::VersionConflict),
+        stale == Err(StoreError::Conflict(crate::store::Conflict::Version)),
         "stale update: {stale:?}"
     );
     let ahead = store.update(&changed, 3).await;
     ensure!(
-        ahead == Err(StoreError::VersionConflict),
+        ahead == Err(StoreError::Conflict(crate::store::Conflict::Version)),
         "update with future version: {ahead:?}"
     );
     let missing = store.update(&sample_record("uid-missing", 9), 1).await;
@@ -282,7 +282,7 @@ async fn concurrent_cas_one_winner(store: Arc<dyn Store>) -> CheckResult {
     for task in tasks {
         match task.await.map_err(|err| format!("task failed: {err}"))? {
             Ok(won) => winners.push(won),
-            Err(StoreError::VersionConflict) => {}
+            Err(StoreError::Conflict(crate::store::Conflict::Version)) => {}
             Err(err) => return Err(format!("contender got {err}")),
         }
     }
@@ -731,7 +731,7 @@ async fn import_all_or_nothing(store: Arc<dyn Store>) -> CheckResult {
     let clash: Vec<Record> = (0..4).map(imported).collect();
     let result = store.import(Export::from_records(clash, 1), false).await;
     ensure!(
-        matches!(result, Err(StoreError::AlreadyExists)),
+        matches!(result, Err(StoreError::Conflict(crate::store::Conflict::Exists))),
         "importing over an existing uid gave {result:?}"
     );
     let mut bad: Vec<Record> = (5..8).map(imported).collect();

@@ -31,7 +31,7 @@ impl MemoryStore {
             return if existing.same_content(record) {
                 Ok(())
             } else {
-                Err(StoreError::AlreadyExists)
+                Err(StoreError::Conflict(crate::store::Conflict::Exists))
             };
         }
         let mut stored = record.clone();
@@ -45,7 +45,7 @@ impl MemoryStore {
         let mut records = self.lock()?;
         let existing = records.get_mut(&record.uid).ok_or(StoreError::NotFound)?;
         if existing.version != expected_version {
-            return Err(StoreError::VersionConflict);
+            return Err(StoreError::Conflict(crate::store::Conflict::Version));
         }
         let new_version = expected_version
             .checked_add(1)
@@ -144,7 +144,7 @@ impl Store for MemoryStore {
                     }
                     record.normalize_index();
                     if incoming.insert(record.uid.clone(), record).is_some() {
-                        return Err(StoreError::AlreadyExists);
+                        return Err(StoreError::Conflict(crate::store::Conflict::Exists));
                     }
                 }
             }
@@ -152,7 +152,7 @@ impl Store for MemoryStore {
             if replace {
                 stored.clear();
             } else if incoming.keys().any(|uid| stored.contains_key(uid)) {
-                return Err(StoreError::AlreadyExists);
+                return Err(StoreError::Conflict(crate::store::Conflict::Exists));
             }
             let count = incoming.len() as u64;
             stored.append(&mut incoming);

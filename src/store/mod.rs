@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use error::StoreError;
+pub use error::{Conflict, StoreError};
 pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
 pub use memory::MemoryStore;
 pub use open::{OpenError, OpenMode, StoreConfig, open};

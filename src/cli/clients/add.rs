@@ -121,7 +121,7 @@ pub(super) fn run(a: &AddArgs) -> CliResult {
     println!(
         "added client {:?} in group {:?}: trusts {summary}{password_note}",
         a.name,
-        a.group.as_deref().unwrap_or(crate::service::DEFAULT_GROUP)
+        a.group.as_deref().unwrap_or(crate::auth::DEFAULT_GROUP)
     );
     println!("{}", applied_note());
     Ok(())

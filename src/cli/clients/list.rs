@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{ClientsDir, ConfigOption, applied_note, format_time, read_cert_file};
+use crate::auth::DEFAULT_GROUP;
 use crate::auth::last_seen::{self, SeenRecord};
 use crate::auth::{TrustSnapshot, TrustSource};
 use crate::cli::{CliError, CliResult};
 use crate::config::clients::{self, ClientKind};
 use crate::pki::{self, Fingerprint};
-use crate::service::DEFAULT_GROUP;
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {

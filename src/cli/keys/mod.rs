@@ -96,6 +96,10 @@ pub(crate) fn key_error(uid: &str, e: KeyError) -> CliError {
     match e {
         KeyError::NotFound => CliError::new(format!("no key with id {uid:?} (see `keyward keys list`)")),
         KeyError::NotPermitted(why) => CliError::new(format!("key {uid}: refused: {why}")),
+        KeyError::NotAllowedInState(s) => CliError::new(format!(
+            "key {uid}: refused: not allowed in state {}",
+            s.name().unwrap_or("unknown")
+        )),
         KeyError::WrongState(s) => CliError::new(format!(
             "key {uid} is {}; the operation does not apply",
             s.name().unwrap_or("in an unknown state")

@@ -53,7 +53,7 @@ fn group_has_clients(inv: &Inventory, group: &str) -> bool {
     match load_dir(dir) {
         Ok(entries) => entries
             .iter()
-            .any(|e| e.group.as_deref().unwrap_or(crate::service::DEFAULT_GROUP) == group),
+            .any(|e| e.group.as_deref().unwrap_or(crate::auth::DEFAULT_GROUP) == group),
         Err(_) => true,
     }
 }

@@ -44,7 +44,7 @@ mod runner;
 use runner::{Runner, Work};
 
 /// Records fetched per page when a pass walks the store.
-const PAGE: usize = 256;
+use crate::limits::ROTATION_PAGE_RECORDS as PAGE;
 
 /// How often a record whose re-seal failed transiently (HSM or store blip) is
 /// tried again before the pass gives up (the rotation can be resumed).
@@ -244,10 +244,7 @@ impl KeyService {
                 {
                     Ok(p) => p,
                     Err(HsmError::BadBlob) => {
-                        return Err(KeyError::Corrupt(format!(
-                            "sealed material of {} does not open",
-                            record.uid
-                        )));
+                        return Err(KeyError::corrupt(&record.uid, super::Corruption::SealDoesNotOpen));
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -261,7 +258,7 @@ impl KeyService {
             record.updated_at = crate::clock::unix_now();
             match self.store.update(&record, record.version).await {
                 Ok(_) => return Ok(outcome),
-                Err(StoreError::VersionConflict) => {}
+                Err(StoreError::Conflict(crate::store::Conflict::Version)) => {}
                 Err(StoreError::NotFound) => return Ok(ResealOutcome::Gone),
                 Err(e) => return Err(e.into()),
             }
@@ -281,7 +278,7 @@ impl KeyService {
         if !object.has_material() {
             return Ok(false);
         }
-        self.open(&object).await.map(|_| true)
+        self.open_unchecked(&object).await.map(|_| true)
     }
 
     /// Re-seals every record under a CRK other than `target` until none is
@@ -409,9 +406,8 @@ mod tests {
     use super::*;
     use crate::hsm::softhsm::run_isolated;
     use crate::hsm::{Hsm, Pkcs11Hsm};
-    use crate::kmip::tags;
     use crate::store::{MemoryStore, Store};
-    use crate::ttlv::{Item, Value};
+    use crate::ttlv::Item;
 
     fn counts(pairs: &[(u32, u64)]) -> BTreeMap<u32, u64> {
         pairs.iter().copied().collect()
@@ -466,20 +462,25 @@ mod tests {
     }
 
     fn key_object(byte: u8) -> Item {
-        Item::structure(
-            tags::SYMMETRIC_KEY,
-            vec![Item::new(
-                tags::KEY_MATERIAL,
-                Value::ByteString(SecretBytes::new(vec![byte; 32])),
-            )],
-        )
+        use crate::kmip::object::{KeyBlock, ManagedObject};
+        ManagedObject::SymmetricKey {
+            key_block: KeyBlock::raw(
+                crate::kmip::CryptographicAlgorithm::AES,
+                SecretBytes::new(vec![byte; 32]),
+            ),
+        }
+        .into_item()
     }
 
     async fn material(keys: &KeyService, uid: &str) -> Vec<u8> {
-        let object = keys.load("g", uid, 0).await.unwrap();
-        let item = keys.open(&object).await.unwrap();
-        match &item.child(tags::KEY_MATERIAL).unwrap().value {
-            Value::ByteString(b) => b.expose().to_vec(),
+        let caller = crate::auth::Caller::for_tests("t", "g");
+        let object = keys.load(&caller, uid, 0).await.unwrap();
+        let object = keys.open(&object).await.unwrap();
+        match object.key_block().and_then(|b| b.key_value.as_ref()) {
+            Some(crate::kmip::object::KeyValue::Plain {
+                key_material: crate::kmip::object::KeyMaterial::Bytes(b),
+                ..
+            }) => b.expose().to_vec(),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -494,6 +495,7 @@ mod tests {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
                 let keys = Arc::new(KeyService::new(hsm.clone(), Arc::clone(&store), v(1)));
+                let caller = crate::auth::Caller::for_tests("t", "g");
                 let mut uids = Vec::new();
                 for i in 0..20u8 {
                     let uid = keys
@@ -502,7 +504,8 @@ mod tests {
                         .unwrap();
                     uids.push(uid);
                 }
-                keys.destroy("g", &uids[0], 0).await.unwrap();
+                let target = keys.load(&caller, &uids[0], 0).await.unwrap();
+                keys.destroy(target, 0).await.unwrap();
                 // Swap two blobs behind the service's back: neither may be re-sealed.
                 let mut a = store.get(&uids[1]).await.unwrap().unwrap();
                 let mut b = store.get(&uids[2]).await.unwrap().unwrap();
@@ -513,7 +516,8 @@ mod tests {
                 hsm.create_crk(v(2)).await.unwrap();
                 // A stale record (lost a CAS race) is reloaded and still re-sealed.
                 let stale = store.get(&uids[3]).await.unwrap().unwrap();
-                keys.update("g", &uids[3], 1, |_| Ok(())).await.unwrap();
+                let target = keys.load(&caller, &uids[3], 1).await.unwrap();
+                keys.update(target, 1, |_| Ok(())).await.unwrap();
                 assert_eq!(
                     keys.reseal_record(stale, v(2)).await.unwrap(),
                     ResealOutcome::Resealed

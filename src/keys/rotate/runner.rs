@@ -97,7 +97,7 @@ impl Runner {
         let Some(joined) = self.tasks.join_next().await else {
             return Ok(());
         };
-        let (uid, result) = joined.map_err(|e| KeyError::Invalid(format!("re-seal task failed: {e}")))?;
+        let (uid, result) = joined.map_err(KeyError::Task)?;
         self.in_flight.remove(&uid);
         match result {
             Ok(outcome) => report.add(outcome),

@@ -60,6 +60,21 @@ pub struct Response {
     pub extra: Vec<Item>,
 }
 
+impl Response {
+    /// Like [`Payload::to_payload`], moving the key material into the payload
+    /// instead of copying it.
+    pub fn into_payload(self) -> Item {
+        let mut b = Builder::new();
+        b.put(tags::OBJECT_TYPE, &self.object_type)
+            .put(tags::UNIQUE_IDENTIFIER, &self.unique_identifier)
+            .push(self.object.into_item());
+        for item in self.extra {
+            b.push(item);
+        }
+        b.finish(tags::RESPONSE_PAYLOAD)
+    }
+}
+
 impl Payload for Response {
     const OPERATION: Operation = Operation::GET;
     const TAG: Tag = tags::RESPONSE_PAYLOAD;

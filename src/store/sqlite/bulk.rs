@@ -127,7 +127,7 @@ fn insert_exact(conn: &Connection, record: &Record) -> Result<(), StoreError> {
         return Err(StoreError::Corrupt("imported record has version 0".into()));
     }
     if load_record(conn, &record.uid)?.is_some() {
-        return Err(StoreError::AlreadyExists);
+        return Err(StoreError::Conflict(crate::store::Conflict::Exists));
     }
     let version = version_to_sql(record.version)?;
     conn.prepare_cached(

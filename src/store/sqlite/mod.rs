@@ -159,10 +159,10 @@ impl SqliteStore {
         writes
             .send(WriteRequest { op, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+            .map_err(|_| StoreError::unavailable("store writer stopped"))?;
         answer
             .await
-            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+            .map_err(|_| StoreError::unavailable("store writer stopped"))?
     }
 }
 
@@ -227,7 +227,7 @@ impl Store for SqliteStore {
             if let Some(writes) = &self.writes
                 && writes.is_closed()
             {
-                return Err(StoreError::Unavailable("store writer stopped".into()));
+                return Err(StoreError::unavailable("store writer stopped"));
             }
             self.reads.run(reader::health).await
         })
@@ -262,7 +262,7 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
     {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(StoreError::Unavailable(format!(
+        Err(e) => Err(StoreError::unavailable(format!(
             "creating {}: {e}",
             path.display()
         ))),

@@ -74,8 +74,8 @@ impl ReadPool {
             .run(move |reader: &mut Reader| job(reader.conn()?))
             .await
             .map_err(|e| match e {
-                PoolError::Full => StoreError::Unavailable("too many reads waiting".into()),
-                PoolError::Stopped => StoreError::Unavailable("store readers stopped".into()),
+                PoolError::Full => StoreError::unavailable("too many reads waiting"),
+                PoolError::Stopped => StoreError::unavailable("store readers stopped"),
                 PoolError::Panicked => StoreError::Other("read task failed".into()),
             })?
     }

@@ -20,7 +20,11 @@ pub(super) fn sql_error(err: rusqlite::Error) -> StoreError {
             | ErrorCode::DiskFull
             | ErrorCode::CannotOpen
             | ErrorCode::OutOfMemory
-            | ErrorCode::FileLockingProtocolFailed => StoreError::Unavailable(err.to_string()),
+            | ErrorCode::FileLockingProtocolFailed => StoreError::unavailable(err.to_string()),
+            ErrorCode::TooBig => StoreError::TooLarge(err.to_string()),
+            ErrorCode::PermissionDenied | ErrorCode::AuthorizationForStatementDenied => {
+                StoreError::Auth(err.to_string())
+            }
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(err.to_string()),
             _ => StoreError::Other(err.to_string()),
         },

@@ -120,7 +120,7 @@ fn create(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
         return if existing.same_content(record) {
             Ok(existing.version)
         } else {
-            Err(StoreError::AlreadyExists)
+            Err(StoreError::Conflict(crate::store::Conflict::Exists))
         };
     }
     let mut insert = conn
@@ -162,7 +162,7 @@ fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u
         return Err(StoreError::NotFound);
     };
     if version != version_to_sql(expected_version)? {
-        return Err(StoreError::VersionConflict);
+        return Err(StoreError::Conflict(crate::store::Conflict::Version));
     }
     let new_version = expected_version
         .checked_add(1)

@@ -27,9 +27,9 @@ use std::sync::Mutex;
 
 use aws_lc_rs::hmac;
 
-use super::OpError;
-use crate::kmip::message::{CredentialValue, RequestBatchItem, RequestHeader};
-use crate::kmip::{Operation, ResultReason};
+use super::Caller;
+use crate::kmip::Operation;
+use crate::kmip::message::{CredentialValue, RequestHeader};
 use crate::password::ClientPassword;
 use crate::secret::SecretString;
 
@@ -42,9 +42,7 @@ pub const NO_CREDENTIAL_NEEDED: [Operation; 5] = [
     Operation::ACTIVATE,
 ];
 
-/// Most clients whose accepted credential is remembered; past it the memory is
-/// cleared (each client then pays one slow verification again).
-const MAX_REMEMBERED: usize = 4096;
+use crate::limits::MAX_REMEMBERED_CREDENTIALS as MAX_REMEMBERED;
 
 /// Credentials that verified, per client name, as an HMAC under a key that
 /// exists only in this process's memory.
@@ -68,7 +66,7 @@ impl Default for AcceptedCredentials {
         AcceptedCredentials {
             key,
             accepted: Mutex::new(HashMap::new()),
-            slow_checks: tokio::sync::Semaphore::new(1),
+            slow_checks: tokio::sync::Semaphore::new(crate::limits::SLOW_CREDENTIAL_CHECKS),
         }
     }
 }
@@ -151,14 +149,37 @@ impl AcceptedCredentials {
     }
 }
 
-/// Applies the rules of the module documentation to one request message.
+/// Why a request's credential was not accepted (KMIP: Authentication Not
+/// Successful, for the whole batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialError {
+    /// The request needs a credential and neither it nor an earlier message on
+    /// the connection carried one.
+    Required,
+    /// The credential it carried is wrong or incomplete.
+    Refused,
+}
+
+impl std::fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CredentialError::Required => "credential required",
+            CredentialError::Refused => "credential refused",
+        })
+    }
+}
+
+impl std::error::Error for CredentialError {}
+
+/// Applies the rules of the module documentation to one request message whose
+/// batch items name `operations`.
 pub async fn authenticate(
     accepted: &AcceptedCredentials,
-    caller: &super::Caller,
+    caller: &Caller,
     header: &RequestHeader,
-    items: &[RequestBatchItem],
-) -> Result<(), OpError> {
-    let Some(stored) = &caller.password else {
+    operations: &[Operation],
+) -> Result<(), CredentialError> {
+    let Some(stored) = caller.password() else {
         return Ok(());
     };
     let presented = header.authentication.as_ref().map(|auth| {
@@ -169,32 +190,22 @@ pub async fn authenticate(
     });
     match presented {
         None => {
-            let exempt = items.iter().all(|i| NO_CREDENTIAL_NEEDED.contains(&i.operation));
-            if exempt
-                || caller
-                    .credential_verified
-                    .load(std::sync::atomic::Ordering::Acquire)
-            {
+            let exempt = operations.iter().all(|op| NO_CREDENTIAL_NEEDED.contains(op));
+            if exempt || caller.credential_verified() {
                 Ok(())
             } else {
-                Err(refused("credential required"))
+                Err(CredentialError::Required)
             }
         }
         Some(Some((username, Some(password)))) => {
-            if accepted.verify(&caller.name, stored, username, password).await {
-                caller
-                    .credential_verified
-                    .store(true, std::sync::atomic::Ordering::Release);
+            if accepted.verify(caller.name(), stored, username, password).await {
+                caller.set_credential_verified();
                 Ok(())
             } else {
-                Err(refused("credential refused"))
+                Err(CredentialError::Refused)
             }
         }
         // An Authentication without a Username/Password, or without its password.
-        Some(_) => Err(refused("credential refused")),
+        Some(_) => Err(CredentialError::Refused),
     }
-}
-
-fn refused(message: &str) -> OpError {
-    OpError::new(ResultReason::AUTHENTICATION_NOT_SUCCESSFUL, message)
 }
