@@ -31,12 +31,13 @@ impl RunCommand for ServeCommand {
         runtime.block_on(async {
             let service = Service::build(config).await?;
             let metrics = service.start_metrics().await?;
-            for addr in service.local_addrs() {
-                // Tests and scripts read this line to learn the port (listen on :0).
-                println!("keyward: listening on {addr}");
-            }
+            // Tests and scripts read these lines to learn the ports (listen on :0);
+            // "listening on" comes last: when it is out, everything is.
             if let Some(metrics) = &metrics {
                 println!("keyward: metrics on http://{}/metrics", metrics.local_addr());
+            }
+            for addr in service.local_addrs() {
+                println!("keyward: listening on {addr}");
             }
             service.run_until_signal().await?;
             Ok(())

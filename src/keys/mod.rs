@@ -66,6 +66,8 @@ pub struct KeyService {
     /// The `x-Name` (vCenter's VM name) of objects recently loaded, so that audit
     /// events can name the VM without another store read.
     x_names: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Keys by state, moved by every create and state change this service makes.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// The additional authenticated data of a seal: the object's identity. A record
@@ -88,6 +90,35 @@ impl KeyService {
             store,
             crk: RwLock::new(crk),
             x_names: Default::default(),
+            metrics: None,
+        }
+    }
+
+    /// Reports every object this service creates or moves to another state to
+    /// `metrics`' keys-by-state gauge. The gauge starts from the store's count
+    /// ([`KeyService::count_keys_by_state`]); changes made by other processes
+    /// (admin commands, other nodes) reach it at the next start.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sets the keys-by-state gauge from one count in the store.
+    pub async fn count_keys_by_state(&self) -> Result<(), KeyError> {
+        let Some(metrics) = &self.metrics else { return Ok(()) };
+        let counts = self.store.count_by_state().await?;
+        metrics.set_keys_by_state(
+            counts
+                .iter()
+                .map(|(state, count)| (State(*state).name().unwrap_or("Unknown"), *count)),
+        );
+        Ok(())
+    }
+
+    fn state_changed(&self, from: Option<State>, to: Option<State>) {
+        if let Some(metrics) = &self.metrics {
+            let name = |s: State| s.name().unwrap_or("Unknown");
+            metrics.keys_state_changed(from.map(name), to.map(name));
         }
     }
 
@@ -164,6 +195,7 @@ impl KeyService {
         let record = stored.to_record(now);
         check_attribute_bounds(&stored, &record)?;
         self.store.create(&record).await?;
+        self.state_changed(None, Some(stored.state));
         Ok(uid)
     }
 
@@ -258,12 +290,16 @@ impl KeyService {
                 object = self.load_in(&object.group, &object.uid, now).await?.object;
             }
             let expected = object.record_version;
+            let before = object.state;
             let result = change(&mut object)?;
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
             let record = object.to_record(now);
             check_attribute_bounds(&object, &record)?;
             match self.store.update(&record, expected).await {
-                Ok(_) => return Ok(result),
+                Ok(_) => {
+                    self.state_changed(Some(before), Some(object.state));
+                    return Ok(result);
+                }
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }

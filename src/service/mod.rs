@@ -62,7 +62,13 @@ impl Service {
         let store = open_store(&config).await?;
         store.set_instruments(metrics.store_instruments());
         metrics.set_crk_version(crk.0);
-        let keys = Arc::new(KeyService::new(hsm, store, crk));
+        let keys = KeyService::new(hsm, store, crk).with_metrics(metrics.clone());
+        // The gauge is for operators; a store that cannot count yet must not
+        // keep keys from being served.
+        if let Err(e) = keys.count_keys_by_state().await {
+            tracing::warn!(error = %e, "cannot count keys by state; the keys gauge starts at zero");
+        }
+        let keys = Arc::new(keys);
         let health = Arc::new(Health::with_metrics(metrics.clone()));
         health.set_hsm_usable(true);
         health.set_store_usable(true);

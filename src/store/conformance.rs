@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::{Export, IndexEntry, Query, Record, Store, StoreError};
+use super::{DEFAULT_PAGE_SIZE, Export, IndexEntry, Query, Record, Store, StoreError};
 
 /// One check that did not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("find_created_range", |s| Box::pin(find_created_range(s))),
     ("count_by_crk", |s| Box::pin(count_by_crk(s))),
+    ("count_by_state", |s| Box::pin(count_by_state(s))),
     ("list_page_pagination", |s| Box::pin(list_page_pagination(s))),
     ("debug_redaction", |s| Box::pin(debug_redaction(s))),
     ("health", |s| Box::pin(health(s))),
@@ -543,6 +544,29 @@ async fn count_by_crk(store: Arc<dyn Store>) -> CheckResult {
     step("update", store.update(&resealed, 1).await)?;
     let got = step("count", store.count_by_crk().await)?;
     let want = BTreeMap::from([(1, 3), (3, 3)]);
+    ensure!(got == want, "got {got:?}, want {want:?}");
+    Ok(())
+}
+
+async fn count_by_state(store: Arc<dyn Store>) -> CheckResult {
+    let empty = step("count on empty store", store.count_by_state().await)?;
+    ensure!(empty.is_empty(), "empty store counts {empty:?}");
+    // Enough records for more than one page of a backend that counts by walking.
+    let records: Vec<Record> = (0..(DEFAULT_PAGE_SIZE as u32 + 3))
+        .map(|n| Record {
+            state: if n % 3 == 0 { 2 } else { 1 },
+            ..sample_record(&format!("uid-{n:05}"), n)
+        })
+        .collect();
+    create_all(&*store, &records).await?;
+    let ones = records.iter().filter(|r| r.state == 1).count() as u64;
+    let twos = records.len() as u64 - ones;
+    // A state change moves one record from one count to the other.
+    let mut changed = records[1].clone();
+    changed.state = 2;
+    step("update", store.update(&changed, 1).await)?;
+    let got = step("count", store.count_by_state().await)?;
+    let want = BTreeMap::from([(1, ones - 1), (2, twos + 1)]);
     ensure!(got == want, "got {got:?}, want {want:?}");
     Ok(())
 }

@@ -64,6 +64,25 @@ pub trait Store: Send + Sync {
     /// Number of records sealed under each CRK version (root rotation progress).
     fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>>;
 
+    /// Number of records in each state (the keys-by-state gauge at start-up).
+    /// This default walks every record; a backend that can count where the
+    /// records are overrides it.
+    fn count_by_state(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
+        Box::pin(async move {
+            let mut counts = BTreeMap::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.list_page(after.as_deref(), DEFAULT_PAGE_SIZE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.uid.clone());
+                for record in &page {
+                    *counts.entry(record.state).or_insert(0u64) += 1;
+                }
+            }
+            Ok(counts)
+        })
+    }
+
     /// Up to `limit` whole records with uid greater than `after_uid`, ordered
     /// by uid: a resumable walk over everything (root rotation, backup).
     fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>>;

@@ -21,6 +21,8 @@ use kmip_client::{Client, ClientTls};
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// The metrics and health listener (`[metrics] listen` in the dev config).
+    pub metrics_addr: Option<SocketAddr>,
     child: Option<Child>,
     stderr_log: PathBuf,
 }
@@ -58,6 +60,7 @@ impl TestServer {
         let mut server = TestServer {
             dir,
             addr: "127.0.0.1:0".parse().unwrap(),
+            metrics_addr: None,
             child: None,
             stderr_log: PathBuf::new(),
         };
@@ -106,12 +109,24 @@ impl TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The metrics line comes first when there is one.
+                if let Some(url) = line.strip_prefix("keyward: metrics on http://") {
+                    let _ = tx.send(("metrics", url.trim_end_matches("/metrics").to_owned()));
+                }
                 if let Some(addr) = line.strip_prefix("keyward: listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send(("kmip", addr.trim().to_owned()));
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+        let mut metrics_addr = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(("metrics", addr)) => metrics_addr = Some(addr.parse().unwrap()),
+                Ok((_, addr)) => break Ok(addr),
+                Err(e) => break Err(e),
+            }
+        };
+        let addr = addr.unwrap_or_else(|_| {
             let _ = child.kill();
             panic!(
                 "server did not start: {}",
@@ -119,6 +134,7 @@ impl TestServer {
             )
         });
         self.addr = addr.parse().unwrap();
+        self.metrics_addr = metrics_addr;
         self.child = Some(child);
     }
 

@@ -206,6 +206,10 @@ impl Store for SqliteStore {
         Box::pin(async move { self.reads.run(reader::count_by_crk).await })
     }
 
+    fn count_by_state(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
+        Box::pin(async move { self.reads.run(reader::count_by_state).await })
+    }
+
     fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>> {
         let after_uid = after_uid.map(str::to_owned);
         Box::pin(async move {

@@ -145,16 +145,23 @@ fn find_sql(query: &Query) -> (String, Vec<Value>) {
 }
 
 pub(super) fn count_by_crk(conn: &Connection) -> Result<BTreeMap<u32, u64>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT crk_version, COUNT(*) FROM records GROUP BY crk_version")
-        .map_err(sql_error)?;
+    count_grouped(conn, "SELECT crk_version, COUNT(*) FROM records GROUP BY crk_version", "crk_version")
+}
+
+pub(super) fn count_by_state(conn: &Connection) -> Result<BTreeMap<u32, u64>, StoreError> {
+    count_grouped(conn, "SELECT state, COUNT(*) FROM records GROUP BY state", "state")
+}
+
+/// Runs a `SELECT column, COUNT(*) … GROUP BY column` over a u32 column.
+fn count_grouped(conn: &Connection, sql: &str, column: &str) -> Result<BTreeMap<u32, u64>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
     let mut rows = stmt.query([]).map_err(sql_error)?;
     let mut counts = BTreeMap::new();
     while let Some(row) = rows.next().map_err(sql_error)? {
-        let crk: i64 = row.get(0).map_err(sql_error)?;
+        let value: i64 = row.get(0).map_err(sql_error)?;
         let count: i64 = row.get(1).map_err(sql_error)?;
-        let crk = u32::try_from(crk).map_err(|_| StoreError::Corrupt("crk_version out of range".into()))?;
-        counts.insert(crk, u64::try_from(count).unwrap_or(0));
+        let value = u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range")))?;
+        counts.insert(value, u64::try_from(count).unwrap_or(0));
     }
     Ok(counts)
 }
