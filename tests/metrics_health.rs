@@ -16,7 +16,11 @@ use common::vcenter::Vcenter;
 /// One HTTP/1.1 GET; the status code and the body.
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let status = answer
@@ -24,7 +28,10 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -47,7 +54,11 @@ fn counters_move_with_traffic_and_keys_are_counted_by_state() {
 
     let (_, before) = http_get(metrics, "/metrics");
     let creates = |text: &str| {
-        sample(text, r#"keyward_requests_total{operation="Create",reason="Success"}"#).unwrap_or(0.0)
+        sample(
+            text,
+            r#"keyward_requests_total{operation="Create",reason="Success"}"#,
+        )
+        .unwrap_or(0.0)
     };
     assert_eq!(creates(&before), 0.0, "{before}");
 
@@ -61,12 +72,23 @@ fn counters_move_with_traffic_and_keys_are_counted_by_state() {
     assert_eq!(status, 200);
     assert_eq!(creates(&after), 2.0, "{after}");
     assert_eq!(
-        sample(&after, r#"keyward_requests_total{operation="Activate",reason="Success"}"#),
+        sample(
+            &after,
+            r#"keyward_requests_total{operation="Activate",reason="Success"}"#
+        ),
         Some(1.0),
         "{after}"
     );
-    assert_eq!(sample(&after, r#"keyward_keys{state="Active"}"#), Some(1.0), "{after}");
-    assert_eq!(sample(&after, r#"keyward_keys{state="PreActive"}"#), Some(1.0), "{after}");
+    assert_eq!(
+        sample(&after, r#"keyward_keys{state="Active"}"#),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, r#"keyward_keys{state="PreActive"}"#),
+        Some(1.0),
+        "{after}"
+    );
     assert_eq!(sample(&after, "keyward_crk_version"), Some(1.0), "{after}");
     assert_eq!(sample(&after, "keyward_hsm_up"), Some(1.0), "{after}");
     assert_eq!(sample(&after, "keyward_store_up"), Some(1.0), "{after}");
@@ -95,6 +117,14 @@ fn the_keys_gauge_starts_from_the_store_after_a_restart() {
     server.spawn();
     let metrics = server.metrics_addr.unwrap();
     let (_, text) = http_get(metrics, "/metrics");
-    assert_eq!(sample(&text, r#"keyward_keys{state="Active"}"#), Some(1.0), "{text}");
-    assert_eq!(sample(&text, r#"keyward_keys{state="PreActive"}"#), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, r#"keyward_keys{state="Active"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"keyward_keys{state="PreActive"}"#),
+        Some(1.0),
+        "{text}"
+    );
 }

@@ -356,11 +356,11 @@ mod rfc3339 {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
 
-    pub fn serialize<S: Serializer>(time: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(time: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_time(*time))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)
     }

@@ -24,7 +24,7 @@ pub(super) struct Direct {
 
 impl Direct {
     /// Loads `config_path` and opens its HSM (blocking; call before the runtime).
-    pub fn open(config_path: &Path) -> CliResult<Direct> {
+    pub(super) fn open(config_path: &Path) -> CliResult<Direct> {
         let config = Config::load(config_path)?;
         // These commands unseal keys (rotation, restore checks): the same no-core-dump
         // rule as the server, though an administrator may run them as root.
@@ -46,13 +46,13 @@ impl Direct {
 
     /// The store the configuration names; refuses one that does not exist yet
     /// (a wrong path must not look like an empty store).
-    pub fn store(&self) -> CliResult<Arc<dyn Store>> {
+    pub(super) fn store(&self) -> CliResult<Arc<dyn Store>> {
         Ok(crate::store::open(&self.config.store, OpenMode::Existing)?)
     }
 
     /// The store the configuration names, or `None` when there is none yet;
     /// `mode` is [`OpenMode::Existing`] or [`OpenMode::ReadOnly`].
-    pub fn existing_store(&self, mode: OpenMode) -> CliResult<Option<Arc<dyn Store>>> {
+    pub(super) fn existing_store(&self, mode: OpenMode) -> CliResult<Option<Arc<dyn Store>>> {
         match crate::store::open(&self.config.store, mode) {
             Ok(store) => Ok(Some(store)),
             Err(OpenError::Absent { .. }) => Ok(None),
@@ -61,7 +61,7 @@ impl Direct {
     }
 
     /// A key service over the HSM and `store`, sealing new material under `crk`.
-    pub fn key_service(&self, store: Arc<dyn Store>, crk: CrkVersion) -> Arc<KeyService> {
+    pub(super) fn key_service(&self, store: Arc<dyn Store>, crk: CrkVersion) -> Arc<KeyService> {
         Arc::new(KeyService::new(self.hsm.clone(), store, crk))
     }
 }
@@ -83,7 +83,7 @@ pub(super) struct AdminLock {
 }
 
 impl AdminLock {
-    pub fn acquire(config: &Config, what: &str) -> CliResult<AdminLock> {
+    pub(super) fn acquire(config: &Config, what: &str) -> CliResult<AdminLock> {
         let path = lock_path(config)?;
         let file = OpenOptions::new()
             .create(true)

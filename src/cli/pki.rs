@@ -11,12 +11,12 @@ use crate::pki::{self, CertificateAuthority, KeyKind};
 const VALIDITY_DAYS: u32 = 825;
 
 /// File names inside the PKI folder; the README documents them.
-pub const CA_CERT: &str = "ca.pem";
-pub const CA_KEY: &str = "ca.key";
-pub const SERVER_CERT: &str = "server.pem";
-pub const SERVER_KEY: &str = "server.key";
-pub const CLIENT_CERT: &str = "client.pem";
-pub const CLIENT_KEY: &str = "client.key";
+pub(super) const CA_CERT: &str = "ca.pem";
+pub(super) const CA_KEY: &str = "ca.key";
+pub(super) const SERVER_CERT: &str = "server.pem";
+pub(super) const SERVER_KEY: &str = "server.key";
+pub(super) const CLIENT_CERT: &str = "client.pem";
+pub(super) const CLIENT_KEY: &str = "client.key";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PkiCommand {

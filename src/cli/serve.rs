@@ -66,4 +66,3 @@ fn harden_process(config: &Config) -> CliResult {
     }
     Ok(())
 }
-

@@ -105,7 +105,9 @@ impl KeyService {
 
     /// Sets the keys-by-state gauge from one count in the store.
     pub async fn count_keys_by_state(&self) -> Result<(), KeyError> {
-        let Some(metrics) = &self.metrics else { return Ok(()) };
+        let Some(metrics) = &self.metrics else {
+            return Ok(());
+        };
         let counts = self.store.count_by_state().await?;
         metrics.set_keys_by_state(
             counts

@@ -25,7 +25,7 @@ pub(super) type ItemResult = Result<(Option<Item>, Option<String>), (OpError, Op
 
 impl Context<'_> {
     /// The identifier an item names, or the ID Placeholder when it names none.
-    pub fn uid(&self, given: &Option<String>) -> Result<String, OpError> {
+    pub(super) fn uid(&self, given: &Option<String>) -> Result<String, OpError> {
         match given {
             Some(uid) => Ok(uid.clone()),
             None => self.id_placeholder.clone().ok_or_else(|| {
@@ -38,7 +38,7 @@ impl Context<'_> {
     }
 
     /// Changes an object of the caller's group (see [`KeyService::update`]).
-    pub async fn update<R>(
+    pub(super) async fn update<R>(
         &self,
         uid: &str,
         change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEvent, AuditSink, EventKind};
-use crate::net::{ConnectionInfo, RequestHandler};
 use crate::auth::Caller;
+use crate::net::{ConnectionInfo, RequestHandler};
 use crate::ops::{ItemOutcome, Operations};
 
 /// Answers KMIP messages through [`Operations`] and reports each item.

@@ -81,7 +81,11 @@ impl Health {
         if !now.store_usable {
             missing.push("store unavailable");
         }
-        if missing.is_empty() { Ok(()) } else { Err(missing.join(", ")) }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join(", "))
+        }
     }
 
     pub fn set_listener_up(&self, up: bool) {

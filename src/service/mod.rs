@@ -32,8 +32,8 @@ use crate::ops::{Operations, ServerInfo};
 use crate::store::{OpenMode, Store};
 use crate::ttlv::DecodeLimits;
 
-pub use error::ServeError;
 pub use crate::auth::DEFAULT_GROUP;
+pub use error::ServeError;
 pub use handler::KmipHandler;
 pub use health::{Health, HealthSnapshot};
 

@@ -15,12 +15,12 @@ use super::TestServer;
 use super::vcenter::{Outgoing, V1_1, exchange};
 
 /// Adds an audit file (`audit.log` beside the configuration) to `keyward.toml`.
-pub fn with_audit_file(text: &mut String) {
+pub(crate) fn with_audit_file(text: &mut String) {
     text.push_str("\n[audit]\npath = \"audit.log\"\n");
 }
 
 /// Runs `keyward ARGS --config <env>`: (success, stdout, stderr).
-pub fn kw(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn kw(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     let config = server.config();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().unwrap()]);
@@ -32,14 +32,14 @@ pub fn kw(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-pub fn kw_ok(server: &TestServer, args: &[&str]) -> String {
+pub(crate) fn kw_ok(server: &TestServer, args: &[&str]) -> String {
     let (ok, stdout, stderr) = kw(server, args);
     assert!(ok, "keyward {args:?} failed:\n{stdout}\n{stderr}");
     stdout
 }
 
 /// Runs a command that must fail with one error line; returns that line.
-pub fn kw_err(server: &TestServer, args: &[&str]) -> String {
+pub(crate) fn kw_err(server: &TestServer, args: &[&str]) -> String {
     let (ok, stdout, stderr) = kw(server, args);
     assert!(!ok, "keyward {args:?} should fail:\n{stdout}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("audit ")).collect();
@@ -49,7 +49,7 @@ pub fn kw_err(server: &TestServer, args: &[&str]) -> String {
 
 /// `keyward clients issue NAME --group G [extra]`; returns the client's TLS settings
 /// once the running server trusts it.
-pub fn issue_client(server: &TestServer, name: &str, group: &str, extra: &[&str]) -> ClientTls {
+pub(crate) fn issue_client(server: &TestServer, name: &str, group: &str, extra: &[&str]) -> ClientTls {
     let out = server.path("issued");
     std::fs::create_dir_all(&out).unwrap();
     let mut args = vec![
@@ -74,7 +74,7 @@ pub fn issue_client(server: &TestServer, name: &str, group: &str, extra: &[&str]
 }
 
 /// Waits (up to 10 s) until the server answers Discover Versions for `tls`.
-pub fn wait_trusted(addr: SocketAddr, tls: &ClientTls) {
+pub(crate) fn wait_trusted(addr: SocketAddr, tls: &ClientTls) {
     let rt = runtime();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -94,7 +94,7 @@ pub fn wait_trusted(addr: SocketAddr, tls: &ClientTls) {
     }
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,7 +102,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// One KMIP request on its own connection (after vCenter's Discover Versions).
-pub async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     tls: &ClientTls,
     credential: Option<(&str, &str)>,
@@ -127,7 +127,7 @@ pub async fn call(
 }
 
 /// The result reason of a failed item (panics on success).
-pub fn failure(item: &ResponseBatchItem) -> ResultReason {
+pub(crate) fn failure(item: &ResponseBatchItem) -> ResultReason {
     assert_eq!(
         item.result_status,
         ResultStatus::OPERATION_FAILED,
@@ -141,7 +141,7 @@ fn text(tag: keyward::ttlv::Tag, v: &str) -> Item {
     Item::new(tag, Value::TextString(v.to_owned()))
 }
 
-pub fn revoke_payload(uid: &str, code: RevocationReasonCode) -> Item {
+pub(crate) fn revoke_payload(uid: &str, code: RevocationReasonCode) -> Item {
     Item::structure(
         tags::REQUEST_PAYLOAD,
         vec![
@@ -158,7 +158,7 @@ pub fn revoke_payload(uid: &str, code: RevocationReasonCode) -> Item {
 }
 
 /// Locate by one text attribute (an `x-` tag).
-pub fn locate_payload(name: &str, value: &str) -> Item {
+pub(crate) fn locate_payload(name: &str, value: &str) -> Item {
     Item::structure(
         tags::REQUEST_PAYLOAD,
         vec![Item::structure(
@@ -172,7 +172,7 @@ pub fn locate_payload(name: &str, value: &str) -> Item {
 }
 
 /// The Unique Identifiers a Locate answered.
-pub fn located(item: &ResponseBatchItem) -> Vec<String> {
+pub(crate) fn located(item: &ResponseBatchItem) -> Vec<String> {
     assert_eq!(
         item.result_status,
         ResultStatus::SUCCESS,

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use super::vcenter::{check_get, create_payload, uid_payload};
 
 /// Keys a load made: (unique id, the 32 bytes Get returned right after Create).
-pub type Keys = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+pub(crate) type Keys = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
-pub struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
     pub keys: Keys,
@@ -26,7 +26,7 @@ pub struct Load {
 
 impl Load {
     /// Starts `clients` tasks on `rt`.
-    pub fn start(rt: &Runtime, addr: SocketAddr, tls: &ClientTls, clients: usize) -> Load {
+    pub(crate) fn start(rt: &Runtime, addr: SocketAddr, tls: &ClientTls, clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let keys: Keys = Arc::default();
         let gets = Arc::new(AtomicUsize::new(0));
@@ -49,12 +49,12 @@ impl Load {
         }
     }
 
-    pub fn created(&self) -> usize {
+    pub(crate) fn created(&self) -> usize {
         self.keys.lock().unwrap().len()
     }
 
     /// Waits until at least `n` keys exist (panics after 60 s).
-    pub fn wait_for(&self, n: usize) {
+    pub(crate) fn wait_for(&self, n: usize) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while self.created() < n {
             assert!(
@@ -66,12 +66,12 @@ impl Load {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         self.keys.lock().unwrap().clone()
     }
 
     /// Stops the tasks (each finishes its current step); every key made.
-    pub fn stop(self, rt: &Runtime) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn stop(self, rt: &Runtime) -> Vec<(String, Vec<u8>)> {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.tasks {
             rt.block_on(t).expect("a load client failed");
@@ -124,13 +124,13 @@ async fn client_task(
 }
 
 /// Get over `client`: the key's 32 bytes.
-pub async fn get(client: &mut Client, uid: &str) -> Vec<u8> {
+pub(crate) async fn get(client: &mut Client, uid: &str) -> Vec<u8> {
     let item = client.call(Operation::GET, uid_payload(uid)).await.expect("Get");
     check_get(&item, uid).0
 }
 
 /// Checks every key Gets the bytes it had, over a few connections.
-pub fn check_all(rt: &Runtime, addr: SocketAddr, tls: &ClientTls, keys: &[(String, Vec<u8>)]) {
+pub(crate) fn check_all(rt: &Runtime, addr: SocketAddr, tls: &ClientTls, keys: &[(String, Vec<u8>)]) {
     rt.block_on(async {
         let mut tasks = Vec::new();
         for chunk in keys.chunks(keys.len().div_ceil(4).max(1)) {

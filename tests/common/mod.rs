@@ -4,11 +4,11 @@
 // Test support: a failure here is a failed test, so panicking is the point.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod admin;
+pub(crate) mod admin;
 #[path = "../support/kmip_client.rs"]
-pub mod kmip_client;
-pub mod load;
-pub mod vcenter;
+pub(crate) mod kmip_client;
+pub(crate) mod load;
+pub(crate) mod vcenter;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use kmip_client::{Client, ClientTls};
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
     /// The metrics and health listener (`[metrics] listen` in the dev config).
@@ -31,19 +31,19 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn keyward_bin() -> PathBuf {
+pub(crate) fn keyward_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_keyward"))
 }
 
 impl TestServer {
     /// Prepares a fresh environment and starts the server.
-    pub fn start() -> TestServer {
+    pub(crate) fn start() -> TestServer {
         Self::start_with(|_| {})
     }
 
     /// Like [`TestServer::start`], letting the test edit `keyward.toml` (e.g. a short
     /// `read_timeout` under `[server]`) before the server first starts.
-    pub fn start_with(edit_config: impl FnOnce(&mut String)) -> TestServer {
+    pub(crate) fn start_with(edit_config: impl FnOnce(&mut String)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("env");
         let status = Command::new(repo().join("scripts/dev-env"))
@@ -68,20 +68,20 @@ impl TestServer {
         server
     }
 
-    pub fn env_dir(&self) -> PathBuf {
+    pub(crate) fn env_dir(&self) -> PathBuf {
         self.dir.path().join("env")
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.env_dir().join(rel)
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.path("keyward.toml")
     }
 
     /// Runs a `keyward` subcommand against this environment (HSM env set).
-    pub fn keyward(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn keyward(&self, args: &[&str]) -> std::process::Output {
         Command::new(keyward_bin())
             .args(args)
             .env("SOFTHSM2_CONF", self.path("softhsm/softhsm2.conf"))
@@ -90,7 +90,7 @@ impl TestServer {
     }
 
     /// Starts (or restarts) the server process and waits for its address.
-    pub fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
         self.stderr_log = self
             .dir
@@ -138,12 +138,12 @@ impl TestServer {
         self.child = Some(child);
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// `kill -9`: no drain, no flush.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
@@ -151,7 +151,7 @@ impl TestServer {
     }
 
     /// SIGTERM and wait: the graceful path.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let child = self.child.as_mut().unwrap();
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -164,7 +164,7 @@ impl TestServer {
 
     /// Waits for the process to exit by itself (after a signal sent with
     /// [`TestServer::signal`]); panics if it is still running after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
         let child = self.child.as_mut().unwrap();
         loop {
@@ -180,7 +180,7 @@ impl TestServer {
         }
     }
 
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])
             .status()
@@ -188,12 +188,12 @@ impl TestServer {
     }
 
     /// Whether the process is still alive.
-    pub fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
     /// A field of `/proc/<pid>/status` (e.g. `VmRSS` in kB, `Threads`), as a number.
-    pub fn proc_status(&self, field: &str) -> u64 {
+    pub(crate) fn proc_status(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
@@ -203,7 +203,7 @@ impl TestServer {
     }
 
     /// Open sockets of the server process (listeners and connections).
-    pub fn open_sockets(&self) -> usize {
+    pub(crate) fn open_sockets(&self) -> usize {
         self.fd_targets()
             .iter()
             .filter(|t| t.starts_with("socket:"))
@@ -211,7 +211,7 @@ impl TestServer {
     }
 
     /// What each open descriptor of the server points to (for failure messages).
-    pub fn fd_targets(&self) -> Vec<String> {
+    pub(crate) fn fd_targets(&self) -> Vec<String> {
         let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
             .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -221,12 +221,12 @@ impl TestServer {
         out
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
     /// TLS settings of the development client certificate.
-    pub fn client_tls(&self) -> ClientTls {
+    pub(crate) fn client_tls(&self) -> ClientTls {
         ClientTls::from_pem_files(
             &self.path("pki/ca.pem"),
             &self.path("pki/client.pem"),
@@ -235,11 +235,11 @@ impl TestServer {
         .unwrap()
     }
 
-    pub async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         Client::connect(self.addr, &self.client_tls()).await.unwrap()
     }
 
-    pub fn client_files(&self) -> (PathBuf, PathBuf, PathBuf) {
+    pub(crate) fn client_files(&self) -> (PathBuf, PathBuf, PathBuf) {
         (
             self.path("pki/client.pem"),
             self.path("pki/client.key"),
@@ -260,7 +260,7 @@ impl Drop for TestServer {
 /// The Python that runs the interop clients: `KEYWARD_PYTHON` (set by
 /// `scripts/test`), else the checkout's virtual environment `.venv/` made by
 /// `scripts/pyvenv`, else `python3` from the PATH.
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("KEYWARD_PYTHON") {
         return PathBuf::from(p);
     }
@@ -273,7 +273,7 @@ pub fn python() -> PathBuf {
 
 /// Where the OASIS KMIP XML test cases are: `tests/data/kmip-test-cases` in the
 /// repository, or wherever `KEYWARD_KMIP_TEST_CASES` points.
-pub fn kmip_test_cases() -> PathBuf {
+pub(crate) fn kmip_test_cases() -> PathBuf {
     if let Ok(p) = std::env::var("KEYWARD_KMIP_TEST_CASES") {
         return PathBuf::from(p);
     }

@@ -26,10 +26,10 @@ use keyward::secret::SecretBytes;
 use keyward::ttlv::{self, Item, Value};
 
 /// vCenter's protocol version.
-pub const V1_1: ProtocolVersion = ProtocolVersion::V1_1;
+pub(crate) const V1_1: ProtocolVersion = ProtocolVersion::V1_1;
 
 /// The `x-` tags vCenter looks up one by one after activating a key.
-pub const X_TAGS: [&str; 6] = [
+pub(crate) const X_TAGS: [&str; 6] = [
     "x-Product_Version",
     "x-Vendor",
     "x-Product",
@@ -65,7 +65,7 @@ fn payload(items: Vec<Item>) -> Item {
 }
 
 /// Create's payload: Symmetric Key with exactly vCenter's three attributes.
-pub fn create_payload() -> Item {
+pub(crate) fn create_payload() -> Item {
     payload(vec![
         enumeration(tags::OBJECT_TYPE, ObjectType::SYMMETRIC_KEY.0),
         Item::structure(
@@ -84,25 +84,25 @@ pub fn create_payload() -> Item {
 }
 
 /// A payload holding only the Unique Identifier (Get, Activate).
-pub fn uid_payload(uid: &str) -> Item {
+pub(crate) fn uid_payload(uid: &str) -> Item {
     payload(vec![text(tags::UNIQUE_IDENTIFIER, uid)])
 }
 
-pub fn get_attributes_payload(uid: &str, name: &str) -> Item {
+pub(crate) fn get_attributes_payload(uid: &str, name: &str) -> Item {
     payload(vec![
         text(tags::UNIQUE_IDENTIFIER, uid),
         text(tags::ATTRIBUTE_NAME, name),
     ])
 }
 
-pub fn add_attribute_payload(uid: &str, name: &str, value: &str) -> Item {
+pub(crate) fn add_attribute_payload(uid: &str, name: &str, value: &str) -> Item {
     payload(vec![
         text(tags::UNIQUE_IDENTIFIER, uid),
         attribute(name, Value::TextString(value.to_owned())),
     ])
 }
 
-pub fn query_server_information_payload() -> Item {
+pub(crate) fn query_server_information_payload() -> Item {
     payload(vec![enumeration(
         tags::QUERY_FUNCTION,
         QueryFunction::QUERY_SERVER_INFORMATION.0,
@@ -110,14 +110,14 @@ pub fn query_server_information_payload() -> Item {
 }
 
 /// One batch item to send: operation, optional batch item id, payload.
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub operation: Operation,
     pub id: Option<Vec<u8>>,
     pub payload: Item,
 }
 
 /// A whole request message, item by item.
-pub fn request_message(
+pub(crate) fn request_message(
     version: ProtocolVersion,
     credential: Option<(&str, &str)>,
     items: &[Outgoing],
@@ -162,7 +162,7 @@ pub fn request_message(
 
 /// Sends one message on `client` and checks the envelope: version echoed, one
 /// response item per request item, operations and batch item ids echoed.
-pub async fn exchange(
+pub(crate) async fn exchange(
     client: &mut Client,
     version: ProtocolVersion,
     credential: Option<(&str, &str)>,
@@ -186,7 +186,7 @@ pub async fn exchange(
 }
 
 /// Panics with the result reason and message unless the item succeeded.
-pub fn expect_success(item: &ResponseBatchItem) -> &Item {
+pub(crate) fn expect_success(item: &ResponseBatchItem) -> &Item {
     assert_eq!(
         item.result_status,
         ResultStatus::SUCCESS,
@@ -200,10 +200,10 @@ pub fn expect_success(item: &ResponseBatchItem) -> &Item {
 
 /// Counter behind the `QLKC` ids, shared by every connection of one vCenter.
 #[derive(Clone, Default)]
-pub struct BatchIds(Arc<AtomicU32>);
+pub(crate) struct BatchIds(Arc<AtomicU32>);
 
 impl BatchIds {
-    pub fn next(&self) -> Vec<u8> {
+    pub(crate) fn next(&self) -> Vec<u8> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
         let mut id = b"QLKC".to_vec();
         id.extend_from_slice(&n.to_le_bytes());
@@ -213,11 +213,11 @@ impl BatchIds {
 }
 
 /// A 32-byte AES-256 key as Get returns it to vCenter.
-pub struct FetchedKey(pub Vec<u8>);
+pub(crate) struct FetchedKey(pub Vec<u8>);
 
 /// vCenter, as seen by the server.
 #[derive(Clone)]
-pub struct Vcenter {
+pub(crate) struct Vcenter {
     pub addr: SocketAddr,
     pub tls: ClientTls,
     pub ids: BatchIds,
@@ -227,7 +227,7 @@ pub struct Vcenter {
 }
 
 impl Vcenter {
-    pub fn new(addr: SocketAddr, tls: ClientTls) -> Self {
+    pub(crate) fn new(addr: SocketAddr, tls: ClientTls) -> Self {
         Vcenter {
             addr,
             tls,
@@ -238,7 +238,7 @@ impl Vcenter {
 
     /// Opens a connection the way vCenter does: TLS, then Discover Versions with an
     /// empty payload and no batch item id; the answer must list 1.1.
-    pub async fn open(&self) -> Client {
+    pub(crate) async fn open(&self) -> Client {
         let mut client = Client::connect(self.addr, &self.tls).await.expect("TLS connect");
         let items = exchange(
             &mut client,
@@ -262,7 +262,7 @@ impl Vcenter {
 
     /// One step: a fresh connection, Discover Versions, then one message with these
     /// items (ids assigned from the counter); the connection is then closed.
-    pub async fn step(&self, items: Vec<(Operation, Item)>) -> Vec<ResponseBatchItem> {
+    pub(crate) async fn step(&self, items: Vec<(Operation, Item)>) -> Vec<ResponseBatchItem> {
         let mut client = self.open().await;
         let carries_credential = items
             .iter()
@@ -290,7 +290,7 @@ impl Vcenter {
     }
 
     /// Registering the KMS: DV ×2 on one connection, then DV + Query(server information).
-    pub async fn register_kms(&self) -> String {
+    pub(crate) async fn register_kms(&self) -> String {
         let mut client = self.open().await;
         let items = exchange(
             &mut client,
@@ -317,7 +317,7 @@ impl Vcenter {
     }
 
     /// Create with vCenter's template; the answer needs only Object Type and id.
-    pub async fn create(&self) -> String {
+    pub(crate) async fn create(&self) -> String {
         let answer = self.one(Operation::CREATE, create_payload()).await;
         let p = expect_success(&answer);
         assert_eq!(
@@ -331,12 +331,12 @@ impl Vcenter {
     }
 
     /// Get with only the id: a Raw, unwrapped, 32-byte AES-256 key.
-    pub async fn get(&self, uid: &str) -> FetchedKey {
+    pub(crate) async fn get(&self, uid: &str) -> FetchedKey {
         let answer = self.one(Operation::GET, uid_payload(uid)).await;
         check_get(&answer, uid)
     }
 
-    pub async fn state(&self, uid: &str) -> State {
+    pub(crate) async fn state(&self, uid: &str) -> State {
         let answer = self
             .one(Operation::GET_ATTRIBUTES, get_attributes_payload(uid, "State"))
             .await;
@@ -352,7 +352,7 @@ impl Vcenter {
         )
     }
 
-    pub async fn activate(&self, uid: &str) {
+    pub(crate) async fn activate(&self, uid: &str) {
         let answer = self.one(Operation::ACTIVATE, uid_payload(uid)).await;
         let p = expect_success(&answer);
         assert_eq!(
@@ -362,7 +362,7 @@ impl Vcenter {
     }
 
     /// Get Attributes naming one attribute; its text value, if set.
-    pub async fn text_attribute(&self, uid: &str, name: &str) -> Option<String> {
+    pub(crate) async fn text_attribute(&self, uid: &str, name: &str) -> Option<String> {
         let answer = self
             .one(Operation::GET_ATTRIBUTES, get_attributes_payload(uid, name))
             .await;
@@ -379,7 +379,7 @@ impl Vcenter {
     }
 
     /// The one batch of three Add Attribute items vCenter sends.
-    pub async fn tag(&self, uid: &str, tags_to_add: [(&str, &str); 3]) {
+    pub(crate) async fn tag(&self, uid: &str, tags_to_add: [(&str, &str); 3]) {
         let answers = self
             .step(
                 tags_to_add
@@ -407,7 +407,7 @@ impl Vcenter {
 
     /// Encrypting one VM, start to end (DESIGN §2 steps 1–4). Returns the key's id
     /// and bytes.
-    pub async fn encrypt_vm(&self, vm_uuid: &str, vm_name: &str) -> (String, FetchedKey) {
+    pub(crate) async fn encrypt_vm(&self, vm_uuid: &str, vm_name: &str) -> (String, FetchedKey) {
         let uid = self.create().await;
         let key = self.get(&uid).await;
         assert_eq!(self.state(&uid).await, State::PRE_ACTIVE);
@@ -434,7 +434,7 @@ impl Vcenter {
     }
 
     /// Power-on: Get + Get Attributes(State), each on its own connection.
-    pub async fn power_on(&self, uid: &str) -> FetchedKey {
+    pub(crate) async fn power_on(&self, uid: &str) -> FetchedKey {
         let key = self.get(uid).await;
         assert_eq!(self.state(uid).await, State::ACTIVE);
         key
@@ -442,7 +442,7 @@ impl Vcenter {
 }
 
 /// Checks a Get answer is what vCenter accepts and returns the key bytes.
-pub fn check_get(answer: &ResponseBatchItem, uid: &str) -> FetchedKey {
+pub(crate) fn check_get(answer: &ResponseBatchItem, uid: &str) -> FetchedKey {
     let response = get::Response::from_payload(expect_success(answer)).unwrap();
     assert_eq!(response.unique_identifier, uid);
     assert_eq!(response.object_type, ObjectType::SYMMETRIC_KEY);

@@ -12,7 +12,7 @@ use keyward::ttlv::{Item, Tag, Value};
 /// although the test case's reference server returned them: KMIP lets a server
 /// choose whether it keeps them (KMIP 1.4 §3: "server-specific" or optional
 /// attributes), and keyward does not.
-pub const SERVER_OPTIONAL_ATTRIBUTES: &[&str] = &[
+pub(crate) const SERVER_OPTIONAL_ATTRIBUTES: &[&str] = &[
     // A digest of the key material (§3.17) would publish a fingerprint of a
     // KEK; keyward does not keep one.
     "Digest",
@@ -40,7 +40,7 @@ pub const SERVER_OPTIONAL_ATTRIBUTES: &[&str] = &[
 const NOW_SLACK: i64 = 2;
 
 /// What the comparison needs to know about the test case being replayed.
-pub struct Rules<'a> {
+pub(crate) struct Rules<'a> {
     /// The table the expected response was read with: it recognises the
     /// sentinels of unbound `$NOW` placeholders.
     pub placeholders: &'a Placeholders,
@@ -54,7 +54,7 @@ pub struct Rules<'a> {
 
 /// Compares one response message and learns unbound `$UNIQUE_IDENTIFIER_n`
 /// placeholders from it.
-pub struct Comparer<'a> {
+pub(crate) struct Comparer<'a> {
     pub rules: Rules<'a>,
     pub bindings: &'a mut HashMap<String, Value>,
 }
@@ -89,7 +89,7 @@ impl Comparer<'_> {
         show(item, self.rules.placeholders)
     }
 
-    pub fn message(&mut self, expected: &Item, actual: &Item) -> Result<(), String> {
+    pub(crate) fn message(&mut self, expected: &Item, actual: &Item) -> Result<(), String> {
         if expected.tag != actual.tag {
             return Err(format!(
                 "expected a {}, got a {}",

@@ -18,7 +18,7 @@ use keyward::kmip::{Operation, tags};
 use keyward::ttlv::{self, HEADER_LEN, Item};
 
 #[derive(Debug)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     Io(std::io::Error),
     Tls(String),
     Decode(String),
@@ -45,7 +45,7 @@ impl From<std::io::Error> for ClientError {
 /// TLS settings for connecting: the CA that issued the server's certificate and
 /// the client's own certificate and key.
 #[derive(Clone)]
-pub struct ClientTls {
+pub(crate) struct ClientTls {
     connector: TlsConnector,
     server_name: ServerName<'static>,
 }
@@ -53,7 +53,7 @@ pub struct ClientTls {
 /// Handshake choices a client may narrow (the benchmark uses them to compare
 /// like with like: a fresh full handshake, or TLS 1.2 only like PyKMIP's server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientTlsOptions {
+pub(crate) struct ClientTlsOptions {
     /// Offer only TLS 1.2 (otherwise 1.3 and 1.2).
     pub tls12_only: bool,
     /// Keep session tickets/ids and resume with them on the next connection.
@@ -70,11 +70,11 @@ impl Default for ClientTlsOptions {
 }
 
 impl ClientTls {
-    pub fn from_pem_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientError> {
+    pub(crate) fn from_pem_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientError> {
         Self::from_pem_files_with(ca, cert, key, ClientTlsOptions::default())
     }
 
-    pub fn from_pem_files_with(
+    pub(crate) fn from_pem_files_with(
         ca: &Path,
         cert: &Path,
         key: &Path,
@@ -114,13 +114,13 @@ impl ClientTls {
 }
 
 /// One connection to a KMIP server.
-pub struct Client {
+pub(crate) struct Client {
     stream: TlsStream<TcpStream>,
     version: ProtocolVersion,
 }
 
 impl Client {
-    pub async fn connect(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<Client, ClientError> {
+    pub(crate) async fn connect(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<Client, ClientError> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let stream = tls
@@ -135,12 +135,12 @@ impl Client {
     }
 
     /// The protocol version requests carry (vCenter speaks 1.1).
-    pub fn set_version(&mut self, version: ProtocolVersion) {
+    pub(crate) fn set_version(&mut self, version: ProtocolVersion) {
         self.version = version;
     }
 
     /// Sends raw bytes and reads one framed response.
-    pub async fn round_trip_bytes(&mut self, request: &[u8]) -> Result<Vec<u8>, ClientError> {
+    pub(crate) async fn round_trip_bytes(&mut self, request: &[u8]) -> Result<Vec<u8>, ClientError> {
         self.send_bytes(request).await?;
         self.read_message().await?.ok_or_else(|| {
             ClientError::Io(std::io::Error::new(
@@ -151,7 +151,7 @@ impl Client {
     }
 
     /// Writes bytes as they are (tests use this to send malformed input).
-    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await?;
         Ok(())
@@ -159,7 +159,7 @@ impl Client {
 
     /// Reads one framed message; `None` when the server closed the connection
     /// cleanly before its first byte.
-    pub async fn read_message(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+    pub(crate) async fn read_message(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
         let mut header = [0u8; HEADER_LEN];
         if self.stream.read(&mut header[..1]).await? == 0 {
             return Ok(None);
@@ -175,13 +175,13 @@ impl Client {
 
     /// Half-closes: sends TLS close_notify and shuts the write side, keeping the
     /// read side open for whatever the server still sends.
-    pub async fn shutdown_write(&mut self) -> Result<(), ClientError> {
+    pub(crate) async fn shutdown_write(&mut self) -> Result<(), ClientError> {
         self.stream.shutdown().await?;
         Ok(())
     }
 
     /// Sends a request message and returns the decoded response message.
-    pub async fn send(&mut self, request: &RequestMessage) -> Result<ResponseMessage, ClientError> {
+    pub(crate) async fn send(&mut self, request: &RequestMessage) -> Result<ResponseMessage, ClientError> {
         let bytes = ttlv::encode_to_vec(&request.to_item());
         let response = self.round_trip_bytes(&bytes).await?;
         let tree = ttlv::decode(&response).map_err(|e| ClientError::Decode(e.to_string()))?;
@@ -189,7 +189,7 @@ impl Client {
     }
 
     /// Sends a batch of (operation, batch item id, payload) and returns the items.
-    pub async fn batch(
+    pub(crate) async fn batch(
         &mut self,
         items: Vec<(Operation, Option<Vec<u8>>, Item)>,
     ) -> Result<Vec<ResponseBatchItem>, ClientError> {
@@ -211,7 +211,7 @@ impl Client {
     }
 
     /// One operation, one batch item.
-    pub async fn call(
+    pub(crate) async fn call(
         &mut self,
         operation: Operation,
         payload: Item,
@@ -223,12 +223,12 @@ impl Client {
     }
 
     /// Closes the connection cleanly.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.stream.shutdown().await;
     }
 }
 
 /// An empty Request Payload.
-pub fn empty_payload() -> Item {
+pub(crate) fn empty_payload() -> Item {
     Item::structure(tags::REQUEST_PAYLOAD, Vec::new())
 }

@@ -63,7 +63,7 @@ pub(crate) struct ClientsDir {
 }
 
 impl ClientsDir {
-    pub fn open(config_path: &Path) -> CliResult<ClientsDir> {
+    pub(super) fn open(config_path: &Path) -> CliResult<ClientsDir> {
         let config = Config::load(config_path)?;
         let dir = config.tls.clients_dir.clone().ok_or_else(|| {
             CliError::new(format!(
@@ -75,7 +75,7 @@ impl ClientsDir {
     }
 
     /// Refuses a name that is malformed or already taken.
-    pub fn check_new_name(&self, name: &str) -> CliResult {
+    pub(super) fn check_new_name(&self, name: &str) -> CliResult {
         if !clients::is_valid_name(name) {
             return Err(CliError::new(format!(
                 "client name {name:?}: use 1 to 64 letters, digits, '.', '_', '-', not starting with '.'"
@@ -99,7 +99,7 @@ impl ClientsDir {
 
     /// Every entry in the folder; a broken one stops the command (the server would not
     /// load the folder either).
-    pub fn entries(&self) -> CliResult<Vec<ClientEntry>> {
+    pub(super) fn entries(&self) -> CliResult<Vec<ClientEntry>> {
         clients::load_dir(&self.dir).map_err(|e| {
             CliError::from(e).context("the clients folder has a broken entry (run `keyward check-config`)")
         })
@@ -107,7 +107,7 @@ impl ClientsDir {
 
     /// Refuses a certificate already pinned under another name, so one certificate
     /// never maps to two clients (and two groups).
-    pub fn check_not_pinned(&self, fingerprint: &Fingerprint) -> CliResult {
+    pub(super) fn check_not_pinned(&self, fingerprint: &Fingerprint) -> CliResult {
         if self.config.tls.client_pins.contains(fingerprint.as_bytes()) {
             return Err(CliError::new(format!(
                 "certificate {fingerprint} is already trusted by tls.client_pins in the configuration file"
@@ -133,7 +133,7 @@ impl ClientsDir {
 
     /// Writes the PEM (when given) and then the entry; if the entry cannot be written
     /// the PEM is taken away again.
-    pub fn commit(&self, mut entry: ClientEntry, pem: Option<&str>) -> CliResult {
+    pub(super) fn commit(&self, mut entry: ClientEntry, pem: Option<&str>) -> CliResult {
         std::fs::create_dir_all(&self.dir).map_err(|e| CliError::from(e).context(self.dir.display()))?;
         let pem_path = clients::cert_path(&self.dir, &entry.name);
         if let Some(pem) = pem {
@@ -150,7 +150,7 @@ impl ClientsDir {
     }
 
     /// keyward's CA, as named by `tls.issuing_ca_cert` / `tls.issuing_ca_key`.
-    pub fn issuing_ca(&self) -> CliResult<CertificateAuthority> {
+    pub(super) fn issuing_ca(&self) -> CliResult<CertificateAuthority> {
         load_issuing_ca(&self.config)
     }
 }

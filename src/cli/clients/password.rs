@@ -17,7 +17,7 @@ use crate::secret::SecretString;
 
 /// The credential options of `clients add|issue|sign-csr`.
 #[derive(Debug, clap::Args)]
-pub struct CredentialArgs {
+pub(super) struct CredentialArgs {
     /// Also require this KMIP username (with --password-file) on the client's requests.
     #[arg(long, requires = "password_file")]
     username: Option<String>,
@@ -28,7 +28,7 @@ pub struct CredentialArgs {
 
 impl CredentialArgs {
     /// The credential to store, if the options ask for one.
-    pub fn load(&self) -> CliResult<Option<ClientPassword>> {
+    pub(super) fn load(&self) -> CliResult<Option<ClientPassword>> {
         match (&self.username, &self.password_file) {
             (Some(username), Some(file)) => Ok(Some(make_credential(username, file)?)),
             _ => Ok(None),

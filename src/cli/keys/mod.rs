@@ -51,7 +51,7 @@ impl RunCommand for KeysCommand {
 
 /// The `--config` option every subcommand takes.
 #[derive(Debug, clap::Args)]
-pub struct ConfigOption {
+pub(super) struct ConfigOption {
     /// The configuration file naming the key store.
     #[arg(long, short, default_value = "/etc/keyward/keyward.toml")]
     pub config: PathBuf,
@@ -65,7 +65,7 @@ pub(crate) struct Inventory {
 }
 
 impl Inventory {
-    pub fn open(config_path: &Path) -> CliResult<Inventory> {
+    pub(super) fn open(config_path: &Path) -> CliResult<Inventory> {
         let config = Config::load(config_path)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -80,12 +80,12 @@ impl Inventory {
         })
     }
 
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    pub(super) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
 
     /// Writes an administrative event and waits until it is written.
-    pub fn audit(&self, event: AuditEvent) -> CliResult {
+    pub(super) fn audit(&self, event: AuditEvent) -> CliResult {
         AuditSink::record(AuditSettings::new(self.config.audit.path.clone()), event)
             .map_err(|e| CliError::from(e).context("the change is made but its audit event was not written"))
     }

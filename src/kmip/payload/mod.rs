@@ -205,7 +205,7 @@ pub(crate) mod test_support {
 
     /// to_payload → from_payload gives back the same value, and the tree
     /// re-encodes to itself.
-    pub fn round_trip<P: Payload + PartialEq + Debug>(p: &P) {
+    pub(crate) fn round_trip<P: Payload + PartialEq + Debug>(p: &P) {
         let item = p.to_payload();
         assert_eq!(item.tag, P::TAG);
         let back = P::from_payload(&item).unwrap();

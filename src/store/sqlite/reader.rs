@@ -51,7 +51,7 @@ pub(super) struct ReadPool {
 }
 
 impl ReadPool {
-    pub fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> Self {
+    pub(super) fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> Self {
         let readers = (0..size.max(1))
             .map(|_| Reader {
                 path: path.clone(),
@@ -65,7 +65,7 @@ impl ReadPool {
     }
 
     /// Runs `job` on a reader thread's connection.
-    pub async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -145,11 +145,19 @@ fn find_sql(query: &Query) -> (String, Vec<Value>) {
 }
 
 pub(super) fn count_by_crk(conn: &Connection) -> Result<BTreeMap<u32, u64>, StoreError> {
-    count_grouped(conn, "SELECT crk_version, COUNT(*) FROM records GROUP BY crk_version", "crk_version")
+    count_grouped(
+        conn,
+        "SELECT crk_version, COUNT(*) FROM records GROUP BY crk_version",
+        "crk_version",
+    )
 }
 
 pub(super) fn count_by_state(conn: &Connection) -> Result<BTreeMap<u32, u64>, StoreError> {
-    count_grouped(conn, "SELECT state, COUNT(*) FROM records GROUP BY state", "state")
+    count_grouped(
+        conn,
+        "SELECT state, COUNT(*) FROM records GROUP BY state",
+        "state",
+    )
 }
 
 /// Runs a `SELECT column, COUNT(*) … GROUP BY column` over a u32 column.
@@ -160,7 +168,8 @@ fn count_grouped(conn: &Connection, sql: &str, column: &str) -> Result<BTreeMap<
     while let Some(row) = rows.next().map_err(sql_error)? {
         let value: i64 = row.get(0).map_err(sql_error)?;
         let count: i64 = row.get(1).map_err(sql_error)?;
-        let value = u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range")))?;
+        let value =
+            u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range")))?;
         counts.insert(value, u64::try_from(count).unwrap_or(0));
     }
     Ok(counts)
