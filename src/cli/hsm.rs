@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, CliResult, RunCommand};
 use crate::config::Config;
-use crate::hsm::{CrkVersion, Hsm, provision, read_pin_file};
+use crate::hsm::{CrkVersion, Hsm, HsmError, provision, read_pin_file};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HsmCommand {
@@ -110,13 +110,15 @@ pub(super) fn connect(config_path: &std::path::Path) -> Result<std::sync::Arc<dy
     let config = Config::load(config_path)?;
     let hsm_config = config.hsm.settings()?;
     // A token shared with a running server can be briefly unreadable while the other
-    // process rewrites its files (SoftHSM): a transient failure is tried again.
+    // process rewrites its files (SoftHSM answers C_GetTokenInfo with
+    // CKR_GENERAL_ERROR then): opening changes nothing, so any failure but a refused
+    // login is tried again, a few times.
     let mut attempt = 0u64;
     loop {
         attempt += 1;
         match crate::hsm::open(&hsm_config) {
             Ok(hsm) => return Ok(hsm),
-            Err(e) if e.is_transient() && attempt < HSM_ATTEMPTS => {
+            Err(e) if !matches!(e, HsmError::Login(_)) && attempt < HSM_ATTEMPTS => {
                 std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
             }
             Err(e) => return Err(CliError::from(e).context("opening the HSM")),

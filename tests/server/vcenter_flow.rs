@@ -4,7 +4,7 @@
 //! connections that never say anything, and the password-protection variant.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -46,8 +46,8 @@
 //!
 //! Run with `--nocapture` to see the per-file table.
 
-mod common;
-#[path = "replay/compare.rs"]
+use crate::common;
+#[path = "../replay/compare.rs"]
 mod compare;
 
 use std::collections::HashMap;

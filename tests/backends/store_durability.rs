@@ -80,7 +80,8 @@ fn acknowledged_creates_survive_kill_9() {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_creating_records_until_killed",
+            // The test's name inside the `backends` binary.
+            "store_durability::child_creating_records_until_killed",
             "--nocapture",
             "--test-threads=1",
         ])

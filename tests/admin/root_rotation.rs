@@ -4,7 +4,7 @@
 //! record ends under the new root key, and the old one can be retired only then.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

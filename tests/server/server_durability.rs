@@ -2,7 +2,7 @@
 //! a request in flight when it arrives is still answered, and the process exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! or wherever `KEYWARD_KMIP_TEST_CASES` points. The XML is read by the small
 //! reader below until `kmip::xml` has one; then `read_messages` should call it.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Removing a client applies to its connections that are already open: the next
 //! request on such a connection is refused, not only the next handshake.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

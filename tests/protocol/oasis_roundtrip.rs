@@ -5,7 +5,7 @@
 //! The files live in `tests/data/kmip-test-cases` (or where
 //! `KEYWARD_KMIP_TEST_CASES` points). Run with `--nocapture` to see the counts.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -18,8 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 #[allow(dead_code)]
-#[path = "support/kmip_client.rs"]
-mod kmip_client;
+use crate::common::kmip_client;
 use kmip_client::{Client, ClientTls};
 
 /// Answers every message with itself.

@@ -1,7 +1,7 @@
 //! PyKMIP's client (written elsewhere) drives a key's whole life against the
 //! running server over mutual TLS, in each protocol version it speaks.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

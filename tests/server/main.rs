@@ -1,0 +1,20 @@
+//! The running server over real mutual TLS on 127.0.0.1: vCenter's flow, refusals,
+//! bad input, durability, groups, passwords, trust changes, HSM outage, metrics.
+//!
+//! One test binary per topic (each module was its own binary before): a test run
+//! links once per topic.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod server_bad_input;
+mod server_durability;
+mod server_refusals;
+mod listener_stats;
+mod tls_trust;
+mod trust_live_connections;
+mod vcenter_flow;
+mod groups;
+mod client_password;
+mod hsm_outage;
+mod metrics_health;
