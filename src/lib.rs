@@ -1,6 +1,6 @@
 //! keyward: a KMIP key server for VMware vSphere, with its root key in an HSM.
 //!
-//! Layers (ARCHITECTURE.md, checked by `tests/architecture.rs`) — a module imports
+//! Layers (ARCHITECTURE.md, checked by `tests/house/architecture.rs`) — a module imports
 //! only from layers below its own:
 //! 0a `secret`, `limits`, `clock`, `workers`, `password`, `system`; 0b `ttlv`, `metrics`;
 //! 1 `kmip`, `hsm`, `store`, `audit`, `pki`; 2 `config`; 3 `auth`; 4 `keys`; 5 `ops`;
