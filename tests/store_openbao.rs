@@ -541,3 +541,216 @@ fn keyward_serves_create_and_get_from_an_openbao_store() {
     assert_eq!(status, 200, "{secret}");
     assert_eq!(secret["data"]["data"]["uid"], uid.as_str());
 }
+
+/// What a scripted fake store answers to one request: `None` closes the
+/// connection without an answer (a reset mid-exchange).
+type Answer = Option<(u16, Vec<(&'static str, String)>, String)>;
+
+/// One request the fake saw: when, method, path, body.
+type Seen = (Instant, String, String, String);
+
+/// A fake of the KV v2 HTTP API on 127.0.0.1, answering from `script`, one
+/// connection per request (`Connection: close`). For faults the real server
+/// cannot be made to produce on demand (Retry-After, a reset mid-write).
+fn fake_store(
+    mut script: impl FnMut(&str, &str, &str) -> Answer + Send + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let mut words = head.split_whitespace();
+            let (method, path) = (
+                words.next().unwrap_or("").to_owned(),
+                words.next().unwrap_or("").to_owned(),
+            );
+            log.lock()
+                .unwrap()
+                .push((Instant::now(), method.clone(), path.clone(), body.clone()));
+            if let Some((status, headers, answer)) = script(&method, &path, &body) {
+                let mut text = format!(
+                    "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                    answer.len()
+                );
+                for (name, value) in headers {
+                    text.push_str(&format!("{name}: {value}\r\n"));
+                }
+                text.push_str("\r\n");
+                text.push_str(&answer);
+                let _ = stream.write_all(text.as_bytes());
+            }
+        }
+    });
+    (address, seen)
+}
+
+fn fake_config(dir: &Path, address: &str) -> OpenBaoConfig {
+    let token = dir.join("token");
+    std::fs::write(&token, "fake-token").unwrap();
+    OpenBaoConfig {
+        address: address.to_owned(),
+        mount: "secret".into(),
+        prefix: "p".into(),
+        auth: OpenBaoAuth::TokenFile(token),
+        ca_file: None,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// Answers `auth/token/lookup-self` (the first call of a token-file store).
+fn lookup_self(path: &str) -> Answer {
+    path.ends_with("/lookup-self")
+        .then(|| (200, vec![], r#"{"data":{"ttl":0,"renewable":false}}"#.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_within_the_deadline_and_reported_beyond_it() {
+    let mut gets = 0;
+    let (address, seen) = fake_store(move |_, path, _| {
+        lookup_self(path).or_else(|| {
+            gets += 1;
+            match gets {
+                1 => Some((
+                    503,
+                    vec![("Retry-After", "1".into())],
+                    r#"{"errors":["Vault is sealed"]}"#.into(),
+                )),
+                2 => Some((404, vec![], r#"{"errors":[]}"#.into())),
+                _ => Some((
+                    429,
+                    vec![("Retry-After", "30".into())],
+                    r#"{"errors":["rate limited"]}"#.into(),
+                )),
+            }
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = OpenBaoStore::open(&fake_config(dir.path(), &address)).unwrap();
+    assert_eq!(store.get("uid-a").await.unwrap(), None);
+    let times: Vec<Instant> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.2.contains("/data/p/uid-a"))
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(times.len(), 2);
+    let gap = times[1] - times[0];
+    assert!(
+        gap >= Duration::from_secs(1),
+        "retried after {gap:?}, before Retry-After"
+    );
+
+    // A Retry-After past the deadline is not waited for: reported at once.
+    let started = Instant::now();
+    let err = store.get("uid-a").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.is_transient() && err.to_string().contains("retry after 30 s"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_cut_off_mid_write_is_reconciled_by_a_read_not_repeated_blindly() {
+    // First: the write landed but its answer was lost. The store reads, finds
+    // its own record, and answers Ok with a single write sent.
+    let mut written = None::<serde_json::Value>;
+    let (address, seen) = fake_store(move |method, path, body| {
+        lookup_self(path).or_else(|| match method {
+            "POST" => {
+                written = Some(serde_json::from_str::<serde_json::Value>(body).unwrap()["data"].clone());
+                None
+            }
+            _ => {
+                let data = written.clone().unwrap();
+                let answer = serde_json::json!({ "data": { "data": data, "metadata": { "version": 1 } } });
+                Some((200, vec![], answer.to_string()))
+            }
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = OpenBaoStore::open(&fake_config(dir.path(), &address)).unwrap();
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    let calls: Vec<String> = seen.lock().unwrap().iter().skip(1).map(|s| s.1.clone()).collect();
+    assert_eq!(calls, ["POST", "GET"]);
+
+    // Then: the write did not land. The read finds nothing, and only then is
+    // the create sent again, still with cas=0.
+    let mut posts = 0;
+    let (address, seen) = fake_store(move |method, path, _| {
+        lookup_self(path).or_else(|| match method {
+            "POST" => {
+                posts += 1;
+                (posts > 1).then(|| (200, vec![], r#"{"data":{"version":1}}"#.to_owned()))
+            }
+            _ => Some((404, vec![], r#"{"errors":[]}"#.to_owned())),
+        })
+    });
+    let store = OpenBaoStore::open(&fake_config(dir.path(), &address)).unwrap();
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    let seen = seen.lock().unwrap();
+    let calls: Vec<&str> = seen.iter().skip(1).map(|s| s.1.as_str()).collect();
+    assert_eq!(calls, ["POST", "GET", "POST"]);
+    assert!(seen[3].3.contains("\"cas\":0"), "{}", seen[3].3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_store_is_unavailable_and_serves_again_once_unsealed() {
+    let bao = Bao::start();
+    let mut config = bao.config("sealed");
+    config.timeout = Duration::from_secs(1);
+    let store = OpenBaoStore::open(&config).unwrap();
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    assert_eq!(bao.api("POST", "/v1/sys/seal", None).0, 204);
+    let started = Instant::now();
+    let err = store.get("uid-a").await.unwrap_err();
+    assert!(err.is_transient() && err.to_string().contains("503"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = bao.log();
+    let key = log
+        .lines()
+        .find_map(|l| l.strip_prefix("Unseal Key: "))
+        .expect("dev mode prints its unseal key")
+        .trim()
+        .to_owned();
+    let (status, body) = bao.api("POST", "/v1/sys/unseal", Some(serde_json::json!({ "key": key })));
+    assert_eq!(
+        (status, &body["sealed"]),
+        (200, &serde_json::json!(false)),
+        "{body}"
+    );
+    // Same store object, same record: the dev server's memory survives a seal.
+    let got = store.get("uid-a").await.unwrap().unwrap();
+    assert_eq!(got.version, 1);
+}
