@@ -754,3 +754,54 @@ async fn a_sealed_store_is_unavailable_and_serves_again_once_unsealed() {
     let got = store.get("uid-a").await.unwrap().unwrap();
     assert_eq!(got.version, 1);
 }
+
+/// Create and Get ops/s through the `Store` trait against `bao server -dev`,
+/// at 1 and 16 concurrent callers: figures for the lead, not a pass/fail
+/// check. Run: `cargo test --release --test store_openbao -- --ignored --nocapture throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run on demand"]
+async fn throughput() {
+    let bao = Bao::start();
+    let store = bao.store("bench");
+    const OPS: usize = 1600;
+    for callers in [1usize, 16] {
+        for op in ["create", "get"] {
+            let per_caller = OPS / callers;
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for caller in 0..callers {
+                let store = Arc::clone(&store);
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_caller);
+                    for i in 0..per_caller {
+                        let mut record = sample_record(&format!("c{callers}-{caller}-{i}"), i as u32);
+                        record.attributes = vec![0x42; 400];
+                        let t = Instant::now();
+                        if op == "create" {
+                            store.create(&record).await.unwrap();
+                        } else {
+                            assert!(store.get(&record.uid).await.unwrap().is_some());
+                        }
+                        latencies.push(t.elapsed());
+                    }
+                    latencies
+                }));
+            }
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await.unwrap());
+            }
+            let elapsed = started.elapsed();
+            latencies.sort();
+            let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+            println!(
+                "openbao {op:6} callers={callers:2}: {:7.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} ops in {:.2} s)",
+                latencies.len() as f64 / elapsed.as_secs_f64(),
+                p(0.50).as_secs_f64() * 1e3,
+                p(0.99).as_secs_f64() * 1e3,
+                latencies.len(),
+                elapsed.as_secs_f64()
+            );
+        }
+    }
+}

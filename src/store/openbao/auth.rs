@@ -160,10 +160,10 @@ impl Authenticator {
         deadline: Instant,
     ) -> Result<Session, Fault> {
         if let Some(current) = current.filter(|s| s.renewable) {
-            match renew(current, endpoint, deadline).await {
-                Ok(renewed) => return Ok(renewed),
-                Err(fault) if matches!(self.auth, OpenBaoAuth::TokenFile(_)) => return Err(fault),
-                Err(_) => {} // AppRole: log in again below
+            // A failed renewal falls back to what a first use does: read the
+            // token file again (an agent may have rotated it) or log in.
+            if let Ok(renewed) = renew(current, endpoint, deadline).await {
+                return Ok(renewed);
             }
         }
         match &self.auth {

@@ -308,9 +308,6 @@ impl Endpoint {
         if let Some(token) = token {
             builder = builder.header("X-Vault-Token", token.clone());
         }
-        // Asks a performance standby to forward reads to the active node, so
-        // a read right after another node's write sees it.
-        builder = builder.header("X-Vault-Inconsistent", "forward-active-node");
         let request = match body {
             Some(bytes) => builder
                 .header(CONTENT_TYPE, "application/json")
