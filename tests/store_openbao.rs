@@ -219,6 +219,15 @@ impl Drop for Bao {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openbao_store_conforms() {
     let bao = Bao::start();
+    // Every write must carry `cas`: the mount refuses any that does not.
+    let (status, body) = bao.api(
+        "POST",
+        "/v1/secret/config",
+        Some(serde_json::json!({ "cas_required": true })),
+    );
+    assert_eq!(status, 204, "{body}");
+    let blind = serde_json::json!({ "data": { "x": 1 } });
+    assert_eq!(bao.api("POST", "/v1/secret/data/blind/x", Some(blind)).0, 400);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let outcome = conformance::run_all(|| {
         // A fresh, empty store per check: its own prefix on the same server.
@@ -804,4 +813,20 @@ async fn throughput() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_past_the_listener_limits_is_too_large_and_nothing_is_written() {
+    let bao = Bao::start();
+    let store = bao.store("large");
+    let mut record = sample_record("uid-a", 1);
+    record.index = (0..600)
+        .map(|i| keyward::store::IndexEntry::new(format!("x-{i}"), "v"))
+        .collect();
+    let err = store.create(&record).await.unwrap_err();
+    assert!(
+        !err.is_transient() && err.to_string().contains("too large"),
+        "{err}"
+    );
+    assert_eq!(store.get("uid-a").await.unwrap(), None);
 }

@@ -152,9 +152,12 @@ pub(super) fn to_store_error(fault: Fault) -> StoreError {
                     "OpenBao refused keyward's token (HTTP {code}{said}): check the token or AppRole \
                      credentials and the policy on the store's mount and prefix"
                 )),
-                // -> TooLarge
+                // -> TooLarge (413, or the listener's JSON complexity limits)
                 StatusCode::PAYLOAD_TOO_LARGE => {
                     StoreError::Other(format!("record too large for OpenBao (HTTP 413{said})"))
+                }
+                StatusCode::BAD_REQUEST if message.contains("complexity") => {
+                    StoreError::Other(format!("record too large for OpenBao (HTTP 400{said})"))
                 }
                 // -> Unavailable { retry_after }
                 s if is_transient_status(s) => {
