@@ -830,3 +830,58 @@ async fn a_record_past_the_listener_limits_is_too_large_and_nothing_is_written()
     );
     assert_eq!(store.get("uid-a").await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approle_token_is_renewed_near_expiry_and_replaced_at_its_maximum_ttl() {
+    // Login gives a 3 s lease: due for renewal after 2 s. The renewal grants
+    // only 1 s more (the role's maximum TTL is near), so keyward logs in anew.
+    let (address, seen) = fake_store(move |_, path, _| {
+        let auth = |token: &str, lease: u32| {
+            let body = serde_json::json!({ "auth": { "client_token": token, "lease_duration": lease, "renewable": true } });
+            Some((200, vec![], body.to_string()))
+        };
+        if path.ends_with("/auth/approle/login") {
+            auth("token-from-login", 3)
+        } else if path.ends_with("/renew-self") {
+            auth("token-from-login", 1)
+        } else {
+            Some((404, vec![], r#"{"errors":[]}"#.to_owned()))
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fake_config(dir.path(), &address);
+    std::fs::write(dir.path().join("role"), "role").unwrap();
+    std::fs::write(dir.path().join("secret"), "secret").unwrap();
+    config.auth = OpenBaoAuth::AppRole {
+        role_id_file: dir.path().join("role"),
+        secret_id_file: dir.path().join("secret"),
+        mount: "approle".into(),
+    };
+    let store = OpenBaoStore::open(&config).unwrap();
+    let auth_calls = || -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.2.contains("/auth/"))
+            .map(|s| s.2.rsplit('/').next().unwrap().to_owned())
+            .collect()
+    };
+    store.get("uid-a").await.unwrap();
+    assert_eq!(auth_calls(), ["login"]);
+    // Poll until the refresh shows (an event), at most 10 s.
+    let started = Instant::now();
+    while auth_calls().len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no refresh: {:?}",
+            auth_calls()
+        );
+        store.get("uid-a").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "refreshed too early"
+    );
+    assert_eq!(auth_calls(), ["login", "renew-self", "login"]);
+}
