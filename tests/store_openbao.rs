@@ -549,6 +549,25 @@ fn keyward_serves_create_and_get_from_an_openbao_store() {
     let (status, secret) = bao.api("GET", &format!("/v1/secret/data/serve/{uid}"), None);
     assert_eq!(status, 200, "{secret}");
     assert_eq!(secret["data"]["data"]["uid"], uid.as_str());
+
+    // check-config reaches the store with keyward's token, and says when it cannot.
+    let check = |expect_ok: bool| {
+        let out = server.keyward(&["check-config", "--config", server.config().to_str().unwrap()]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.success(), expect_ok, "{shown}");
+        shown
+    };
+    assert!(check(true).contains("openbao, usable"));
+    std::fs::write(&token_file, "not-a-token").unwrap();
+    let shown = check(false);
+    assert!(
+        shown.contains("refused keyward's token") && !shown.contains(&bao.token),
+        "{shown}"
+    );
 }
 
 /// What a scripted fake store answers to one request: `None` closes the
