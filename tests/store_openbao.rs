@@ -904,3 +904,43 @@ async fn an_approle_token_is_renewed_near_expiry_and_replaced_at_its_maximum_ttl
     );
     assert_eq!(auth_calls(), ["login", "renew-self", "login"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_refused_part_way_removes_what_it_created() {
+    // LIST finds nothing; then another node creates imp-1 before the import
+    // writes it: the import answers AlreadyExists and removes imp-0 again.
+    let (address, seen) = fake_store(move |method, path, _| {
+        lookup_self(path).or_else(|| match (method, path) {
+            ("GET", p) if p.contains("list=true") => Some((404, vec![], r#"{"errors":[]}"#.to_owned())),
+            ("POST", p) if p.ends_with("/imp-1") => Some((
+                400,
+                vec![],
+                r#"{"errors":["check-and-set parameter did not match the current version"]}"#.to_owned(),
+            )),
+            ("POST", _) => Some((200, vec![], r#"{"data":{"version":1}}"#.to_owned())),
+            _ => Some((204, vec![], String::new())),
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = OpenBaoStore::open(&fake_config(dir.path(), &address)).unwrap();
+    let records: Vec<_> = (0..3).map(|n| sample_record(&format!("imp-{n}"), n)).collect();
+    let result = store
+        .import(keyward::store::Export::from_records(records, 2), false)
+        .await;
+    assert_eq!(result, Err(StoreError::AlreadyExists));
+    let calls: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .skip(2)
+        .map(|s| format!("{} {}", s.1, s.2))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /v1/secret/data/p/imp-0",
+            "POST /v1/secret/data/p/imp-1",
+            "DELETE /v1/secret/metadata/p/imp-0"
+        ]
+    );
+}

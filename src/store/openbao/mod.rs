@@ -23,9 +23,10 @@
 //!   every record: O(store) per call, until the local index of issue 9 item 2
 //!   answers them.
 //! - **Not atomic**: `import` checks everything it can before its first write
-//!   (duplicate uids, version 0, existing uids without `replace`), but a
-//!   failure part-way (outage) leaves the records written so far; running the
-//!   import again with `replace` converges. `export` reads records one by one:
+//!   (duplicate uids, version 0, existing uids without `replace`); a failure
+//!   part-way removes what it created (without `replace`, best effort) or
+//!   leaves the records written so far (with `replace`: running it again
+//!   converges). `export` reads records one by one:
 //!   each is consistent, the set is not a point-in-time snapshot under
 //!   concurrent writes.
 
@@ -516,18 +517,34 @@ impl Inner {
         if !replace && existing.iter().any(|uid| incoming.contains_key(uid)) {
             return Err(already_exists());
         }
+        let mut written: Vec<&str> = Vec::new();
         for record in incoming.values() {
             // Over an existing secret, `cas` is its current version; the
             // record keeps the version the import gives it.
-            let cas = if replace {
-                self.kv_version(&record.uid).await?
+            let outcome = if replace {
+                match self.kv_version(&record.uid).await {
+                    Ok(cas) => self.write(record, cas, self.deadline()).await,
+                    Err(fault) => Err(fault),
+                }
             } else {
-                0
+                self.write(record, 0, self.deadline()).await
             };
-            match self.write(record, cas, self.deadline()).await {
-                Err(fault) if fault.is_cas_mismatch() && !replace => return Err(already_exists()),
-                other => {
-                    other?;
+            match outcome {
+                Ok(_) => written.push(&record.uid),
+                Err(fault) => {
+                    if !replace {
+                        // Created by this import only (cas=0): remove them
+                        // again, best effort, so that a refused import leaves
+                        // nothing behind.
+                        for uid in &written {
+                            let _ = self.destroy(uid).await;
+                        }
+                    }
+                    return Err(if fault.is_cas_mismatch() {
+                        already_exists()
+                    } else {
+                        fault
+                    });
                 }
             }
         }
