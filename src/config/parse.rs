@@ -22,6 +22,7 @@ const HANDSHAKE_TIMEOUT_S: (i64, i64, i64) = (1, 10, 300);
 const READ_TIMEOUT_S: (i64, i64, i64) = (1, 30, 3600);
 const IDLE_TIMEOUT_S: (i64, i64, i64) = (1, 300, 86_400);
 const HSM_CALL_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
+const STORE_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
 const MIN_MESSAGE_BYTES: i64 = 1024;
 const MAX_TRUST_ENTRIES: usize = 1024;
 
@@ -80,11 +81,24 @@ struct RawHsm {
     call_timeout: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// `[store]`: the keys of every backend; each backend's arm in [`store`]
+/// refuses the keys of the others.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
     kind: Option<String>,
-    path: String,
+    // kind = "sqlite"
+    path: Option<String>,
+    // kind = "openbao"
+    address: Option<String>,
+    mount: Option<String>,
+    prefix: Option<String>,
+    token_file: Option<String>,
+    role_id_file: Option<String>,
+    secret_id_file: Option<String>,
+    approle_mount: Option<String>,
+    ca_file: Option<String>,
+    timeout: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -289,16 +303,130 @@ fn hsm(raw: RawHsm, base: &Path) -> Result<HsmConfig, ConfigError> {
 }
 
 fn store(raw: RawStore, base: &Path) -> Result<StoreConfig, ConfigError> {
-    // One arm per backend; a backend's own keys are checked in its arm.
+    // One arm per backend; a backend's own keys are checked in its arm, and
+    // the keys of another backend are refused (a typo in `kind` must not
+    // quietly fall back to another store).
     match raw.kind.as_deref() {
-        None | Some("sqlite") => Ok(StoreConfig::Sqlite {
-            path: path("store.path", &raw.path, base)?,
-        }),
+        None | Some("sqlite") => {
+            only_keys(&raw, "sqlite", &["path"])?;
+            let text = raw
+                .path
+                .as_deref()
+                .ok_or_else(|| ConfigError::invalid("store.path", "is required for kind \"sqlite\""))?;
+            Ok(StoreConfig::Sqlite {
+                path: path("store.path", text, base)?,
+            })
+        }
+        Some("openbao") => openbao(raw, base).map(StoreConfig::OpenBao),
         Some(other) => Err(ConfigError::invalid(
             "store.kind",
-            format!("{other:?} is not supported; use \"sqlite\""),
+            format!("{other:?} is not supported; use \"sqlite\" or \"openbao\""),
         )),
     }
+}
+
+/// The keys set in `[store]`, by name.
+fn store_keys_set(raw: &RawStore) -> Vec<&'static str> {
+    let keys: [(&'static str, bool); 10] = [
+        ("path", raw.path.is_some()),
+        ("address", raw.address.is_some()),
+        ("mount", raw.mount.is_some()),
+        ("prefix", raw.prefix.is_some()),
+        ("token_file", raw.token_file.is_some()),
+        ("role_id_file", raw.role_id_file.is_some()),
+        ("secret_id_file", raw.secret_id_file.is_some()),
+        ("approle_mount", raw.approle_mount.is_some()),
+        ("ca_file", raw.ca_file.is_some()),
+        ("timeout", raw.timeout.is_some()),
+    ];
+    keys.iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+fn only_keys(raw: &RawStore, kind: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    match store_keys_set(raw).into_iter().find(|key| !allowed.contains(key)) {
+        Some(key) => Err(ConfigError::invalid(
+            format!("store.{key}"),
+            format!("is not a setting of kind {kind:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `[store] kind = "openbao"`: OpenBao / Vault KV v2 (see docs/store-openbao.md).
+fn openbao(raw: RawStore, base: &Path) -> Result<crate::store::OpenBaoConfig, ConfigError> {
+    use crate::store::{OpenBaoAuth, OpenBaoConfig};
+    only_keys(
+        &raw,
+        "openbao",
+        &[
+            "address",
+            "mount",
+            "prefix",
+            "token_file",
+            "role_id_file",
+            "secret_id_file",
+            "approle_mount",
+            "ca_file",
+            "timeout",
+        ],
+    )?;
+    let address = raw.address.ok_or_else(|| {
+        ConfigError::invalid(
+            "store.address",
+            "is required for kind \"openbao\" (https://host:8200)",
+        )
+    })?;
+    let auth = match (raw.token_file, raw.role_id_file, raw.secret_id_file) {
+        (Some(token), None, None) => {
+            if raw.approle_mount.is_some() {
+                return Err(ConfigError::invalid(
+                    "store.approle_mount",
+                    "is only for AppRole login",
+                ));
+            }
+            OpenBaoAuth::TokenFile(path("store.token_file", &token, base)?)
+        }
+        (None, Some(role), Some(secret)) => OpenBaoAuth::AppRole {
+            role_id_file: path("store.role_id_file", &role, base)?,
+            secret_id_file: path("store.secret_id_file", &secret, base)?,
+            mount: raw.approle_mount.unwrap_or_else(|| "approle".to_owned()),
+        },
+        (None, None, None) => {
+            return Err(ConfigError::invalid(
+                "store.token_file",
+                "kind \"openbao\" needs token_file, or role_id_file and secret_id_file (AppRole)",
+            ));
+        }
+        (Some(_), _, _) => {
+            return Err(ConfigError::invalid(
+                "store.token_file",
+                "set token_file or role_id_file + secret_id_file, not both",
+            ));
+        }
+        (None, _, _) => {
+            return Err(ConfigError::invalid(
+                "store.role_id_file",
+                "AppRole needs both role_id_file and secret_id_file",
+            ));
+        }
+    };
+    let config = OpenBaoConfig {
+        address,
+        mount: raw.mount.unwrap_or_else(|| "secret".to_owned()),
+        prefix: raw.prefix.unwrap_or_else(|| "keyward".to_owned()),
+        auth,
+        ca_file: raw.ca_file.map(|p| path("store.ca_file", &p, base)).transpose()?,
+        timeout: seconds("store.timeout", raw.timeout, STORE_TIMEOUT_S)?,
+    };
+    // The same checks `store::open` makes, so that check-config and the
+    // server refuse a bad address, mount or prefix with the key's name.
+    config
+        .check()
+        .map_err(|(key, why)| ConfigError::invalid(format!("store.{key}"), why))?;
+    Ok(config)
 }
 
 fn metrics(raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {

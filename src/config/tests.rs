@@ -361,3 +361,124 @@ fn issuing_ca_needs_both_files() {
         "tls.issuing_ca_cert"
     );
 }
+
+const OPENBAO: &str = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "keyward"
+pin_file = "hsm.pin"
+
+[store]
+kind = "openbao"
+address = "https://bao.example:8200"
+ca_file = "bao-ca.pem"
+token_file = "bao.token"
+"#;
+
+#[test]
+fn store_kind_openbao_parses_with_defaults_and_relative_paths() {
+    use crate::store::{OpenBaoAuth, OpenBaoConfig};
+    let c = Config::from_toml(OPENBAO, Path::new("/etc/keyward")).unwrap();
+    assert_eq!(c.store.kind(), "openbao");
+    assert_eq!(c.store.local_file(), None);
+    assert_eq!(
+        c.store,
+        StoreConfig::OpenBao(OpenBaoConfig {
+            address: "https://bao.example:8200".into(),
+            mount: "secret".into(),
+            prefix: "keyward".into(),
+            auth: OpenBaoAuth::TokenFile("/etc/keyward/bao.token".into()),
+            ca_file: Some("/etc/keyward/bao-ca.pem".into()),
+            timeout: Duration::from_secs(5),
+        })
+    );
+    assert_eq!(c.store.location(), "https://bao.example:8200/v1/secret/keyward/");
+
+    let approle = OPENBAO.replace(
+        "token_file = \"bao.token\"",
+        "role_id_file = \"role\"\nsecret_id_file = \"/run/secret\"\nmount = \"kv/prod\"\nprefix = \"kmip\"\ntimeout = 2",
+    );
+    let c = Config::from_toml(&approle, Path::new("/etc/keyward")).unwrap();
+    let StoreConfig::OpenBao(bao) = c.store else {
+        panic!("not openbao: {:?}", c.store)
+    };
+    assert_eq!(
+        bao.auth,
+        OpenBaoAuth::AppRole {
+            role_id_file: "/etc/keyward/role".into(),
+            secret_id_file: "/run/secret".into(),
+            mount: "approle".into(),
+        }
+    );
+    assert_eq!((bao.mount.as_str(), bao.prefix.as_str()), ("kv/prod", "kmip"));
+    assert_eq!(bao.timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn store_kind_openbao_refusals_name_their_key() {
+    let with = |from: &str, to: &str| OPENBAO.replace(from, to);
+    let cases = [
+        // A secret is never inline, and unknown keys are refused.
+        (with("token_file = \"bao.token\"", "token = \"s.abc\""), None),
+        (with("token_file", "path = \"x\"\ntoken_file"), Some("store.path")),
+        (
+            with("address = \"https://bao.example:8200\"\n", ""),
+            Some("store.address"),
+        ),
+        (with("token_file = \"bao.token\"", ""), Some("store.token_file")),
+        (
+            with(
+                "token_file = \"bao.token\"",
+                "token_file = \"t\"\nrole_id_file = \"r\"",
+            ),
+            Some("store.token_file"),
+        ),
+        (
+            with("token_file = \"bao.token\"", "role_id_file = \"r\""),
+            Some("store.role_id_file"),
+        ),
+        (
+            with("https://bao.example", "http://bao.example"),
+            Some("store.address"),
+        ),
+        (with("ca_file = \"bao-ca.pem\"\n", ""), Some("store.address")),
+        (
+            with("token_file", "mount = \"../sys\"\ntoken_file"),
+            Some("store.mount"),
+        ),
+        (
+            with("token_file", "prefix = \"a//b\"\ntoken_file"),
+            Some("store.prefix"),
+        ),
+        (
+            with("token_file", "timeout = 0\ntoken_file"),
+            Some("store.timeout"),
+        ),
+        (with("kind = \"openbao\"", "kind = \"vault\""), Some("store.kind")),
+    ];
+    for (text, key) in cases {
+        match key {
+            Some(key) => assert_eq!(invalid_key(&text), key, "{text}"),
+            None => {
+                let err = Config::from_toml(&text, Path::new("/")).unwrap_err().to_string();
+                assert!(
+                    err.contains("unknown field `token`") && !err.contains("s.abc"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // Plain http is fine to a loopback dev server.
+    let dev =
+        with("https://bao.example:8200", "http://127.0.0.1:8200").replace("ca_file = \"bao-ca.pem\"\n", "");
+    Config::from_toml(&dev, Path::new("/")).unwrap();
+    // sqlite refuses openbao keys.
+    assert_eq!(
+        invalid_key(&MINIMAL.replace("path = \"data", "address = \"x\"\npath = \"data")),
+        "store.address"
+    );
+}

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{SqliteOptions, SqliteStore, Store, StoreError};
+use super::{OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store, StoreError};
 
 /// Which backend holds the records, and where (the parsed `[store]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub enum StoreConfig {
         /// The database file.
         path: PathBuf,
     },
+    /// OpenBao or HashiCorp Vault KV version 2 (`kind = "openbao"`).
+    OpenBao(OpenBaoConfig),
 }
 
 impl StoreConfig {
@@ -23,6 +25,7 @@ impl StoreConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             StoreConfig::Sqlite { .. } => "sqlite",
+            StoreConfig::OpenBao(_) => "openbao",
         }
     }
 
@@ -30,6 +33,7 @@ impl StoreConfig {
     pub fn location(&self) -> String {
         match self {
             StoreConfig::Sqlite { path } => path.display().to_string(),
+            StoreConfig::OpenBao(bao) => bao.location(),
         }
     }
 
@@ -38,6 +42,7 @@ impl StoreConfig {
     pub fn local_file(&self) -> Option<&Path> {
         match self {
             StoreConfig::Sqlite { path } => Some(path),
+            StoreConfig::OpenBao(_) => None,
         }
     }
 }
@@ -102,6 +107,16 @@ pub fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>, Open
                 SqliteStore::open_read_only(path, SqliteOptions::default())
             } else {
                 SqliteStore::open(path, SqliteOptions::default())
+            };
+            Ok(Arc::new(store.map_err(backend)?))
+        }
+        // A remote store cannot tell "absent" from "empty" without a call
+        // (and `open` makes none): `Existing` opens it like the server does.
+        StoreConfig::OpenBao(bao) => {
+            let store = if mode == OpenMode::ReadOnly {
+                OpenBaoStore::open_read_only(bao)
+            } else {
+                OpenBaoStore::open(bao)
             };
             Ok(Arc::new(store.map_err(backend)?))
         }

@@ -1,9 +1,14 @@
-//! The HSM and store backends: the store conformance suite, store durability and
-//! SoftHSM through PKCS#11.
+//! The HSM and store backends: the store conformance suite, store durability,
+//! SoftHSM through PKCS#11, and the OpenBao / Vault KV v2 store against the real
+//! `bao` server.
 //!
 //! One test binary per topic (each module was its own binary before): a test run
 //! links once per topic.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod hsm_softhsm;
 mod store_conformance;
 mod store_durability;
-mod hsm_softhsm;
+mod store_openbao;

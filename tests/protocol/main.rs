@@ -9,6 +9,6 @@
 mod common;
 
 mod cli_ttlv;
-mod oasis_roundtrip;
 mod kmip_messages_oasis;
+mod oasis_roundtrip;
 mod ttlv_props;

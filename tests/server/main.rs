@@ -7,14 +7,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod client_password;
+mod groups;
+mod hsm_outage;
+mod listener_stats;
+mod metrics_health;
 mod server_bad_input;
 mod server_durability;
 mod server_refusals;
-mod listener_stats;
 mod tls_trust;
 mod trust_live_connections;
 mod vcenter_flow;
-mod groups;
-mod client_password;
-mod hsm_outage;
-mod metrics_health;
