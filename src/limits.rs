@@ -62,6 +62,34 @@ pub const AUDIT_FIELD_MAX_BYTES: usize = 1024;
 /// memory as one line. A well-formed event is under 12 KiB (bounded fields).
 pub const AUDIT_LINE_MAX_BYTES: usize = 64 * 1024;
 
+/// Most scrape connections the metrics listener serves at once; further ones are
+/// closed at accept.
+///
+/// Stops: a scraper (or anyone who can reach the port) holding tasks and sockets
+/// without end. Prometheus needs one.
+pub const METRICS_MAX_CONNECTIONS: usize = 8;
+
+/// Longest a metrics client may take to send its request line and headers.
+///
+/// Stops: slow-loris clients holding one of the few metrics connection slots.
+pub const METRICS_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Longest one metrics connection lives, request and response together.
+///
+/// Stops: a client that sends its request and then never reads the answer.
+pub const METRICS_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Largest metrics request head buffered (hyper's minimum; a scrape needs a few
+/// hundred bytes). Larger heads are answered 431 and the connection closed.
+///
+/// Stops: a client making the listener buffer large headers.
+pub const METRICS_MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+
+/// Most request headers the metrics listener accepts.
+///
+/// Stops: header-count amplification in the HTTP parser.
+pub const METRICS_MAX_HEADERS: usize = 32;
+
 /// Most attributes one stored object may carry.
 ///
 /// Stops: a client adding custom attributes until its record no longer decodes

@@ -23,31 +23,12 @@ use tokio::task::JoinHandle;
 
 use super::Metrics;
 
-// Denial-of-service bounds of the metrics listener. They belong in `limits.rs`
-// with the others (issue 8 item 4); kept here until the lead moves them.
-
-/// Most scrape connections served at once; further ones are closed at accept.
-///
-/// Stops: a scraper (or anyone who can reach the port) holding tasks and sockets
-/// without end. Prometheus needs one.
-pub const MAX_CONNECTIONS: usize = 8;
-
-/// Longest a client may take to send its request line and headers.
-///
-/// Stops: slow-loris clients holding one of the few connection slots.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest one connection lives, request and response together.
-///
-/// Stops: a client that sends its request and then never reads the answer.
-pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Largest request head buffered (hyper's minimum; a scrape needs a few hundred
-/// bytes). Larger heads are answered 431 and the connection closed.
-pub const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
-
-/// Most request headers accepted.
-const MAX_HEADERS: usize = 32;
+// Its denial-of-service bounds live in `crate::limits` with the others.
+use crate::limits::{
+    METRICS_CONNECTION_TIMEOUT as CONNECTION_TIMEOUT, METRICS_HEADER_READ_TIMEOUT as HEADER_READ_TIMEOUT,
+    METRICS_MAX_CONNECTIONS as MAX_CONNECTIONS, METRICS_MAX_HEADERS as MAX_HEADERS,
+    METRICS_MAX_REQUEST_HEAD_BYTES as MAX_REQUEST_HEAD_BYTES,
+};
 
 /// Pause after a failed accept (e.g. out of file descriptors) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

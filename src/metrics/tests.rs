@@ -234,7 +234,7 @@ async fn unknown_paths_methods_and_oversized_heads_are_refused() {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let big = format!(
         "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
-        "a".repeat(2 * MAX_REQUEST_HEAD_BYTES)
+        "a".repeat(2 * crate::limits::METRICS_MAX_REQUEST_HEAD_BYTES)
     );
     // The server may close while we are still writing; that is a refusal too.
     let _ = stream.write_all(big.as_bytes()).await;
@@ -306,7 +306,7 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     let addr = server.local_addr();
     // Silent clients holding every slot.
     let mut held = Vec::new();
-    for _ in 0..MAX_CONNECTIONS {
+    for _ in 0..crate::limits::METRICS_MAX_CONNECTIONS {
         held.push(TcpStream::connect(addr).await.unwrap());
     }
     // One more: closed without an answer although its request is complete.
