@@ -157,12 +157,27 @@ impl AsyncHsm {
 mod tests {
     use super::*;
 
-    /// An HSM that hangs on every call, to check the timeout path.
-    struct Stuck;
+    /// An HSM whose seal hangs until the test lets it go, to check the timeout
+    /// path (an event, not a race between two sleeps).
+    #[derive(Default)]
+    struct Stuck {
+        released: std::sync::Mutex<bool>,
+        release: std::sync::Condvar,
+    }
+
+    impl Stuck {
+        fn let_go(&self) {
+            *self.released.lock().unwrap() = true;
+            self.release.notify_all();
+        }
+    }
 
     impl Hsm for Stuck {
         fn seal(&self, _: CrkVersion, _: &[u8], _: &[u8]) -> Result<Vec<u8>, HsmError> {
-            std::thread::sleep(Duration::from_millis(300));
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                released = self.release.wait(released).unwrap();
+            }
             Ok(vec![])
         }
         fn unseal(&self, _: CrkVersion, _: &[u8], _: &[u8]) -> Result<SecretBytes, HsmError> {
@@ -187,11 +202,13 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn slow_call_times_out_and_fast_call_passes() {
-        let hsm = AsyncHsm::new(Arc::new(Stuck), Duration::from_millis(50));
+        let stuck = Arc::new(Stuck::default());
+        let hsm = AsyncHsm::new(Arc::clone(&stuck) as Arc<dyn Hsm>, Duration::from_millis(50));
         let sealed = hsm
             .seal(CrkVersion(1), vec![], SecretBytes::new(vec![1; 32]))
             .await;
         assert_eq!(sealed, Err(HsmError::Timeout));
+        stuck.let_go();
         assert_eq!(hsm.random(7).await.unwrap().len(), 7);
         assert_eq!(
             hsm.unseal(CrkVersion(1), vec![], vec![]).await.err(),
@@ -202,7 +219,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn instruments_record_latency_and_availability() {
         let metrics = crate::metrics::Metrics::new();
-        let hsm = AsyncHsm::new(Arc::new(Stuck), Duration::from_millis(50))
+        let stuck = Arc::new(Stuck::default());
+        let hsm = AsyncHsm::new(Arc::clone(&stuck) as Arc<dyn Hsm>, Duration::from_millis(50))
             .with_instruments(metrics.hsm_instruments());
         hsm.random(3).await.unwrap();
         assert!(metrics.hsm_instruments().available());
@@ -210,6 +228,7 @@ mod tests {
             .seal(CrkVersion(1), vec![], SecretBytes::new(vec![1; 32]))
             .await;
         assert_eq!(sealed, Err(HsmError::Timeout));
+        stuck.let_go();
         assert!(!metrics.hsm_instruments().available());
         // An answer that is an error still means the HSM is there.
         assert!(hsm.unseal(CrkVersion(1), vec![], vec![]).await.is_err());

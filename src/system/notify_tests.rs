@@ -80,9 +80,17 @@ fn send_a_service_lifetime() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let watchdog = spawn_watchdog(|| true).expect("WATCHDOG_USEC is set");
-        // Interval 50 ms: the first tick is immediate, then about every 50 ms.
-        tokio::time::sleep(Duration::from_millis(130)).await;
+        // The watchdog asks for health, then pings: once it has asked a third
+        // time, two pings have been sent, however slowly the machine runs.
+        let (asked, mut asks) = tokio::sync::mpsc::unbounded_channel();
+        let watchdog = spawn_watchdog(move || {
+            let _ = asked.send(());
+            true
+        })
+        .expect("WATCHDOG_USEC is set");
+        for _ in 0..3 {
+            asks.recv().await.unwrap();
+        }
         watchdog.abort();
     });
     assert!(stopping().unwrap());
@@ -122,8 +130,16 @@ fn an_unhealthy_service_stops_pinging() {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let watchdog = spawn_watchdog(|| false).unwrap();
-            tokio::time::sleep(Duration::from_millis(130)).await;
+            // Three ticks that each found the service unhealthy: no ping.
+            let (asked, mut asks) = tokio::sync::mpsc::unbounded_channel();
+            let watchdog = spawn_watchdog(move || {
+                let _ = asked.send(());
+                false
+            })
+            .unwrap();
+            for _ in 0..3 {
+                asks.recv().await.unwrap();
+            }
             watchdog.abort();
         });
         return;
