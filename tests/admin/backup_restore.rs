@@ -10,34 +10,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::TestServer;
+use common::admin::{assert_refused, multi_thread_runtime as runtime, output_text as text};
 use common::load::{Load, check_all};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn text(out: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn assert_ok(out: &std::process::Output) -> String {
     let (stdout, stderr) = text(out);
     assert!(out.status.success(), "failed: {stdout}{stderr}");
     stdout
-}
-
-fn assert_refused(out: &std::process::Output, needle: &str) {
-    let (stdout, stderr) = text(out);
-    assert!(!out.status.success(), "expected a refusal, got success: {stdout}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
 }
 
 /// The store's files, moved away as an administrator would for a fresh store.

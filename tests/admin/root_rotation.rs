@@ -10,22 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::admin::{assert_refused, multi_thread_runtime as runtime, output_text as text};
 use common::load::{Load, check_all};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn text(out: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Records under `keyward-crk-<n>` according to `keyward root status`.
 fn records_under(server: &TestServer, n: u32) -> u64 {
@@ -40,14 +26,6 @@ fn records_under(server: &TestServer, n: u32) -> u64 {
             (cols.next()? == format!("keyward-crk-{n}")).then(|| cols.nth(1)?.parse().ok())?
         })
         .unwrap_or(0)
-}
-
-/// A one-line error and a non-zero exit.
-fn assert_refused(out: &std::process::Output, needle: &str) {
-    let (stdout, stderr) = text(out);
-    assert!(!out.status.success(), "expected a refusal, got success: {stdout}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
 }
 
 #[test]

@@ -187,3 +187,28 @@ pub(crate) fn located(item: &ResponseBatchItem) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A command's standard output and standard error, as text.
+pub(crate) fn output_text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A one-line error and a non-zero exit.
+pub(crate) fn assert_refused(out: &std::process::Output, needle: &str) {
+    let (stdout, stderr) = output_text(out);
+    assert!(!out.status.success(), "expected a refusal, got success: {stdout}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+}
+
+/// A multi-threaded runtime for tests that drive load while commands run.
+pub(crate) fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
