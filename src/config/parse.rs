@@ -19,6 +19,7 @@ const DEFAULT_PIN_CREDENTIAL: &str = "keyward-hsm-pin";
 const MAX_LISTEN_ADDRESSES: usize = 16;
 const MAX_CONNECTIONS: (i64, i64, i64) = (1, 1024, 100_000);
 const HANDSHAKE_TIMEOUT_S: (i64, i64, i64) = (1, 10, 300);
+const FIRST_BYTE_TIMEOUT_S: (i64, i64, i64) = (1, limits::FIRST_BYTE_TIMEOUT.as_secs() as i64, 60);
 const READ_TIMEOUT_S: (i64, i64, i64) = (1, 30, 3600);
 const IDLE_TIMEOUT_S: (i64, i64, i64) = (1, 300, 86_400);
 const HSM_CALL_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
@@ -48,6 +49,9 @@ struct RawMetrics {
 struct RawServer {
     listen: Option<Vec<String>>,
     max_connections: Option<i64>,
+    max_handshakes: Option<i64>,
+    max_handshakes_per_source: Option<i64>,
+    first_byte_timeout: Option<i64>,
     handshake_timeout: Option<i64>,
     read_timeout: Option<i64>,
     idle_timeout: Option<i64>,
@@ -64,6 +68,7 @@ struct RawTls {
     #[serde(default)]
     client_pins: Vec<String>,
     clients_dir: Option<String>,
+    send_ca_names: Option<bool>,
     tls_versions: Option<Vec<String>>,
     issuing_ca_cert: Option<String>,
     issuing_ca_key: Option<String>,
@@ -157,9 +162,37 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             limits::MAX_MESSAGE_BYTES_CEILING as i64,
         ),
     )?;
+    let max_connections = in_range("server.max_connections", raw.max_connections, MAX_CONNECTIONS)?;
+    // Parts of the connection cap: by default as large as the cap allows, and
+    // never larger when set.
+    let max_handshakes = in_range(
+        "server.max_handshakes",
+        raw.max_handshakes,
+        (
+            1,
+            (limits::MAX_HANDSHAKES as i64).min(max_connections),
+            max_connections,
+        ),
+    )?;
+    let max_handshakes_per_source = in_range(
+        "server.max_handshakes_per_source",
+        raw.max_handshakes_per_source,
+        (
+            1,
+            (limits::MAX_HANDSHAKES_PER_SOURCE as i64).min(max_handshakes),
+            max_handshakes,
+        ),
+    )?;
     Ok(ServerConfig {
         listen,
-        max_connections: in_range("server.max_connections", raw.max_connections, MAX_CONNECTIONS)? as usize,
+        max_connections: max_connections as usize,
+        max_handshakes: max_handshakes as usize,
+        max_handshakes_per_source: max_handshakes_per_source as usize,
+        first_byte_timeout: seconds(
+            "server.first_byte_timeout",
+            raw.first_byte_timeout,
+            FIRST_BYTE_TIMEOUT_S,
+        )?,
         handshake_timeout: seconds(
             "server.handshake_timeout",
             raw.handshake_timeout,
@@ -249,6 +282,7 @@ fn tls(raw: RawTls, base: &Path) -> Result<TlsConfig, ConfigError> {
             .clients_dir
             .map(|p| path("tls.clients_dir", &p, base))
             .transpose()?,
+        send_ca_names: raw.send_ca_names.unwrap_or(true),
         tls_versions,
         issuing_ca,
     })

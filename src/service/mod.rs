@@ -80,6 +80,9 @@ impl Service {
         };
         let settings = ListenerSettings {
             max_connections: config.server.max_connections,
+            max_handshakes: config.server.max_handshakes,
+            max_handshakes_per_source: config.server.max_handshakes_per_source,
+            first_byte_timeout: config.server.first_byte_timeout,
             handshake_timeout: config.server.handshake_timeout,
             read_timeout: config.server.read_timeout,
             // A response is as small as the request that asked for it; give its
