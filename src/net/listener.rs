@@ -596,4 +596,63 @@ mod tests {
         assert!(accepted.nodelay().unwrap());
         drop(client.await.unwrap().unwrap());
     }
+
+    fn header_of(total: usize) -> [u8; HEADER_LEN] {
+        let mut h = [0x42, 0x00, 0x78, 0x01, 0, 0, 0, 0];
+        h[4..].copy_from_slice(&u32::try_from(total - HEADER_LEN).unwrap().to_be_bytes());
+        h
+    }
+
+    #[tokio::test]
+    async fn a_request_buffer_grows_with_the_data_and_charges_the_shared_budget() {
+        use crate::limits::UNBUDGETED_REQUEST_BYTES;
+        let total = 256 * 1024;
+        let (mut client, mut server) = tokio::io::duplex(1024 * 1024);
+        // Only a few bytes of the announced 256 KiB arrive: the buffer stays small.
+        client.write_all(&[7u8; 100]).await.unwrap();
+        let budget = Semaphore::new(1024 * 1024);
+        let reading = read_body(&mut server, header_of(total), total, &budget);
+        tokio::pin!(reading);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut reading)
+                .await
+                .is_err()
+        );
+        assert_eq!(budget.available_permits(), 1024 * 1024, "nothing charged yet");
+        client
+            .write_all(&vec![7u8; total - HEADER_LEN - 100])
+            .await
+            .unwrap();
+        let (message, held) = reading.await.unwrap();
+        assert_eq!(message.len(), total);
+        assert_eq!(message.capacity(), total, "doubling stops at the announced size");
+        assert_eq!(
+            budget.available_permits(),
+            1024 * 1024 - (total - UNBUDGETED_REQUEST_BYTES),
+            "capacity beyond the allowance is charged while the request is held"
+        );
+        drop(held);
+        assert_eq!(budget.available_permits(), 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_budget_holds_large_requests_but_not_small_ones() {
+        let budget = Semaphore::new(0);
+        // A small request never touches the budget.
+        let (mut client, mut server) = tokio::io::duplex(1024 * 1024);
+        client.write_all(&[1u8; 1000 - HEADER_LEN]).await.unwrap();
+        let (small, held) = read_body(&mut server, header_of(1000), 1000, &budget)
+            .await
+            .unwrap();
+        assert_eq!((small.len(), held.is_none()), (1000, true));
+        // A large one waits for budget (the caller's read timeout then closes it).
+        let total = 512 * 1024;
+        client.write_all(&vec![1u8; total - HEADER_LEN]).await.unwrap();
+        let large = read_body(&mut server, header_of(total), total, &budget);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), large)
+                .await
+                .is_err()
+        );
+    }
 }
