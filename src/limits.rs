@@ -127,7 +127,8 @@ pub const LAST_SEEN_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// who they are.
 pub const MAX_HANDSHAKES: usize = 256;
 
-/// Connections still handshaking at once from one source address, by default
+/// Connections still handshaking at once from one source (an IPv4 address or
+/// an IPv6 /64), by default
 /// (`server.max_handshakes_per_source`); one more is closed when accepted.
 ///
 /// Stops: one host filling the whole handshake budget. vCenter opens a few

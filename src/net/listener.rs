@@ -43,8 +43,8 @@ pub struct ListenerSettings {
     /// Connections still handshaking at once (a part of `max_connections`):
     /// unauthenticated peers cannot take every slot.
     pub max_handshakes: usize,
-    /// Connections still handshaking at once from one source address; one more
-    /// is closed as soon as it is accepted.
+    /// Connections still handshaking at once from one source (an IPv4 address
+    /// or an IPv6 /64); one more is closed as soon as it is accepted.
     pub max_handshakes_per_source: usize,
     /// From TCP accept to the first byte of the ClientHello.
     pub first_byte_timeout: Duration,
@@ -237,6 +237,20 @@ impl Budgets {
     }
 }
 
+/// The "source" a per-source cap counts: an IPv4 address (also when it arrives
+/// IPv4-mapped on a dual-stack socket), or an IPv6 /64 — one host usually holds
+/// a whole /64, and counting single IPv6 addresses would make the cap free to
+/// evade.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 /// A connection's place in the handshake budget and its source's count; both
 /// are given back when the handshake ends, whatever its outcome.
 struct Handshaking {
@@ -330,7 +344,7 @@ impl<H: RequestHandler> Listener<H> {
             // Counted here, in accept order, so the cap holds exactly. A source over
             // it is closed at once and not audited one connection at a time (that
             // would hand the audit trail to the flood); the metrics count it.
-            let Some(handshaking) = budgets.admit(peer.ip(), handshake_permit) else {
+            let Some(handshaking) = budgets.admit(source_of(peer.ip()), handshake_permit) else {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 self.metrics.connection_refused(Refusal::SourceCap.label());
                 drop(stream);
@@ -595,6 +609,19 @@ mod tests {
         configure_socket(&accepted).unwrap();
         assert!(accepted.nodelay().unwrap());
         drop(client.await.unwrap().unwrap());
+    }
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_prefixes() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(source_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(source_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(source_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            source_of(ip("2001:db8:1:2:ffff::9")),
+            source_of(ip("2001:db8:1:2::1"))
+        );
+        assert_ne!(source_of(ip("2001:db8:1:3::1")), source_of(ip("2001:db8:1:2::1")));
     }
 
     fn header_of(total: usize) -> [u8; HEADER_LEN] {
