@@ -17,6 +17,7 @@
 //! read_timeout = 30
 //! idle_timeout = 300
 //! max_message_bytes = 1048576
+//! max_request_bytes_in_flight = 67108864  # all connections together, beyond 64 KiB each
 //!
 //! [tls]
 //! cert = "server.pem"        # chain, leaf first
@@ -99,6 +100,9 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_message_bytes: usize,
+    /// Bytes of requests being read or handled at once over all connections,
+    /// beyond the first 64 KiB of each (at least `max_message_bytes`).
+    pub max_request_bytes_in_flight: usize,
 }
 
 /// `[tls]`: the server's own certificate and whom it trusts as clients.

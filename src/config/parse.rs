@@ -56,6 +56,7 @@ struct RawServer {
     read_timeout: Option<i64>,
     idle_timeout: Option<i64>,
     max_message_bytes: Option<i64>,
+    max_request_bytes_in_flight: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +184,17 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             max_handshakes,
         ),
     )?;
+    // Every connection may have a largest message in flight; the budget must
+    // let at least one through, and is bounded like the message size.
+    let max_request_bytes_in_flight = in_range(
+        "server.max_request_bytes_in_flight",
+        raw.max_request_bytes_in_flight,
+        (
+            max_message_bytes,
+            (limits::MAX_REQUEST_BYTES_IN_FLIGHT as i64).max(max_message_bytes),
+            (limits::MAX_MESSAGE_BYTES_CEILING as i64).saturating_mul(16),
+        ),
+    )?;
     Ok(ServerConfig {
         listen,
         max_connections: max_connections as usize,
@@ -201,6 +213,7 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         read_timeout: seconds("server.read_timeout", raw.read_timeout, READ_TIMEOUT_S)?,
         idle_timeout: seconds("server.idle_timeout", raw.idle_timeout, IDLE_TIMEOUT_S)?,
         max_message_bytes: max_message_bytes as usize,
+        max_request_bytes_in_flight: max_request_bytes_in_flight as usize,
     })
 }
 

@@ -373,6 +373,19 @@ fn pre_authentication_bounds_default_validate_and_fit_the_connection_cap() {
     );
     assert_eq!(c.server.first_byte_timeout, crate::limits::FIRST_BYTE_TIMEOUT);
     assert!(c.tls.send_ca_names, "today's CertificateRequest by default");
+    assert_eq!(
+        c.server.max_request_bytes_in_flight,
+        crate::limits::MAX_REQUEST_BYTES_IN_FLIGHT
+    );
+    assert_eq!(
+        invalid_key(&with(
+            "max_message_bytes = 2097152
+max_request_bytes_in_flight = 1048576",
+            ""
+        )),
+        "server.max_request_bytes_in_flight",
+        "the budget must let a largest message through"
+    );
 
     // A small connection cap shrinks the defaults with it ...
     let c = Config::from_toml(&with("max_connections = 10", ""), root).unwrap();

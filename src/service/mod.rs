@@ -90,6 +90,7 @@ impl Service {
             write_timeout: config.server.read_timeout,
             idle_timeout: config.server.idle_timeout,
             max_message_bytes: config.server.max_message_bytes,
+            max_request_bytes_in_flight: config.server.max_request_bytes_in_flight,
             ..ListenerSettings::default()
         };
         let mut sockets = Vec::new();
