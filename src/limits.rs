@@ -142,3 +142,77 @@ pub const ROTATION_PAGE_RECORDS: usize = 256;
 /// Stops: a damaged or planted file making every start (and `clients list`) read
 /// gigabytes into memory.
 pub const LAST_SEEN_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+// ---- Network and authentication bounds (issue 10: hostile trusted client) ----
+
+/// Connections still in their TLS handshake at once, by default (a part of the
+/// connection cap, `server.max_handshakes`).
+///
+/// Stops: unauthenticated peers holding every connection slot through the
+/// handshake timeout (2,000 idle TCP connections locked out trusted clients for
+/// 5–8 s). A handshake takes milliseconds, so 256 at once is a boot storm of
+/// hundreds of hosts, and 768 of the 1,024 slots stay for clients that proved
+/// who they are.
+pub const MAX_HANDSHAKES: usize = 256;
+
+/// Connections still handshaking at once from one source (an IPv4 address or
+/// an IPv6 /64), by default
+/// (`server.max_handshakes_per_source`); one more is closed when accepted.
+///
+/// Stops: one host filling the whole handshake budget. vCenter opens a few
+/// connections at a time, each finishing its handshake in milliseconds.
+pub const MAX_HANDSHAKES_PER_SOURCE: usize = 32;
+
+/// Time from accepting a connection to the first byte of its ClientHello, by
+/// default (`server.first_byte_timeout`).
+///
+/// Stops: idle connections holding a handshake slot for the whole handshake
+/// timeout. A real client sends its ClientHello right after connecting; 3 s
+/// leaves room for two TCP retransmissions on a lossy link.
+pub const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Bytes of one request read before the shared request budget is charged (64 KiB).
+///
+/// Every vCenter request fits (under 2 KiB), so ordinary traffic never waits on
+/// the budget; the connection cap bounds the total of these allowances.
+pub const UNBUDGETED_REQUEST_BYTES: usize = 64 * 1024;
+
+/// First allocation for a request body; the buffer then doubles as bytes arrive.
+///
+/// Stops: the 8-byte header alone pinning the announced length (1 MiB) per
+/// connection.
+pub const REQUEST_READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Request bytes being read or handled at once over all connections, beyond
+/// [`UNBUDGETED_REQUEST_BYTES`] each (64 MiB); raised to the maximum message size
+/// when that is configured larger.
+///
+/// Stops: a thousand connections each sending most of a 1 MiB request and
+/// stalling, holding a GiB between them.
+pub const MAX_REQUEST_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
+
+/// Slow (PBKDF2) credential checks that run at the same time over all clients;
+/// each client runs at most one at a time (it queues behind its own).
+///
+/// Stops: wrong passwords sent in parallel taking every core; and, with the
+/// per-client queue, one client's wrong passwords making every other client's
+/// first login wait behind them (200 wrong logins made another client wait 12 s).
+pub const SLOW_CREDENTIAL_CHECKS_PER_CLIENT: usize = 1;
+
+/// Longest a credential check waits in its client's queue before it is refused
+/// (Authentication Not Successful).
+///
+/// Stops: a client's own queue of wrong passwords growing without bound and
+/// holding connections (and their requests) while it waits.
+pub const SLOW_CREDENTIAL_QUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wrong credentials one client may present within
+/// [`CREDENTIAL_FAILURE_WINDOW`]; past it, its credentials are refused without
+/// running the slow hash until the window has passed.
+///
+/// Stops: one client keeping a core busy with PBKDF2 on wrong passwords (and
+/// online guessing). A remembered, correct credential still passes.
+pub const MAX_CREDENTIAL_FAILURES: u32 = 10;
+
+/// The window [`MAX_CREDENTIAL_FAILURES`] counts in.
+pub const CREDENTIAL_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);

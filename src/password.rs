@@ -72,6 +72,13 @@ impl PasswordHash {
         Self::with_iterations(password, ITERATIONS)
     }
 
+    /// A hash with the fewest accepted rounds, so unit tests elsewhere stay fast.
+    #[cfg(test)]
+    pub(crate) fn for_tests(password: &[u8]) -> PasswordHash {
+        #[allow(clippy::unwrap_used)]
+        Self::with_iterations(password, MIN_ITERATIONS).unwrap()
+    }
+
     fn with_iterations(password: &[u8], iterations: u32) -> Result<PasswordHash, PasswordError> {
         check_password(password)?;
         let mut salt = [0u8; SALT_BYTES];

@@ -40,12 +40,19 @@ impl Caller {
     }
 
     /// The same connection's caller after its identity was verified again
-    /// (trust reloaded): name, group and password follow the new trust entry,
-    /// a credential already proved on the connection stays proved.
+    /// (trust reloaded): name, group and password follow the new trust entry.
+    /// A credential already proved on the connection stays proved only while the
+    /// required credential is unchanged: after a password change (or a password
+    /// newly required) the connection must present the new one.
     pub fn reverified(&self, identity: &ClientIdentity) -> Caller {
-        Caller {
-            credential_verified: Arc::clone(&self.credential_verified),
-            ..Caller::new(identity)
+        let fresh = Caller::new(identity);
+        if fresh.password == self.password {
+            Caller {
+                credential_verified: Arc::clone(&self.credential_verified),
+                ..fresh
+            }
+        } else {
+            fresh
         }
     }
 

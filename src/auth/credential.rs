@@ -21,9 +21,21 @@
 //! random per-process key, so vCenter's next connection costs one HMAC, not
 //! 600,000; a wrong password never hits that cache and always costs the full
 //! hash. Verification runs on the blocking pool, never on an executor thread.
+//!
+//! Slow checks queue per client (trust entry): each client runs at most one at
+//! a time, and all clients together at most
+//! [`crate::limits::SLOW_CREDENTIAL_CHECKS`]; a check that waits in its
+//! client's queue longer than [`crate::limits::SLOW_CREDENTIAL_QUEUE_TIMEOUT`]
+//! is refused. So one client's wrong passwords delay its own logins, and any
+//! other client's first login waits for at most the checks already running.
+//! A client that presented [`crate::limits::MAX_CREDENTIAL_FAILURES`] wrong
+//! credentials within [`crate::limits::CREDENTIAL_FAILURE_WINDOW`] is refused
+//! without the slow hash until the window has passed (a remembered, correct
+//! credential still passes).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_lc_rs::hmac;
 
@@ -49,9 +61,50 @@ use crate::limits::MAX_REMEMBERED_CREDENTIALS as MAX_REMEMBERED;
 pub struct AcceptedCredentials {
     key: Option<hmac::Key>,
     accepted: Mutex<HashMap<String, Vec<u8>>>,
-    /// Slow checks (a full PBKDF2 each) run one at a time: wrong passwords sent in
-    /// parallel queue here instead of taking every core from the other clients.
+    /// Slow checks (a full PBKDF2 each) of all clients together: wrong passwords
+    /// sent in parallel queue here instead of taking every core.
     slow_checks: tokio::sync::Semaphore,
+    /// Per client: its own queue of slow checks and its recent failures.
+    clients: Mutex<HashMap<String, Arc<ClientChecks>>>,
+}
+
+/// One client's slow-check queue and failure count.
+struct ClientChecks {
+    queue: tokio::sync::Semaphore,
+    /// Start of the current failure window and the failures counted in it.
+    failures: Mutex<(Instant, u32)>,
+}
+
+impl ClientChecks {
+    fn new() -> Self {
+        ClientChecks {
+            queue: tokio::sync::Semaphore::new(crate::limits::SLOW_CREDENTIAL_CHECKS_PER_CLIENT),
+            failures: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Whether the client has used up its failures in the current window.
+    fn locked_out(&self) -> bool {
+        let mut f = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if f.0.elapsed() >= crate::limits::CREDENTIAL_FAILURE_WINDOW {
+            *f = (Instant::now(), 0);
+        }
+        f.1 >= crate::limits::MAX_CREDENTIAL_FAILURES
+    }
+
+    fn failed(&self) {
+        let mut f = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if f.0.elapsed() >= crate::limits::CREDENTIAL_FAILURE_WINDOW {
+            *f = (Instant::now(), 0);
+        }
+        f.1 = f.1.saturating_add(1);
+    }
 }
 
 impl Default for AcceptedCredentials {
@@ -67,6 +120,7 @@ impl Default for AcceptedCredentials {
             key,
             accepted: Mutex::new(HashMap::new()),
             slow_checks: tokio::sync::Semaphore::new(crate::limits::SLOW_CREDENTIAL_CHECKS),
+            clients: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -115,6 +169,23 @@ impl AcceptedCredentials {
         accepted.insert(client.to_owned(), tag.as_ref().to_vec());
     }
 
+    /// `client`'s queue and failure count (made on first use; the map is bounded
+    /// like the accepted-credential memory, and starts afresh past it).
+    fn checks_of(&self, client: &str) -> Arc<ClientChecks> {
+        let mut clients = match self.clients.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if clients.len() >= MAX_REMEMBERED && !clients.contains_key(client) {
+            clients.clear();
+        }
+        Arc::clone(
+            clients
+                .entry(client.to_owned())
+                .or_insert_with(|| Arc::new(ClientChecks::new())),
+        )
+    }
+
     /// Whether `username`/`password` is `client`'s credential.
     pub async fn verify(
         &self,
@@ -127,12 +198,29 @@ impl AcceptedCredentials {
         if tag.as_ref().is_some_and(|t| self.remembered(client, t)) {
             return true;
         }
-        let Ok(_slot) = self.slow_checks.acquire().await else {
+        let checks = self.checks_of(client);
+        if checks.locked_out() {
+            return false;
+        }
+        // The client's own queue first (bounded in time), then the shared slots:
+        // one client's wrong passwords wait behind each other, not in front of
+        // other clients.
+        let queued = tokio::time::timeout(crate::limits::SLOW_CREDENTIAL_QUEUE_TIMEOUT, async {
+            let own = checks.queue.acquire().await.ok()?;
+            let shared = self.slow_checks.acquire().await.ok()?;
+            Some((own, shared))
+        })
+        .await;
+        let Ok(Some(_slots)) = queued else {
             return false;
         };
-        // Another connection may have proved the same credential while we waited.
+        // Another connection may have proved the same credential while we waited,
+        // or used up the client's failures.
         if tag.as_ref().is_some_and(|t| self.remembered(client, t)) {
             return true;
+        }
+        if checks.locked_out() {
+            return false;
         }
         let stored_copy = stored.clone();
         let username_copy = username.to_owned();
@@ -144,6 +232,9 @@ impl AcceptedCredentials {
         .unwrap_or(false);
         if ok && let Some(t) = &tag {
             self.remember(client, t);
+        }
+        if !ok {
+            checks.failed();
         }
         ok
     }

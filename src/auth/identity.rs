@@ -76,7 +76,9 @@ impl ClientIdentity {
     ///
     /// The chain was verified when the session was made; a resumed session skips that
     /// verification, so this check is what makes a removed pin or CA, or an expiry,
-    /// apply to resumed sessions as well. A pin wins over a CA when both match.
+    /// apply to resumed sessions as well. A pin wins over a CA when both match,
+    /// unless the pin requires no password and the CA entry does: then the
+    /// stricter CA entry wins (an entry without a password never shadows one with).
     pub fn from_chain(
         chain: &[CertificateDer<'_>],
         trust: &TrustSnapshot,
@@ -87,15 +89,18 @@ impl ClientIdentity {
         if !info.is_valid_at(now_unix) {
             return Err(IdentityError::OutsideValidity);
         }
-        let matched = if let Some(source) = trust.pinned(&info.fingerprint) {
-            TrustMatch::Pin(source.clone())
-        } else if let Some(source) = trust.verifying_ca(
-            chain,
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix.max(0) as u64)),
-        ) {
-            TrustMatch::Ca(source.clone())
-        } else {
-            return Err(IdentityError::NotTrusted);
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix.max(0) as u64));
+        let pinned = trust.pinned(&info.fingerprint);
+        let matched = match pinned {
+            Some(pin) if pin.password.is_some() => TrustMatch::Pin(pin.clone()),
+            Some(pin) => match trust.verifying_ca(chain, now) {
+                Some(ca) if ca.password.is_some() => TrustMatch::Ca(ca.clone()),
+                _ => TrustMatch::Pin(pin.clone()),
+            },
+            None => match trust.verifying_ca(chain, now) {
+                Some(ca) => TrustMatch::Ca(ca.clone()),
+                None => return Err(IdentityError::NotTrusted),
+            },
         };
         Ok(ClientIdentity {
             fingerprint: info.fingerprint.0,

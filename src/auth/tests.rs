@@ -185,3 +185,130 @@ fn group_comes_from_the_ca_that_verifies_not_from_issuer_names_the_client_sends(
     assert!(twice.build().is_err());
     drop(dir);
 }
+
+fn with_password(name: &str, group: Option<&str>, password: &[u8]) -> TrustSource {
+    TrustSource::new(name, group.map(str::to_owned)).with_password(Some(crate::password::ClientPassword {
+        username: "u".into(),
+        hash: crate::password::PasswordHash::for_tests(password),
+    }))
+}
+
+#[test]
+fn one_certificate_pinned_by_disagreeing_entries_is_refused_naming_both() {
+    let vc = CertificateAuthority::generate("vcenter self-signed", 30).unwrap();
+    let fp = Fingerprint::of_der(vc.cert_der());
+    let mut b = TrustSnapshot::builder();
+    b.add_pin(TrustSource::new("vc-prod", Some("prod".into())), fp)
+        .add_pin(TrustSource::new("vc-test", Some("test".into())), fp);
+    let err = b.build().unwrap_err().to_string();
+    assert!(
+        err.contains("vc-prod") && err.contains("vc-test") && err.contains("group"),
+        "{err}"
+    );
+
+    let mut b = TrustSnapshot::builder();
+    b.add_pin(TrustSource::new("open", None), fp)
+        .add_pin(with_password("locked", None, b"pw-1"), fp);
+    let err = b.build().unwrap_err().to_string();
+    assert!(
+        err.contains("open") && err.contains("locked") && err.contains("password"),
+        "{err}"
+    );
+
+    // Entries that agree are harmless: the first names the client.
+    let mut b = TrustSnapshot::builder();
+    b.add_pin(TrustSource::new("a", Some("g".into())), fp)
+        .add_pin(TrustSource::new("b", Some("g".into())), fp);
+    assert_eq!(b.build().unwrap().pinned(&fp).unwrap().name, "a");
+}
+
+#[test]
+fn an_entry_without_password_never_shadows_one_with_a_password() {
+    let ca = CertificateAuthority::generate("VMCA", 30).unwrap();
+    let leaf = ca.issue_client("vpxd", KeyKind::EcdsaP256, 1).unwrap();
+    let chain = [leaf.cert_der.clone()];
+    // The same CA in two entries of one group, the open one first.
+    let mut b = TrustSnapshot::builder();
+    b.add_ca(TrustSource::new("open", None), ca.cert_der().clone())
+        .add_ca(with_password("locked", None, b"pw"), ca.cert_der().clone());
+    let snap = b.build().unwrap();
+    let id = ClientIdentity::from_chain(&chain, &snap, now()).unwrap();
+    assert_eq!(id.matched.source().name, "locked");
+
+    // A pin without password over a CA entry with one: the CA entry wins.
+    let mut b = TrustSnapshot::builder();
+    b.add_ca(with_password("locked", None, b"pw"), ca.cert_der().clone())
+        .add_pin(
+            TrustSource::new("open-pin", None),
+            Fingerprint::of_der(&leaf.cert_der),
+        );
+    let id = ClientIdentity::from_chain(&chain, &b.build().unwrap(), now()).unwrap();
+    assert!(
+        matches!(&id.matched, TrustMatch::Ca(s) if s.name == "locked"),
+        "{:?}",
+        id.matched
+    );
+
+    // A pin with a password stays the pin.
+    let mut b = TrustSnapshot::builder();
+    b.add_ca(TrustSource::new("open", None), ca.cert_der().clone())
+        .add_pin(
+            with_password("locked-pin", None, b"pw"),
+            Fingerprint::of_der(&leaf.cert_der),
+        );
+    let id = ClientIdentity::from_chain(&chain, &b.build().unwrap(), now()).unwrap();
+    assert!(matches!(&id.matched, TrustMatch::Pin(s) if s.name == "locked-pin"));
+}
+
+#[test]
+fn a_password_change_forgets_the_credential_proved_on_a_connection() {
+    let vc = CertificateAuthority::generate("vcenter self-signed", 30).unwrap();
+    let fp = Fingerprint::of_der(vc.cert_der());
+    let chain = [vc.cert_der().clone()];
+    let snapshot = |source: TrustSource| {
+        let mut b = TrustSnapshot::builder();
+        b.add_pin(source, fp);
+        b.build().unwrap()
+    };
+    let old = with_password("vc", None, b"old-password");
+    let id = ClientIdentity::from_chain(&chain, &snapshot(old.clone()), now()).unwrap();
+    let caller = Caller::new(&id);
+    caller.set_credential_verified();
+
+    // Reload with the same entry: the proof stays.
+    let same = caller.reverified(&ClientIdentity::from_chain(&chain, &snapshot(old), now()).unwrap());
+    assert!(same.credential_verified());
+    // Reload after a password change: the new credential is required.
+    let changed = ClientIdentity::from_chain(
+        &chain,
+        &snapshot(with_password("vc", None, b"new-password")),
+        now(),
+    )
+    .unwrap();
+    assert!(!caller.reverified(&changed).credential_verified());
+    // A password newly required on an entry that had none: likewise.
+    let open = Caller::new(
+        &ClientIdentity::from_chain(&chain, &snapshot(TrustSource::new("vc", None)), now()).unwrap(),
+    );
+    open.set_credential_verified();
+    assert!(!open.reverified(&changed).credential_verified());
+}
+
+#[tokio::test]
+async fn a_client_past_its_failures_is_refused_without_the_slow_hash() {
+    use crate::secret::SecretString;
+    let accepted = credential::AcceptedCredentials::default();
+    let stored = crate::password::ClientPassword {
+        username: "u".into(),
+        hash: crate::password::PasswordHash::for_tests(b"right"),
+    };
+    let wrong = SecretString::new("wrong".to_owned());
+    let right = SecretString::new("right".to_owned());
+    for _ in 0..crate::limits::MAX_CREDENTIAL_FAILURES {
+        assert!(!accepted.verify("mallory", &stored, "u", &wrong).await);
+    }
+    // Locked out now, even with the right password ...
+    assert!(!accepted.verify("mallory", &stored, "u", &right).await);
+    // ... while another client with the same stored credential is not.
+    assert!(accepted.verify("alice", &stored, "u", &right).await);
+}

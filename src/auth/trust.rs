@@ -192,17 +192,27 @@ impl TrustSnapshot {
 
     /// The trust entry whose CAs verify `chain` (end entity first) at `now`. Run
     /// after every handshake, resumed ones included, so it also re-applies expiry and
-    /// removal. The first entry in configuration order wins.
+    /// removal. When several entries verify it (the same CA in two entries of one
+    /// group, or a root in one and its intermediate in another), the stricter
+    /// wins: the first, in configuration order, that requires a password; else
+    /// the first. An entry without a password never shadows one with a password.
     pub fn verifying_ca(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Option<&TrustSource> {
         let (end_entity, intermediates) = chain.split_first()?;
-        self.entry_verifiers
-            .iter()
-            .find(|e| {
-                e.verifier
-                    .verify_client_cert(end_entity, intermediates, now)
-                    .is_ok()
-            })
-            .map(|e| &e.source)
+        let mut first = None;
+        for entry in &self.entry_verifiers {
+            if entry
+                .verifier
+                .verify_client_cert(end_entity, intermediates, now)
+                .is_err()
+            {
+                continue;
+            }
+            if entry.source.password.is_some() {
+                return Some(&entry.source);
+            }
+            first.get_or_insert(&entry.source);
+        }
+        first
     }
 
     /// webpki verifier over every configured CA, `None` when no CA is configured.
@@ -312,11 +322,29 @@ impl TrustSnapshotBuilder {
             .iter()
             .filter_map(|(_, _, issuer)| issuer.clone())
             .collect();
-        let mut pins = HashMap::with_capacity(self.pins.len());
+        let mut pins: HashMap<Fingerprint, PinnedCert> = HashMap::with_capacity(self.pins.len());
         for (source, fingerprint, issuer) in self.pins {
-            // The first entry naming a fingerprint wins: config entries come before the
-            // clients folder, which is sorted by name, so the outcome is deterministic.
-            pins.entry(fingerprint).or_insert(PinnedCert { source, issuer });
+            // One certificate pinned by two entries that disagree on its group or
+            // password would go silently to whichever came first: refuse the set,
+            // naming both. Entries that agree are harmless; the first names it.
+            if let Some(other) = pins.get(&fingerprint) {
+                if other.source.group != source.group || other.source.password != source.password {
+                    return Err(entry_error(
+                        &source,
+                        format!(
+                            "pins the same certificate as {} with another {}",
+                            other.source.name,
+                            if other.source.group != source.group {
+                                "group"
+                            } else {
+                                "password"
+                            }
+                        ),
+                    ));
+                }
+                continue;
+            }
+            pins.insert(fingerprint, PinnedCert { source, issuer });
         }
         let mut hint_names: Vec<&Vec<u8>> = Vec::new();
         if pins.values().all(|p| p.issuer.is_some()) {

@@ -10,10 +10,14 @@
 //! [server]
 //! listen = ["127.0.0.1:5696", "[::1]:5696"]
 //! max_connections = 1024
+//! max_handshakes = 256       # of those, still in the TLS handshake
+//! max_handshakes_per_source = 32  # handshaking at once from one address
+//! first_byte_timeout = 3     # seconds from connect to the first ClientHello byte
 //! handshake_timeout = 10     # seconds
 //! read_timeout = 30
 //! idle_timeout = 300
 //! max_message_bytes = 1048576
+//! max_request_bytes_in_flight = 67108864  # all connections together, beyond 64 KiB each
 //!
 //! [tls]
 //! cert = "server.pem"        # chain, leaf first
@@ -21,6 +25,7 @@
 //! client_ca = ["vmca.pem"]
 //! client_pins = ["AB:CD:..."] # SHA-256 of a client certificate
 //! clients_dir = "clients"    # one trust file per client, see `clients`
+//! send_ca_names = true       # name the trusted CAs in the CertificateRequest
 //! tls_versions = ["1.2", "1.3"]
 //! issuing_ca_cert = "ca.pem"  # keyward's own CA, for `keyward clients issue|sign-csr`
 //! issuing_ca_key = "ca.key"   # and `server-cert renew`; both or neither (default: none)
@@ -85,10 +90,19 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     pub max_connections: usize,
+    /// Connections still in the TLS handshake at once (at most `max_connections`).
+    pub max_handshakes: usize,
+    /// Of those, from one source address (at most `max_handshakes`).
+    pub max_handshakes_per_source: usize,
+    /// From TCP accept to the first byte of the ClientHello.
+    pub first_byte_timeout: Duration,
     pub handshake_timeout: Duration,
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_message_bytes: usize,
+    /// Bytes of requests being read or handled at once over all connections,
+    /// beyond the first 64 KiB of each (at least `max_message_bytes`).
+    pub max_request_bytes_in_flight: usize,
 }
 
 /// `[tls]`: the server's own certificate and whom it trusts as clients.
@@ -104,6 +118,11 @@ pub struct TlsConfig {
     pub client_pins: Vec<[u8; 32]>,
     /// Folder of per-client trust files (see [`clients`]).
     pub clients_dir: Option<PathBuf>,
+    /// Whether the CertificateRequest names the trusted CAs (and the issuers of
+    /// pinned certificates). Default true: clients that pick their certificate by
+    /// this list (Java, Windows) find theirs. False sends an empty list, so an
+    /// unauthenticated peer does not learn whom the server trusts.
+    pub send_ca_names: bool,
     /// Protocol versions offered, never empty.
     pub tls_versions: Vec<TlsVersion>,
     /// keyward's own CA, used by the administration commands only (the server never

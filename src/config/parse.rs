@@ -19,6 +19,7 @@ const DEFAULT_PIN_CREDENTIAL: &str = "keyward-hsm-pin";
 const MAX_LISTEN_ADDRESSES: usize = 16;
 const MAX_CONNECTIONS: (i64, i64, i64) = (1, 1024, 100_000);
 const HANDSHAKE_TIMEOUT_S: (i64, i64, i64) = (1, 10, 300);
+const FIRST_BYTE_TIMEOUT_S: (i64, i64, i64) = (1, limits::FIRST_BYTE_TIMEOUT.as_secs() as i64, 60);
 const READ_TIMEOUT_S: (i64, i64, i64) = (1, 30, 3600);
 const IDLE_TIMEOUT_S: (i64, i64, i64) = (1, 300, 86_400);
 const HSM_CALL_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
@@ -49,10 +50,14 @@ struct RawMetrics {
 struct RawServer {
     listen: Option<Vec<String>>,
     max_connections: Option<i64>,
+    max_handshakes: Option<i64>,
+    max_handshakes_per_source: Option<i64>,
+    first_byte_timeout: Option<i64>,
     handshake_timeout: Option<i64>,
     read_timeout: Option<i64>,
     idle_timeout: Option<i64>,
     max_message_bytes: Option<i64>,
+    max_request_bytes_in_flight: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +70,7 @@ struct RawTls {
     #[serde(default)]
     client_pins: Vec<String>,
     clients_dir: Option<String>,
+    send_ca_names: Option<bool>,
     tls_versions: Option<Vec<String>>,
     issuing_ca_cert: Option<String>,
     issuing_ca_key: Option<String>,
@@ -171,9 +177,48 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             limits::MAX_MESSAGE_BYTES_CEILING as i64,
         ),
     )?;
+    let max_connections = in_range("server.max_connections", raw.max_connections, MAX_CONNECTIONS)?;
+    // Parts of the connection cap: by default as large as the cap allows, and
+    // never larger when set.
+    let max_handshakes = in_range(
+        "server.max_handshakes",
+        raw.max_handshakes,
+        (
+            1,
+            (limits::MAX_HANDSHAKES as i64).min(max_connections),
+            max_connections,
+        ),
+    )?;
+    let max_handshakes_per_source = in_range(
+        "server.max_handshakes_per_source",
+        raw.max_handshakes_per_source,
+        (
+            1,
+            (limits::MAX_HANDSHAKES_PER_SOURCE as i64).min(max_handshakes),
+            max_handshakes,
+        ),
+    )?;
+    // Every connection may have a largest message in flight; the budget must
+    // let at least one through, and is bounded like the message size.
+    let max_request_bytes_in_flight = in_range(
+        "server.max_request_bytes_in_flight",
+        raw.max_request_bytes_in_flight,
+        (
+            max_message_bytes,
+            (limits::MAX_REQUEST_BYTES_IN_FLIGHT as i64).max(max_message_bytes),
+            (limits::MAX_MESSAGE_BYTES_CEILING as i64).saturating_mul(16),
+        ),
+    )?;
     Ok(ServerConfig {
         listen,
-        max_connections: in_range("server.max_connections", raw.max_connections, MAX_CONNECTIONS)? as usize,
+        max_connections: max_connections as usize,
+        max_handshakes: max_handshakes as usize,
+        max_handshakes_per_source: max_handshakes_per_source as usize,
+        first_byte_timeout: seconds(
+            "server.first_byte_timeout",
+            raw.first_byte_timeout,
+            FIRST_BYTE_TIMEOUT_S,
+        )?,
         handshake_timeout: seconds(
             "server.handshake_timeout",
             raw.handshake_timeout,
@@ -182,6 +227,7 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         read_timeout: seconds("server.read_timeout", raw.read_timeout, READ_TIMEOUT_S)?,
         idle_timeout: seconds("server.idle_timeout", raw.idle_timeout, IDLE_TIMEOUT_S)?,
         max_message_bytes: max_message_bytes as usize,
+        max_request_bytes_in_flight: max_request_bytes_in_flight as usize,
     })
 }
 
@@ -263,6 +309,7 @@ fn tls(raw: RawTls, base: &Path) -> Result<TlsConfig, ConfigError> {
             .clients_dir
             .map(|p| path("tls.clients_dir", &p, base))
             .transpose()?,
+        send_ca_names: raw.send_ca_names.unwrap_or(true),
         tls_versions,
         issuing_ca,
     })

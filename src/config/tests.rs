@@ -482,3 +482,65 @@ fn store_kind_openbao_refusals_name_their_key() {
         "store.address"
     );
 }
+
+#[test]
+fn pre_authentication_bounds_default_validate_and_fit_the_connection_cap() {
+    let root = Path::new("/etc/keyward");
+    let c = Config::from_toml(MINIMAL, root).unwrap();
+    assert_eq!(c.server.max_handshakes, crate::limits::MAX_HANDSHAKES);
+    assert_eq!(
+        c.server.max_handshakes_per_source,
+        crate::limits::MAX_HANDSHAKES_PER_SOURCE
+    );
+    assert_eq!(c.server.first_byte_timeout, crate::limits::FIRST_BYTE_TIMEOUT);
+    assert!(c.tls.send_ca_names, "today's CertificateRequest by default");
+    assert_eq!(
+        c.server.max_request_bytes_in_flight,
+        crate::limits::MAX_REQUEST_BYTES_IN_FLIGHT
+    );
+    assert_eq!(
+        invalid_key(&with(
+            "max_message_bytes = 2097152
+max_request_bytes_in_flight = 1048576",
+            ""
+        )),
+        "server.max_request_bytes_in_flight",
+        "the budget must let a largest message through"
+    );
+
+    // A small connection cap shrinks the defaults with it ...
+    let c = Config::from_toml(&with("max_connections = 10", ""), root).unwrap();
+    assert_eq!(
+        (c.server.max_handshakes, c.server.max_handshakes_per_source),
+        (10, 10)
+    );
+    // ... and explicit values above it are refused.
+    assert_eq!(
+        invalid_key(&with("max_connections = 10\nmax_handshakes = 11", "")),
+        "server.max_handshakes"
+    );
+    assert_eq!(
+        invalid_key(&with("max_handshakes = 4\nmax_handshakes_per_source = 5", "")),
+        "server.max_handshakes_per_source"
+    );
+    assert_eq!(
+        invalid_key(&with("first_byte_timeout = 0", "")),
+        "server.first_byte_timeout"
+    );
+    let c = Config::from_toml(
+        &with(
+            "max_handshakes = 64\nmax_handshakes_per_source = 4\nfirst_byte_timeout = 2",
+            "send_ca_names = false",
+        ),
+        root,
+    )
+    .unwrap();
+    assert_eq!(c.server.max_handshakes, 64);
+    assert_eq!(c.server.max_handshakes_per_source, 4);
+    assert_eq!(c.server.first_byte_timeout, Duration::from_secs(2));
+    assert!(!c.tls.send_ca_names);
+    assert!(
+        Config::from_toml(&with("max_handshake = 4", ""), root).is_err(),
+        "unknown keys refused"
+    );
+}

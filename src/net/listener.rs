@@ -1,21 +1,32 @@
 //! The KMIP listener: TCP + TLS, one task per connection, a connection cap,
 //! timeouts at every step, and a graceful drain on shutdown.
 //!
+//! Before authentication a peer is only an address, so the listener bounds what
+//! it can hold then: connections still handshaking have their own, smaller
+//! budget ([`ListenerSettings::max_handshakes`]) and a per-source-address cap
+//! (a connection over it is closed as soon as it is accepted), and a connection
+//! that sends no byte of its ClientHello within
+//! [`ListenerSettings::first_byte_timeout`] is closed. A request's buffer grows
+//! with the bytes that actually arrive (never from the announced length alone),
+//! and the part of it beyond a small per-connection allowance comes from one
+//! budget of request bytes shared by all connections.
+//!
 //! The listener knows framing (TTLV's 8-byte header) and nothing else of KMIP:
 //! each complete message goes to a [`RequestHandler`], whose answer is written
 //! back. A connection that cannot be framed — garbage, a length over the limit, a
 //! truncated message, a client too slow to finish one — is closed; everyone else
 //! keeps being served.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -27,8 +38,17 @@ use rustls_pki_types::CertificateDer;
 /// Bounds of the listener. Defaults are safe for an appliance facing vCenter.
 #[derive(Clone, Debug)]
 pub struct ListenerSettings {
+    /// Connections open at once, handshaking or established.
     pub max_connections: usize,
-    /// From TCP accept to a finished TLS handshake.
+    /// Connections still handshaking at once (a part of `max_connections`):
+    /// unauthenticated peers cannot take every slot.
+    pub max_handshakes: usize,
+    /// Connections still handshaking at once from one source (an IPv4 address
+    /// or an IPv6 /64); one more is closed as soon as it is accepted.
+    pub max_handshakes_per_source: usize,
+    /// From TCP accept to the first byte of the ClientHello.
+    pub first_byte_timeout: Duration,
+    /// From the first ClientHello byte to a finished TLS handshake.
     pub handshake_timeout: Duration,
     /// From the first byte of a message to its last: stops slow-loris clients.
     pub read_timeout: Duration,
@@ -39,6 +59,10 @@ pub struct ListenerSettings {
     /// Between messages on a kept-alive connection.
     pub idle_timeout: Duration,
     pub max_message_bytes: usize,
+    /// Bytes of requests being read or handled at once, over all connections,
+    /// beyond [`crate::limits::UNBUDGETED_REQUEST_BYTES`] each (raised to
+    /// `max_message_bytes` if smaller, so that a largest message can be read).
+    pub max_request_bytes_in_flight: usize,
     /// How long a shutdown waits for in-flight connections before dropping them.
     pub drain_timeout: Duration,
 }
@@ -47,11 +71,15 @@ impl Default for ListenerSettings {
     fn default() -> Self {
         ListenerSettings {
             max_connections: 1024,
+            max_handshakes: crate::limits::MAX_HANDSHAKES,
+            max_handshakes_per_source: crate::limits::MAX_HANDSHAKES_PER_SOURCE,
+            first_byte_timeout: crate::limits::FIRST_BYTE_TIMEOUT,
             handshake_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             max_message_bytes: crate::limits::MAX_MESSAGE_BYTES,
+            max_request_bytes_in_flight: crate::limits::MAX_REQUEST_BYTES_IN_FLIGHT,
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -129,6 +157,10 @@ enum ConnEnd {
 #[derive(Debug, Clone, Copy)]
 enum Refusal {
     ShuttingDown,
+    /// Over the per-source cap of handshaking connections.
+    SourceCap,
+    /// No ClientHello byte in time (or closed before sending one).
+    FirstByteTimeout,
     Handshake,
     HandshakeTimeout,
     Untrusted,
@@ -139,6 +171,8 @@ impl Refusal {
     fn label(self) -> &'static str {
         match self {
             Refusal::ShuttingDown => "shutting_down",
+            Refusal::SourceCap => "source_cap",
+            Refusal::FirstByteTimeout => "first_byte_timeout",
             Refusal::Handshake => "handshake_failed",
             Refusal::HandshakeTimeout => "handshake_timeout",
             Refusal::Untrusted => "untrusted_client",
@@ -163,6 +197,84 @@ impl Drop for OpenGuard {
     }
 }
 
+/// What the listener shares between its connections: the handshake budget, the
+/// per-source counts of handshaking connections and the request-bytes budget.
+struct Budgets {
+    handshakes: Arc<Semaphore>,
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    per_source_cap: usize,
+    request_bytes: Semaphore,
+}
+
+impl Budgets {
+    fn new(settings: &ListenerSettings) -> Arc<Budgets> {
+        let request_bytes = settings
+            .max_request_bytes_in_flight
+            .max(settings.max_message_bytes)
+            .min(Semaphore::MAX_PERMITS);
+        Arc::new(Budgets {
+            handshakes: Arc::new(Semaphore::new(settings.max_handshakes.max(1))),
+            per_source: Mutex::new(HashMap::new()),
+            per_source_cap: settings.max_handshakes_per_source.max(1),
+            request_bytes: Semaphore::new(request_bytes),
+        })
+    }
+
+    /// Counts one more handshaking connection from `source`, unless it already
+    /// has as many as the cap allows.
+    fn admit(self: &Arc<Self>, source: IpAddr, permit: OwnedSemaphorePermit) -> Option<Handshaking> {
+        let mut counts = self.per_source.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(source).or_insert(0);
+        if *count >= self.per_source_cap {
+            return None;
+        }
+        *count += 1;
+        Some(Handshaking {
+            budgets: Arc::clone(self),
+            source,
+            _permit: permit,
+        })
+    }
+}
+
+/// The "source" a per-source cap counts: an IPv4 address (also when it arrives
+/// IPv4-mapped on a dual-stack socket), or an IPv6 /64 — one host usually holds
+/// a whole /64, and counting single IPv6 addresses would make the cap free to
+/// evade.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// A connection's place in the handshake budget and its source's count; both
+/// are given back when the handshake ends, whatever its outcome.
+struct Handshaking {
+    budgets: Arc<Budgets>,
+    source: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        let mut counts = self
+            .budgets
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.source) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
 /// Socket options of every accepted connection. vCenter's connections are short
 /// request/response exchanges; Nagle plus a delayed ACK would add 40 ms to each.
 pub fn configure_socket(stream: &TcpStream) -> std::io::Result<()> {
@@ -175,17 +287,23 @@ impl<H: RequestHandler> Listener<H> {
     /// have closed (or the drain timeout passed).
     pub async fn serve(self: Arc<Self>, sockets: Vec<TcpListener>, shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.settings.max_connections));
+        let budgets = Budgets::new(&self.settings);
         let next_id = Arc::new(AtomicU64::new(1));
         let mut acceptors = JoinSet::new();
         for socket in sockets {
             let this = Arc::clone(&self);
             let permits = Arc::clone(&permits);
+            let budgets = Arc::clone(&budgets);
             let next_id = Arc::clone(&next_id);
             let shutdown = shutdown.clone();
-            acceptors.spawn(async move { this.accept_loop(socket, permits, next_id, shutdown).await });
+            acceptors.spawn(async move {
+                this.accept_loop(socket, permits, budgets, next_id, shutdown)
+                    .await
+            });
         }
         while acceptors.join_next().await.is_some() {}
         // Every connection task holds a permit: all permits back means all closed.
+        // (Handshake permits are given back before the connection permit.)
         let all = u32::try_from(self.settings.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(self.settings.drain_timeout, permits.acquire_many(all)).await;
     }
@@ -194,6 +312,7 @@ impl<H: RequestHandler> Listener<H> {
         self: Arc<Self>,
         socket: TcpListener,
         permits: Arc<Semaphore>,
+        budgets: Arc<Budgets>,
         next_id: Arc<AtomicU64>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -202,6 +321,11 @@ impl<H: RequestHandler> Listener<H> {
             // the kernel's backlog instead of costing us memory.
             let permit = tokio::select! {
                 p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = stop_requested(&mut shutdown) => return,
+            };
+            // The same for the smaller budget of connections still handshaking.
+            let handshake_permit = tokio::select! {
+                p = Arc::clone(&budgets.handshakes).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                 _ = stop_requested(&mut shutdown) => return,
             };
             let accepted = tokio::select! {
@@ -217,7 +341,17 @@ impl<H: RequestHandler> Listener<H> {
                 }
             };
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            // Counted here, in accept order, so the cap holds exactly. A source over
+            // it is closed at once and not audited one connection at a time (that
+            // would hand the audit trail to the flood); the metrics count it.
+            let Some(handshaking) = budgets.admit(source_of(peer.ip()), handshake_permit) else {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.metrics.connection_refused(Refusal::SourceCap.label());
+                drop(stream);
+                continue;
+            };
             let this = Arc::clone(&self);
+            let budgets = Arc::clone(&budgets);
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let shutdown = shutdown.clone();
             let open = OpenGuard::new(&self.stats);
@@ -225,7 +359,8 @@ impl<H: RequestHandler> Listener<H> {
             tokio::spawn(async move {
                 let _permit = permit;
                 let _open = (open, counted);
-                this.connection(stream, peer, id, shutdown).await;
+                this.connection(stream, peer, id, handshaking, &budgets, shutdown)
+                    .await;
             });
         }
     }
@@ -235,9 +370,30 @@ impl<H: RequestHandler> Listener<H> {
         stream: TcpStream,
         peer: SocketAddr,
         id: u64,
+        handshaking: Handshaking,
+        budgets: &Budgets,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let _ = configure_socket(&stream);
+        // A peer that opens a connection and sends nothing holds a handshake slot
+        // for nothing: a real client's ClientHello follows its connect at once.
+        let mut probe = [0u8; 1];
+        let first = tokio::select! {
+            f = tokio::time::timeout(self.settings.first_byte_timeout, stream.peek(&mut probe)) => f,
+            _ = stop_requested(&mut shutdown) => {
+                self.refuse(peer, Refusal::ShuttingDown, "shutting down");
+                return;
+            }
+        };
+        match first {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(Ok(_)) | Ok(Err(_)) => {
+                return self.refuse(peer, Refusal::Handshake, "closed before the TLS handshake");
+            }
+            Err(_) => {
+                return self.refuse(peer, Refusal::FirstByteTimeout, "no TLS ClientHello in time");
+            }
+        }
         let acceptor = TlsAcceptor::from(self.tls.current());
         let handshake_started = std::time::Instant::now();
         // A handshake still under way when shutdown starts has no request in flight:
@@ -250,6 +406,8 @@ impl<H: RequestHandler> Listener<H> {
             }
         };
         let handshake_took = handshake_started.elapsed();
+        // Handshake over, whatever its outcome: its slot is free for the next peer.
+        drop(handshaking);
         let mut tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
@@ -284,7 +442,10 @@ impl<H: RequestHandler> Listener<H> {
             caller: Caller::new(&identity),
             identity,
         };
-        match self.messages(&mut tls, &mut info, &chain, shutdown).await {
+        match self
+            .messages(&mut tls, &mut info, &chain, &budgets.request_bytes, shutdown)
+            .await
+        {
             ConnEnd::Closed => {}
             ConnEnd::BadInput(_reason) => {
                 self.stats.closed_bad_input.fetch_add(1, Ordering::Relaxed);
@@ -309,6 +470,7 @@ impl<H: RequestHandler> Listener<H> {
         io: &mut S,
         info: &mut ConnectionInfo,
         chain: &[CertificateDer<'static>],
+        request_bytes: &Semaphore,
         mut shutdown: watch::Receiver<bool>,
     ) -> ConnEnd {
         let mut trust_generation = self.tls.trust().generation();
@@ -331,16 +493,11 @@ impl<H: RequestHandler> Listener<H> {
             let message = tokio::time::timeout(self.settings.read_timeout, async {
                 io.read_exact(&mut header[1..]).await.map_err(|e| e.to_string())?;
                 let total = frame_len(&header, self.settings.max_message_bytes).map_err(|e| e.to_string())?;
-                let mut message = Vec::with_capacity(total);
-                message.extend_from_slice(&header);
-                message.resize(total, 0);
-                io.read_exact(&mut message[HEADER_LEN..])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(message)
+                read_body(io, header, total, request_bytes).await
             })
             .await;
-            let message = match message {
+            // `_budget` is held until the request has been handled.
+            let (message, _budget) = match message {
                 Ok(Ok(m)) => m,
                 Ok(Err(e)) => return ConnEnd::BadInput(e),
                 Err(_) => return ConnEnd::BadInput("message not completed in time".into()),
@@ -383,6 +540,56 @@ impl<H: RequestHandler> Listener<H> {
     }
 }
 
+/// Reads the rest of a message of `total` bytes whose header is `header`.
+///
+/// The buffer grows as bytes arrive — doubling, capped at `total` — so a peer
+/// announcing 1 MiB and sending 24 bytes costs a few hundred bytes, not 1 MiB.
+/// Capacity beyond [`crate::limits::UNBUDGETED_REQUEST_BYTES`] is taken from the
+/// shared `budget` before it is allocated (waiting, within the caller's read
+/// timeout, while other connections hold it); the permit returned with the
+/// message gives it back once dropped.
+async fn read_body<'b, S: AsyncRead + Unpin>(
+    io: &mut S,
+    header: [u8; HEADER_LEN],
+    total: usize,
+    budget: &'b Semaphore,
+) -> Result<(Vec<u8>, Option<SemaphorePermit<'b>>), String> {
+    use crate::limits::{REQUEST_READ_CHUNK_BYTES, UNBUDGETED_REQUEST_BYTES};
+    // `total` is at least the header (`frame_len` adds it).
+    let mut message = Vec::with_capacity(total.min(REQUEST_READ_CHUNK_BYTES));
+    message.extend_from_slice(&header);
+    let mut held: Option<SemaphorePermit<'b>> = None;
+    while message.len() < total {
+        if message.len() == message.capacity() {
+            let target = message.capacity().saturating_mul(2).min(total);
+            let charged = |cap: usize| cap.saturating_sub(UNBUDGETED_REQUEST_BYTES);
+            let extra = charged(target) - charged(message.capacity());
+            if extra > 0 {
+                let extra = u32::try_from(extra).map_err(|_| "message too large".to_owned())?;
+                let permit = budget
+                    .acquire_many(extra)
+                    .await
+                    .map_err(|_| "request budget closed".to_owned())?;
+                match held.as_mut() {
+                    Some(h) => h.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+            message.reserve_exact(target - message.len());
+        }
+        let room = (total - message.len()).min(message.capacity() - message.len());
+        let read = (&mut *io)
+            .take(room as u64)
+            .read_buf(&mut message)
+            .await
+            .map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("connection closed in the middle of a message".into());
+        }
+    }
+    Ok((message, held))
+}
+
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn stop_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
@@ -402,5 +609,77 @@ mod tests {
         configure_socket(&accepted).unwrap();
         assert!(accepted.nodelay().unwrap());
         drop(client.await.unwrap().unwrap());
+    }
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_prefixes() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(source_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(source_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(source_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            source_of(ip("2001:db8:1:2:ffff::9")),
+            source_of(ip("2001:db8:1:2::1"))
+        );
+        assert_ne!(source_of(ip("2001:db8:1:3::1")), source_of(ip("2001:db8:1:2::1")));
+    }
+
+    fn header_of(total: usize) -> [u8; HEADER_LEN] {
+        let mut h = [0x42, 0x00, 0x78, 0x01, 0, 0, 0, 0];
+        h[4..].copy_from_slice(&u32::try_from(total - HEADER_LEN).unwrap().to_be_bytes());
+        h
+    }
+
+    #[tokio::test]
+    async fn a_request_buffer_grows_with_the_data_and_charges_the_shared_budget() {
+        use crate::limits::UNBUDGETED_REQUEST_BYTES;
+        let total = 256 * 1024;
+        let (mut client, mut server) = tokio::io::duplex(1024 * 1024);
+        // Only a few bytes of the announced 256 KiB arrive: the buffer stays small.
+        client.write_all(&[7u8; 100]).await.unwrap();
+        let budget = Semaphore::new(1024 * 1024);
+        let reading = read_body(&mut server, header_of(total), total, &budget);
+        tokio::pin!(reading);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut reading)
+                .await
+                .is_err()
+        );
+        assert_eq!(budget.available_permits(), 1024 * 1024, "nothing charged yet");
+        client
+            .write_all(&vec![7u8; total - HEADER_LEN - 100])
+            .await
+            .unwrap();
+        let (message, held) = reading.await.unwrap();
+        assert_eq!(message.len(), total);
+        assert_eq!(message.capacity(), total, "doubling stops at the announced size");
+        assert_eq!(
+            budget.available_permits(),
+            1024 * 1024 - (total - UNBUDGETED_REQUEST_BYTES),
+            "capacity beyond the allowance is charged while the request is held"
+        );
+        drop(held);
+        assert_eq!(budget.available_permits(), 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_budget_holds_large_requests_but_not_small_ones() {
+        let budget = Semaphore::new(0);
+        // A small request never touches the budget.
+        let (mut client, mut server) = tokio::io::duplex(1024 * 1024);
+        client.write_all(&[1u8; 1000 - HEADER_LEN]).await.unwrap();
+        let (small, held) = read_body(&mut server, header_of(1000), 1000, &budget)
+            .await
+            .unwrap();
+        assert_eq!((small.len(), held.is_none()), (1000, true));
+        // A large one waits for budget (the caller's read timeout then closes it).
+        let total = 512 * 1024;
+        client.write_all(&vec![1u8; total - HEADER_LEN]).await.unwrap();
+        let large = read_body(&mut server, header_of(total), total, &budget);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), large)
+                .await
+                .is_err()
+        );
     }
 }

@@ -61,6 +61,9 @@ pub struct TlsSettings {
     pub key: PathBuf,
     pub versions: Vec<TlsVersion>,
     pub session_cache_entries: usize,
+    /// Whether the CertificateRequest names the trusted CAs (`tls.send_ca_names`);
+    /// false sends an empty list (any certificate may be offered).
+    pub send_ca_names: bool,
 }
 
 impl TlsSettings {
@@ -70,6 +73,7 @@ impl TlsSettings {
             key: tls.key.clone(),
             versions: tls.tls_versions.clone(),
             session_cache_entries: SESSION_CACHE_ENTRIES,
+            send_ca_names: tls.send_ca_names,
         }
     }
 }
@@ -260,7 +264,11 @@ impl SharedParts {
     fn build(&self, trust: &Arc<TrustStore>) -> Result<Arc<ServerConfig>, TlsError> {
         let verifier = Arc::new(TrustVerifier {
             trust: trust.clone(),
-            hints: trust.snapshot().hint_subjects().to_vec(),
+            hints: if self.settings.send_ca_names {
+                trust.snapshot().hint_subjects().to_vec()
+            } else {
+                Vec::new()
+            },
             algorithms: self.provider.signature_verification_algorithms,
         });
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())

@@ -80,6 +80,9 @@ impl Service {
         };
         let settings = ListenerSettings {
             max_connections: config.server.max_connections,
+            max_handshakes: config.server.max_handshakes,
+            max_handshakes_per_source: config.server.max_handshakes_per_source,
+            first_byte_timeout: config.server.first_byte_timeout,
             handshake_timeout: config.server.handshake_timeout,
             read_timeout: config.server.read_timeout,
             // A response is as small as the request that asked for it; give its
@@ -87,6 +90,7 @@ impl Service {
             write_timeout: config.server.read_timeout,
             idle_timeout: config.server.idle_timeout,
             max_message_bytes: config.server.max_message_bytes,
+            max_request_bytes_in_flight: config.server.max_request_bytes_in_flight,
             ..ListenerSettings::default()
         };
         let mut sockets = Vec::new();

@@ -58,6 +58,7 @@ async fn setup(listener_settings: ListenerSettings) -> Setup {
         key: path("server.key"),
         versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
         session_cache_entries: 64,
+        send_ca_names: true,
     };
     let stats = Arc::new(ListenerStats::default());
     let listener = Arc::new(Listener {

@@ -1,5 +1,6 @@
 //! The running server over real mutual TLS on 127.0.0.1: vCenter's flow, refusals,
-//! bad input, durability, groups, passwords, trust changes, HSM outage, metrics.
+//! bad input, durability, groups, passwords, trust changes, HSM outage, metrics,
+//! and the attacks of a hostile client (`attack_*`).
 //!
 //! One test binary per topic (each module was its own binary before): a test run
 //! links once per topic.
@@ -7,6 +8,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attack_net_ca_names;
+mod attack_net_handshake;
+mod attack_net_password_queue;
+mod attack_net_read_buffers;
 mod client_password;
 mod groups;
 mod hsm_outage;

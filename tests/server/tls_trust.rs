@@ -113,6 +113,7 @@ impl Server {
             key: dir.path().join("server.key"),
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             session_cache_entries: 64,
+            send_ca_names: true,
         };
         write_public_pem(&settings.cert, &server_cert.cert_pem).unwrap();
         write_private_pem(&settings.key, &server_cert.key_pem).unwrap();
