@@ -141,3 +141,36 @@ fn value_matches(name: &str, have: &Attribute, wanted: &Attribute) -> bool {
     }
     have.value.value == wanted.value.value
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmip::attribute::Attribute;
+
+    #[test]
+    fn the_store_query_says_the_whole_filter_only_for_exact_attributes() {
+        let tag = Attribute::new("x-Name", Value::TextString("vm".into()));
+        let kind = Attribute::new(names::OBJECT_TYPE, Value::Enumeration(2));
+        let (query, exact) = store_query(&[tag.clone(), kind.clone()]);
+        assert!(exact);
+        assert_eq!(query.object_type, Some(2));
+        assert_eq!(query.index.len(), 1);
+        assert_eq!(
+            query.state_not_in,
+            [State::DESTROYED.0, State::DESTROYED_COMPROMISED.0]
+        );
+        // Empty filter: every live object of the group.
+        assert!(store_query(&[]).1);
+        // Two instances of one name mean "either": checked on each candidate.
+        assert!(!store_query(&[tag.clone(), tag.clone()]).1);
+        // A State is narrowed, not said: the stored state lags time.
+        let active = Attribute::new(names::STATE, Value::Enumeration(State::ACTIVE.0));
+        let (query, exact) = store_query(&[active]);
+        assert!(!exact);
+        assert_eq!(query.state_in, [State::PRE_ACTIVE.0, State::ACTIVE.0]);
+        assert!(query.state_not_in.is_empty());
+        // A usage mask is not in the index.
+        let mask = Attribute::new(names::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(12));
+        assert!(!store_query(&[tag, mask]).1);
+    }
+}

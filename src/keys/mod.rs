@@ -157,6 +157,59 @@ impl KeyService {
         Ok(self.hsm.random(len).await?)
     }
 
+    /// The metadata of a new object, before its material is sealed.
+    fn new_object(
+        &self,
+        uid: String,
+        group: &str,
+        object_type: ObjectType,
+        attributes: Vec<Attribute>,
+        now: i64,
+    ) -> StoredObject {
+        let mut stored = StoredObject {
+            uid: uid.clone(),
+            object_type,
+            state: State::PRE_ACTIVE,
+            group: group.to_owned(),
+            attributes: Vec::with_capacity(attributes.len() + 8),
+            created_at: now,
+            record_version: 0,
+            crk_version: self.current_crk().0,
+            sealed: Vec::new(),
+        };
+        stored.set_single(names::UNIQUE_IDENTIFIER, Value::TextString(uid));
+        stored.set_single(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
+        stored.attributes.extend(attributes);
+        stored.set_state(State::PRE_ACTIVE);
+        stored.set_single(names::INITIAL_DATE, Value::DateTime(now));
+        stored.set_single(names::ORIGINAL_CREATION_DATE, Value::DateTime(now));
+        stored.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
+        stored.refresh_state(now);
+        stored
+    }
+
+    /// Refuses what [`KeyService::create`] would refuse before it needs the
+    /// HSM — attributes past the bounds in [`crate::limits`], a full group — so
+    /// that callers check before they ask the HSM for key material.
+    pub async fn check_new(
+        &self,
+        group: &str,
+        object_type: ObjectType,
+        attributes: &[Attribute],
+        now: i64,
+    ) -> Result<(), KeyError> {
+        // A uid of the real length, so that the size is the real one.
+        let probe_uid = uuid::Uuid::nil().to_string();
+        let probe = self.new_object(probe_uid, group, object_type, attributes.to_vec(), now);
+        check_attribute_bounds(&probe, &probe.to_record(now))?;
+        if self.group_count(group).await? >= self.object_quota as u64 {
+            return Err(KeyError::GroupFull {
+                max: self.object_quota,
+            });
+        }
+        Ok(())
+    }
+
     /// Stores a new managed object and returns its unique identifier.
     ///
     /// `object` is the managed object's tree (a Symmetric Key, Secret Data, ...)
@@ -172,27 +225,7 @@ impl KeyService {
         now: i64,
     ) -> Result<String, KeyError> {
         let uid = uuid::Uuid::new_v4().to_string();
-        let crk = self.current_crk();
-        let mut stored = StoredObject {
-            uid: uid.clone(),
-            object_type,
-            state: State::PRE_ACTIVE,
-            group: group.to_owned(),
-            attributes: Vec::with_capacity(attributes.len() + 8),
-            created_at: now,
-            record_version: 0,
-            crk_version: crk.0,
-            sealed: Vec::new(),
-        };
-        stored.set_single(names::UNIQUE_IDENTIFIER, Value::TextString(uid.clone()));
-        stored.set_single(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
-        stored.attributes.extend(attributes);
-        stored.set_state(State::PRE_ACTIVE);
-        stored.set_single(names::INITIAL_DATE, Value::DateTime(now));
-        stored.set_single(names::ORIGINAL_CREATION_DATE, Value::DateTime(now));
-        stored.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
-        stored.refresh_state(now);
-
+        let mut stored = self.new_object(uid.clone(), group, object_type, attributes, now);
         // Every bound before any HSM work: the attributes do not depend on the
         // seal, and a refused object costs no seal.
         check_attribute_bounds(&stored, &stored.to_record(now))?;
@@ -417,15 +450,7 @@ impl KeyService {
     /// objects other processes add (admin commands, other nodes) are seen at
     /// the next start. [`KeyService::release_object`] gives the place back.
     async fn reserve_object(&self, group: &str) -> Result<(), KeyError> {
-        let known = self.lock_group_objects().contains_key(group);
-        if !known {
-            let query = crate::store::Query {
-                group: Some(group.to_owned()),
-                ..crate::store::Query::default()
-            };
-            let count = self.store.count(&query).await?;
-            self.lock_group_objects().entry(group.to_owned()).or_insert(count);
-        }
+        self.group_count(group).await?;
         let mut counts = self.lock_group_objects();
         let count = counts.entry(group.to_owned()).or_insert(0);
         if *count >= self.object_quota as u64 {
@@ -435,6 +460,19 @@ impl KeyService {
         }
         *count += 1;
         Ok(())
+    }
+
+    /// The objects `group` holds, read from the store on the first call.
+    async fn group_count(&self, group: &str) -> Result<u64, KeyError> {
+        if let Some(count) = self.lock_group_objects().get(group) {
+            return Ok(*count);
+        }
+        let query = crate::store::Query {
+            group: Some(group.to_owned()),
+            ..crate::store::Query::default()
+        };
+        let count = self.store.count(&query).await?;
+        Ok(*self.lock_group_objects().entry(group.to_owned()).or_insert(count))
     }
 
     fn release_object(&self, group: &str) {
