@@ -311,4 +311,54 @@ mod tests {
             assert!(!plan.contains("SCAN records"), "{query:?}: {plan}");
         }
     }
+
+    /// State lists, counts and pages agree with the reference matcher (the
+    /// memory store) on the same records.
+    #[tokio::test]
+    async fn state_lists_counts_and_pages_agree_with_the_reference() {
+        use crate::store::{MemoryStore, SqliteOptions, SqliteStore, Store, conformance::sample_record};
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(dir.path().join("s.db"), SqliteOptions::default()).unwrap();
+        let memory = MemoryStore::new();
+        for n in 0..12u32 {
+            let mut record = sample_record(&format!("uid-{n:02}"), n);
+            record.state = 1 + n % 6;
+            record.group = if n % 4 == 0 { "b".into() } else { "a".into() };
+            sqlite.create(&record).await.unwrap();
+            memory.create(&record).await.unwrap();
+        }
+        let queries = [
+            Query::default(),
+            Query {
+                state_in: vec![1, 2],
+                ..Query::default()
+            },
+            Query {
+                state_not_in: vec![4, 6],
+                group: Some("a".into()),
+                ..Query::default()
+            },
+            Query {
+                state_in: vec![1, 2, 3],
+                state_not_in: vec![2],
+                index: vec![IndexEntry::new("x-Vendor", "VMware, Inc.")],
+                offset: 1,
+                limit: Some(2),
+                ..Query::default()
+            },
+        ];
+        for query in &queries {
+            assert_eq!(
+                sqlite.find(query).await.unwrap(),
+                memory.find(query).await.unwrap(),
+                "{query:?}"
+            );
+            let count = sqlite.count(query).await.unwrap();
+            assert_eq!(count, memory.count(query).await.unwrap(), "{query:?}");
+            let mut all = query.clone();
+            all.offset = 0;
+            all.limit = None;
+            assert_eq!(count, sqlite.find(&all).await.unwrap().len() as u64, "{query:?}");
+        }
+    }
 }
