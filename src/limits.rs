@@ -216,3 +216,60 @@ pub const MAX_CREDENTIAL_FAILURES: u32 = 10;
 
 /// The window [`MAX_CREDENTIAL_FAILURES`] counts in.
 pub const CREDENTIAL_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+// --- Operations under a hostile trusted client (issue 10, items 1–3) ---
+
+/// Most Attribute Names one Get Attributes may give.
+///
+/// Stops: one request naming ~60,000 distinct attributes (cheap on the wire,
+/// 16 bytes each) to make the server compare names for seconds before it even
+/// looks the object up. An object holds at most [`MAX_ATTRIBUTES_PER_OBJECT`]
+/// attributes, so naming more can never return more. vCenter names one.
+pub const MAX_ATTRIBUTE_NAMES_PER_REQUEST: usize = MAX_ATTRIBUTES_PER_OBJECT;
+
+/// Most attributes one Template-Attribute (Create, Register, Re-key) may hold.
+///
+/// Stops: a 24,000-attribute template costing seconds of checks, a random-number
+/// call and a seal before the object-size bound refuses it. The new object
+/// could not hold more than [`MAX_ATTRIBUTES_PER_OBJECT`] anyway. vCenter sends
+/// three.
+pub const MAX_ATTRIBUTES_PER_TEMPLATE: usize = MAX_ATTRIBUTES_PER_OBJECT;
+
+/// Most attributes one Locate may filter on.
+///
+/// Stops: a filter of thousands of attributes turning into as many index
+/// sub-queries in the store and as many comparisons per candidate. vCenter
+/// locates by one; 64 covers every combination of the standard attributes.
+pub const MAX_LOCATE_FILTER_ATTRIBUTES: usize = 64;
+
+/// Identifiers a Locate answers when the client gives no Maximum Items.
+///
+/// Stops: one small Locate answering every identifier of a large group (20,000
+/// ids, ~1 MB, in one response). A client that wants more pages with Maximum
+/// Items and Offset Items.
+pub const DEFAULT_LOCATE_ITEMS: usize = 1024;
+
+/// Most identifiers one Locate answers, whatever Maximum Items asks (~100 KB).
+///
+/// Stops: the same as [`DEFAULT_LOCATE_ITEMS`], by a client that asks for
+/// `i32::MAX`.
+pub const MAX_LOCATE_ITEMS: usize = 2048;
+
+/// Room (bytes) a batch item needs left in the response budget to be run at
+/// all; with less, it fails with Response Too Large without running.
+///
+/// Stops: a batch that ran an operation with side effects (Create) and then
+/// could not answer it. Every answer but those of Get, Get Attributes and
+/// Locate (which only read) is far smaller than this. The response budget itself
+/// is the configured maximum message size (default [`MAX_MESSAGE_BYTES`]) or
+/// the client's Maximum Response Size, if smaller: a batch of 256 Get
+/// Attributes of a 250 KiB attribute used to build a 65 MB response.
+pub const RESPONSE_ITEM_MIN_ROOM: usize = 4096;
+
+/// Objects one group may hold (every state, Destroyed included: the metadata
+/// stays). Create, Register and Re-key beyond it fail.
+///
+/// Stops: one tenant growing its group without limit and then stalling the
+/// store (and every Locate over it). Far above a vCenter's needs (one key per
+/// VM and host); wants a `[server] max_objects_per_group` setting.
+pub const MAX_OBJECTS_PER_GROUP: usize = 2_000_000;

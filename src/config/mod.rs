@@ -18,6 +18,7 @@
 //! idle_timeout = 300
 //! max_message_bytes = 1048576
 //! max_request_bytes_in_flight = 67108864  # all connections together, beyond 64 KiB each
+//! max_objects_per_group = 2000000  # a group's quota of managed objects
 //!
 //! [tls]
 //! cert = "server.pem"        # chain, leaf first
@@ -103,6 +104,9 @@ pub struct ServerConfig {
     /// Bytes of requests being read or handled at once over all connections,
     /// beyond the first 64 KiB of each (at least `max_message_bytes`).
     pub max_request_bytes_in_flight: usize,
+    /// Managed objects one group may hold; Create, Register and Re-key beyond
+    /// it are refused (a tenant cannot grow without limit).
+    pub max_objects_per_group: usize,
 }
 
 /// `[tls]`: the server's own certificate and whom it trusts as clients.

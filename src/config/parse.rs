@@ -58,6 +58,7 @@ struct RawServer {
     idle_timeout: Option<i64>,
     max_message_bytes: Option<i64>,
     max_request_bytes_in_flight: Option<i64>,
+    max_objects_per_group: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +229,11 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         idle_timeout: seconds("server.idle_timeout", raw.idle_timeout, IDLE_TIMEOUT_S)?,
         max_message_bytes: max_message_bytes as usize,
         max_request_bytes_in_flight: max_request_bytes_in_flight as usize,
+        max_objects_per_group: in_range(
+            "server.max_objects_per_group",
+            raw.max_objects_per_group,
+            (1, limits::MAX_OBJECTS_PER_GROUP as i64, i64::from(u32::MAX)),
+        )? as usize,
     })
 }
 

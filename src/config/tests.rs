@@ -544,3 +544,23 @@ max_request_bytes_in_flight = 1048576",
         "unknown keys refused"
     );
 }
+
+#[test]
+fn the_group_quota_defaults_to_its_limit_and_refuses_zero() {
+    let root = Path::new("/etc/keyward");
+    let c = Config::from_toml(MINIMAL, root).unwrap();
+    assert_eq!(
+        c.server.max_objects_per_group,
+        crate::limits::MAX_OBJECTS_PER_GROUP
+    );
+    let set = MINIMAL.replacen("[tls]", "[server]\nmax_objects_per_group = 10\n\n[tls]", 1);
+    assert_eq!(
+        Config::from_toml(&set, root)
+            .unwrap()
+            .server
+            .max_objects_per_group,
+        10
+    );
+    let zero = MINIMAL.replacen("[tls]", "[server]\nmax_objects_per_group = 0\n\n[tls]", 1);
+    assert_eq!(invalid_key(&zero), "server.max_objects_per_group");
+}

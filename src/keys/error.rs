@@ -31,6 +31,11 @@ pub enum KeyError {
         max_count: usize,
         max_bytes: usize,
     },
+    /// The caller's group already holds [`crate::limits::MAX_OBJECTS_PER_GROUP`]
+    /// objects (or the quota the service was given).
+    GroupFull {
+        max: usize,
+    },
     /// A valid request this server does not implement.
     Unsupported(String),
     /// Concurrent writers kept winning the compare-and-swap; the client may retry.
@@ -124,6 +129,9 @@ impl fmt::Display for KeyError {
             ),
             KeyError::Unsupported(what) => write!(f, "not supported: {what}"),
             KeyError::Contended => f.write_str("object changed concurrently; retry"),
+            KeyError::GroupFull { max } => {
+                write!(f, "refused: the group already holds the maximum of {max} objects")
+            }
             KeyError::Hsm(e) => write!(f, "HSM: {e}"),
             KeyError::Store(e) => write!(f, "store: {e}"),
             KeyError::Corrupt { uid, problem } => write!(f, "stored object {uid} is corrupt: {problem}"),

@@ -8,30 +8,72 @@ use std::collections::BTreeMap;
 
 use crate::kmip::attribute::Attribute;
 use crate::kmip::{State, tags};
-use crate::store::{IndexEntry, Query};
+use crate::store::Query;
 use crate::ttlv::Value;
 
 use super::object::{StoredObject, index_entries, is_custom, names};
 
-/// The store query that narrows candidates for `filter`.
-pub(super) fn store_query(filter: &[Attribute]) -> Query {
+/// The store query that narrows candidates for `filter`, and whether it says
+/// all of it: when it does, the store's answer is exactly the matches (no
+/// record needs loading, offset and limit go into the query); when not, each
+/// candidate is checked here with [`matches_filter`].
+pub(super) fn store_query(filter: &[Attribute]) -> (Query, bool) {
     let mut query = Query::default();
-    for a in filter {
-        if a.name == names::OBJECT_TYPE {
-            query.object_type = a.value.as_enum();
-        }
-    }
     // Only single-instance filters narrow by index: two instances of one name
-    // mean "either" for multi-valued attributes.
+    // mean "either" for multi-valued attributes, or a range for dates.
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in filter {
         *counts.entry(a.name.as_str()).or_default() += 1;
     }
-    query.index = index_entries(filter)
-        .into_iter()
-        .filter(|e: &IndexEntry| counts.get(e.name.as_str()) == Some(&1))
-        .collect();
-    query
+    let mut exact = true;
+    for a in filter {
+        let once = counts.get(a.name.as_str()) == Some(&1);
+        if a.name == names::OBJECT_TYPE {
+            match a.value.as_enum() {
+                Some(t) if once => query.object_type = Some(t),
+                _ => exact = false,
+            }
+            continue;
+        }
+        if a.name == names::STATE {
+            // The stored state lags time-driven transitions (an Activation Date
+            // that passed): narrow to the states that can look like the one
+            // asked for, and check each candidate.
+            exact = false;
+            if let (Some(s), true) = (a.value.as_enum(), once) {
+                query.state_in = stored_states_for(State(s));
+            }
+            continue;
+        }
+        let entries = index_entries(std::slice::from_ref(a));
+        let indexed_exactly = matches!(
+            a.name.as_str(),
+            names::OBJECT_GROUP | names::CRYPTOGRAPHIC_ALGORITHM | names::CRYPTOGRAPHIC_LENGTH
+        ) || is_custom(&a.name);
+        match entries.into_iter().next() {
+            Some(entry) if once => {
+                query.index.push(entry);
+                exact &= indexed_exactly;
+            }
+            _ => exact = false,
+        }
+    }
+    if !counts.contains_key(names::STATE) {
+        // Destroyed objects match only a filter that names their State, and
+        // nothing moves an object into or out of them with time.
+        query.state_not_in = vec![State::DESTROYED.0, State::DESTROYED_COMPROMISED.0];
+    }
+    (query, exact)
+}
+
+/// The stored states of objects whose state, time-driven transitions applied,
+/// may be `state` (see `lifecycle::effective_state`).
+fn stored_states_for(state: State) -> Vec<u32> {
+    let chain = [State::PRE_ACTIVE, State::ACTIVE, State::DEACTIVATED];
+    match chain.iter().position(|s| *s == state) {
+        Some(at) => chain[..=at].iter().map(|s| s.0).collect(),
+        None => vec![state.0],
+    }
 }
 
 /// Whether `object` matches every attribute of `filter`. A destroyed object
@@ -98,4 +140,37 @@ fn value_matches(name: &str, have: &Attribute, wanted: &Attribute) -> bool {
         return a == b;
     }
     have.value.value == wanted.value.value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmip::attribute::Attribute;
+
+    #[test]
+    fn the_store_query_says_the_whole_filter_only_for_exact_attributes() {
+        let tag = Attribute::new("x-Name", Value::TextString("vm".into()));
+        let kind = Attribute::new(names::OBJECT_TYPE, Value::Enumeration(2));
+        let (query, exact) = store_query(&[tag.clone(), kind.clone()]);
+        assert!(exact);
+        assert_eq!(query.object_type, Some(2));
+        assert_eq!(query.index.len(), 1);
+        assert_eq!(
+            query.state_not_in,
+            [State::DESTROYED.0, State::DESTROYED_COMPROMISED.0]
+        );
+        // Empty filter: every live object of the group.
+        assert!(store_query(&[]).1);
+        // Two instances of one name mean "either": checked on each candidate.
+        assert!(!store_query(&[tag.clone(), tag.clone()]).1);
+        // A State is narrowed, not said: the stored state lags time.
+        let active = Attribute::new(names::STATE, Value::Enumeration(State::ACTIVE.0));
+        let (query, exact) = store_query(&[active]);
+        assert!(!exact);
+        assert_eq!(query.state_in, [State::PRE_ACTIVE.0, State::ACTIVE.0]);
+        assert!(query.state_not_in.is_empty());
+        // A usage mask is not in the index.
+        let mask = Attribute::new(names::CRYPTOGRAPHIC_USAGE_MASK, Value::Integer(12));
+        assert!(!store_query(&[tag, mask]).1);
+    }
 }

@@ -68,6 +68,10 @@ pub struct KeyService {
     x_names: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Keys by state, moved by every create and state change this service makes.
     metrics: Option<crate::metrics::Metrics>,
+    /// Most objects one group may hold.
+    object_quota: usize,
+    /// Objects per group, read from the store on a group's first create.
+    group_objects: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// The additional authenticated data of a seal: the object's identity. A record
@@ -91,6 +95,8 @@ impl KeyService {
             crk: RwLock::new(crk),
             x_names: Default::default(),
             metrics: None,
+            object_quota: crate::limits::MAX_OBJECTS_PER_GROUP,
+            group_objects: Default::default(),
         }
     }
 
@@ -151,6 +157,59 @@ impl KeyService {
         Ok(self.hsm.random(len).await?)
     }
 
+    /// The metadata of a new object, before its material is sealed.
+    fn new_object(
+        &self,
+        uid: String,
+        group: &str,
+        object_type: ObjectType,
+        attributes: Vec<Attribute>,
+        now: i64,
+    ) -> StoredObject {
+        let mut stored = StoredObject {
+            uid: uid.clone(),
+            object_type,
+            state: State::PRE_ACTIVE,
+            group: group.to_owned(),
+            attributes: Vec::with_capacity(attributes.len() + 8),
+            created_at: now,
+            record_version: 0,
+            crk_version: self.current_crk().0,
+            sealed: Vec::new(),
+        };
+        stored.set_single(names::UNIQUE_IDENTIFIER, Value::TextString(uid));
+        stored.set_single(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
+        stored.attributes.extend(attributes);
+        stored.set_state(State::PRE_ACTIVE);
+        stored.set_single(names::INITIAL_DATE, Value::DateTime(now));
+        stored.set_single(names::ORIGINAL_CREATION_DATE, Value::DateTime(now));
+        stored.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
+        stored.refresh_state(now);
+        stored
+    }
+
+    /// Refuses what [`KeyService::create`] would refuse before it needs the
+    /// HSM — attributes past the bounds in [`crate::limits`], a full group — so
+    /// that callers check before they ask the HSM for key material.
+    pub async fn check_new(
+        &self,
+        group: &str,
+        object_type: ObjectType,
+        attributes: &[Attribute],
+        now: i64,
+    ) -> Result<(), KeyError> {
+        // A uid of the real length, so that the size is the real one.
+        let probe_uid = uuid::Uuid::nil().to_string();
+        let probe = self.new_object(probe_uid, group, object_type, attributes.to_vec(), now);
+        check_attribute_bounds(&probe, &probe.to_record(now))?;
+        if self.group_count(group).await? >= self.object_quota as u64 {
+            return Err(KeyError::GroupFull {
+                max: self.object_quota,
+            });
+        }
+        Ok(())
+    }
+
     /// Stores a new managed object and returns its unique identifier.
     ///
     /// `object` is the managed object's tree (a Symmetric Key, Secret Data, ...)
@@ -166,39 +225,37 @@ impl KeyService {
         now: i64,
     ) -> Result<String, KeyError> {
         let uid = uuid::Uuid::new_v4().to_string();
-        let crk = self.current_crk();
-        let mut stored = StoredObject {
-            uid: uid.clone(),
-            object_type,
-            state: State::PRE_ACTIVE,
-            group: group.to_owned(),
-            attributes: Vec::with_capacity(attributes.len() + 8),
-            created_at: now,
-            record_version: 0,
-            crk_version: crk.0,
-            sealed: Vec::new(),
-        };
-        stored.set_single(names::UNIQUE_IDENTIFIER, Value::TextString(uid.clone()));
-        stored.set_single(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
-        stored.attributes.extend(attributes);
-        stored.set_state(State::PRE_ACTIVE);
-        stored.set_single(names::INITIAL_DATE, Value::DateTime(now));
-        stored.set_single(names::ORIGINAL_CREATION_DATE, Value::DateTime(now));
-        stored.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
-        stored.refresh_state(now);
+        let mut stored = self.new_object(uid.clone(), group, object_type, attributes, now);
+        // Every bound before any HSM work: the attributes do not depend on the
+        // seal, and a refused object costs no seal.
+        check_attribute_bounds(&stored, &stored.to_record(now))?;
+        self.reserve_object(group).await?;
+        let result = self.seal_and_store(&mut stored, object, now).await;
+        if result.is_err() {
+            self.release_object(group);
+        }
+        result?;
+        self.state_changed(None, Some(stored.state));
+        Ok(uid)
+    }
 
+    async fn seal_and_store(
+        &self,
+        stored: &mut StoredObject,
+        object: &Item,
+        now: i64,
+    ) -> Result<(), KeyError> {
+        let crk = CrkVersion(stored.crk_version);
         let mut plaintext = Vec::with_capacity(ttlv::encoded_len(object));
         ttlv::encode(object, &mut plaintext);
         let plaintext = SecretBytes::new(plaintext);
         stored.sealed = self
             .hsm
-            .seal(crk, seal_aad(&uid, object_type, crk.0), plaintext)
+            .seal(crk, seal_aad(&stored.uid, stored.object_type, crk.0), plaintext)
             .await?;
         let record = stored.to_record(now);
-        check_attribute_bounds(&stored, &record)?;
         self.store.create(&record).await?;
-        self.state_changed(None, Some(stored.state));
-        Ok(uid)
+        Ok(())
     }
 
     /// The object's metadata, if the caller's group may see it: the
@@ -323,25 +380,50 @@ impl KeyService {
     }
 
     /// Objects of the caller's group that match every filter attribute, in
-    /// creation order, after skipping `offset` and up to `max` of them.
+    /// creation order, after skipping `offset` matches, at most `max` of them;
+    /// with `count_all`, also how many match in all (Located Items).
+    ///
+    /// When the store query says the whole filter ([`locate::store_query`]),
+    /// the store pages and counts and no record is loaded. Otherwise the
+    /// candidates are read a page at a time and checked here, and the walk stops
+    /// once `max` are found (unless counting, which reads every candidate).
     pub async fn locate(
         &self,
         caller: &Caller,
         filter: &[Attribute],
         offset: usize,
-        max: Option<usize>,
+        max: usize,
+        count_all: bool,
         now: i64,
-    ) -> Result<Vec<String>, KeyError> {
+    ) -> Result<(Vec<String>, Option<usize>), KeyError> {
         let group = caller.group();
-        let mut query = locate::store_query(filter);
+        let (mut query, exact) = locate::store_query(filter);
         query.group = Some(group.to_owned());
-        let candidates = self.store.find(&query).await?;
+        if exact {
+            let total = match count_all {
+                true => Some(usize::try_from(self.store.count(&query).await?).unwrap_or(usize::MAX)),
+                false => None,
+            };
+            query.offset = offset;
+            query.limit = Some(max);
+            let found = if max == 0 {
+                Vec::new()
+            } else {
+                self.store.find(&query).await?
+            };
+            return Ok((found, total));
+        }
         let mut found = Vec::new();
-        let mut skipped = 0usize;
-        for chunk in candidates.chunks(LOCATE_PAGE) {
-            for uid in chunk {
-                if max.is_some_and(|m| found.len() >= m) {
-                    return Ok(found);
+        let mut matched = 0usize;
+        query.limit = Some(LOCATE_PAGE);
+        loop {
+            if !count_all && found.len() >= max {
+                return Ok((found, None));
+            }
+            let page = self.store.find(&query).await?;
+            for uid in &page {
+                if !count_all && found.len() >= max {
+                    return Ok((found, None));
                 }
                 let object = match self.load_in(group, uid, now).await {
                     Ok(o) => o.object,
@@ -349,15 +431,68 @@ impl KeyService {
                     Err(e) => return Err(e),
                 };
                 if matches_filter(&object, filter) {
-                    if skipped < offset {
-                        skipped += 1;
-                    } else {
+                    if matched >= offset && found.len() < max {
                         found.push(object.uid);
                     }
+                    matched += 1;
                 }
             }
+            if page.len() < LOCATE_PAGE {
+                break;
+            }
+            query.offset = query.offset.saturating_add(LOCATE_PAGE);
         }
-        Ok(found)
+        Ok((found, count_all.then_some(matched)))
+    }
+
+    /// Takes one place in `group`'s object quota, or refuses when the group is
+    /// full. The count is read from the store once per group, then kept here;
+    /// objects other processes add (admin commands, other nodes) are seen at
+    /// the next start. [`KeyService::release_object`] gives the place back.
+    async fn reserve_object(&self, group: &str) -> Result<(), KeyError> {
+        self.group_count(group).await?;
+        let mut counts = self.lock_group_objects();
+        let count = counts.entry(group.to_owned()).or_insert(0);
+        if *count >= self.object_quota as u64 {
+            return Err(KeyError::GroupFull {
+                max: self.object_quota,
+            });
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// The objects `group` holds, read from the store on the first call.
+    async fn group_count(&self, group: &str) -> Result<u64, KeyError> {
+        if let Some(count) = self.lock_group_objects().get(group) {
+            return Ok(*count);
+        }
+        let query = crate::store::Query {
+            group: Some(group.to_owned()),
+            ..crate::store::Query::default()
+        };
+        let count = self.store.count(&query).await?;
+        Ok(*self.lock_group_objects().entry(group.to_owned()).or_insert(count))
+    }
+
+    fn release_object(&self, group: &str) {
+        if let Some(count) = self.lock_group_objects().get_mut(group) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    fn lock_group_objects(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        self.group_objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the most objects one group may hold (default
+    /// [`crate::limits::MAX_OBJECTS_PER_GROUP`]; a configuration setting would
+    /// pass its value here).
+    pub fn with_object_quota(mut self, max: usize) -> Self {
+        self.object_quota = max;
+        self
     }
 }
 

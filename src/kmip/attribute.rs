@@ -381,7 +381,7 @@ impl TemplateAttribute {
         let mut f = Fields::of(item, tag)?;
         let names = f.all_items(tags::NAME).into_iter().cloned().collect();
         let attributes = f
-            .all_items(tags::ATTRIBUTE)
+            .all_items_at_most(tags::ATTRIBUTE, crate::limits::MAX_ATTRIBUTES_PER_TEMPLATE)?
             .into_iter()
             .map(Attribute::from_item)
             .collect::<Result<Vec<_>, _>>()?;

@@ -39,6 +39,15 @@ pub enum MessageError {
     AttributeNotClientSettable { name: String },
     /// A valid construct this implementation does not handle.
     Unsupported { what: &'static str },
+    /// More fields tagged `tag` in one structure than the bound in
+    /// [`crate::limits`] allows (Attribute Names, template attributes, Locate
+    /// filters).
+    TooMany {
+        parent: Tag,
+        tag: Tag,
+        count: usize,
+        max: usize,
+    },
 }
 
 impl MessageError {
@@ -53,7 +62,10 @@ impl MessageError {
             // One request fanning out too far: the same reason a too-large
             // message would get, the client can split it.
             MessageError::TooManyBatchItems { .. } => ResultReason::INVALID_MESSAGE,
+            // A request field the server will not take as given (KMIP 1.4 §11:
+            // Invalid Field); Response Too Large is about answers, not requests.
             MessageError::InvalidValue { .. }
+            | MessageError::TooMany { .. }
             | MessageError::InvalidAttributeValue { .. }
             | MessageError::UnknownAttribute { .. } => ResultReason::INVALID_FIELD,
             MessageError::AttributeNotClientSettable { .. } => ResultReason::PERMISSION_DENIED,
@@ -122,6 +134,17 @@ impl fmt::Display for MessageError {
                 write!(f, "attribute {name:?} is not set by clients")
             }
             MessageError::Unsupported { what } => write!(f, "not supported: {what}"),
+            MessageError::TooMany {
+                parent,
+                tag,
+                count,
+                max,
+            } => write!(
+                f,
+                "{} holds {count} {} fields; at most {max} are accepted",
+                tag_label(*parent),
+                tag_label(*tag)
+            ),
         }
     }
 }

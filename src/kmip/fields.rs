@@ -263,6 +263,21 @@ impl<'a> Fields<'a> {
         out
     }
 
+    /// Every item tagged `tag`, in order, refused when there are more than
+    /// `max` of them (counted before any is decoded).
+    pub fn all_items_at_most(&mut self, tag: Tag, max: usize) -> Result<Vec<&'a Item>, MessageError> {
+        let items = self.all_items(tag);
+        if items.len() > max {
+            return Err(MessageError::TooMany {
+                parent: self.parent,
+                tag,
+                count: items.len(),
+                max,
+            });
+        }
+        Ok(items)
+    }
+
     pub fn opt<T: FieldValue>(&mut self, tag: Tag) -> Result<Option<T>, MessageError> {
         self.opt_item(tag)?.map(T::from_field).transpose()
     }

@@ -2,7 +2,7 @@
 //! Attribute): the value must have the attribute's type, the client must be
 //! allowed to set it, and a single-instance attribute appears once.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 
 use super::error::OpError;
 use crate::keys::names;
@@ -11,8 +11,12 @@ use crate::kmip::attribute::{self, Attribute};
 use crate::ttlv::Value;
 
 /// Checks a client's attribute list and numbers multi-instance attributes.
+///
+/// Linear in the list (hash sets, not pairwise comparisons): the list is client
+/// input, bounded at parse time by `limits::MAX_ATTRIBUTES_PER_TEMPLATE`.
 pub(super) fn client_attributes(list: Vec<Attribute>) -> Result<Vec<Attribute>, OpError> {
-    let mut single = BTreeSet::new();
+    let mut single = HashSet::new();
+    let mut instances: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<Attribute> = Vec::with_capacity(list.len());
     for mut a in list {
         check_settable(&a)?;
@@ -22,8 +26,13 @@ pub(super) fn client_attributes(list: Vec<Attribute>) -> Result<Vec<Attribute>, 
                 a.name
             )));
         }
-        let next = out.iter().filter(|o| o.name == a.name).count();
-        a.index = if next == 0 { None } else { i32::try_from(next).ok() };
+        let next = instances.entry(a.name.clone()).or_insert(0);
+        a.index = if *next == 0 {
+            None
+        } else {
+            i32::try_from(*next).ok()
+        };
+        *next += 1;
         out.push(a);
     }
     Ok(out)

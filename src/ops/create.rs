@@ -45,6 +45,15 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
     let mut attributes = client_attributes(request.template_attribute.attributes)?;
     stamp_creator(&mut attributes, ctx.caller.name());
     let (algorithm, length) = algorithm_and_length(&attributes)?;
+    // Every bound before the HSM is asked for anything.
+    ctx.keys
+        .check_new(
+            ctx.caller.group(),
+            ObjectType::SYMMETRIC_KEY,
+            &attributes,
+            ctx.now,
+        )
+        .await?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);

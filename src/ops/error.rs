@@ -119,7 +119,10 @@ impl From<KeyError> for OpError {
         let reason = match &e {
             KeyError::NotFound => ResultReason::ITEM_NOT_FOUND,
             KeyError::WrongState(_) => ResultReason::WRONG_KEY_LIFECYCLE_STATE,
-            KeyError::NotPermitted(_) | KeyError::NotAllowedInState(_) => ResultReason::PERMISSION_DENIED,
+            // KMIP 1.4 has no quota reason; the client may not make more objects.
+            KeyError::NotPermitted(_) | KeyError::NotAllowedInState(_) | KeyError::GroupFull { .. } => {
+                ResultReason::PERMISSION_DENIED
+            }
             KeyError::Invalid(_) | KeyError::TooManyAttributes { .. } => ResultReason::INVALID_FIELD,
             KeyError::Unsupported(_) => ResultReason::FEATURE_NOT_SUPPORTED,
             KeyError::Contended

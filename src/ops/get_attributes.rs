@@ -1,6 +1,8 @@
 //! Get Attributes: all of them, or those named. A name that is not set gives
 //! nothing — Success with no attribute, which vCenter relies on.
 
+use std::collections::HashSet;
+
 use super::context::{Context, ItemResult, about};
 use super::error::OpError;
 use crate::kmip::ResultReason;
@@ -9,11 +11,13 @@ use crate::kmip::payload::get_attributes::{Request, Response};
 
 pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
-    let names = &request.attribute_names;
-    if let Some(dup) = names
+    // One pass with a hash set: the names are client text, and their number
+    // is bounded at parse time (`limits::MAX_ATTRIBUTE_NAMES_PER_REQUEST`).
+    let mut wanted: HashSet<&str> = HashSet::with_capacity(request.attribute_names.len());
+    if let Some(dup) = request
+        .attribute_names
         .iter()
-        .enumerate()
-        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+        .find(|n| !wanted.insert(n.as_str()))
     {
         return Err((
             OpError::new(
@@ -35,7 +39,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
         stored
             .attributes
             .into_iter()
-            .filter(|a| request.attribute_names.contains(&a.name))
+            .filter(|a| wanted.contains(a.name.as_str()))
             .collect()
     };
     let response = Response {

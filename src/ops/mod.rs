@@ -48,6 +48,7 @@ use crate::kmip::message::{
 };
 use crate::kmip::request::{DecodedItem, DecodedRequest};
 use crate::kmip::{BatchErrorContinuationOption, Operation, ResultReason};
+use crate::limits::RESPONSE_ITEM_MIN_ROOM;
 use crate::ttlv::{self, DecodeLimits};
 
 /// One batch item's result, for the audit trail. Holds no key material.
@@ -155,33 +156,41 @@ impl Operations {
         };
         let continue_on_error =
             header.batch_error_continuation_option == Some(BatchErrorContinuationOption::CONTINUE);
+        // The response budget: the configured maximum message size, or the
+        // client's Maximum Response Size when smaller. It is spent while the
+        // batch is built, so that no response larger than it is ever held.
+        let client_max = header
+            .maximum_response_size
+            .map(|m| usize::try_from(m).unwrap_or(0));
+        let server_max = self.limits.max_message_bytes;
+        let mut budget = match client_max {
+            // The client chose a smaller budget: its items run whenever their
+            // failure answer still fits.
+            Some(max) if max < server_max => Budget::new(max, 0, version, now, &items),
+            _ => Budget::new(server_max, RESPONSE_ITEM_MIN_ROOM, version, now, &items),
+        };
         let mut responses = Vec::with_capacity(items.len());
         let mut outcomes = Vec::with_capacity(items.len());
         for batch_item in &mut items {
-            let result = run_item(&mut ctx, batch_item).await;
-            let failed = result.is_err();
-            match result {
-                Ok((payload, uid)) => {
-                    responses.push(ResponseBatchItem::success(
-                        batch_item.operation,
-                        batch_item.unique_batch_item_id.clone(),
-                        payload,
-                    ));
-                    outcomes.push(ItemOutcome {
-                        operation: batch_item.operation,
-                        unique_identifier: uid,
-                        result: Ok(()),
-                    });
+            let (response, outcome) = match budget.room_for_next() {
+                // Spent: answered without running (no side effect without an answer).
+                None => too_large(batch_item, None),
+                Some(room) => {
+                    let result = run_item(&mut ctx, batch_item).await;
+                    let (response, outcome) = answer(batch_item, result);
+                    if encoded_item_len(&response) > room {
+                        // The refused payload may hold key material (Get): its
+                        // secrets are wiped when it drops.
+                        too_large(batch_item, outcome.unique_identifier)
+                    } else {
+                        (response, outcome)
+                    }
                 }
-                Err((error, uid)) => {
-                    responses.push(failure_item(batch_item, &error));
-                    outcomes.push(ItemOutcome {
-                        operation: batch_item.operation,
-                        unique_identifier: uid,
-                        result: Err(error),
-                    });
-                }
-            }
+            };
+            let failed = outcome.result.is_err();
+            budget.spend(&response);
+            responses.push(response);
+            outcomes.push(outcome);
             // Stop (the default) and Undo both end the batch at the first failure;
             // nothing done before it is undone.
             if failed && !continue_on_error {
@@ -189,15 +198,15 @@ impl Operations {
             }
         }
         let mut response = self.response(version, now, responses);
-        if let Some(max) = header.maximum_response_size
-            && usize::try_from(max).is_ok_and(|max| response.len() > max)
+        if let Some(max) = client_max
+            && response.len() > max
         {
+            // Even the failures do not fit a tiny Maximum Response Size.
             let error = OpError::new(
                 ResultReason::RESPONSE_TOO_LARGE,
                 "response exceeds Maximum Response Size",
             );
             let responses = items.iter().map(|b| failure_item(b, &error)).collect();
-            // The refused response may hold key material (Get).
             zeroize::Zeroize::zeroize(&mut response);
             response = self.response(version, now, responses);
         }
@@ -241,6 +250,133 @@ async fn run_item(ctx: &mut Context<'_>, batch_item: &mut DecodedItem) -> contex
         Ok(request) => dispatch::dispatch(ctx, request).await,
         Err(e) => Err((e.into(), None)),
     }
+}
+
+/// The response bytes a batch is allowed, spent item by item.
+///
+/// Room is always kept for a Response Too Large answer to every item not yet
+/// answered, so the whole response stays within the budget whatever the items
+/// do; an item runs only when at least `min_room` ([`RESPONSE_ITEM_MIN_ROOM`]
+/// under the server's budget) is left beyond that, and its answer is kept only
+/// when it fits.
+struct Budget {
+    left: usize,
+    /// What the failure answers of the items not yet answered would take.
+    reserved: usize,
+    /// Each item's failure answer size, in batch order.
+    failures: std::vec::IntoIter<usize>,
+    /// The room an item needs left to run at all.
+    min_room: usize,
+    spent: bool,
+}
+
+impl Budget {
+    fn new(
+        limit: usize,
+        min_room: usize,
+        version: ProtocolVersion,
+        now: i64,
+        items: &[DecodedItem],
+    ) -> Budget {
+        let header = ResponseHeader::new(
+            version,
+            crate::kmip::fields::DateTime(now),
+            i32::try_from(items.len()).unwrap_or(i32::MAX),
+        );
+        // The message's own structure header and the response header.
+        let fixed = 8 + ttlv::encoded_len(&header.to_item());
+        let failures: Vec<usize> = items
+            .iter()
+            .map(|b| encoded_item_len(&too_large(b, None).0))
+            .collect();
+        Budget {
+            left: limit.saturating_sub(fixed),
+            reserved: failures.iter().sum(),
+            failures: failures.into_iter(),
+            min_room,
+            spent: false,
+        }
+    }
+
+    /// The room the next item's answer may take, or `None` once the budget is
+    /// spent (that item and all after it fail with Response Too Large).
+    fn room_for_next(&mut self) -> Option<usize> {
+        let own = self.failures.next().unwrap_or(0);
+        self.reserved = self.reserved.saturating_sub(own);
+        let room = self.left.saturating_sub(self.reserved);
+        if self.spent || room < self.min_room || room < own {
+            self.spent = true;
+            return None;
+        }
+        Some(room)
+    }
+
+    fn spend(&mut self, answer: &ResponseBatchItem) {
+        if answer.result_reason == Some(ResultReason::RESPONSE_TOO_LARGE) {
+            self.spent = true;
+        }
+        self.left = self.left.saturating_sub(encoded_item_len(answer));
+    }
+}
+
+/// The encoded size of one response batch item, payload included, without
+/// encoding (or copying) the payload.
+fn encoded_item_len(item: &ResponseBatchItem) -> usize {
+    let payload = item.payload.as_ref().map_or(0, ttlv::encoded_len);
+    let shell = ResponseBatchItem {
+        operation: item.operation,
+        unique_batch_item_id: item.unique_batch_item_id.clone(),
+        result_status: item.result_status,
+        result_reason: item.result_reason,
+        result_message: item.result_message.clone(),
+        asynchronous_correlation_value: item.asynchronous_correlation_value.clone(),
+        payload: None,
+        message_extension: item.message_extension.clone(),
+        unknown: item.unknown.clone(),
+    };
+    ttlv::encoded_len(&shell.to_item()) + payload
+}
+
+/// The answer and outcome of an item that ran.
+fn answer(batch_item: &DecodedItem, result: context::ItemResult) -> (ResponseBatchItem, ItemOutcome) {
+    match result {
+        Ok((payload, uid)) => (
+            ResponseBatchItem::success(
+                batch_item.operation,
+                batch_item.unique_batch_item_id.clone(),
+                payload,
+            ),
+            ItemOutcome {
+                operation: batch_item.operation,
+                unique_identifier: uid,
+                result: Ok(()),
+            },
+        ),
+        Err((error, uid)) => (
+            failure_item(batch_item, &error),
+            ItemOutcome {
+                operation: batch_item.operation,
+                unique_identifier: uid,
+                result: Err(error),
+            },
+        ),
+    }
+}
+
+/// Response Too Large for an item whose answer does not fit the budget.
+fn too_large(batch_item: &DecodedItem, uid: Option<String>) -> (ResponseBatchItem, ItemOutcome) {
+    let error = OpError::new(
+        ResultReason::RESPONSE_TOO_LARGE,
+        "response exceeds the response size budget",
+    );
+    (
+        failure_item(batch_item, &error),
+        ItemOutcome {
+            operation: batch_item.operation,
+            unique_identifier: uid,
+            result: Err(error),
+        },
+    )
 }
 
 fn failure_item(batch_item: &DecodedItem, error: &OpError) -> ResponseBatchItem {

@@ -1,5 +1,7 @@
 //! Re-key: a new symmetric key that replaces an existing one, linked both ways.
 
+use std::collections::{HashMap, HashSet};
+
 use super::attributes::{client_attributes, stamp_creator};
 use super::context::{Context, ItemResult, about};
 use super::create::{algorithm_and_length, generate_material};
@@ -48,23 +50,43 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         Some(t) => client_attributes(t.attributes)?,
         None => Vec::new(),
     };
-    let given = |name: &str| extra.iter().any(|a| a.name == name);
-    let template_activation = given(names::ACTIVATION_DATE);
-    let shifted: Vec<&str> = LIFECYCLE_DATES.iter().copied().filter(|n| !given(n)).collect();
+    // Linear in the template (hash sets): it is client input, bounded at parse
+    // time by `limits::MAX_ATTRIBUTES_PER_TEMPLATE`.
+    let given: HashSet<String> = extra.iter().map(|a| a.name.clone()).collect();
+    let template_activation = given.contains(names::ACTIVATION_DATE);
+    let shifted: Vec<&str> = LIFECYCLE_DATES
+        .iter()
+        .copied()
+        .filter(|n| !given.contains(*n))
+        .collect();
+    // The template's values add to inherited multi-instance attributes (a new
+    // Name joins the old ones) and replace single-instance ones.
+    let replaced: HashSet<&str> = extra
+        .iter()
+        .filter(|a| !attribute::is_multi_instance(&a.name))
+        .map(|a| a.name.as_str())
+        .collect();
     let mut attributes: Vec<Attribute> = old
         .attributes
         .iter()
         .filter(|a| INHERITED.contains(&a.name.as_str()) || crate::keys::is_custom(&a.name))
+        .filter(|a| !replaced.contains(a.name.as_str()))
         .cloned()
         .collect();
-    // The template's values add to inherited multi-instance attributes (a new
-    // Name joins the old ones) and replace single-instance ones.
+    let mut instances: HashMap<String, usize> = HashMap::new();
+    for a in &attributes {
+        *instances.entry(a.name.clone()).or_insert(0) += 1;
+    }
     for mut a in extra {
         if attribute::is_multi_instance(&a.name) {
-            let next = attributes.iter().filter(|o| o.name == a.name).count();
-            a.index = if next == 0 { None } else { i32::try_from(next).ok() };
+            let next = instances.entry(a.name.clone()).or_insert(0);
+            a.index = if *next == 0 {
+                None
+            } else {
+                i32::try_from(*next).ok()
+            };
+            *next += 1;
         } else {
-            attributes.retain(|o| o.name != a.name);
             a.index = None;
         }
         attributes.push(a);
@@ -114,6 +136,15 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
     for a in &attributes {
         attribute::validate_value(a)?;
     }
+    // Every bound before the HSM is asked for anything.
+    ctx.keys
+        .check_new(
+            ctx.caller.group(),
+            ObjectType::SYMMETRIC_KEY,
+            &attributes,
+            ctx.now,
+        )
+        .await?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);

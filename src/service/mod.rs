@@ -62,7 +62,9 @@ impl Service {
         let store = open_store(&config).await?;
         store.set_instruments(metrics.store_instruments());
         metrics.set_crk_version(crk.0);
-        let keys = KeyService::new(hsm, store, crk).with_metrics(metrics.clone());
+        let keys = KeyService::new(hsm, store, crk)
+            .with_metrics(metrics.clone())
+            .with_object_quota(config.server.max_objects_per_group);
         // The gauge is for operators; a store that cannot count yet must not
         // keep keys from being served.
         if let Err(e) = keys.count_keys_by_state().await {

@@ -63,6 +63,18 @@ pub trait Store: Send + Sync {
     /// Uids of the records matching `query`, ordered by `(created_at, uid)`.
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>>;
 
+    /// How many records match `query` (its offset and limit ignored). This
+    /// default lists them; a backend that can count where the records are
+    /// overrides it.
+    fn count<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut all = query.clone();
+            all.offset = 0;
+            all.limit = None;
+            Ok(self.find(&all).await?.len() as u64)
+        })
+    }
+
     /// Number of records sealed under each CRK version (root rotation progress).
     fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>>;
 

@@ -9,6 +9,10 @@ use super::record::{IndexEntry, Record};
 pub struct Query {
     pub object_type: Option<u32>,
     pub state: Option<u32>,
+    /// When not empty, the record's state is one of these.
+    pub state_in: Vec<u32>,
+    /// The record's state is none of these.
+    pub state_not_in: Vec<u32>,
     pub group: Option<String>,
     pub crk_version: Option<u32>,
     /// Every entry must be present in the record's index.
@@ -27,6 +31,8 @@ impl Query {
     pub fn matches(&self, record: &Record) -> bool {
         self.object_type.is_none_or(|t| record.object_type == t)
             && self.state.is_none_or(|s| record.state == s)
+            && (self.state_in.is_empty() || self.state_in.contains(&record.state))
+            && !self.state_not_in.contains(&record.state)
             && self.group.as_ref().is_none_or(|g| &record.group == g)
             && self.crk_version.is_none_or(|v| record.crk_version == v)
             && self.created_after.is_none_or(|t| record.created_at >= t)

@@ -4,7 +4,7 @@
 
 use crate::kmip::attribute::Attribute;
 use crate::kmip::error::MessageError;
-use crate::kmip::fields::{Builder, Fields};
+use crate::kmip::fields::{Builder, FieldValue, Fields};
 use crate::kmip::names::collapse_whitespace;
 use crate::kmip::payload::Payload;
 use crate::kmip::{Operation, tags};
@@ -31,10 +31,13 @@ impl Payload for Request {
         let mut f = Fields::of(item, Self::TAG)?;
         let unique_identifier = f.opt(tags::UNIQUE_IDENTIFIER)?;
         let attribute_names = f
-            .all::<String>(tags::ATTRIBUTE_NAME)?
+            .all_items_at_most(
+                tags::ATTRIBUTE_NAME,
+                crate::limits::MAX_ATTRIBUTE_NAMES_PER_REQUEST,
+            )?
             .into_iter()
-            .map(|n| collapse_whitespace(&n).into_owned())
-            .collect();
+            .map(|item| String::from_field(item).map(|n| collapse_whitespace(&n).into_owned()))
+            .collect::<Result<_, _>>()?;
         Ok(Request {
             unique_identifier,
             attribute_names,

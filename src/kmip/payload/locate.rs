@@ -35,7 +35,7 @@ impl Payload for Request {
             storage_status_mask: f.opt(tags::STORAGE_STATUS_MASK)?,
             object_group_member: f.opt(tags::OBJECT_GROUP_MEMBER)?,
             attributes: f
-                .all_items(tags::ATTRIBUTE)
+                .all_items_at_most(tags::ATTRIBUTE, crate::limits::MAX_LOCATE_FILTER_ATTRIBUTES)?
                 .into_iter()
                 .map(Attribute::from_item)
                 .collect::<Result<_, _>>()?,

@@ -202,6 +202,11 @@ impl Store for SqliteStore {
         Box::pin(async move { self.reads.run(move |conn| reader::find(conn, &query)).await })
     }
 
+    fn count<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, u64> {
+        let query = query.clone();
+        Box::pin(async move { self.reads.run(move |conn| reader::count(conn, &query)).await })
+    }
+
     fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
         Box::pin(async move { self.reads.run(reader::count_by_crk).await })
     }

@@ -94,10 +94,37 @@ pub(super) fn find(conn: &Connection, query: &Query) -> Result<Vec<String>, Stor
     rows.map(|uid| uid.map_err(sql_error)).collect()
 }
 
-/// The statement for `query`, with its arguments (values are always bound,
-/// never spliced into the text).
+/// The statement for `query`: its criteria, ordered, offset and limit applied.
 fn find_sql(query: &Query) -> (String, Vec<Value>) {
-    let mut sql = String::from("SELECT uid FROM records WHERE 1 = 1");
+    let (mut sql, mut args) = where_sql(query, "SELECT uid");
+    // LIMIT -1 means no limit in SQLite.
+    let limit = query.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+    args.push(Value::Integer(limit));
+    args.push(Value::Integer(offset));
+    sql.push_str(&format!(
+        " ORDER BY created_at, uid LIMIT ?{} OFFSET ?{}",
+        args.len() - 1,
+        args.len()
+    ));
+    (sql, args)
+}
+
+/// How many records match `query` (offset and limit ignored), counted where
+/// the records are.
+pub(super) fn count(conn: &Connection, query: &Query) -> Result<u64, StoreError> {
+    let (sql, args) = where_sql(query, "SELECT COUNT(*)");
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let n: i64 = stmt
+        .query_row(rusqlite::params_from_iter(args), |row| row.get(0))
+        .map_err(sql_error)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `select` over the records matching `query`'s criteria, with its arguments
+/// (values are always bound, never spliced into the text).
+fn where_sql(query: &Query, select: &str) -> (String, Vec<Value>) {
+    let mut sql = format!("{select} FROM records WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let mut filter = |column: &str, value: Value| {
         args.push(value);
@@ -109,6 +136,24 @@ fn find_sql(query: &Query) -> (String, Vec<Value>) {
     if let Some(state) = query.state {
         filter("state =", Value::Integer(state.into()));
     }
+    let mut in_list = |column: &str, negate: bool, values: &[u32]| {
+        if values.is_empty() {
+            return;
+        }
+        let mut marks = Vec::with_capacity(values.len());
+        for v in values {
+            args.push(Value::Integer((*v).into()));
+            marks.push(format!("?{}", args.len()));
+        }
+        let not = if negate { "NOT " } else { "" };
+        sql.push_str(&format!(" AND {column} {not}IN ({})", marks.join(", ")));
+    };
+    in_list("state", false, &query.state_in);
+    in_list("state", true, &query.state_not_in);
+    let mut filter = |column: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&format!(" AND {column} ?{}", args.len()));
+    };
     if let Some(group) = &query.group {
         filter("grp =", Value::Text(group.clone()));
     }
@@ -131,16 +176,6 @@ fn find_sql(query: &Query) -> (String, Vec<Value>) {
             " AND seq IN (SELECT seq FROM record_index WHERE name = ?{name_arg} AND value = ?{value_arg})"
         ));
     }
-    // LIMIT -1 means no limit in SQLite.
-    let limit = query.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-    args.push(Value::Integer(limit));
-    args.push(Value::Integer(offset));
-    sql.push_str(&format!(
-        " ORDER BY created_at, uid LIMIT ?{} OFFSET ?{}",
-        args.len() - 1,
-        args.len()
-    ));
     (sql, args)
 }
 
@@ -274,6 +309,56 @@ mod tests {
         ] {
             let plan = plan(&query);
             assert!(!plan.contains("SCAN records"), "{query:?}: {plan}");
+        }
+    }
+
+    /// State lists, counts and pages agree with the reference matcher (the
+    /// memory store) on the same records.
+    #[tokio::test]
+    async fn state_lists_counts_and_pages_agree_with_the_reference() {
+        use crate::store::{MemoryStore, SqliteOptions, SqliteStore, Store, conformance::sample_record};
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(dir.path().join("s.db"), SqliteOptions::default()).unwrap();
+        let memory = MemoryStore::new();
+        for n in 0..12u32 {
+            let mut record = sample_record(&format!("uid-{n:02}"), n);
+            record.state = 1 + n % 6;
+            record.group = if n % 4 == 0 { "b".into() } else { "a".into() };
+            sqlite.create(&record).await.unwrap();
+            memory.create(&record).await.unwrap();
+        }
+        let queries = [
+            Query::default(),
+            Query {
+                state_in: vec![1, 2],
+                ..Query::default()
+            },
+            Query {
+                state_not_in: vec![4, 6],
+                group: Some("a".into()),
+                ..Query::default()
+            },
+            Query {
+                state_in: vec![1, 2, 3],
+                state_not_in: vec![2],
+                index: vec![IndexEntry::new("x-Vendor", "VMware, Inc.")],
+                offset: 1,
+                limit: Some(2),
+                ..Query::default()
+            },
+        ];
+        for query in &queries {
+            assert_eq!(
+                sqlite.find(query).await.unwrap(),
+                memory.find(query).await.unwrap(),
+                "{query:?}"
+            );
+            let count = sqlite.count(query).await.unwrap();
+            assert_eq!(count, memory.count(query).await.unwrap(), "{query:?}");
+            let mut all = query.clone();
+            all.offset = 0;
+            all.limit = None;
+            assert_eq!(count, sqlite.find(&all).await.unwrap().len() as u64, "{query:?}");
         }
     }
 }
