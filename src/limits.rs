@@ -273,3 +273,12 @@ pub const RESPONSE_ITEM_MIN_ROOM: usize = 4096;
 /// store (and every Locate over it). Far above a vCenter's needs (one key per
 /// VM and host); wants a `[server] max_objects_per_group` setting.
 pub const MAX_OBJECTS_PER_GROUP: usize = 2_000_000;
+
+/// Whole-store walks a remote store without server-side queries (OpenBao KV)
+/// runs at once, over all callers.
+///
+/// Stops: a batch of Locates (or several clients' Locates) each listing and
+/// reading every record of a remote store side by side, holding many copies of
+/// the store in memory and loading the shared store, until the local index of
+/// the cluster work answers Locate.
+pub const STORE_SCAN_WALKS: usize = 1;

@@ -556,7 +556,10 @@ async fn read_body<'b, S: AsyncRead + Unpin>(
 ) -> Result<(Vec<u8>, Option<SemaphorePermit<'b>>), String> {
     use crate::limits::{REQUEST_READ_CHUNK_BYTES, UNBUDGETED_REQUEST_BYTES};
     // `total` is at least the header (`frame_len` adds it).
-    let mut message = Vec::with_capacity(total.min(REQUEST_READ_CHUNK_BYTES));
+    // A Register request carries key material: every buffer that held part of
+    // it is wiped, the ones left behind by growing and the one of a message cut
+    // short alike.
+    let mut message = zeroize::Zeroizing::new(Vec::with_capacity(total.min(REQUEST_READ_CHUNK_BYTES)));
     message.extend_from_slice(&header);
     let mut held: Option<SemaphorePermit<'b>> = None;
     while message.len() < total {
@@ -575,19 +578,23 @@ async fn read_body<'b, S: AsyncRead + Unpin>(
                     None => held = Some(permit),
                 }
             }
-            message.reserve_exact(target - message.len());
+            // Grown by hand, not by `reserve`: the old buffer is wiped when
+            // its `Zeroizing` drops, where a reallocation would free it as is.
+            let mut grown = zeroize::Zeroizing::new(Vec::with_capacity(target));
+            grown.extend_from_slice(&message);
+            message = grown;
         }
         let room = (total - message.len()).min(message.capacity() - message.len());
         let read = (&mut *io)
             .take(room as u64)
-            .read_buf(&mut message)
+            .read_buf(&mut *message)
             .await
             .map_err(|e| e.to_string())?;
         if read == 0 {
             return Err("connection closed in the middle of a message".into());
         }
     }
-    Ok((message, held))
+    Ok((std::mem::take(&mut *message), held))
 }
 
 /// Resolves once shutdown is requested (or its sender is gone).

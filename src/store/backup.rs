@@ -224,6 +224,30 @@ mod tests {
         assert_eq!(fresh.get("b").await.unwrap().unwrap().version, 2);
     }
 
+    /// A backup whose rows are a view (which could stand for anything) is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backup_whose_records_are_a_view_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = filled(&dir.path().join("live.db")).await;
+        let out = dir.path().join("backup.db");
+        write_file(&store, &out).await.unwrap();
+        drop(store);
+        // The rows replaced by a view that could stand for anything (here a
+        // query that never ends).
+        let conn = rusqlite::Connection::open(&out).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE records RENAME TO real_records;
+             CREATE VIEW records AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)
+                 SELECT r.* FROM real_records r, n;",
+        )
+        .unwrap();
+        drop(conn);
+        let Err(err) = open_file(&out) else {
+            panic!("a view in place of records must be refused")
+        };
+        assert!(err.to_string().contains("not a table"), "{err}");
+    }
+
     /// A backup file is data, not code: a trigger planted in it must not reach
     /// the store it is restored into, nor run there.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -298,7 +298,12 @@ async fn renew(current: &Session, endpoint: &Endpoint, deadline: Instant) -> Res
 
 /// Refresh when two thirds of `ttl_secs` have passed; 0 means no expiry.
 fn due_at(ttl_secs: u64) -> Option<Instant> {
-    (ttl_secs > 0).then(|| Instant::now() + Duration::from_secs(ttl_secs) * 2 / 3)
+    // A TTL beyond a year is treated as a year: refreshing early costs nothing,
+    // and no arithmetic on a value the store sent can overflow.
+    let ttl = Duration::from_secs(ttl_secs.min(365 * 24 * 3600));
+    (ttl_secs > 0)
+        .then(|| Instant::now().checked_add(ttl * 2 / 3))
+        .flatten()
 }
 
 fn session_from(

@@ -325,7 +325,9 @@ impl Endpoint {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                // Whatever the store says, no wait is longer than an hour (a
+                // call's deadline ends it long before).
+                .map(|s| Duration::from_secs(s.min(3600)));
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
@@ -378,8 +380,14 @@ fn transport_reason(err: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
+/// Plain http is allowed only to a literal loopback address: a name such as
+/// `localhost` is resolved by the system and could lead elsewhere, taking the
+/// token with it in clear.
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn tls_connector(ca_pem: &[u8]) -> Result<TlsConnector, String> {
@@ -509,14 +517,15 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in [
-            "http://127.0.0.1:8200",
-            "http://localhost:8200",
-            "http://[::1]:8200",
-        ] {
+        for ok in ["http://127.0.0.1:8200", "http://[::1]:8200"] {
             assert!(Endpoint::new(ok, None).is_ok(), "{ok}");
         }
-        for refused in ["http://10.0.0.5:8200", "http://vault.example:8200"] {
+        // A name is resolved by the system and could lead off the host.
+        for refused in [
+            "http://10.0.0.5:8200",
+            "http://vault.example:8200",
+            "http://localhost:8200",
+        ] {
             let err = Endpoint::new(refused, None).unwrap_err();
             assert!(err.contains("plain http is allowed only to a loopback"), "{err}");
         }

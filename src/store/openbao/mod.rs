@@ -116,6 +116,10 @@ struct Inner {
     metadata: String,
     timeout: Duration,
     read_only: bool,
+    /// Whole-store walks (find, counts, export) at once: until the local index
+    /// answers Locate, each walk reads every record, so a batch of Locates from
+    /// one client must not run N walks side by side.
+    walks: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for OpenBaoStore {
@@ -165,6 +169,7 @@ impl OpenBaoStore {
                 metadata: format!("/v1/{mount}/metadata/{prefix}/"),
                 timeout: config.timeout,
                 read_only,
+                walks: tokio::sync::Semaphore::new(crate::limits::STORE_SCAN_WALKS),
             }),
         })
     }
@@ -198,7 +203,7 @@ async fn wait_to_retry(attempt: u32, fault: &Fault, deadline: Instant) -> bool {
         return false;
     }
     let wait = backoff(attempt, fault.retry_after());
-    if Instant::now() + wait >= deadline {
+    if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
         return false;
     }
     tokio::time::sleep(wait).await;
@@ -265,7 +270,10 @@ impl Inner {
     }
 
     async fn read(&self, uid: &str, deadline: Instant) -> Result<Option<Read>, Fault> {
-        layout::check_uid(uid)?;
+        // A uid keyward could never have stored (a client's guess) is simply absent.
+        if layout::check_uid(uid).is_err() {
+            return Ok(None);
+        }
         match self
             .call_idempotent(Method::GET, &format!("{}{uid}", self.data), deadline)
             .await
@@ -327,6 +335,11 @@ impl Inner {
     }
 
     async fn all_records(self: &Arc<Self>) -> Result<Vec<Record>, Fault> {
+        let _walk = self
+            .walks
+            .acquire()
+            .await
+            .map_err(|_| Fault::Local("the store is closing".to_owned()))?;
         let uids = self.list(self.deadline()).await?;
         self.read_many(&uids).await
     }

@@ -112,6 +112,8 @@ impl SqliteStore {
         };
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| not_ours(sql_error(e)))?;
         conn.busy_timeout(options.busy_timeout).map_err(sql_error)?;
+        conn.pragma_update(None, "trusted_schema", "OFF")
+            .map_err(sql_error)?;
         let found = schema::read_version(&conn).map_err(not_ours)?;
         if found != schema::current_version() {
             return Err(StoreError::Other(format!(

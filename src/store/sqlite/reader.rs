@@ -38,6 +38,10 @@ impl Reader {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let conn = Connection::open_with_flags(&self.path, flags).map_err(sql_error)?;
             conn.busy_timeout(self.busy_timeout).map_err(sql_error)?;
+            // keyward's schema has no triggers or views; a file from elsewhere (a
+            // backup being restored) must not run any it carries.
+            conn.pragma_update(None, "trusted_schema", "OFF")
+                .map_err(sql_error)?;
             self.conn = Some(conn);
         }
         self.conn

@@ -103,6 +103,19 @@ fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
 
 /// Reads the schema version (a cheap query that proves the file is usable).
 pub(super) fn read_version(conn: &Connection) -> Result<i64, StoreError> {
+    // `meta` and `records` must be tables: a view planted in a foreign file (a
+    // backup) could stand for anything, a recursive query that never ends included.
+    for name in ["meta", "records"] {
+        let kind: Option<String> = conn
+            .query_row("SELECT type FROM sqlite_master WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(sql_error)?;
+        if kind.as_deref() != Some("table") {
+            return Err(StoreError::Corrupt(format!("`{name}` is not a table")));
+        }
+    }
     conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
         row.get(0)
     })
