@@ -283,9 +283,12 @@ async fn records_lie_in_kv_as_documented_and_edits_there_are_seen() {
     assert_eq!(store.get("uid-b").await.unwrap(), None);
     let err = store.create(&sample_record("uid-b", 2)).await.unwrap_err();
     assert!(err.to_string().contains("latest version deleted"), "{err}");
-    // A uid that is not one KV key name is refused before any request.
-    let err = store.get("a/b").await.unwrap_err();
+    // A uid that is not one KV key name cannot be stored (refused before any
+    // request), so reading one finds nothing: a client's guess is Item Not
+    // Found, not an internal error.
+    let err = store.create(&sample_record("a/b", 3)).await.unwrap_err();
     assert!(err.to_string().contains("cannot be stored in OpenBao"), "{err}");
+    assert_eq!(store.get("a/b").await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
