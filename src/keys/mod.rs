@@ -191,17 +191,19 @@ impl KeyService {
     /// Refuses what [`KeyService::create`] would refuse before it needs the
     /// HSM — attributes past the bounds in [`crate::limits`], a full group — so
     /// that callers check before they ask the HSM for key material.
-    pub async fn check_new(
-        &self,
-        group: &str,
-        object_type: ObjectType,
-        attributes: &[Attribute],
-        now: i64,
-    ) -> Result<(), KeyError> {
-        // A uid of the real length, so that the size is the real one.
-        let probe_uid = uuid::Uuid::nil().to_string();
-        let probe = self.new_object(probe_uid, group, object_type, attributes.to_vec(), now);
-        check_attribute_bounds(&probe, &probe.to_record(now))?;
+    pub async fn check_new(&self, group: &str, attributes: &[Attribute]) -> Result<(), KeyError> {
+        // What the client gave, counted and sized without building the record
+        // (this runs on every Create): the exact bound, server-managed
+        // attributes included, is checked again before the seal.
+        let bytes: usize = attributes.iter().map(|a| ttlv::encoded_len(&a.to_item())).sum();
+        if attributes.len() > crate::limits::MAX_ATTRIBUTES_PER_OBJECT
+            || bytes > crate::limits::MAX_ATTRIBUTE_BYTES_PER_OBJECT
+        {
+            return Err(KeyError::TooManyAttributes {
+                max_count: crate::limits::MAX_ATTRIBUTES_PER_OBJECT,
+                max_bytes: crate::limits::MAX_ATTRIBUTE_BYTES_PER_OBJECT,
+            });
+        }
         if self.group_count(group).await? >= self.object_quota as u64 {
             return Err(KeyError::GroupFull {
                 max: self.object_quota,

@@ -46,14 +46,7 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
     stamp_creator(&mut attributes, ctx.caller.name());
     let (algorithm, length) = algorithm_and_length(&attributes)?;
     // Every bound before the HSM is asked for anything.
-    ctx.keys
-        .check_new(
-            ctx.caller.group(),
-            ObjectType::SYMMETRIC_KEY,
-            &attributes,
-            ctx.now,
-        )
-        .await?;
+    ctx.keys.check_new(ctx.caller.group(), &attributes).await?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);

@@ -137,14 +137,7 @@ async fn rekey(ctx: &Context<'_>, old_uid: &str, request: Request) -> Result<Str
         attribute::validate_value(a)?;
     }
     // Every bound before the HSM is asked for anything.
-    ctx.keys
-        .check_new(
-            ctx.caller.group(),
-            ObjectType::SYMMETRIC_KEY,
-            &attributes,
-            ctx.now,
-        )
-        .await?;
+    ctx.keys.check_new(ctx.caller.group(), &attributes).await?;
     let material = generate_material(ctx, algorithm, length).await?;
     let mut block = KeyBlock::raw(algorithm, material);
     block.cryptographic_length = Some(length as i32);
