@@ -104,6 +104,10 @@ impl Service {
             local_addrs.push(socket.local_addr().map_err(|e| ServeError::Bind(*addr, e))?);
             sockets.push(socket);
         }
+        // Bound sockets queue connections the listener serves once running:
+        // ready from a client's point of view from here on (and before the
+        // `listening on` line that tells scripts and tests so).
+        health.set_listener_up(true);
         let audit = AuditSink::start(AuditSettings::new(config.audit.path.clone()))?;
         audit.report_to(&metrics);
         let handler = KmipHandler {
@@ -192,7 +196,6 @@ async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let audit = listener.handler.audit.clone();
-    health.set_listener_up(true);
     listener.serve(sockets, shutdown).await;
     health.set_listener_up(false);
     let _ = tokio::task::spawn_blocking(move || audit.flush(std::time::Duration::from_secs(5))).await;
