@@ -11,7 +11,7 @@
 //! The GCM additional authenticated data is `header (bytes 0..5) || caller AAD`,
 //! so the format byte and the CRK version are bound to the tag as well as the
 //! identity the key service puts in the caller AAD (unique id, object type,
-//! CRK version — DESIGN §1).
+//! CRK version and group — DESIGN §1; see `keys::seal_aad`).
 //!
 //! # Why AES-GCM via `C_Encrypt` and not AES key wrap with padding (KWP)
 //!

@@ -132,18 +132,6 @@ impl KeyAdmin {
         Err(KeyError::Contended)
     }
 
-    /// Moves a key to `group`: from now on only that group's clients see it.
-    /// Returns the group it was in.
-    pub async fn move_to_group(&self, uid: &str, group: &str, now: i64) -> Result<String, KeyError> {
-        self.update(uid, now, |object| {
-            if object.group == group {
-                return Err(KeyError::Invalid(format!("the key is already in group {group}")));
-            }
-            Ok(std::mem::replace(&mut object.group, group.to_owned()))
-        })
-        .await
-    }
-
     /// Revokes a key as KMIP Revoke does: a compromise reason makes it
     /// Compromised (with Compromise dates), any other deactivates it. Returns
     /// the new state.
@@ -259,11 +247,6 @@ mod tests {
             .await,
             ["b"]
         );
-        assert_eq!(admin.move_to_group("a", "g2", 300).await.unwrap(), "g1");
-        assert!(matches!(
-            admin.move_to_group("a", "g2", 300).await,
-            Err(KeyError::Invalid(_))
-        ));
         assert!(matches!(
             admin.destroy("a", 300).await,
             Err(KeyError::NotAllowedInState(State::ACTIVE))
@@ -279,7 +262,7 @@ mod tests {
         );
         let a = admin.load("a", 302).await.unwrap();
         assert!(!a.has_material());
-        assert_eq!(a.group, "g2");
+        assert_eq!(a.group, "g1");
         assert!(matches!(admin.load("zz", 1).await, Err(KeyError::NotFound)));
     }
 }

@@ -74,10 +74,26 @@ pub struct KeyService {
     group_objects: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
-/// The additional authenticated data of a seal: the object's identity. A record
-/// whose blob was swapped with another object's, or replayed under another id
-/// or type, does not open.
-fn seal_aad(uid: &str, object_type: ObjectType, crk: u32) -> Vec<u8> {
+/// The additional authenticated data of a seal: the object's identity and its
+/// group. A record whose blob was swapped with another object's, replayed under
+/// another id or type, or moved to another group in the store (not by `keys
+/// move`, which re-seals), does not open.
+fn seal_aad(uid: &str, object_type: ObjectType, crk: u32, group: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(40 + uid.len() + group.len());
+    aad.extend_from_slice(b"keyward-object-v2\0");
+    aad.extend_from_slice(&(uid.len() as u32).to_be_bytes());
+    aad.extend_from_slice(uid.as_bytes());
+    aad.extend_from_slice(&object_type.0.to_be_bytes());
+    aad.extend_from_slice(&crk.to_be_bytes());
+    aad.extend_from_slice(&(group.len() as u32).to_be_bytes());
+    aad.extend_from_slice(group.as_bytes());
+    aad
+}
+
+/// The AAD of seals made before the group was bound (v1). Such a blob still
+/// opens — it was sealed before this build — until `keyward root rotate`
+/// re-seals it under [`seal_aad`]; a v2 blob never opens under it.
+fn legacy_seal_aad(uid: &str, object_type: ObjectType, crk: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(32 + uid.len());
     aad.extend_from_slice(b"keyward-object-v1\0");
     aad.extend_from_slice(&(uid.len() as u32).to_be_bytes());
@@ -253,7 +269,11 @@ impl KeyService {
         let plaintext = SecretBytes::new(plaintext);
         stored.sealed = self
             .hsm
-            .seal(crk, seal_aad(&stored.uid, stored.object_type, crk.0), plaintext)
+            .seal(
+                crk,
+                seal_aad(&stored.uid, stored.object_type, crk.0, &stored.group),
+                plaintext,
+            )
             .await?;
         let record = stored.to_record(now);
         self.store.create(&record).await?;
@@ -318,15 +338,15 @@ impl KeyService {
         if !object.has_material() {
             return Err(KeyError::WrongState(object.state));
         }
-        let crk = CrkVersion(object.crk_version);
-        let aad = seal_aad(&object.uid, object.object_type, crk.0);
-        let plaintext = match self.hsm.unseal(crk, aad, object.sealed.clone()).await {
-            Ok(p) => p,
-            Err(HsmError::BadBlob) => {
-                return Err(KeyError::corrupt(&object.uid, Corruption::SealDoesNotOpen));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let plaintext = self
+            .unseal_bound(
+                &object.uid,
+                object.object_type,
+                &object.group,
+                CrkVersion(object.crk_version),
+                object.sealed.clone(),
+            )
+            .await?;
         // The plaintext is decoded once, and the tree's material moves into the
         // object (no further copy); `plaintext` is wiped when it drops here.
         let tree = ttlv::decode(plaintext.expose())
@@ -334,6 +354,79 @@ impl KeyService {
         drop(plaintext);
         ManagedObject::from_tree(tree)
             .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialInvalid(e)))
+    }
+
+    /// Unseals a blob bound to its object's identity and group; a blob sealed
+    /// before the group was bound opens under the legacy identity alone.
+    async fn unseal_bound(
+        &self,
+        uid: &str,
+        object_type: ObjectType,
+        group: &str,
+        crk: CrkVersion,
+        blob: Vec<u8>,
+    ) -> Result<SecretBytes, KeyError> {
+        match self
+            .hsm
+            .unseal(crk, seal_aad(uid, object_type, crk.0, group), blob.clone())
+            .await
+        {
+            Ok(p) => return Ok(p),
+            Err(HsmError::BadBlob) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self
+            .hsm
+            .unseal(crk, legacy_seal_aad(uid, object_type, crk.0), blob)
+            .await
+        {
+            Ok(p) => Ok(p),
+            Err(HsmError::BadBlob) => Err(KeyError::corrupt(uid, Corruption::SealDoesNotOpen)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives an object to another group (an administrator's `keys move`): its
+    /// material is re-sealed under the new group's binding and stored with
+    /// compare-and-swap. Returns the group it was in.
+    pub async fn move_to_group(&self, uid: &str, group: &str, now: i64) -> Result<String, KeyError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
+            let mut object = StoredObject::from_record(record)?;
+            if object.group == group {
+                return Err(KeyError::Invalid(format!("the key is already in group {group}")));
+            }
+            let expected = object.record_version;
+            if object.has_material() {
+                let crk = CrkVersion(object.crk_version);
+                let plaintext = self
+                    .unseal_bound(
+                        &object.uid,
+                        object.object_type,
+                        &object.group,
+                        crk,
+                        std::mem::take(&mut object.sealed),
+                    )
+                    .await?;
+                object.sealed = self
+                    .hsm
+                    .seal(
+                        crk,
+                        seal_aad(&object.uid, object.object_type, crk.0, group),
+                        plaintext,
+                    )
+                    .await?;
+            }
+            let from = std::mem::replace(&mut object.group, group.to_owned());
+            object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
+            let record = object.to_record(now);
+            match self.store.update(&record, expected).await {
+                Ok(_) => return Ok(from),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KeyError::Contended)
     }
 
     /// Changes an object the caller may see with compare-and-swap: applies
@@ -558,5 +651,92 @@ mod bounds_tests {
             check_attribute_bounds(&too_big, &too_big.to_record(0)),
             Err(KeyError::TooManyAttributes { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod binding_tests {
+    use super::*;
+    use crate::auth::Caller;
+    use crate::hsm::{Hsm, HsmStatus};
+    use crate::store::MemoryStore;
+
+    /// Seals as `aad || plaintext` and opens only under the same AAD: enough to
+    /// see which identity a blob is bound to.
+    struct PrefixHsm;
+
+    impl Hsm for PrefixHsm {
+        fn seal(&self, _: CrkVersion, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+            Ok([aad, plaintext].concat())
+        }
+        fn unseal(&self, _: CrkVersion, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
+            blob.strip_prefix(aad)
+                .map(SecretBytes::from_slice)
+                .ok_or(HsmError::BadBlob)
+        }
+        fn random(&self, len: usize) -> Result<SecretBytes, HsmError> {
+            Ok(SecretBytes::new(vec![7; len]))
+        }
+        fn crk_versions(&self) -> Result<Vec<CrkVersion>, HsmError> {
+            Ok(vec![CrkVersion(1)])
+        }
+        fn create_crk(&self, _: CrkVersion) -> Result<(), HsmError> {
+            Ok(())
+        }
+        fn destroy_crk(&self, _: CrkVersion) -> Result<(), HsmError> {
+            Ok(())
+        }
+        fn health(&self) -> Result<HsmStatus, HsmError> {
+            Err(HsmError::Unavailable("test".into()))
+        }
+    }
+
+    async fn service_with_key() -> (KeyService, Arc<MemoryStore>, String) {
+        let store = Arc::new(MemoryStore::new());
+        let hsm = AsyncHsm::new(Arc::new(PrefixHsm), std::time::Duration::from_secs(5));
+        let keys = KeyService::new(hsm, Arc::clone(&store) as Arc<dyn Store>, CrkVersion(1));
+        let material = crate::kmip::object::KeyBlock::raw(
+            crate::kmip::CryptographicAlgorithm::AES,
+            SecretBytes::new(vec![9; 32]),
+        );
+        let object = crate::kmip::object::ManagedObject::SymmetricKey { key_block: material }.into_item();
+        let uid = keys
+            .create("g1", ObjectType::SYMMETRIC_KEY, &object, Vec::new(), 100)
+            .await
+            .unwrap();
+        (keys, store, uid)
+    }
+
+    #[tokio::test]
+    async fn a_record_moved_in_the_store_does_not_open_and_keys_move_re_seals() {
+        let (keys, store, uid) = service_with_key().await;
+        let mut record = store.get(&uid).await.unwrap().unwrap();
+        record.group = "g2".into();
+        store.update(&record, record.version).await.unwrap();
+        let g2 = Caller::for_tests("b", "g2");
+        let visible = keys.load(&g2, &uid, 200).await.unwrap();
+        assert!(matches!(keys.open(&visible).await, Err(KeyError::Corrupt { .. })));
+
+        // Back in its group it opens; moved by the key service, it opens for g2.
+        let mut record = store.get(&uid).await.unwrap().unwrap();
+        record.group = "g1".into();
+        store.update(&record, record.version).await.unwrap();
+        assert_eq!(keys.move_to_group(&uid, "g2", 300).await.unwrap(), "g1");
+        let visible = keys.load(&g2, &uid, 400).await.unwrap();
+        assert!(keys.open(&visible).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_seal_made_before_the_group_was_bound_still_opens() {
+        let (keys, store, uid) = service_with_key().await;
+        // The same material, sealed the way earlier builds did (no group).
+        let mut record = store.get(&uid).await.unwrap().unwrap();
+        let bound = seal_aad(&uid, ObjectType::SYMMETRIC_KEY, 1, "g1");
+        let plaintext = record.sealed.strip_prefix(bound.as_slice()).unwrap().to_vec();
+        record.sealed = [legacy_seal_aad(&uid, ObjectType::SYMMETRIC_KEY, 1), plaintext].concat();
+        store.update(&record, record.version).await.unwrap();
+        let g1 = Caller::for_tests("a", "g1");
+        let visible = keys.load(&g1, &uid, 200).await.unwrap();
+        assert!(keys.open(&visible).await.is_ok());
     }
 }

@@ -140,3 +140,59 @@ fn clients_of_other_groups_get_item_not_found_until_the_key_moves() {
     assert!(err.contains("no key with id"), "{err}");
     assert!(kw_ok(&server, &["keys", "list", "--group", "g2"]).contains(&uid));
 }
+
+/// The attack of issue 10 item 6: someone who can write the store (here the
+/// SQLite file, behind keyward's back) moves a key to another group. The seal
+/// binds the group, so the other group's client never gets the key material;
+/// only `keyward keys move`, which re-seals, gives a key to another group.
+#[test]
+fn a_key_moved_in_the_store_does_not_open_for_the_other_group() {
+    let server = TestServer::start_with(with_audit_file);
+    let tls_a = issue_client(&server, "a", "g1", &[]);
+    let tls_b = issue_client(&server, "b", "g2", &[]);
+    let rt = runtime();
+    let vc_a = Vcenter::new(server.addr, tls_a.clone());
+    let (uid, key) = rt.block_on(vc_a.encrypt_vm("564d0000-0000-0000-0000-00000000a002", "vm-moved"));
+
+    let db = rusqlite::Connection::open(server.path("keyward.db")).unwrap();
+    let changed = db
+        .execute("UPDATE records SET grp = 'g2' WHERE uid = ?1", [&uid])
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+
+    rt.block_on(async {
+        let by_b = call(server.addr, &tls_b, None, Operation::GET, uid_payload(&uid)).await;
+        assert_eq!(
+            by_b.result_status,
+            ResultStatus::OPERATION_FAILED,
+            "the moved record must not open for g2"
+        );
+        assert_eq!(failure(&by_b), ResultReason::GENERAL_FAILURE);
+        let message = by_b.result_message.clone().unwrap_or_default();
+        assert!(message.contains("internal error; reference"), "{message}");
+    });
+    // The refusal is in the audit trail with its detail.
+    let audit = std::fs::read_to_string(server.path("audit.log")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(&uid) && l.contains("\"Get\"") && l.contains("does not open")),
+        "{audit}"
+    );
+
+    // Moved back in the store, it opens again for its own group, unchanged;
+    // `keys move` re-seals, and then g2 gets the same key.
+    let db = rusqlite::Connection::open(server.path("keyward.db")).unwrap();
+    db.execute("UPDATE records SET grp = 'g1' WHERE uid = ?1", [&uid])
+        .unwrap();
+    drop(db);
+    rt.block_on(async {
+        assert_eq!(vc_a.get(&uid).await.0, key.0);
+    });
+    kw_ok(&server, &["keys", "move", &uid, "--group", "g2"]);
+    rt.block_on(async {
+        let vc_b = Vcenter::new(server.addr, tls_b.clone());
+        assert_eq!(vc_b.get(&uid).await.0, key.0);
+    });
+}

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{KeyError, KeyService, MAX_UPDATE_ATTEMPTS, StoredObject, seal_aad};
-use crate::hsm::{CrkVersion, HsmError};
+use crate::hsm::CrkVersion;
 use crate::kmip::ObjectType;
 use crate::secret::SecretBytes;
 use crate::store::{Query, Record, StoreError};
@@ -236,21 +236,24 @@ impl KeyService {
             } else {
                 let from = CrkVersion(record.crk_version);
                 let object_type = ObjectType(record.object_type);
-                let aad = seal_aad(&record.uid, object_type, from.0);
-                let plaintext = match self
-                    .hsm
-                    .unseal(from, aad, std::mem::take(&mut record.sealed))
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(HsmError::BadBlob) => {
-                        return Err(KeyError::corrupt(&record.uid, super::Corruption::SealDoesNotOpen));
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+                // A legacy blob (group not yet bound) opens here and is re-sealed
+                // bound to its group: a rotation upgrades every record.
+                let plaintext = self
+                    .unseal_bound(
+                        &record.uid,
+                        object_type,
+                        &record.group,
+                        from,
+                        std::mem::take(&mut record.sealed),
+                    )
+                    .await?;
                 record.sealed = self
                     .hsm
-                    .seal(to, seal_aad(&record.uid, object_type, to.0), plaintext)
+                    .seal(
+                        to,
+                        seal_aad(&record.uid, object_type, to.0, &record.group),
+                        plaintext,
+                    )
                     .await?;
                 ResealOutcome::Resealed
             };
