@@ -9,8 +9,8 @@
 //! nothing of the file's schema reaches the live store) and imports them.
 //!
 //! The file is written to `<out>.partial` (created 0600, never over an existing
-//! file), switched to a rollback journal so that it is one file, then renamed
-//! into place.
+//! file), switched to a rollback journal so that it is one file, then linked
+//! into place (a link, unlike a rename, never replaces a file made meanwhile).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,16 +76,28 @@ pub async fn write_file(store: &dyn Store, out: &Path) -> Result<Summary, StoreE
         remove_partial(&partial);
         return Err(e);
     }
-    // Checked again: the rename would replace a file made meanwhile.
-    if out.exists() {
-        remove_partial(&partial);
-        return Err(refuse_overwrite(out));
+    // Put in place by a hard link, which fails if `out` exists (a rename would
+    // replace a file made meanwhile), then the partial name goes.
+    match std::fs::hard_link(&partial, out) {
+        Ok(()) => remove_partial(&partial),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_partial(&partial);
+            return Err(refuse_overwrite(out));
+        }
+        // A file system without hard links (FAT, some network shares): the
+        // existence check and a rename, the best it allows.
+        Err(_) if out.exists() => {
+            remove_partial(&partial);
+            return Err(refuse_overwrite(out));
+        }
+        Err(_) => {
+            std::fs::rename(&partial, out).map_err(|e| io_error("renaming the backup into place", &e))?
+        }
     }
-    std::fs::rename(&partial, out).map_err(|e| io_error("renaming the backup into place", &e))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && let Ok(d) = std::fs::File::open(dir)
     {
-        // The rename is durable once the folder is.
+        // The new name is durable once the folder is.
         let _ = d.sync_all();
     }
     let backup = open_file(out)?;

@@ -190,7 +190,7 @@ impl Bao {
 
     fn write_token_file(&self, name: &str, token: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, format!("{token}\n")).unwrap();
+        write_secret(&path, format!("{token}\n")).unwrap();
         path
     }
 
@@ -375,7 +375,7 @@ async fn a_revoked_token_is_refused_clearly_and_a_rotated_file_recovers() {
     assert!(!shown.contains(&child) && !shown.contains(&bao.token), "{shown}");
 
     // The operator writes a new token into the file: the next call reads it.
-    std::fs::write(&token_file, &bao.token).unwrap();
+    write_secret(&token_file, &bao.token).unwrap();
     assert!(store.get("uid-a").await.unwrap().is_some());
 }
 
@@ -446,7 +446,7 @@ async fn approle_logs_in_and_logs_in_again_when_its_token_is_revoked() {
     assert!(revoked >= 1, "no AppRole token to revoke");
     assert!(store.get("uid-a").await.unwrap().is_some());
     // A wrong secret id is a clear refusal, not an outage.
-    std::fs::write(bao.dir.path().join("secret-id"), "not-the-secret-id").unwrap();
+    write_secret(bao.dir.path().join("secret-id"), "not-the-secret-id").unwrap();
     let relogin = OpenBaoStore::open(&config).unwrap();
     let err = relogin.get("uid-a").await.unwrap_err();
     assert!(
@@ -570,7 +570,7 @@ fn keyward_serves_create_and_get_from_an_openbao_store() {
         shown
     };
     assert!(check(true).contains("openbao, usable"));
-    std::fs::write(&token_file, "not-a-token").unwrap();
+    write_secret(&token_file, "not-a-token").unwrap();
     let shown = check(false);
     assert!(
         shown.contains("refused keyward's token") && !shown.contains(&bao.token),
@@ -644,7 +644,7 @@ fn fake_store(
 
 fn fake_config(dir: &Path, address: &str) -> OpenBaoConfig {
     let token = dir.join("token");
-    std::fs::write(&token, "fake-token").unwrap();
+    write_secret(&token, "fake-token").unwrap();
     OpenBaoConfig {
         address: address.to_owned(),
         mount: "secret".into(),
@@ -880,8 +880,8 @@ async fn an_approle_token_is_renewed_near_expiry_and_replaced_at_its_maximum_ttl
     });
     let dir = tempfile::tempdir().unwrap();
     let mut config = fake_config(dir.path(), &address);
-    std::fs::write(dir.path().join("role"), "role").unwrap();
-    std::fs::write(dir.path().join("secret"), "secret").unwrap();
+    write_secret(dir.path().join("role"), "role").unwrap();
+    write_secret(dir.path().join("secret"), "secret").unwrap();
     config.auth = OpenBaoAuth::AppRole {
         role_id_file: dir.path().join("role"),
         secret_id_file: dir.path().join("secret"),
@@ -957,4 +957,18 @@ async fn an_import_refused_part_way_removes_what_it_created() {
             "DELETE /v1/secret/metadata/p/imp-0"
         ]
     );
+}
+
+/// Writes a secret file as an operator would: readable by its owner only
+/// (keyward refuses a world-readable one).
+fn write_secret(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_ref())
 }

@@ -329,7 +329,22 @@ fn read_secret(path: &std::path::Path, key: &str) -> Result<Zeroizing<String>, F
     use std::io::Read;
     let shown = path.display();
     let file = std::fs::File::open(path).map_err(|e| Fault::Local(format!("store.{key} {shown}: {e}")))?;
-    let mut text = Zeroizing::new(String::new());
+    // Checked on the opened file, not by path: what is read is what was checked.
+    let meta = file
+        .metadata()
+        .map_err(|e| Fault::Local(format!("store.{key} {shown}: {e}")))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o004 != 0 {
+            return Err(Fault::Local(format!(
+                "store.{key} {shown} is world-readable; chmod o-r it"
+            )));
+        }
+    }
+    // Sized up front so that reading never reallocates (a reallocation would
+    // leave an unwiped copy of the secret behind).
+    let capacity = meta.len().min(MAX_SECRET_FILE_BYTES) as usize + 1;
+    let mut text = Zeroizing::new(String::with_capacity(capacity));
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(|e| Fault::Local(format!("store.{key} {shown}: {e}")))?;
@@ -349,6 +364,37 @@ fn read_secret(path: &std::path::Path, key: &str) -> Result<Zeroizing<String>, F
 mod tests {
     use super::*;
 
+    /// Writes a secret file readable by its owner only (keyward refuses a
+    /// world-readable one).
+    fn write_secret(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(text.as_ref())
+    }
+
+    #[test]
+    fn a_world_readable_secret_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        write_secret(&path, "s.secret-token\n").unwrap();
+        assert!(read_secret(&path, "token_file").is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let Err(Fault::Local(why)) = read_secret(&path, "token_file") else {
+            panic!("a world-readable token file must be refused")
+        };
+        assert!(
+            why.contains("world-readable") && !why.contains("s.secret"),
+            "{why}"
+        );
+    }
+
     #[test]
     fn token_files_are_checked_at_start_and_never_shown() {
         let dir = tempfile::tempdir().unwrap();
@@ -360,7 +406,7 @@ mod tests {
             matches!(&missing, Fault::Local(m) if m.contains("token_file")),
             "{missing:?}"
         );
-        std::fs::write(&path, "  \n").unwrap();
+        write_secret(&path, "  \n").unwrap();
         let empty = Authenticator::new(OpenBaoAuth::TokenFile(path.clone()))
             .err()
             .unwrap();
@@ -368,11 +414,11 @@ mod tests {
             matches!(&empty, Fault::Local(m) if m.contains("empty")),
             "{empty:?}"
         );
-        std::fs::write(&path, "s.secret-token\n").unwrap();
+        write_secret(&path, "s.secret-token\n").unwrap();
         let auth = Authenticator::new(OpenBaoAuth::TokenFile(path.clone())).unwrap();
         let shown = format!("{:?}", auth.auth);
         assert!(!shown.contains("secret-token"), "{shown}");
-        std::fs::write(&path, "bad\x01token").unwrap();
+        write_secret(&path, "bad\x01token").unwrap();
         let err = Authenticator::new(OpenBaoAuth::TokenFile(path)).err().unwrap();
         assert!(matches!(&err, Fault::Local(m) if !m.contains("bad")), "{err:?}");
     }

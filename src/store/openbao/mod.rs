@@ -660,9 +660,23 @@ impl Store for OpenBaoStore {
 mod tests {
     use super::*;
 
+    /// Writes a secret file readable by its owner only (keyward refuses a
+    /// world-readable one).
+    fn write_secret(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(text.as_ref())
+    }
+
     fn config(dir: &std::path::Path) -> OpenBaoConfig {
         let token = dir.join("token");
-        std::fs::write(&token, "root\n").unwrap();
+        write_secret(&token, "root\n").unwrap();
         OpenBaoConfig {
             address: "http://127.0.0.1:1".into(),
             mount: "secret".into(),
