@@ -282,3 +282,12 @@ pub const MAX_OBJECTS_PER_GROUP: usize = 2_000_000;
 /// the store in memory and loading the shared store, until the local index of
 /// the cluster work answers Locate.
 pub const STORE_SCAN_WALKS: usize = 1;
+
+/// Refused connections audited one by one per second; more are counted and
+/// summed up in one event.
+///
+/// Stops: a flood of failed handshakes (from many addresses, past the
+/// per-source cap) filling the audit queue so that the events of real KMIP
+/// operations are dropped. A real refusal burst (vCenter retrying before it is
+/// trusted) is a few a second.
+pub const AUDITED_REFUSALS_PER_SECOND: u64 = 100;

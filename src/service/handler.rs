@@ -14,6 +14,41 @@ pub struct KmipHandler {
     pub ops: Operations,
     pub audit: AuditSink,
     pub metrics: crate::metrics::Metrics,
+    /// How many refused connections were audited one by one this second.
+    pub refusals: RefusalBudget,
+}
+
+/// Refused connections are audited one by one up to
+/// [`crate::limits::AUDITED_REFUSALS_PER_SECOND`] a second; beyond it they are
+/// counted and summed up in one event, so that a flood of bad handshakes from
+/// anywhere cannot fill the audit queue and push out the KMIP events.
+#[derive(Debug, Default)]
+pub struct RefusalBudget {
+    /// (unix second, audited in it, suppressed in it)
+    window: std::sync::Mutex<(i64, u64, u64)>,
+}
+
+impl RefusalBudget {
+    /// Whether this refusal is audited on its own; when a new second begins,
+    /// how many were suppressed in the one before.
+    fn admit(&self, now: i64) -> (bool, u64) {
+        let mut w = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut suppressed_before = 0;
+        if w.0 != now {
+            suppressed_before = w.2;
+            *w = (now, 0, 0);
+        }
+        if w.1 < crate::limits::AUDITED_REFUSALS_PER_SECOND {
+            w.1 += 1;
+            (true, suppressed_before)
+        } else {
+            w.2 += 1;
+            (false, suppressed_before)
+        }
+    }
 }
 
 impl KmipHandler {
@@ -60,11 +95,21 @@ impl RequestHandler for KmipHandler {
     }
 
     fn refused(&self, peer: SocketAddr, reason: &str) {
-        self.audit.emit(
-            AuditEvent::new(EventKind::Connection, "Connect")
-                .source(peer)
-                .refused(reason),
-        );
+        let (audited, suppressed_before) = self.refusals.admit(crate::clock::unix_now());
+        if suppressed_before > 0 {
+            self.audit.emit(
+                AuditEvent::new(EventKind::Connection, "Connect").refused(&format!(
+                    "{suppressed_before} more refused connections in the second before, not audited one by one"
+                )),
+            );
+        }
+        if audited {
+            self.audit.emit(
+                AuditEvent::new(EventKind::Connection, "Connect")
+                    .source(peer)
+                    .refused(reason),
+            );
+        }
     }
 }
 
@@ -79,5 +124,25 @@ fn audit_event(conn: &ConnectionInfo, caller: &Caller, outcome: &ItemOutcome) ->
         // The audit line gets the internal detail the client's message only
         // names by its reference.
         Err(e) => event.failed(e.reason.name().unwrap_or("Unknown"), &e.audit_message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefusalBudget;
+    use crate::limits::AUDITED_REFUSALS_PER_SECOND;
+
+    #[test]
+    fn refusals_past_the_budget_are_counted_and_summed_up_next_second() {
+        let budget = RefusalBudget::default();
+        for _ in 0..AUDITED_REFUSALS_PER_SECOND {
+            assert_eq!(budget.admit(10), (true, 0));
+        }
+        for _ in 0..7 {
+            assert_eq!(budget.admit(10), (false, 0));
+        }
+        // The next second: audited again, and the 7 are reported once.
+        assert_eq!(budget.admit(11), (true, 7));
+        assert_eq!(budget.admit(11), (true, 0));
     }
 }

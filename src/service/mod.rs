@@ -114,6 +114,7 @@ impl Service {
             ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits),
             audit,
             metrics: metrics.clone(),
+            refusals: Default::default(),
         };
         let listener = Arc::new(Listener {
             settings,
