@@ -344,7 +344,7 @@ impl KeyService {
                 object.object_type,
                 &object.group,
                 CrkVersion(object.crk_version),
-                object.sealed.clone(),
+                &object.sealed,
             )
             .await?;
         // The plaintext is decoded once, and the tree's material moves into the
@@ -364,11 +364,13 @@ impl KeyService {
         object_type: ObjectType,
         group: &str,
         crk: CrkVersion,
-        blob: Vec<u8>,
+        blob: &[u8],
     ) -> Result<SecretBytes, KeyError> {
+        // The blob goes to an HSM worker thread by value: one copy per attempt,
+        // and the second attempt only for blobs sealed by earlier builds.
         match self
             .hsm
-            .unseal(crk, seal_aad(uid, object_type, crk.0, group), blob.clone())
+            .unseal(crk, seal_aad(uid, object_type, crk.0, group), blob.to_vec())
             .await
         {
             Ok(p) => return Ok(p),
@@ -377,7 +379,7 @@ impl KeyService {
         }
         match self
             .hsm
-            .unseal(crk, legacy_seal_aad(uid, object_type, crk.0), blob)
+            .unseal(crk, legacy_seal_aad(uid, object_type, crk.0), blob.to_vec())
             .await
         {
             Ok(p) => Ok(p),
@@ -405,7 +407,7 @@ impl KeyService {
                         object.object_type,
                         &object.group,
                         crk,
-                        std::mem::take(&mut object.sealed),
+                        &object.sealed,
                     )
                     .await?;
                 object.sealed = self

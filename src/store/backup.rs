@@ -236,14 +236,19 @@ mod tests {
         assert_eq!(fresh.get("b").await.unwrap().unwrap().version, 2);
     }
 
+    /// A backup file of a filled store, written as `keyward backup` writes one.
+    async fn backup_of_a_filled_store(dir: &Path) -> PathBuf {
+        let store = filled(&dir.join("live.db")).await;
+        let out = dir.join("backup.db");
+        write_file(&store, &out).await.unwrap();
+        out
+    }
+
     /// A backup whose rows are a view (which could stand for anything) is refused.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_backup_whose_records_are_a_view_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = filled(&dir.path().join("live.db")).await;
-        let out = dir.path().join("backup.db");
-        write_file(&store, &out).await.unwrap();
-        drop(store);
+        let out = backup_of_a_filled_store(dir.path()).await;
         // The rows replaced by a view that could stand for anything (here a
         // query that never ends).
         let conn = rusqlite::Connection::open(&out).unwrap();
@@ -265,10 +270,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_trigger_planted_in_a_backup_has_no_effect() {
         let dir = tempfile::tempdir().unwrap();
-        let store = filled(&dir.path().join("live.db")).await;
-        let out = dir.path().join("backup.db");
-        write_file(&store, &out).await.unwrap();
-        drop(store);
+        let out = backup_of_a_filled_store(dir.path()).await;
         let conn = rusqlite::Connection::open(&out).unwrap();
         conn.execute_batch(
             "CREATE TABLE stolen (uid TEXT, sealed BLOB);

@@ -239,13 +239,7 @@ impl KeyService {
                 // A legacy blob (group not yet bound) opens here and is re-sealed
                 // bound to its group: a rotation upgrades every record.
                 let plaintext = self
-                    .unseal_bound(
-                        &record.uid,
-                        object_type,
-                        &record.group,
-                        from,
-                        std::mem::take(&mut record.sealed),
-                    )
+                    .unseal_bound(&record.uid, object_type, &record.group, from, &record.sealed)
                     .await?;
                 record.sealed = self
                     .hsm

@@ -364,19 +364,7 @@ fn read_secret(path: &std::path::Path, key: &str) -> Result<Zeroizing<String>, F
 mod tests {
     use super::*;
 
-    /// Writes a secret file readable by its owner only (keyward refuses a
-    /// world-readable one).
-    fn write_secret(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        file.write_all(text.as_ref())
-    }
+    use super::super::tests::write_secret;
 
     #[test]
     fn a_world_readable_secret_file_is_refused() {

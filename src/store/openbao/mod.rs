@@ -662,7 +662,10 @@ mod tests {
 
     /// Writes a secret file readable by its owner only (keyward refuses a
     /// world-readable one).
-    fn write_secret(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    pub(super) fn write_secret(
+        path: impl AsRef<std::path::Path>,
+        text: impl AsRef<[u8]>,
+    ) -> std::io::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
