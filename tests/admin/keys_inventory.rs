@@ -120,17 +120,10 @@ fn inventory_lists_shows_revokes_and_destroys_while_serving() {
 
     // Power-on: the KMIP audit events of a key name its VM (x-Name) once known.
     rt.block_on(vc_a.get(web));
-    let audit_names_vm = || {
-        std::fs::read_to_string(server.path("audit.log"))
-            .unwrap_or_default()
-            .lines()
+    common::admin::audit_file_once(&server, "Get event naming web-01", |text| {
+        text.lines()
             .any(|l| l.contains("\"Get\"") && l.contains(web) && l.contains("\"x_name\":\"web-01\""))
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !audit_names_vm() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(audit_names_vm(), "no Get event naming web-01 in the audit file");
+    });
 
     // Every filter.
     let all = list_json(&server, &[]);

@@ -212,3 +212,21 @@ pub(crate) fn multi_thread_runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// The server's audit file once its text satisfies `wanted` (the server writes
+/// its events from a queue, after it answered): polled until then, at most
+/// 10 s, then the test fails naming `what`.
+pub(crate) fn audit_file_once(server: &TestServer, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(server.path("audit.log")).unwrap_or_default();
+        if wanted(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} in the audit file:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -154,7 +154,12 @@ fn password_is_required_checked_and_remembered_per_connection() {
     });
 
     // Refusals are audited, and no event carries the password.
-    let audit = std::fs::read_to_string(server.path("audit.log")).unwrap();
+    let audit = common::admin::audit_file_once(&server, "6 refusals", |text| {
+        text.lines()
+            .filter(|l| l.contains("AuthenticationNotSuccessful"))
+            .count()
+            >= 6
+    });
     let refused: Vec<&str> = audit
         .lines()
         .filter(|l| l.contains("AuthenticationNotSuccessful"))
