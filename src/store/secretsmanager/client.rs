@@ -217,20 +217,15 @@ where
             retry_after,
         };
     }
+    let context = sm::error::DisplayErrorContext(&err).to_string();
     match err {
         SdkError::TimeoutError(_) => Fault::Timeout("the SDK's operation timeout passed".to_owned()),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
             Fault::Timeout("connecting or reading timed out".to_owned())
         }
-        SdkError::DispatchFailure(failure) => Fault::Transport(format!(
-            "no answer from Secrets Manager: {}",
-            sm::error::DisplayErrorContext(&failure)
-        )),
-        SdkError::ConstructionFailure(failure) => Fault::Local(format!(
-            "cannot build the request: {}",
-            sm::error::DisplayErrorContext(&failure)
-        )),
-        other => Fault::Transport(format!("{}", sm::error::DisplayErrorContext(&other))),
+        SdkError::DispatchFailure(_) => Fault::Transport(format!("no answer from Secrets Manager: {context}")),
+        SdkError::ConstructionFailure(_) => Fault::Local(format!("cannot build the request: {context}")),
+        _ => Fault::Transport(context),
     }
 }
 

@@ -34,12 +34,27 @@ pub(super) const MAX_SECRET_BYTES: usize = 65_536;
 
 /// Bytes of the JSON around the opaque fields of a record (field names,
 /// numbers, punctuation), rounded up: what [`max_record_bytes`] keeps aside.
-const FRAME_BYTES: usize = 512;
+const FRAME_BYTES: usize = 1024;
 
-/// The largest `sealed` + `attributes` + index text a record can carry and
-/// still fit one secret (base64 costs 4/3; the index is counted as text).
+/// The largest record, counted as [`record_bytes`] counts it, that the store
+/// accepts: what fits one secret with base64 costing 4/3 on every byte. A
+/// record within it can still be refused when its index text needs much JSON
+/// escaping; the encoded size is the final check.
 pub(super) fn max_record_bytes() -> usize {
     (MAX_SECRET_BYTES - FRAME_BYTES) / 4 * 3
+}
+
+/// The size of a record as [`max_record_bytes`] bounds it: its opaque bytes,
+/// its group and its index text.
+pub(super) fn record_bytes(record: &Record) -> usize {
+    record.sealed.len()
+        + record.attributes.len()
+        + record.group.len()
+        + record
+            .index
+            .iter()
+            .map(|e| e.name.len() + e.value.len() + 8)
+            .sum::<usize>()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +77,14 @@ struct Stored {
 /// The `SecretString` of `record` (its index sorted and deduplicated);
 /// `TooLarge` beyond what one secret holds.
 pub(super) fn encode(record: &Record) -> Result<String, Fault> {
+    if record_bytes(record) > max_record_bytes() {
+        return Err(Fault::TooLarge(format!(
+            "record {} holds {} bytes; a Secrets Manager secret holds at most {} (64 KiB as base64 in JSON)",
+            record.uid,
+            record_bytes(record),
+            max_record_bytes()
+        )));
+    }
     let mut index = record.index.clone();
     index.sort();
     index.dedup();
@@ -243,8 +266,11 @@ mod tests {
     #[test]
     fn a_record_beyond_one_secret_is_too_large() {
         let mut record = sample_record("uid-a", 1);
-        record.sealed = vec![7; max_record_bytes() - 200];
-        encode(&record).unwrap();
+        record.sealed.clear();
+        record.sealed = vec![7; max_record_bytes() - record_bytes(&record)];
+        assert!(encode(&record).unwrap().len() <= MAX_SECRET_BYTES);
+        record.sealed.push(7);
+        assert!(matches!(encode(&record), Err(Fault::TooLarge(_))));
         record.sealed = vec![7; MAX_SECRET_BYTES];
         assert!(matches!(encode(&record), Err(Fault::TooLarge(_))));
     }
