@@ -518,7 +518,11 @@ fn store_kind_secretsmanager_parses_with_defaults_and_relative_paths() {
             timeout: Duration::from_secs(5),
         })
     );
-    assert!(c.store.location().contains("eu-central-1"), "{}", c.store.location());
+    assert!(
+        c.store.location().contains("eu-central-1"),
+        "{}",
+        c.store.location()
+    );
     let local = SECRETSMANAGER.replace(
         "region = \"eu-central-1\"",
         "region = \"us-east-1\"\nendpoint = \"http://127.0.0.1:5000\"\nprefix = \"kms/prod\"\ntimeout = 2\nca_file = \"ca.pem\"",
@@ -538,9 +542,15 @@ fn store_kind_secretsmanager_refusals_name_their_key() {
     let with = |from: &str, to: &str| SECRETSMANAGER.replace(from, to);
     let cases = [
         (with("region = \"eu-central-1\"\n", ""), Some("store.region")),
-        (with("access_key_id_file = \"aws/akid\"\n", ""), Some("store.access_key_id_file")),
         (
-            with("secret_access_key_file = \"/run/credentials/keyward/aws-secret\"\n", ""),
+            with("access_key_id_file = \"aws/akid\"\n", ""),
+            Some("store.access_key_id_file"),
+        ),
+        (
+            with(
+                "secret_access_key_file = \"/run/credentials/keyward/aws-secret\"\n",
+                "",
+            ),
             Some("store.secret_access_key_file"),
         ),
         (with("eu-central-1", "EU Central"), Some("store.region")),
@@ -555,7 +565,10 @@ fn store_kind_secretsmanager_refusals_name_their_key() {
         (with("region", "prefix = \"a//b\"\nregion"), Some("store.prefix")),
         (with("region", "timeout = 0\nregion"), Some("store.timeout")),
         // Another backend's keys are refused.
-        (with("region", "token_file = \"t\"\nregion"), Some("store.token_file")),
+        (
+            with("region", "token_file = \"t\"\nregion"),
+            Some("store.token_file"),
+        ),
         (with("region", "mount = \"kv\"\nregion"), Some("store.mount")),
         // A secret is never inline: unknown keys are refused by the parser.
         (with("region", "secret_access_key = \"wJalr\"\nregion"), None),

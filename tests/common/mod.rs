@@ -5,9 +5,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod admin;
+pub(crate) mod fault_proxy;
 #[path = "../support/kmip_client.rs"]
 pub(crate) mod kmip_client;
 pub(crate) mod load;
+pub(crate) mod moto;
 pub(crate) mod vcenter;
 
 use std::io::{BufRead, BufReader};

@@ -223,7 +223,9 @@ where
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
             Fault::Timeout("connecting or reading timed out".to_owned())
         }
-        SdkError::DispatchFailure(_) => Fault::Transport(format!("no answer from Secrets Manager: {context}")),
+        SdkError::DispatchFailure(_) => {
+            Fault::Transport(format!("no answer from Secrets Manager: {context}"))
+        }
         SdkError::ConstructionFailure(_) => Fault::Local(format!("cannot build the request: {context}")),
         _ => Fault::Transport(context),
     }
@@ -239,7 +241,9 @@ where
     match tokio::time::timeout_at(deadline.into(), Box::pin(send)).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(fault_of(err)),
-        Err(_) => Err(Fault::Timeout("no answer from Secrets Manager before the deadline".to_owned())),
+        Err(_) => Err(Fault::Timeout(
+            "no answer from Secrets Manager before the deadline".to_owned(),
+        )),
     }
 }
 

@@ -215,9 +215,9 @@ pub(super) fn clean_prefix(text: &str) -> Result<String, String> {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'=' | b'.' | b'@' | b'-'))
+                && seg.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'=' | b'.' | b'@' | b'-')
+                })
         });
     if ok {
         Ok(trimmed.to_owned())
@@ -249,7 +249,10 @@ mod tests {
         let text = encode(&sample_record("uid-a", 1)).unwrap();
         assert!(matches!(decode("uid-b", &text), Err(Fault::Decode(m)) if m.contains("another uid")));
         let err = decode("uid-a", r#"{"password":"hunter2"}"#).err().unwrap();
-        assert!(matches!(&err, Fault::Decode(m) if !m.contains("hunter2")), "{err:?}");
+        assert!(
+            matches!(&err, Fault::Decode(m) if !m.contains("hunter2")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -780,7 +780,11 @@ mod tests {
         let started = Instant::now();
         let err = store.get("uid-a").await.unwrap_err();
         assert!(err.is_transient(), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(!err.to_string().contains("sEcReT"), "{err}");
     }
 
@@ -792,6 +796,9 @@ mod tests {
             .create(&crate::store::conformance::sample_record("a", 1))
             .await
             .unwrap_err();
-        assert!(matches!(&err, StoreError::Other(m) if m.contains("read-only")), "{err}");
+        assert!(
+            matches!(&err, StoreError::Other(m) if m.contains("read-only")),
+            "{err}"
+        );
     }
 }
