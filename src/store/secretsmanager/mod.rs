@@ -37,9 +37,10 @@
 //! - **Queries**: Secrets Manager has no query on secret values, so `find`,
 //!   counts, `list_page` and `export` list the secrets (`ListSecrets`, paged,
 //!   filtered by the name prefix) and read each: O(store) per call, until the
-//!   local index of issue 9 item 2 answers them. `ListSecrets` is eventually
-//!   consistent on AWS: a record created a moment ago may be missing from a
-//!   listing (never from a `get`).
+//!   local index of issue 9 item 2 answers them. AWS documents every Secrets
+//!   Manager operation as eventually consistent and `ListSecrets` as possibly
+//!   minutes behind: a record created a moment ago may be missing from a
+//!   listing; a `get` by name is the read to trust.
 //! - **Not atomic**: `import` checks what it can before its first write; a
 //!   failure part-way removes what it created (without `replace`, best
 //!   effort) or leaves what it wrote (with `replace`: run it again).
@@ -427,9 +428,9 @@ impl Inner {
     }
 
     /// Every record uid under the prefix, sorted: `ListSecrets` page by page,
-    /// filtered by the name prefix (the service's filter ignores case: the
-    /// exact prefix is checked here). Secrets scheduled for deletion are not
-    /// listed.
+    /// filtered by the name prefix (a case-sensitive prefix match; checked
+    /// here again, with the uid's form). Secrets scheduled for deletion are
+    /// not listed.
     async fn list(&self, deadline: Instant) -> Result<Vec<String>, Fault> {
         let folder = format!("{}/", self.prefix);
         let filter = sm::types::Filter::builder()
