@@ -430,8 +430,8 @@ impl Inner {
     /// Every record uid under the prefix, sorted: `ListSecrets` page by page,
     /// filtered by the name prefix (a case-sensitive prefix match; checked
     /// here again, with the uid's form). Secrets scheduled for deletion are
-    /// not listed.
-    async fn list(&self, deadline: Instant) -> Result<Vec<String>, Fault> {
+    /// not listed. Each page has its own deadline: a large store is many pages.
+    async fn list(&self) -> Result<Vec<String>, Fault> {
         let folder = format!("{}/", self.prefix);
         let filter = sm::types::Filter::builder()
             .key(sm::types::FilterNameStringType::Name)
@@ -440,6 +440,7 @@ impl Inner {
         let mut uids = BTreeSet::new();
         let mut next: Option<String> = None;
         loop {
+            let deadline = self.deadline();
             let page = retrying(deadline, || {
                 exchange(
                     deadline,
@@ -498,7 +499,7 @@ impl Inner {
             .acquire()
             .await
             .map_err(|_| Fault::Local("the store is closing".to_owned()))?;
-        let uids = self.list(self.deadline()).await?;
+        let uids = self.list().await?;
         self.read_many(&uids).await
     }
 
@@ -527,7 +528,7 @@ impl Inner {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let uids = self.list(self.deadline()).await?;
+        let uids = self.list().await?;
         let start = after_uid.map_or(0, |after| uids.partition_point(|uid| uid.as_str() <= after));
         let mut rest = uids.get(start..).unwrap_or_default();
         let mut page = Vec::new();
@@ -582,7 +583,7 @@ impl Inner {
                 }
             }
         }
-        let existing = self.list(self.deadline()).await?;
+        let existing = self.list().await?;
         if !replace && existing.iter().any(|uid| incoming.contains_key(uid)) {
             return Err(Fault::Exists);
         }
