@@ -516,7 +516,7 @@ fn with_openbao_store(text: &mut String, bao: &Bao, token_file: &Path) {
         .find("\n[")
         .map_or(text.len(), |i| start + 2 + i);
     let section = format!(
-        "[store]\nkind = \"openbao\"\naddress = \"{}\"\nprefix = \"serve\"\ntoken_file = \"{}\"\ntimeout = 3\n\n",
+        "[store]\nkind = \"openbao\"\naddress = \"{}\"\nprefix = \"serve\"\ntoken_file = \"{}\"\ntimeout = 3\n\n[cluster]\nindex = \"index.db\"\n\n",
         bao.address(),
         token_file.display()
     );
