@@ -505,6 +505,9 @@ kind = "secretsmanager"
 region = "eu-central-1"
 access_key_id_file = "aws/akid"
 secret_access_key_file = "/run/credentials/keyward/aws-secret"
+
+[cluster]
+index = "/var/lib/keyward/index.db"
 "#;
 
 #[test]

@@ -695,6 +695,15 @@ impl Store for SecretsManagerStore {
         })
     }
 
+    fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            // The names alone: ListSecrets pages, no record read.
+            let uids = self.inner.list().await.map_err(to_store_error)?;
+            let start = after_uid.map_or(0, |after| uids.partition_point(|uid| uid.as_str() <= after));
+            Ok(uids.into_iter().skip(start).take(limit).collect())
+        })
+    }
+
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { self.inner.health().await.map_err(to_store_error) })
     }
