@@ -476,3 +476,86 @@ print(key["SecretAccessKey"])
     let err = store.health().await.unwrap_err();
     assert!(matches!(err, StoreError::Auth(_)), "{err}");
 }
+
+/// Replaces the `[store]` section of a dev-env keyward.toml with one on moto.
+fn with_secretsmanager_store(text: &mut String, url: &str, akid: &std::path::Path, secret: &std::path::Path) {
+    let start = text.find("[store]").unwrap();
+    let end = text[start + 1..]
+        .find("\n[")
+        .map_or(text.len(), |i| start + 2 + i);
+    let section = format!(
+        "[store]\nkind = \"secretsmanager\"\nregion = \"us-east-1\"\nendpoint = \"{url}\"\nprefix = \"serve\"\n\
+         access_key_id_file = \"{}\"\nsecret_access_key_file = \"{}\"\ntimeout = 3\n\n[cluster]\nindex = \"index.db\"\n\n",
+        akid.display(),
+        secret.display()
+    );
+    text.replace_range(start..end, &section);
+}
+
+#[test]
+fn keyward_serves_create_and_get_from_secrets_manager() {
+    use keyward::kmip::Operation;
+    let Some(moto) = Moto::start() else { return };
+    let akid = moto.secret_file("serve-akid", "AKIAKEYWARDSERVE");
+    let secret = moto.secret_file("serve-secret", "serve-secret-key");
+    let server =
+        common::TestServer::start_with(|text| with_secretsmanager_store(text, &moto.url(), &akid, &secret));
+    let rt = common::admin::runtime();
+    let uid = rt.block_on(async {
+        let mut client = server.client().await;
+        let item = client
+            .call(Operation::CREATE, common::vcenter::create_payload())
+            .await
+            .expect("Create");
+        assert_eq!(
+            item.result_status,
+            keyward::kmip::ResultStatus::SUCCESS,
+            "Create: {item:?}"
+        );
+        let uid = item
+            .payload
+            .as_ref()
+            .and_then(|p| p.child(keyward::kmip::tags::UNIQUE_IDENTIFIER))
+            .and_then(keyward::ttlv::Item::as_text)
+            .expect("Create answers the id")
+            .to_owned();
+        let key = common::load::get(&mut client, &uid).await;
+        assert_eq!(key.len(), 32);
+        client.close().await;
+        uid
+    });
+    // The record is a secret under the configured prefix, at AWSCURRENT.
+    let raw = raw_client(&moto.url());
+    let value = rt
+        .block_on(
+            raw.get_secret_value()
+                .secret_id(format!("serve/{uid}"))
+                .version_stage("AWSCURRENT")
+                .send(),
+        )
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+    assert_eq!(json["uid"], uid.as_str());
+
+    // check-config reaches the store, and refuses a key file others can read.
+    let check = |expect_ok: bool| {
+        let out = server.keyward(&["check-config", "--config", server.config().to_str().unwrap()]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.success(), expect_ok, "{shown}");
+        shown
+    };
+    assert!(check(true).contains("secretsmanager, usable"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let shown = check(false);
+    assert!(
+        shown.contains("world-readable") && !shown.contains("serve-secret-key"),
+        "{shown}"
+    );
+}
