@@ -247,14 +247,16 @@ impl Inner {
     }
 
     /// Creates the secret of `stored` (already at its final version) with the
-    /// content-derived token; an existing secret is compared with `want`.
-    async fn create_secret(&self, stored: &Record, deadline: Instant) -> Result<(), Fault> {
+    /// content-derived token. An existing secret is success when it holds the
+    /// same content (and, with `exact`, the same record version: an import),
+    /// `Exists` otherwise.
+    async fn create_secret(&self, stored: &Record, exact: bool, deadline: Instant) -> Result<(), Fault> {
         let text = layout::encode(stored)?;
         let token = layout::create_token(&stored.uid, &text);
         let name = self.name(&stored.uid);
         let description = format!("keyward KMIP object {}", stored.uid);
         let is_same = |current: &Current| {
-            current.record.same_content(stored) && current.record.version == stored.version
+            current.record.same_content(stored) && (!exact || current.record.version == stored.version)
         };
         let mut attempt = 0;
         loop {
@@ -305,7 +307,7 @@ impl Inner {
         let mut stored = record.clone();
         stored.version = 1;
         stored.normalize_index();
-        self.create_secret(&stored, self.deadline()).await
+        self.create_secret(&stored, false, self.deadline()).await
     }
 
     /// Makes `stored` the secret's `AWSCURRENT` if `AWSCURRENT` is still the
@@ -593,11 +595,11 @@ impl Inner {
             let outcome = if replace {
                 match self.read(&record.uid, deadline).await {
                     Ok(Some(current)) => self.swap(record, &current.version_id, deadline).await,
-                    Ok(None) => self.create_secret(record, deadline).await,
+                    Ok(None) => self.create_secret(record, true, deadline).await,
                     Err(fault) => Err(fault),
                 }
             } else {
-                self.create_secret(record, deadline).await
+                self.create_secret(record, true, deadline).await
             };
             match outcome {
                 Ok(()) => written.push(&record.uid),
