@@ -24,6 +24,7 @@ pub mod conformance;
 mod error;
 mod export;
 mod memory;
+mod remote;
 mod open;
 pub mod openbao;
 mod query;
