@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store, StoreError};
+use super::{KeyProtectConfig, KeyProtectStore, OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store, StoreError};
 
 /// Which backend holds the records, and where (the parsed `[store]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub enum StoreConfig {
     },
     /// OpenBao or HashiCorp Vault KV version 2 (`kind = "openbao"`).
     OpenBao(OpenBaoConfig),
+    /// IBM Key Protect / HPCS keys API v2 (`kind = "keyprotect"`).
+    KeyProtect(KeyProtectConfig),
 }
 
 impl StoreConfig {
@@ -26,6 +28,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Sqlite { .. } => "sqlite",
             StoreConfig::OpenBao(_) => "openbao",
+            StoreConfig::KeyProtect(_) => "keyprotect",
         }
     }
 
@@ -34,6 +37,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Sqlite { path } => path.display().to_string(),
             StoreConfig::OpenBao(bao) => bao.location(),
+            StoreConfig::KeyProtect(kp) => kp.location(),
         }
     }
 
@@ -43,6 +47,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Sqlite { path } => Some(path),
             StoreConfig::OpenBao(_) => None,
+            StoreConfig::KeyProtect(_) => None,
         }
     }
 }
@@ -117,6 +122,14 @@ pub fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>, Open
                 OpenBaoStore::open_read_only(bao)
             } else {
                 OpenBaoStore::open(bao)
+            };
+            Ok(Arc::new(store.map_err(backend)?))
+        }
+        StoreConfig::KeyProtect(kp) => {
+            let store = if mode == OpenMode::ReadOnly {
+                KeyProtectStore::open_read_only(kp)
+            } else {
+                KeyProtectStore::open(kp)
             };
             Ok(Arc::new(store.map_err(backend)?))
         }

@@ -104,7 +104,6 @@ pub(in crate::store) fn is_transient_status(status: StatusCode) -> bool {
 /// One HTTP answer with a success status.
 #[derive(Debug)]
 pub(in crate::store) struct Reply {
-    pub(in crate::store) status: StatusCode,
     pub(in crate::store) body: Bytes,
 }
 
@@ -307,7 +306,7 @@ impl Endpoint {
                 .map_err(|e| Fault::Transport(format!("answer cut short: {e}")))?
                 .to_bytes();
             if status.is_success() {
-                Ok(Reply { status, body })
+                Ok(Reply { body })
             } else {
                 Err(Fault::Status {
                     status,
