@@ -11,4 +11,5 @@ mod common;
 mod hsm_softhsm;
 mod store_conformance;
 mod store_durability;
+mod store_keyprotect;
 mod store_openbao;

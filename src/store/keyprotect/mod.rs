@@ -394,15 +394,26 @@ impl Inner {
         if layout::check_uid(uid).is_err() {
             return Ok(None);
         }
-        let all = self.generations(uid, deadline).await?;
-        let Some((generation, key, _)) = all.live() else {
-            return Ok(None);
-        };
-        let (generation, id) = (*generation, key.id.clone());
-        Ok(self
-            .read_key(uid, &id, deadline)
-            .await?
-            .map(|record| Current { record, generation, all }))
+        let mut seen_generation = 0;
+        loop {
+            let all = self.generations(uid, deadline).await?;
+            if all.highest() <= seen_generation {
+                // The newest generation is the one found deleted: the
+                // record is gone (never an older generation).
+                return Ok(None);
+            }
+            let Some((generation, key, _)) = all.live() else {
+                return Ok(None);
+            };
+            let (generation, id) = (*generation, key.id.clone());
+            match self.read_key(uid, &id, deadline).await? {
+                Some(record) => return Ok(Some(Current { record, generation, all })),
+                // Deleted between the listing and the read: an update
+                // (which deletes the generation it replaces) or a delete.
+                // List again to tell which.
+                None => seen_generation = generation,
+            }
+        }
     }
 
     /// Imports generation `generation` of `uid`; never retried here.
@@ -626,7 +637,13 @@ impl Inner {
             let mut reads = JoinSet::new();
             for (uid, id) in chunk.iter().cloned() {
                 let inner = Arc::clone(self);
-                reads.spawn(async move { inner.read_key(&uid, &id, inner.deadline()).await });
+                reads.spawn(async move {
+                    match inner.read_key(&uid, &id, inner.deadline()).await {
+                        // Replaced since the listing: read its newest generation.
+                        Ok(None) => inner.read(&uid, inner.deadline()).await.map(|c| c.map(|c| c.record)),
+                        other => other,
+                    }
+                });
             }
             while let Some(joined) = reads.join_next().await {
                 let read = joined.map_err(|e| Fault::Local(format!("a store read task failed: {e}")))?;
