@@ -372,6 +372,12 @@ mod tests {
         fn update<'a>(&'a self, record: &'a Record, expected: u64) -> StoreFuture<'a, u64> {
             self.inner.update(record, expected)
         }
+        fn delete<'a>(&'a self, uid: &'a str, expected: Option<u64>) -> StoreFuture<'a, bool> {
+            self.inner.delete(uid, expected)
+        }
+        fn capabilities(&self) -> crate::store::Capabilities {
+            self.inner.capabilities()
+        }
         fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
             self.inner.find(query)
         }

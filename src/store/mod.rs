@@ -37,6 +37,28 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use error::{Conflict, StoreError};
+
+/// What a backend can do natively, so that the layers above (the local index
+/// of a remote store, `keyward store status`) know what they must supply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `update` is an atomic compare-and-swap in the backend itself (not a
+    /// read-then-write that another node can slip between).
+    pub compare_and_swap: bool,
+    /// `find` and `count` are answered where the records are; without it they
+    /// walk every record, and Locate needs a local index.
+    pub server_side_query: bool,
+    /// A record can be rewritten in place; without it an update writes a new
+    /// object and removes the old one.
+    pub mutable_records: bool,
+    /// The largest serialized record the backend accepts, if it has a limit.
+    pub max_record_bytes: Option<usize>,
+    /// `import` is all or nothing.
+    pub atomic_import: bool,
+    /// The records live on this machine (an embedded file), not in a service
+    /// other nodes share.
+    pub local: bool,
+}
 pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
 pub use memory::MemoryStore;
 pub use open::{OpenError, OpenMode, StoreConfig, open};
@@ -62,6 +84,15 @@ pub trait Store: Send + Sync {
     /// `expected_version`; returns the new version (`expected_version + 1`).
     /// `created_at` keeps its original value; `record.version` is ignored.
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64>;
+
+    /// Removes the record with this uid, if `expected_version` is its version
+    /// (or `None`: whatever its version). Idempotent: `Ok(false)` when no
+    /// record has this uid, so a retried delete succeeds. `Conflict(Version)`
+    /// when the record has another version.
+    fn delete<'a>(&'a self, uid: &'a str, expected_version: Option<u64>) -> StoreFuture<'a, bool>;
+
+    /// What this backend does natively.
+    fn capabilities(&self) -> Capabilities;
 
     /// Uids of the records matching `query`, ordered by `(created_at, uid)`.
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>>;
