@@ -109,10 +109,10 @@ async fn one_key_per_record_as_the_console_shows_it_and_every_call_is_identified
     assert_eq!(ids.len(), calls.len(), "correlation ids must be fresh per call");
 
     // KMIP Destroy: every key of the record deleted, as the customer sees.
-    assert!(store.remove("uid-a", Some(2)).await.unwrap());
+    assert!(store.delete("uid-a", Some(2)).await.unwrap());
     assert!(fake.keys().iter().all(|k| k.state == 5));
     assert_eq!(store.get("uid-a").await.unwrap(), None);
-    assert!(!store.remove("uid-a", None).await.unwrap());
+    assert!(!store.delete("uid-a", None).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +203,7 @@ async fn a_delete_racing_an_update_has_exactly_one_winner() {
         node_a.create(&sample_record(&uid, 1)).await.unwrap();
         let mut changed = sample_record(&uid, 1);
         changed.state = 3;
-        let (deleted, updated) = tokio::join!(node_a.remove(&uid, Some(1)), node_b.update(&changed, 1));
+        let (deleted, updated) = tokio::join!(node_a.delete(&uid, Some(1)), node_b.update(&changed, 1));
         match (deleted, updated) {
             (Ok(true), Err(StoreError::Conflict(Conflict::Version)) | Err(StoreError::NotFound)) => {
                 assert_eq!(node_b.get(&uid).await.unwrap(), None)

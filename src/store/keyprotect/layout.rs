@@ -21,6 +21,11 @@ use crate::store::remote::http::Fault;
 
 /// Key Protect's largest standard-key payload (base64 characters).
 pub(super) const MAX_PAYLOAD_CHARS: usize = 7_500;
+/// The most sealed-blob and attribute bytes a record can hold: the payload
+/// is base64 of a JSON document in which they are base64 again, so 7,500
+/// characters carry 5,625 bytes of JSON, of which at most 4,218 bytes of
+/// binary fields (less the other fields and the index).
+pub(super) const MAX_RECORD_BYTES: usize = MAX_PAYLOAD_CHARS / 4 * 3 / 4 * 3;
 /// Longest uid: `kmip-<uid>-g<20 digits>` must fit an alias's 90 characters.
 pub(super) const MAX_UID_CHARS: usize = 63;
 /// What every description of a keyward key starts with.

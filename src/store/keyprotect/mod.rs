@@ -47,7 +47,7 @@ use tokio::task::JoinSet;
 use self::api::{Key, already_exists, is_alias_taken, is_gone, not_found, to_store_error, version_conflict};
 use self::iam::Iam;
 use super::remote::http::{Address, Body, Endpoint, Fault, Reply, backoff};
-use super::{Export, Query, Record, Store, StoreError, StoreFuture};
+use super::{Capabilities, Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// Default deadline of one store call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -750,14 +750,6 @@ impl Inner {
     }
 }
 
-impl KeyProtectStore {
-    /// Deletes the record of `uid` if its version is `expected_version`
-    /// (any version when `None`): `Ok(false)` when there is none.
-    pub async fn remove(&self, uid: &str, expected_version: Option<u64>) -> Result<bool, StoreError> {
-        self.inner.delete(uid, expected_version).await.map_err(to_store_error)
-    }
-}
-
 impl Store for KeyProtectStore {
     fn create<'a>(&'a self, record: &'a Record) -> StoreFuture<'a, ()> {
         Box::pin(async move { self.inner.create(record).await.map_err(to_store_error) })
@@ -777,6 +769,28 @@ impl Store for KeyProtectStore {
                 .await
                 .map_err(to_store_error)
         })
+    }
+
+    fn delete<'a>(&'a self, uid: &'a str, expected_version: Option<u64>) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.inner
+                .delete(uid, expected_version)
+                .await
+                .map_err(to_store_error)
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // The unique alias of the next generation (see the module doc).
+            compare_and_swap: true,
+            server_side_query: false,
+            // Keys cannot be changed: an update imports a new key.
+            mutable_records: false,
+            max_record_bytes: Some(layout::MAX_RECORD_BYTES),
+            atomic_import: false,
+            local: false,
+        }
     }
 
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
