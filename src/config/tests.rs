@@ -601,12 +601,17 @@ fn store_kind_keyprotect_parses_with_defaults_and_relative_paths() {
             timeout: Duration::from_secs(10),
         })
     );
-    assert!(c.store.location().contains("us-south.kms.cloud.ibm.com/api/v2/keys"));
+    assert!(
+        c.store
+            .location()
+            .contains("us-south.kms.cloud.ibm.com/api/v2/keys")
+    );
     let ring = KEYPROTECT.replace(
         "api_key_file",
         "key_ring = \"kmip-ring\"\niam_address = \"https://iam.test.cloud.ibm.com/identity/token\"\ntimeout = 3\napi_key_file",
     );
-    let StoreConfig::KeyProtect(kp) = Config::from_toml(&ring, Path::new("/etc/keyward")).unwrap().store else {
+    let StoreConfig::KeyProtect(kp) = Config::from_toml(&ring, Path::new("/etc/keyward")).unwrap().store
+    else {
         panic!("not keyprotect")
     };
     assert_eq!(kp.key_ring.as_deref(), Some("kmip-ring"));
@@ -618,24 +623,57 @@ fn store_kind_keyprotect_parses_with_defaults_and_relative_paths() {
 fn store_kind_keyprotect_refusals_name_their_key() {
     let with = |from: &str, to: &str| KEYPROTECT.replace(from, to);
     let cases = [
-        (with("api_key_file", "token_file = \"t\"\napi_key_file"), "store.token_file"),
+        (
+            with("api_key_file", "token_file = \"t\"\napi_key_file"),
+            "store.token_file",
+        ),
         (with("api_key_file = \"kp.apikey\"\n", ""), "store.api_key_file"),
-        (with("instance_id = \"8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11\"\n", ""), "store.instance_id"),
-        (with("8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11", "my-instance"), "store.instance_id"),
-        (with("address = \"https://us-south.kms.cloud.ibm.com\"\n", ""), "store.address"),
+        (
+            with("instance_id = \"8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11\"\n", ""),
+            "store.instance_id",
+        ),
+        (
+            with("8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11", "my-instance"),
+            "store.instance_id",
+        ),
+        (
+            with("address = \"https://us-south.kms.cloud.ibm.com\"\n", ""),
+            "store.address",
+        ),
         (with("https://us-south", "http://us-south"), "store.address"),
-        (with("ca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n", ""), "store.address"),
-        (with("api_key_file", "iam_address = \"https://iam.cloud.ibm.com\"\napi_key_file"), "store.iam_address"),
-        (with("api_key_file", "key_ring = \"a/b\"\napi_key_file"), "store.key_ring"),
+        (
+            with("ca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n", ""),
+            "store.address",
+        ),
+        (
+            with(
+                "api_key_file",
+                "iam_address = \"https://iam.cloud.ibm.com\"\napi_key_file",
+            ),
+            "store.iam_address",
+        ),
+        (
+            with("api_key_file", "key_ring = \"a/b\"\napi_key_file"),
+            "store.key_ring",
+        ),
         (with("api_key_file", "timeout = 0\napi_key_file"), "store.timeout"),
-        (with("api_key_file", "mount = \"secret\"\napi_key_file"), "store.mount"),
+        (
+            with("api_key_file", "mount = \"secret\"\napi_key_file"),
+            "store.mount",
+        ),
     ];
     for (text, key) in cases {
         assert_eq!(invalid_key(&text), key, "{text}");
     }
     // The API key is never inline.
-    let err = Config::from_toml(&with("api_key_file = \"kp.apikey\"", "api_key = \"abc123\""), Path::new("/"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("unknown field `api_key`") && !err.contains("abc123"), "{err}");
+    let err = Config::from_toml(
+        &with("api_key_file = \"kp.apikey\"", "api_key = \"abc123\""),
+        Path::new("/"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown field `api_key`") && !err.contains("abc123"),
+        "{err}"
+    );
 }

@@ -23,13 +23,13 @@ pub mod backup;
 pub mod conformance;
 mod error;
 mod export;
-mod memory;
-mod remote;
-mod open;
 pub mod keyprotect;
+mod memory;
+mod open;
 pub mod openbao;
 mod query;
 mod record;
+mod remote;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -60,9 +60,9 @@ pub struct Capabilities {
     pub local: bool,
 }
 pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
+pub use keyprotect::{KeyProtectConfig, KeyProtectStore};
 pub use memory::MemoryStore;
 pub use open::{OpenError, OpenMode, StoreConfig, open};
-pub use keyprotect::{KeyProtectConfig, KeyProtectStore};
 pub use openbao::{OpenBaoAuth, OpenBaoConfig, OpenBaoStore};
 pub use query::Query;
 pub use record::{IndexEntry, Record};

@@ -6,7 +6,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{KeyProtectConfig, KeyProtectStore, OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store, StoreError};
+use super::{
+    KeyProtectConfig, KeyProtectStore, OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store,
+    StoreError,
+};
 
 /// Which backend holds the records, and where (the parsed `[store]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]

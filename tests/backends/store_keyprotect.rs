@@ -88,8 +88,14 @@ async fn one_key_per_record_as_the_console_shows_it_and_every_call_is_identified
     let keys = fake.keys();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.iter().all(|k| k.name == "kmip-uid-a"));
-    assert_eq!((keys[0].state, keys[0].aliases.as_slice()), (5, &["kmip-uid-a-g1".to_owned()][..]));
-    assert_eq!((keys[1].state, keys[1].aliases.as_slice()), (1, &["kmip-uid-a-g2".to_owned()][..]));
+    assert_eq!(
+        (keys[0].state, keys[0].aliases.as_slice()),
+        (5, &["kmip-uid-a-g1".to_owned()][..])
+    );
+    assert_eq!(
+        (keys[1].state, keys[1].aliases.as_slice()),
+        (1, &["kmip-uid-a-g2".to_owned()][..])
+    );
     assert_eq!(keys[1].description, "keyward record uid-a generation 2");
     assert_eq!(store.get("uid-a").await.unwrap().unwrap().state, 2);
 
@@ -138,7 +144,11 @@ async fn a_key_the_customer_deleted_in_the_console_is_never_served() {
     // The uid can be created again: a new generation, a new alias.
     store.create(&sample_record("uid-a", 3)).await.unwrap();
     assert_eq!(store.get("uid-a").await.unwrap().unwrap().version, 1);
-    assert!(fake.keys().iter().any(|k| k.aliases == ["kmip-uid-a-g3"] && k.state == 1));
+    assert!(
+        fake.keys()
+            .iter()
+            .any(|k| k.aliases == ["kmip-uid-a-g3"] && k.state == 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +198,11 @@ async fn two_nodes_updating_the_same_key_have_exactly_one_winner() {
     assert_eq!(last.attributes, 10u32.to_be_bytes());
     assert_eq!(last.version, 11);
     // Older generations are deleted after each win: one live key per record.
-    let live = fake.keys().into_iter().filter(|k| k.state == 1 && k.name == "kmip-uid-c").count();
+    let live = fake
+        .keys()
+        .into_iter()
+        .filter(|k| k.state == 1 && k.name == "kmip-uid-c")
+        .count();
     assert_eq!(live, 1);
 }
 
@@ -231,14 +245,25 @@ async fn retry_after_is_honoured_within_the_deadline_and_reported_beyond_it() {
         .map(|s| s.at)
         .collect();
     assert_eq!(times.len(), 2);
-    assert!(times[1] - times[0] >= Duration::from_secs(1), "{:?}", times[1] - times[0]);
+    assert!(
+        times[1] - times[0] >= Duration::from_secs(1),
+        "{:?}",
+        times[1] - times[0]
+    );
 
     // 503 with a Retry-After past the deadline: reported at once, not waited.
     fake.inject("GET", "/api/v2/keys?", Fault::Status(503, Some(30)), 10);
     let started = Instant::now();
     let err = store.get("uid-a").await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
-    assert!(err.is_transient() && err.to_string().contains("retry after 30 s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.is_transient() && err.to_string().contains("retry after 30 s"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +276,11 @@ async fn an_answer_past_the_deadline_is_a_timeout_within_it() {
     let started = Instant::now();
     let err = store.get("uid-a").await.unwrap_err();
     assert!(matches!(err, StoreError::Timeout(_)), "{err}");
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +323,11 @@ async fn a_refused_token_is_replaced_once_and_tokens_are_refreshed_before_expiry
     fake.revoke_tokens();
     assert!(store.get("uid-a").await.unwrap().is_some());
     assert_eq!(fake.grants(), 2);
-    let unauthorized = fake.seen().iter().filter(|s| s.path.starts_with("/api/v2/")).count();
+    let unauthorized = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path.starts_with("/api/v2/"))
+        .count();
     assert!(unauthorized >= 3);
 
     // Short-lived tokens: refreshed once two thirds have passed, by one call
@@ -328,7 +361,10 @@ async fn a_wrong_api_key_is_an_auth_error_that_never_shows_the_key() {
     write_secret(&cfg.api_key_file, "wrong-key-Secret");
     let store = KeyProtectStore::open(&cfg).unwrap();
     let err = store.health().await.unwrap_err();
-    assert!(matches!(&err, StoreError::Auth(m) if m.contains("IAM refused")), "{err}");
+    assert!(
+        matches!(&err, StoreError::Auth(m) if m.contains("IAM refused")),
+        "{err}"
+    );
     assert!(!err.to_string().contains("wrong-key-Secret"), "{err}");
     cfg.instance_id = "00000000-0000-4000-8000-000000000000".into();
     write_secret(&cfg.api_key_file, API_KEY);
@@ -342,7 +378,11 @@ async fn the_fake_refuses_calls_without_the_instance_header_or_a_token() {
     let addr = fake.address().trim_start_matches("http://").to_owned();
     let raw = move |extra: &str| {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        write!(stream, "GET /api/v2/keys HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /api/v2/keys HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer
@@ -351,13 +391,23 @@ async fn the_fake_refuses_calls_without_the_instance_header_or_a_token() {
         (
             raw(""),
             raw(&format!("bluemix-instance: {INSTANCE}\r\n")),
-            raw(&format!("bluemix-instance: {INSTANCE}\r\nauthorization: Bearer nope\r\n")),
+            raw(&format!(
+                "bluemix-instance: {INSTANCE}\r\nauthorization: Bearer nope\r\n"
+            )),
         )
     })
     .await
     .unwrap();
-    assert!(answer.0.starts_with("HTTP/1.1 400") && answer.0.contains("Bluemix-Instance"), "{}", answer.0);
-    assert!(answer.1.starts_with("HTTP/1.1 401") && answer.1.contains("UNAUTHORIZED_ERR"), "{}", answer.1);
+    assert!(
+        answer.0.starts_with("HTTP/1.1 400") && answer.0.contains("Bluemix-Instance"),
+        "{}",
+        answer.0
+    );
+    assert!(
+        answer.1.starts_with("HTTP/1.1 401") && answer.1.contains("UNAUTHORIZED_ERR"),
+        "{}",
+        answer.1
+    );
     assert!(answer.2.starts_with("HTTP/1.1 401"), "{}", answer.2);
 }
 
@@ -370,13 +420,19 @@ async fn the_alias_cap_is_reported_clearly_and_a_large_record_is_too_large_befor
     store.create(&sample_record("uid-a", 1)).await.unwrap();
     store.create(&sample_record("uid-b", 2)).await.unwrap();
     let err = store.create(&sample_record("uid-c", 3)).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Other(m) if m.contains("alias limit")), "{err}");
+    assert!(
+        matches!(&err, StoreError::Other(m) if m.contains("alias limit")),
+        "{err}"
+    );
     // An update needs a second alias for a moment: refused the same way,
     // and the record is unchanged.
     let mut changed = sample_record("uid-a", 1);
     changed.state = 2;
     let err = store.update(&changed, 1).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Other(m) if m.contains("alias limit")), "{err}");
+    assert!(
+        matches!(&err, StoreError::Other(m) if m.contains("alias limit")),
+        "{err}"
+    );
     assert_eq!(store.get("uid-a").await.unwrap().unwrap().state, 1);
     fake.set_alias_cap(None);
     store.update(&changed, 1).await.unwrap();
@@ -385,6 +441,9 @@ async fn the_alias_cap_is_reported_clearly_and_a_large_record_is_too_large_befor
     let mut big = sample_record("uid-big", 4);
     big.sealed = vec![0x5A; 6_000];
     let err = store.create(&big).await.unwrap_err();
-    assert!(matches!(&err, StoreError::TooLarge(m) if m.contains("7500")), "{err}");
+    assert!(
+        matches!(&err, StoreError::TooLarge(m) if m.contains("7500")),
+        "{err}"
+    );
     assert_eq!(fake.seen().iter().filter(|s| s.method == "POST").count(), before);
 }

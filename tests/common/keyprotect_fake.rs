@@ -120,7 +120,9 @@ impl KpFake {
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let state = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
@@ -252,10 +254,8 @@ fn render(key: &FakeKey, with_payload: bool) -> Value {
         "crn": format!("crn:v1:bluemix:public:kms:us-south:a/fake:{INSTANCE}:key:{}", key.id),
         "creationDate": format!("2026-12-06T00:00:{:02}Z", key.seq % 60),
     });
-    if with_payload && key.state != 5 {
-        if let Some(payload) = &key.payload {
-            value["payload"] = json!(payload);
-        }
+    if let Some(payload) = key.payload.as_ref().filter(|_| with_payload && key.state != 5) {
+        value["payload"] = json!(payload);
     }
     value
 }
@@ -299,7 +299,11 @@ fn percent_decode(text: &str) -> String {
 
 async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -348,7 +352,15 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
     }
     let answer = {
         let mut s = state.lock().unwrap();
-        route(&mut s, &method, &path, &body, instance.as_deref(), auth.as_deref(), prefer.as_deref())
+        route(
+            &mut s,
+            &method,
+            &path,
+            &body,
+            instance.as_deref(),
+            auth.as_deref(),
+            prefer.as_deref(),
+        )
     };
     if reset {
         return Err("fake: connection dropped after the request took effect".into());
@@ -373,17 +385,29 @@ fn route(
         return error(404, "NOT_FOUND_ERR", "Not Found");
     }
     if instance.is_none_or(|i| uuid::Uuid::parse_str(i).is_err()) {
-        return error(400, "BAD_HEADERS_ERR", "Bad Request: Request requires valid Bluemix-Instance Header");
+        return error(
+            400,
+            "BAD_HEADERS_ERR",
+            "Bad Request: Request requires valid Bluemix-Instance Header",
+        );
     }
     if instance != Some(INSTANCE) {
-        return error(401, "UNAUTHORIZED_ERR", "Unauthorized: The user does not have access to the specified resource");
+        return error(
+            401,
+            "UNAUTHORIZED_ERR",
+            "Unauthorized: The user does not have access to the specified resource",
+        );
     }
     let valid = auth
         .and_then(|a| a.strip_prefix("Bearer "))
         .and_then(|t| s.tokens.get(t))
         .is_some_and(|until| Instant::now() < *until);
     if !valid {
-        return error(401, "UNAUTHORIZED_ERR", "Unauthorized: The user does not have access to the specified resource");
+        return error(
+            401,
+            "UNAUTHORIZED_ERR",
+            "Unauthorized: The user does not have access to the specified resource",
+        );
     }
     match (method, bare) {
         ("POST", "/api/v2/keys") => import(s, body),
@@ -410,7 +434,10 @@ fn route(
                     if prefer == Some("return=representation") {
                         reply(200, collection(vec![render(key, false)]))
                     } else {
-                        Response::builder().status(204).body(Full::new(Bytes::new())).unwrap()
+                        Response::builder()
+                            .status(204)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap()
                     }
                 }
                 _ => error(405, "METHOD_NOT_ALLOWED_ERR", "Method Not Allowed"),
@@ -423,7 +450,10 @@ fn route(
 fn grant(s: &mut State, body: &[u8]) -> Response<Full<Bytes>> {
     let form = query(&format!("?{}", String::from_utf8_lossy(body)));
     if form.get("grant_type").map(String::as_str) != Some("urn:ibm:params:oauth:grant-type:apikey") {
-        return reply(400, json!({ "errorCode": "BXNIM0103E", "errorMessage": "Unsupported grant type" }));
+        return reply(
+            400,
+            json!({ "errorCode": "BXNIM0103E", "errorMessage": "Unsupported grant type" }),
+        );
     }
     if form.get("apikey").map(String::as_str) != Some(API_KEY) {
         return reply(
@@ -450,7 +480,9 @@ fn grant(s: &mut State, body: &[u8]) -> Response<Full<Bytes>> {
 
 fn valid_alias(alias: &str) -> bool {
     (2..=90).contains(&alias.len())
-        && alias.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
         && uuid::Uuid::parse_str(alias).is_err()
 }
 
@@ -481,11 +513,23 @@ fn import(s: &mut State, body: &[u8]) -> Response<Full<Bytes>> {
     if aliases.len() > 5 || !aliases.iter().all(|a| valid_alias(a)) {
         return bad("invalid aliases");
     }
-    if s.keys.iter().any(|k| k.aliases.iter().any(|a| aliases.contains(a))) {
-        return error(409, "KEY_ALIAS_NOT_UNIQUE_ERR", "Conflict: Key alias already exists in the instance");
+    if s.keys
+        .iter()
+        .any(|k| k.aliases.iter().any(|a| aliases.contains(a)))
+    {
+        return error(
+            409,
+            "KEY_ALIAS_NOT_UNIQUE_ERR",
+            "Conflict: Key alias already exists in the instance",
+        );
     }
     if let Some(cap) = s.alias_cap {
-        let held: usize = s.keys.iter().filter(|k| k.state != 5).map(|k| k.aliases.len()).sum();
+        let held: usize = s
+            .keys
+            .iter()
+            .filter(|k| k.state != 5)
+            .map(|k| k.aliases.len())
+            .sum();
         if held + aliases.len() > cap {
             return error(
                 400,
@@ -514,7 +558,13 @@ fn list(s: &State, path: &str) -> Response<Full<Bytes>> {
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 200,
         Some(Ok(n)) if (1..=5000).contains(&n) => n,
-        Some(_) => return error(400, "INVALID_QUERY_PARAM_ERR", "Bad Request: limit must be 1..5000"),
+        Some(_) => {
+            return error(
+                400,
+                "INVALID_QUERY_PARAM_ERR",
+                "Bad Request: limit must be 1..5000",
+            );
+        }
     };
     let Ok(offset) = q.get("offset").map_or(Ok(0), |o| o.parse::<usize>()) else {
         return error(400, "INVALID_QUERY_PARAM_ERR", "Bad Request: invalid offset");

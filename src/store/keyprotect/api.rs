@@ -49,11 +49,17 @@ pub(super) struct Collection {
 }
 
 pub(super) fn decode_collection(body: &[u8], what: &str) -> Result<Collection, Fault> {
-    serde_json::from_slice(body).map_err(|_| Fault::Decode(format!("Key Protect {what} answer is not a key collection")))
+    serde_json::from_slice(body)
+        .map_err(|_| Fault::Decode(format!("Key Protect {what} answer is not a key collection")))
 }
 
 /// The body of an import: a collection of exactly one standard key.
-pub(super) fn import_body(name: &str, description: &str, alias: &str, payload: &str) -> Result<Vec<u8>, Fault> {
+pub(super) fn import_body(
+    name: &str,
+    description: &str,
+    alias: &str,
+    payload: &str,
+) -> Result<Vec<u8>, Fault> {
     serde_json::to_vec(&serde_json::json!({
         "metadata": { "collectionType": KEY_TYPE, "collectionTotal": 1 },
         "resources": [{
@@ -95,7 +101,9 @@ pub(super) fn kp_message(body: &[u8]) -> String {
         return String::new();
     };
     match first.reasons.into_iter().next() {
-        Some(reason) if !reason.code.is_empty() => one_short_line(&format!("{}: {}", reason.code, first.message)),
+        Some(reason) if !reason.code.is_empty() => {
+            one_short_line(&format!("{}: {}", reason.code, first.message))
+        }
         _ => one_short_line(&first.message),
     }
 }
@@ -112,7 +120,9 @@ pub(super) fn is_alias_taken(fault: &Fault) -> bool {
 /// the refusal, since no code for it is documented.
 pub(super) fn is_alias_cap(fault: &Fault) -> bool {
     match fault {
-        Fault::Status { status, message, .. } if status.is_client_error() && *status != StatusCode::CONFLICT => {
+        Fault::Status { status, message, .. }
+            if status.is_client_error() && *status != StatusCode::CONFLICT =>
+        {
             let text = message.to_ascii_lowercase();
             text.contains("alias")
                 && ["limit", "quota", "exceed", "maximum", "too many"]
@@ -184,13 +194,17 @@ pub(super) fn to_store_error(fault: Fault) -> StoreError {
             };
             match status {
                 StatusCode::NOT_FOUND | StatusCode::GONE => StoreError::NotFound,
-                StatusCode::CONFLICT if message == LOCAL_VERSION_CONFLICT => StoreError::Conflict(Conflict::Version),
+                StatusCode::CONFLICT if message == LOCAL_VERSION_CONFLICT => {
+                    StoreError::Conflict(Conflict::Version)
+                }
                 StatusCode::CONFLICT => StoreError::Conflict(Conflict::Exists),
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StoreError::Auth(format!(
                     "Key Protect refused keyward's credentials (HTTP {code}{said}): check the API key, \
                      store.instance_id, and the service ID's Writer/Manager role on the instance"
                 )),
-                StatusCode::PAYLOAD_TOO_LARGE => StoreError::TooLarge(format!("record too large for Key Protect{said}")),
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    StoreError::TooLarge(format!("record too large for Key Protect{said}"))
+                }
                 s if is_transient_status(s) => {
                     let after = retry_after
                         .map(|d| format!("; retry after {} s", d.as_secs().max(1)))
@@ -226,29 +240,54 @@ mod tests {
         let body = br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.error+json","collectionTotal":1},
             "resources":[{"errorMsg":"Conflict: Key alias already exists","reasons":[{"code":"KEY_ALIAS_NOT_UNIQUE_ERR","message":"x","status":409}]}]}"#;
         let message = kp_message(body);
-        assert_eq!(message, "KEY_ALIAS_NOT_UNIQUE_ERR: Conflict: Key alias already exists");
+        assert_eq!(
+            message,
+            "KEY_ALIAS_NOT_UNIQUE_ERR: Conflict: Key alias already exists"
+        );
         assert!(is_alias_taken(&status(409, &message)));
-        assert_eq!(to_store_error(status(409, &message)), StoreError::Conflict(Conflict::Exists));
-        assert_eq!(to_store_error(version_conflict()), StoreError::Conflict(Conflict::Version));
+        assert_eq!(
+            to_store_error(status(409, &message)),
+            StoreError::Conflict(Conflict::Exists)
+        );
+        assert_eq!(
+            to_store_error(version_conflict()),
+            StoreError::Conflict(Conflict::Version)
+        );
         assert_eq!(to_store_error(status(404, "")), StoreError::NotFound);
-        assert_eq!(to_store_error(status(410, "KEY_DELETED_ERR: gone")), StoreError::NotFound);
+        assert_eq!(
+            to_store_error(status(410, "KEY_DELETED_ERR: gone")),
+            StoreError::NotFound
+        );
         assert!(matches!(to_store_error(status(401, "")), StoreError::Auth(_)));
         assert!(matches!(to_store_error(status(413, "")), StoreError::TooLarge(_)));
-        let cap = to_store_error(status(400, "KEY_ALIAS_QUOTA_ERR: Number of key aliases exceeds the limit"));
-        assert!(matches!(&cap, StoreError::Other(m) if m.contains("alias limit")), "{cap}");
+        let cap = to_store_error(status(
+            400,
+            "KEY_ALIAS_QUOTA_ERR: Number of key aliases exceeds the limit",
+        ));
+        assert!(
+            matches!(&cap, StoreError::Other(m) if m.contains("alias limit")),
+            "{cap}"
+        );
         let busy = to_store_error(Fault::Status {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: String::new(),
             retry_after: Some(Duration::from_secs(3)),
         });
-        assert!(busy.is_transient() && busy.to_string().contains("retry after 3 s"), "{busy}");
+        assert!(
+            busy.is_transient() && busy.to_string().contains("retry after 3 s"),
+            "{busy}"
+        );
         assert!(!to_store_error(status(501, "")).is_transient());
         assert_eq!(kp_message(b"not json"), "");
     }
 
     #[test]
     fn an_empty_listing_has_no_resources() {
-        let list = decode_collection(br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":0}}"#, "list").unwrap();
+        let list = decode_collection(
+            br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":0}}"#,
+            "list",
+        )
+        .unwrap();
         assert!(list.resources.is_empty());
     }
 }

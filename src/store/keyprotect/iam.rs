@@ -211,7 +211,10 @@ mod tests {
         percent_encode_into("a-b_c.d~e f+g/h=", &mut out);
         assert_eq!(out, "a-b_c.d~e%20f%2Bg%2Fh%3D");
         let body = br#"{"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found."}"#;
-        assert_eq!(iam_message(body), "BXNIM0415E: Provided API key could not be found.");
+        assert_eq!(
+            iam_message(body),
+            "BXNIM0415E: Provided API key could not be found."
+        );
         assert_eq!(iam_message(b"nope"), "");
     }
 }

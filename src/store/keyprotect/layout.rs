@@ -147,7 +147,8 @@ pub(super) fn encode_tombstone(uid: &str) -> Result<String, Fault> {
 }
 
 fn wrap(document: &Document) -> Result<String, Fault> {
-    let json = serde_json::to_vec(document).map_err(|e| Fault::Local(format!("cannot encode a record: {e}")))?;
+    let json =
+        serde_json::to_vec(document).map_err(|e| Fault::Local(format!("cannot encode a record: {e}")))?;
     let payload = STANDARD.encode(json);
     if payload.len() > MAX_PAYLOAD_CHARS {
         return Err(Fault::Status {
@@ -169,7 +170,8 @@ pub(super) fn decode(uid: &str, payload: &str) -> Result<Option<Record>, Fault> 
     let json = STANDARD
         .decode(payload.trim())
         .map_err(|_| bad("payload is not base64"))?;
-    let document: Document = serde_json::from_slice(&json).map_err(|_| bad("payload is not a keyward record"))?;
+    let document: Document =
+        serde_json::from_slice(&json).map_err(|_| bad("payload is not a keyward record"))?;
     if document.format != FORMAT {
         return Err(bad("payload has an unknown format"));
     }
@@ -221,7 +223,10 @@ mod tests {
         want.normalize_index();
         assert_eq!(decode("uid-a", &payload).unwrap(), Some(want));
         assert!(matches!(decode("uid-b", &payload), Err(Fault::Decode(_))));
-        assert_eq!(decode("uid-a", &encode_tombstone("uid-a").unwrap()).unwrap(), None);
+        assert_eq!(
+            decode("uid-a", &encode_tombstone("uid-a").unwrap()).unwrap(),
+            None
+        );
         assert_eq!(key_name("u1"), "kmip-u1");
         assert_eq!(alias("u1", 7), "kmip-u1-g7");
         let text = description("u1", 7, false);

@@ -93,7 +93,10 @@ impl KeyProtectConfig {
         if iam.path.is_empty() {
             return Err((
                 "iam_address",
-                format!("{:?} needs the token path ({DEFAULT_IAM_ADDRESS})", self.iam_address),
+                format!(
+                    "{:?} needs the token path ({DEFAULT_IAM_ADDRESS})",
+                    self.iam_address
+                ),
             ));
         }
         if uuid::Uuid::parse_str(&self.instance_id).is_err() {
@@ -106,9 +109,13 @@ impl KeyProtectConfig {
             ));
         }
         if let Some(ring) = &self.key_ring {
-            let ok = (2..=100).contains(&ring.len()) && ring.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let ok = (2..=100).contains(&ring.len())
+                && ring.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !ok {
-                return Err(("key_ring", format!("{ring:?} must be 2-100 letters, digits or '-'")));
+                return Err((
+                    "key_ring",
+                    format!("{ring:?} must be 2-100 letters, digits or '-'"),
+                ));
             }
         }
         if self.timeout.is_zero() {
@@ -174,19 +181,27 @@ impl KeyProtectStore {
             .ca_file
             .as_ref()
             .map(|path| {
-                std::fs::read(path).map_err(|e| StoreError::Other(format!("store.ca_file {}: {e}", path.display())))
+                std::fs::read(path)
+                    .map_err(|e| StoreError::Other(format!("store.ca_file {}: {e}", path.display())))
             })
             .transpose()?;
-        let endpoint = Endpoint::new(&config.address, ca.as_deref(), "keyward adds /api/v2", api::kp_message)
-            .map_err(|why| StoreError::Other(format!("store.address: {why}")))?;
+        let endpoint = Endpoint::new(
+            &config.address,
+            ca.as_deref(),
+            "keyward adds /api/v2",
+            api::kp_message,
+        )
+        .map_err(|why| StoreError::Other(format!("store.address: {why}")))?;
         let iam_address = Address::parse_url(&config.iam_address, ca.is_some())
             .map_err(|why| StoreError::Other(format!("store.iam_address: {why}")))?;
         let iam_path = iam_address.path.clone();
-        let iam_endpoint = Endpoint::from_address(&config.iam_address, iam_address, ca.as_deref(), iam::iam_message)
-            .map_err(|why| StoreError::Other(format!("store.iam_address: {why}")))?;
+        let iam_endpoint =
+            Endpoint::from_address(&config.iam_address, iam_address, ca.as_deref(), iam::iam_message)
+                .map_err(|why| StoreError::Other(format!("store.iam_address: {why}")))?;
         let iam = Iam::new(iam_endpoint, iam_path, config.api_key_file.clone()).map_err(to_store_error)?;
         let header = |text: &str, key: &str| {
-            HeaderValue::from_str(text).map_err(|_| StoreError::Other(format!("store.{key} cannot be sent in a header")))
+            HeaderValue::from_str(text)
+                .map_err(|_| StoreError::Other(format!("store.{key} cannot be sent in a header")))
         };
         Ok(KeyProtectStore {
             inner: Arc::new(Inner {
@@ -238,7 +253,8 @@ impl Generations {
     /// The newest generation when it is a live record (not deleted, not a
     /// tombstone).
     fn live(&self) -> Option<&(u64, Key, bool)> {
-        self.newest().filter(|(_, key, tombstone)| !key.is_deleted() && !tombstone)
+        self.newest()
+            .filter(|(_, key, tombstone)| !key.is_deleted() && !tombstone)
     }
 }
 
@@ -250,7 +266,11 @@ fn group(keys: Vec<Key>, only: Option<&str>) -> BTreeMap<String, Generations> {
             if only.is_some_and(|want| want != uid) {
                 continue;
             }
-            by_uid.entry(uid).or_default().keys.push((generation, key, tombstone));
+            by_uid
+                .entry(uid)
+                .or_default()
+                .keys
+                .push((generation, key, tombstone));
         }
     }
     for generations in by_uid.values_mut() {
@@ -288,7 +308,10 @@ impl Inner {
                 HeaderName::from_static("correlation-id"),
                 HeaderValue::from_str(&correlation).unwrap_or_else(|_| HeaderValue::from_static("keyward")),
             ),
-            (::http::header::ACCEPT, HeaderValue::from_static("application/json")),
+            (
+                ::http::header::ACCEPT,
+                HeaderValue::from_static("application/json"),
+            ),
         ];
         if let Some(ring) = &self.key_ring {
             headers.push((HeaderName::from_static("x-kms-key-ring"), ring.clone()));
@@ -298,7 +321,13 @@ impl Inner {
 
     /// One authenticated exchange; on a 401 the token is replaced once and
     /// the request sent once more.
-    async fn call(&self, method: Method, path: &str, body: Option<&[u8]>, deadline: Instant) -> Result<Reply, Fault> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        deadline: Instant,
+    ) -> Result<Reply, Fault> {
         let body_of = || {
             body.map(|bytes| Body {
                 content_type: api::KEY_TYPE,
@@ -327,7 +356,9 @@ impl Inner {
         let mut attempt = 0;
         loop {
             match self.call(method.clone(), path, None, deadline).await {
-                Err(fault) if fault.is_transient() && wait_to_retry(attempt, &fault, deadline).await => attempt += 1,
+                Err(fault) if fault.is_transient() && wait_to_retry(attempt, &fault, deadline).await => {
+                    attempt += 1
+                }
                 other => return other,
             }
         }
@@ -338,7 +369,8 @@ impl Inner {
         let mut keys = Vec::new();
         let mut offset = 0usize;
         loop {
-            let mut path = format!("/api/v2/keys?limit={PAGE}&offset={offset}&state={ALL_STATES}&extractable=true");
+            let mut path =
+                format!("/api/v2/keys?limit={PAGE}&offset={offset}&state={ALL_STATES}&extractable=true");
             if let Some(search) = search {
                 path.push_str("&search=");
                 path.push_str(search);
@@ -368,7 +400,10 @@ impl Inner {
             .call_idempotent(Method::GET, &format!("/api/v2/keys/{id}"), deadline)
             .await
         {
-            Ok(reply) => Ok(api::decode_collection(&reply.body, "get")?.resources.into_iter().next()),
+            Ok(reply) => Ok(api::decode_collection(&reply.body, "get")?
+                .resources
+                .into_iter()
+                .next()),
             Err(fault) if is_gone(&fault) => Ok(None),
             Err(fault) => Err(fault),
         }
@@ -407,7 +442,13 @@ impl Inner {
             };
             let (generation, id) = (*generation, key.id.clone());
             match self.read_key(uid, &id, deadline).await? {
-                Some(record) => return Ok(Some(Current { record, generation, all })),
+                Some(record) => {
+                    return Ok(Some(Current {
+                        record,
+                        generation,
+                        all,
+                    }));
+                }
                 // Deleted between the listing and the read: an update
                 // (which deletes the generation it replaces) or a delete.
                 // List again to tell which.
@@ -431,7 +472,8 @@ impl Inner {
             &layout::alias(uid, generation),
             payload,
         )?;
-        self.call(Method::POST, "/api/v2/keys", Some(&body), deadline).await?;
+        self.call(Method::POST, "/api/v2/keys", Some(&body), deadline)
+            .await?;
         Ok(())
     }
 
@@ -491,7 +533,10 @@ impl Inner {
                 };
             }
             let generation = all.highest() + 1;
-            match self.import(&record.uid, generation, false, &payload, deadline).await {
+            match self
+                .import(&record.uid, generation, false, &payload, deadline)
+                .await
+            {
                 Ok(()) => {
                     self.remove_older(&all, generation).await;
                     return Ok(());
@@ -500,7 +545,11 @@ impl Inner {
                 // alias: read again to tell which.
                 Err(fault) if is_alias_taken(&fault) || fault.is_transient() => {
                     if !wait_to_retry(attempt, &fault, deadline).await {
-                        return Err(if is_alias_taken(&fault) { already_exists() } else { fault });
+                        return Err(if is_alias_taken(&fault) {
+                            already_exists()
+                        } else {
+                            fault
+                        });
                     }
                     attempt += 1;
                 }
@@ -529,7 +578,10 @@ impl Inner {
         let mut uncertain = false;
         let mut attempt = 0;
         loop {
-            let fault = match self.import(&record.uid, generation, false, &payload, deadline).await {
+            let fault = match self
+                .import(&record.uid, generation, false, &payload, deadline)
+                .await
+            {
                 Ok(()) => {
                     self.remove_older(&current.all, generation).await;
                     return Ok(new_version);
@@ -635,12 +687,16 @@ impl Inner {
         let mut records = Vec::with_capacity(live.len());
         for chunk in live.chunks(READ_CONCURRENCY) {
             let mut reads = JoinSet::new();
-            for (uid, id) in chunk.iter().cloned() {
+            for (uid, id) in chunk {
+                let (uid, id) = (uid.clone(), id.clone());
                 let inner = Arc::clone(self);
                 reads.spawn(async move {
                     match inner.read_key(&uid, &id, inner.deadline()).await {
                         // Replaced since the listing: read its newest generation.
-                        Ok(None) => inner.read(&uid, inner.deadline()).await.map(|c| c.map(|c| c.record)),
+                        Ok(None) => inner
+                            .read(&uid, inner.deadline())
+                            .await
+                            .map(|c| c.map(|c| c.record)),
                         other => other,
                     }
                 });
@@ -673,7 +729,11 @@ impl Inner {
             .collect())
     }
 
-    async fn list_page(self: &Arc<Self>, after_uid: Option<&str>, limit: usize) -> Result<Vec<Record>, Fault> {
+    async fn list_page(
+        self: &Arc<Self>,
+        after_uid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, Fault> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -695,7 +755,11 @@ impl Inner {
     async fn import_records(self: &Arc<Self>, mut records: Export, replace: bool) -> Result<u64, Fault> {
         self.writable()?;
         let mut incoming: BTreeMap<String, (Record, String)> = BTreeMap::new();
-        while let Some(page) = records.next_page().await.map_err(|e| Fault::Local(e.to_string()))? {
+        while let Some(page) = records
+            .next_page()
+            .await
+            .map_err(|e| Fault::Local(e.to_string()))?
+        {
             for mut record in page {
                 layout::check_uid(&record.uid)?;
                 if record.version == 0 {
@@ -720,7 +784,10 @@ impl Inner {
         for (uid, (_, payload)) in &incoming {
             let before = existing.get(uid).cloned().unwrap_or_default();
             let generation = before.highest() + 1;
-            match self.import(uid, generation, false, payload, self.deadline()).await {
+            match self
+                .import(uid, generation, false, payload, self.deadline())
+                .await
+            {
                 Ok(()) => {
                     written.push((uid, generation));
                     self.remove_older(&before, generation).await;
@@ -736,7 +803,11 @@ impl Inner {
                             }
                         }
                     }
-                    return Err(if is_alias_taken(&fault) { already_exists() } else { fault });
+                    return Err(if is_alias_taken(&fault) {
+                        already_exists()
+                    } else {
+                        fault
+                    });
                 }
             }
         }
@@ -875,9 +946,18 @@ mod tests {
             c.check().unwrap_err().0
         };
         assert_eq!(with(&|c| c.address = "http://10.1.1.1".into()), "address");
-        assert_eq!(with(&|c| c.address = "http://127.0.0.1:1/api/v2".into()), "address");
-        assert_eq!(with(&|c| c.iam_address = "https://iam.example/x".into()), "iam_address");
-        assert_eq!(with(&|c| c.iam_address = "http://127.0.0.1:1".into()), "iam_address");
+        assert_eq!(
+            with(&|c| c.address = "http://127.0.0.1:1/api/v2".into()),
+            "address"
+        );
+        assert_eq!(
+            with(&|c| c.iam_address = "https://iam.example/x".into()),
+            "iam_address"
+        );
+        assert_eq!(
+            with(&|c| c.iam_address = "http://127.0.0.1:1".into()),
+            "iam_address"
+        );
         assert_eq!(with(&|c| c.instance_id = "not-a-guid".into()), "instance_id");
         assert_eq!(with(&|c| c.key_ring = Some("a b".into())), "key_ring");
         assert_eq!(with(&|c| c.timeout = Duration::ZERO), "timeout");
@@ -890,7 +970,11 @@ mod tests {
         let started = Instant::now();
         let err = store.get("uid-a").await.unwrap_err();
         assert!(err.is_transient(), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(!err.to_string().contains("secret-api-key"), "{err}");
         assert!(!format!("{store:?}").contains("secret-api-key"));
     }
@@ -903,7 +987,10 @@ mod tests {
             .create(&crate::store::conformance::sample_record("a", 1))
             .await
             .unwrap_err();
-        assert!(matches!(&err, StoreError::Other(m) if m.contains("read-only")), "{err}");
+        assert!(
+            matches!(&err, StoreError::Other(m) if m.contains("read-only")),
+            "{err}"
+        );
     }
 
     #[test]

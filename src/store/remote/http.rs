@@ -252,7 +252,11 @@ impl Endpoint {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .build(connector);
-        Ok(Endpoint { base, client, message })
+        Ok(Endpoint {
+            base,
+            client,
+            message,
+        })
     }
 
     /// One exchange, bounded by `deadline` (connect, send and the whole body).
@@ -473,7 +477,6 @@ pub(in crate::store) fn backoff(attempt: u32, retry_after: Option<Duration>) -> 
     let jittered = Duration::from_millis(ceiling_ms / 2 + random % (ceiling_ms / 2 + 1));
     retry_after.map_or(jittered, |after| after.max(jittered))
 }
-
 
 #[cfg(test)]
 mod tests {

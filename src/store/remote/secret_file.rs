@@ -52,7 +52,11 @@ mod tests {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apikey");
-        assert!(read_secret(&path, "api_key_file").unwrap_err().contains("api_key_file"));
+        assert!(
+            read_secret(&path, "api_key_file")
+                .unwrap_err()
+                .contains("api_key_file")
+        );
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -64,7 +68,10 @@ mod tests {
         assert_eq!(&*read_secret(&path, "api_key_file").unwrap(), "very-secret-key");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let why = read_secret(&path, "api_key_file").unwrap_err();
-        assert!(why.contains("world-readable") && !why.contains("very-secret"), "{why}");
+        assert!(
+            why.contains("world-readable") && !why.contains("very-secret"),
+            "{why}"
+        );
         std::fs::write(&path, " \n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(read_secret(&path, "api_key_file").unwrap_err().contains("empty"));
