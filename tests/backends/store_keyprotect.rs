@@ -447,3 +447,58 @@ async fn the_alias_cap_is_reported_clearly_and_a_large_record_is_too_large_befor
     );
     assert_eq!(fake.seen().iter().filter(|s| s.method == "POST").count(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_cut_short_serves_nothing_and_a_retried_delete_finishes_it() {
+    let fake = KpFake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&fake, dir.path());
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    // The tombstone lands, then Key Protect refuses the deletes for longer
+    // than the deadline.
+    fake.inject("DELETE", "/api/v2/keys/", Fault::Status(503, Some(30)), 1);
+    let err = store.delete("uid-a", Some(1)).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let active: Vec<_> = fake.keys().into_iter().filter(|k| k.state == 1).collect();
+    assert!(!active.is_empty(), "{active:?}");
+    // Already absent for every reader: the newest generation is a tombstone.
+    assert_eq!(store.get("uid-a").await.unwrap(), None);
+    assert!(store.find(&Default::default()).await.unwrap().is_empty());
+    // A retried delete answers "absent" and leaves no active key behind.
+    assert!(!store.delete("uid-a", None).await.unwrap());
+    assert!(fake.keys().iter().all(|k| k.state == 5), "{:?}", fake.keys());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_page_through_more_keys_than_one_page_holds() {
+    let fake = KpFake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&fake, dir.path());
+    let records: Vec<_> = (0..1_050u32)
+        .map(|n| sample_record(&format!("uid-{n:05}"), n))
+        .collect();
+    let written = store
+        .import(keyward::store::Export::from_records(records, 100), false)
+        .await
+        .unwrap();
+    assert_eq!(written, 1_050);
+    // Deleted keys stay listed (state 5) and are skipped.
+    assert!(store.delete("uid-00007", None).await.unwrap());
+    assert_eq!(store.count(&Default::default()).await.unwrap(), 1_049);
+    let mut after: Option<String> = None;
+    let mut walked = 0;
+    loop {
+        let page = store.list_page(after.as_deref(), 400).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(after.as_deref().is_none_or(|a| page[0].uid.as_str() > a));
+        after = Some(last.uid.clone());
+        walked += page.len();
+    }
+    assert_eq!(walked, 1_049);
+    let pages = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("offset=1000"))
+        .count();
+    assert!(pages > 0, "the second page was never asked for");
+}

@@ -26,10 +26,11 @@
 //!   token refreshed before expiry; a 401 refreshes it once and the call is
 //!   sent once more. Every call carries `bluemix-instance` and a fresh
 //!   `correlation-id`.
-//! - **Queries**: Key Protect has none keyward can use, so `find`, the counts,
-//!   `list_page` and `export` page through every key (deleted ones included,
-//!   which keeps offsets stable while keys are deleted) and read each live
-//!   record: O(store) per call, until the local index answers them.
+//! - **Queries**: Key Protect has none keyward can use, so `find`, the counts
+//!   and `export` page through every key (deleted ones included, which keeps
+//!   offsets stable while keys are deleted) and read each live record:
+//!   O(store) per call, until the local index answers them. `list_page` lists
+//!   every key too but reads the payloads of its page only.
 
 mod api;
 mod iam;
@@ -631,6 +632,15 @@ impl Inner {
         self.writable()?;
         let deadline = self.deadline();
         let Some(current) = self.read(uid, deadline).await? else {
+            // Absent. A delete that stopped part-way (or a crash between an
+            // update's import and its clean-up) may have left keys that are
+            // not deleted yet: finish the job so the console shows none.
+            if layout::check_uid(uid).is_ok() {
+                let all = self.generations(uid, deadline).await?;
+                if all.live().is_none() {
+                    self.remove_up_to(&all, all.highest(), deadline).await?;
+                }
+            }
             return Ok(false);
         };
         if expected_version.is_some_and(|v| v != current.record.version) {
@@ -665,51 +675,78 @@ impl Inner {
                 Err(fault) => return Err(fault),
             }
         }
+        // Up to the tombstone only: a create that lands after it (a new
+        // generation) is another record and stays.
         let all = self.generations(uid, deadline).await?;
-        let keys: Vec<&Key> = all.keys.iter().rev().map(|(_, k, _)| k).collect();
-        self.delete_keys(&keys, deadline).await?;
+        self.remove_up_to(&all, generation, deadline).await?;
         Ok(true)
     }
 
-    /// Every live record, sorted by uid: one walk through the listing, then
-    /// up to [`READ_CONCURRENCY`] reads at once.
+    /// Deletes the keys of `all` up to generation `last`, newest first.
+    async fn remove_up_to(&self, all: &Generations, last: u64, deadline: Instant) -> Result<(), Fault> {
+        let keys: Vec<&Key> = all
+            .keys
+            .iter()
+            .rev()
+            .filter(|(g, _, _)| *g <= last)
+            .map(|(_, k, _)| k)
+            .collect();
+        self.delete_keys(&keys, deadline).await
+    }
+
+    /// Every live record's `(uid, key id)`, sorted by uid: one walk through
+    /// the listing (no payloads).
+    async fn live_keys(&self) -> Result<Vec<(String, String)>, Fault> {
+        let keys = self.list_keys(None, self.deadline()).await?;
+        Ok(group(keys, None)
+            .into_iter()
+            .filter_map(|(uid, g)| g.live().map(|(_, key, _)| (uid.clone(), key.id.clone())))
+            .collect())
+    }
+
+    /// The records of `live`, in that order, up to [`READ_CONCURRENCY`]
+    /// reads at once; a record deleted since the listing is left out, one
+    /// replaced since is read at its newest generation.
+    async fn read_live(self: &Arc<Self>, live: &[(String, String)]) -> Result<Vec<Record>, Fault> {
+        let mut records = Vec::with_capacity(live.len());
+        for chunk in live.chunks(READ_CONCURRENCY) {
+            let mut reads = JoinSet::new();
+            for (n, (uid, id)) in chunk.iter().enumerate() {
+                let (uid, id) = (uid.clone(), id.clone());
+                let inner = Arc::clone(self);
+                reads.spawn(async move {
+                    let read = match inner.read_key(&uid, &id, inner.deadline()).await {
+                        Ok(None) => inner
+                            .read(&uid, inner.deadline())
+                            .await
+                            .map(|c| c.map(|c| c.record)),
+                        other => other,
+                    };
+                    (n, read)
+                });
+            }
+            let mut got: Vec<(usize, Record)> = Vec::with_capacity(chunk.len());
+            while let Some(joined) = reads.join_next().await {
+                let (n, read) = joined.map_err(|e| Fault::Local(format!("a store read task failed: {e}")))?;
+                if let Some(record) = read? {
+                    got.push((n, record));
+                }
+            }
+            got.sort_by_key(|(n, _)| *n);
+            records.extend(got.into_iter().map(|(_, r)| r));
+        }
+        Ok(records)
+    }
+
+    /// Every live record, sorted by uid.
     async fn all_records(self: &Arc<Self>) -> Result<Vec<Record>, Fault> {
         let _walk = self
             .walks
             .acquire()
             .await
             .map_err(|_| Fault::Local("the store is closing".to_owned()))?;
-        let keys = self.list_keys(None, self.deadline()).await?;
-        let live: Vec<(String, String)> = group(keys, None)
-            .into_iter()
-            .filter_map(|(uid, g)| g.live().map(|(_, key, _)| (uid.clone(), key.id.clone())))
-            .collect();
-        let mut records = Vec::with_capacity(live.len());
-        for chunk in live.chunks(READ_CONCURRENCY) {
-            let mut reads = JoinSet::new();
-            for (uid, id) in chunk {
-                let (uid, id) = (uid.clone(), id.clone());
-                let inner = Arc::clone(self);
-                reads.spawn(async move {
-                    match inner.read_key(&uid, &id, inner.deadline()).await {
-                        // Replaced since the listing: read its newest generation.
-                        Ok(None) => inner
-                            .read(&uid, inner.deadline())
-                            .await
-                            .map(|c| c.map(|c| c.record)),
-                        other => other,
-                    }
-                });
-            }
-            while let Some(joined) = reads.join_next().await {
-                let read = joined.map_err(|e| Fault::Local(format!("a store read task failed: {e}")))?;
-                if let Some(record) = read? {
-                    records.push(record);
-                }
-            }
-        }
-        records.sort_by(|a, b| a.uid.cmp(&b.uid));
-        Ok(records)
+        let live = self.live_keys().await?;
+        self.read_live(&live).await
     }
 
     async fn find(self: &Arc<Self>, query: &Query) -> Result<Vec<String>, Fault> {
@@ -737,13 +774,19 @@ impl Inner {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        Ok(self
-            .all_records()
-            .await?
-            .into_iter()
-            .filter(|r| after_uid.is_none_or(|after| r.uid.as_str() > after))
-            .take(limit)
-            .collect())
+        // One listing, then payloads for this page only.
+        let live = self.live_keys().await?;
+        let start = after_uid.map_or(0, |after| live.partition_point(|(uid, _)| uid.as_str() <= after));
+        let mut rest = live.get(start..).unwrap_or_default();
+        let mut page = Vec::new();
+        // A record deleted since the listing leaves a gap: read on until the
+        // page is full or the records run out.
+        while page.len() < limit && !rest.is_empty() {
+            let take = (limit - page.len()).min(rest.len());
+            page.extend(self.read_live(&rest[..take]).await?);
+            rest = &rest[take..];
+        }
+        Ok(page)
     }
 
     async fn health(&self) -> Result<(), Fault> {
