@@ -502,3 +502,82 @@ async fn listings_page_through_more_keys_than_one_page_holds() {
         .count();
     assert!(pages > 0, "the second page was never asked for");
 }
+
+/// Replaces the `[store]` section of a dev-env keyward.toml.
+fn with_keyprotect_store(text: &mut String, fake: &KpFake, api_key_file: &Path) {
+    let start = text.find("[store]").unwrap();
+    let end = text[start + 1..]
+        .find("\n[")
+        .map_or(text.len(), |i| start + 2 + i);
+    let section = format!(
+        "[store]\nkind = \"keyprotect\"\naddress = \"{}\"\niam_address = \"{}\"\ninstance_id = \"{INSTANCE}\"\napi_key_file = \"{}\"\ntimeout = 3\n\n",
+        fake.address(),
+        fake.iam_address(),
+        api_key_file.display()
+    );
+    text.replace_range(start..end, &section);
+}
+
+#[test]
+fn keyward_serves_create_and_get_from_a_key_protect_store() {
+    use crate::common;
+    use keyward::kmip::Operation;
+    // The fake runs on its own runtime, beside the server process.
+    let fake_rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = fake_rt.block_on(KpFake::start());
+    let dir = tempfile::tempdir().unwrap();
+    let api_key_file = dir.path().join("kp.apikey");
+    write_secret(&api_key_file, API_KEY);
+    let server = common::TestServer::start_with(|text| with_keyprotect_store(text, &fake, &api_key_file));
+    let rt = common::admin::runtime();
+    let uid = rt.block_on(async {
+        let mut client = server.client().await;
+        let item = client
+            .call(Operation::CREATE, common::vcenter::create_payload())
+            .await
+            .expect("Create");
+        assert_eq!(
+            item.result_status,
+            keyward::kmip::ResultStatus::SUCCESS,
+            "Create: {item:?}"
+        );
+        let uid = item
+            .payload
+            .as_ref()
+            .and_then(|p| p.child(keyward::kmip::tags::UNIQUE_IDENTIFIER))
+            .and_then(keyward::ttlv::Item::as_text)
+            .expect("Create answers the id")
+            .to_owned();
+        let key = common::load::get(&mut client, &uid).await;
+        assert_eq!(key.len(), 32);
+        client.close().await;
+        uid
+    });
+    // One key in the customer's instance, named after the object.
+    let keys = fake.keys();
+    let live: Vec<_> = keys.iter().filter(|k| k.state == 1).collect();
+    assert_eq!(live.len(), 1, "{keys:?}");
+    assert_eq!(live[0].name, format!("kmip-{uid}"));
+    let payload = live[0].payload.as_deref().unwrap_or_default().len();
+    println!("the payload of a vCenter key's record: {payload} of 7500 characters");
+
+    let check = |expect_ok: bool| {
+        let out = server.keyward(&["check-config", "--config", server.config().to_str().unwrap()]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.success(), expect_ok, "{shown}");
+        shown
+    };
+    assert!(check(true).contains("keyprotect, usable"));
+    write_secret(&api_key_file, "not-the-key");
+    let shown = check(false);
+    assert!(
+        shown.contains("IAM refused") && !shown.contains("not-the-key"),
+        "{shown}"
+    );
+    drop(server);
+    drop(fake);
+}
