@@ -377,6 +377,9 @@ kind = "openbao"
 address = "https://bao.example:8200"
 ca_file = "bao-ca.pem"
 token_file = "bao.token"
+
+[cluster]
+index = "/var/lib/keyward/index.db"
 "#;
 
 #[test]
@@ -397,6 +400,10 @@ fn store_kind_openbao_parses_with_defaults_and_relative_paths() {
         })
     );
     assert_eq!(c.store.location(), "https://bao.example:8200/v1/secret/keyward/");
+    let cluster = c.cluster.clone().unwrap();
+    assert_eq!(cluster.path, Path::new("/var/lib/keyward/index.db"));
+    assert_eq!(cluster.sync_interval, Duration::from_secs(10));
+    assert_eq!(cluster.read_grace, Duration::from_secs(300));
 
     let approle = OPENBAO.replace(
         "token_file = \"bao.token\"",
@@ -581,6 +588,9 @@ address = "https://us-south.kms.cloud.ibm.com"
 instance_id = "8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11"
 api_key_file = "kp.apikey"
 ca_file = "/etc/ssl/certs/ca-certificates.crt"
+
+[cluster]
+index = "/var/lib/keyward/index.db"
 "#;
 
 #[test]
@@ -676,4 +686,19 @@ fn store_kind_keyprotect_refusals_name_their_key() {
         err.contains("unknown field `api_key`") && !err.contains("abc123"),
         "{err}"
     );
+}
+
+#[test]
+fn cluster_section_goes_with_a_remote_store_only() {
+    let without = OPENBAO.replace("[cluster]\nindex = \"/var/lib/keyward/index.db\"\n", "");
+    let err = Config::from_toml(&without, Path::new("/etc/keyward")).unwrap_err();
+    assert!(err.to_string().contains("cluster.index"), "{err}");
+    let with_sqlite = format!("{MINIMAL}\n[cluster]\nindex = \"i.db\"\n");
+    let err = Config::from_toml(&with_sqlite, Path::new("/etc/keyward")).unwrap_err();
+    assert!(err.to_string().contains("cluster"), "{err}");
+    let bad = OPENBAO.replace("[cluster]\n", "[cluster]\nsync_interval = 0\n");
+    let err = Config::from_toml(&bad, Path::new("/etc/keyward")).unwrap_err();
+    assert!(err.to_string().contains("cluster.sync_interval"), "{err}");
+    let unknown = OPENBAO.replace("[cluster]\n", "[cluster]\ngrace = 5\n");
+    assert!(Config::from_toml(&unknown, Path::new("/etc/keyward")).is_err());
 }

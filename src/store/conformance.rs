@@ -68,6 +68,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         Box::pin(delete_checks_the_version(s))
     }),
     ("capabilities_hold", |s| Box::pin(capabilities_hold(s))),
+    ("list_uids_pages", |s| Box::pin(list_uids_pages(s))),
 ];
 
 /// Runs every check, each on a fresh store, and returns all failures.
@@ -867,5 +868,22 @@ async fn capabilities_hold(store: Arc<dyn Store>) -> CheckResult {
             "a record over max_record_bytes ({max}): {refused:?}"
         );
     }
+    Ok(())
+}
+
+async fn list_uids_pages(store: Arc<dyn Store>) -> CheckResult {
+    let records: Vec<Record> = (0..7).map(|n| sample_record(&format!("uid-{n}"), n)).collect();
+    create_all(&*store, &records).await?;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = step("list_uids", store.list_uids(after.as_deref(), 3).await)?;
+        ensure!(page.len() <= 3, "a page of {} uids with limit 3", page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.clone());
+        seen.extend(page);
+    }
+    let want: Vec<String> = (0..7).map(|n| format!("uid-{n}")).collect();
+    ensure!(seen == want, "listed {seen:?}, want {want:?}");
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod backup;
 pub mod conformance;
 mod error;
 mod export;
+pub mod indexed;
 pub mod keyprotect;
 mod memory;
 mod open;
@@ -60,6 +61,7 @@ pub struct Capabilities {
     pub local: bool,
 }
 pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
+pub use indexed::{IndexEvent, IndexSettings, IndexedStore, Reach};
 pub use keyprotect::{KeyProtectConfig, KeyProtectStore};
 pub use memory::MemoryStore;
 pub use open::{OpenError, OpenMode, StoreConfig, open};
@@ -134,6 +136,17 @@ pub trait Store: Send + Sync {
     /// Up to `limit` whole records with uid greater than `after_uid`, ordered
     /// by uid: a resumable walk over everything (root rotation, backup).
     fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>>;
+
+    /// Up to `limit` uids greater than `after_uid`, in uid order: what exists,
+    /// without reading the records (the local index of a remote store compares
+    /// it with its own to see records created and deleted by others). This
+    /// default reads whole pages; a backend whose listing is cheaper overrides it.
+    fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let page = self.list_page(after_uid, limit).await?;
+            Ok(page.into_iter().map(|r| r.uid).collect())
+        })
+    }
 
     /// `Ok` when the backend can serve reads and writes now.
     fn health(&self) -> StoreFuture<'_, ()>;

@@ -495,6 +495,17 @@ async fn listings_page_through_more_keys_than_one_page_holds() {
         walked += page.len();
     }
     assert_eq!(walked, 1_049);
+    // list_uids reads the listing only, never a payload.
+    let payload_reads = |fake: &KpFake| {
+        fake.seen()
+            .iter()
+            .filter(|s| s.path.starts_with("/api/v2/keys/"))
+            .count()
+    };
+    let before = payload_reads(&fake);
+    let uids = store.list_uids(Some("uid-01000"), 100).await.unwrap();
+    assert_eq!(uids.len(), 49);
+    assert_eq!(payload_reads(&fake), before);
     let pages = fake
         .seen()
         .iter()
@@ -510,7 +521,7 @@ fn with_keyprotect_store(text: &mut String, fake: &KpFake, api_key_file: &Path) 
         .find("\n[")
         .map_or(text.len(), |i| start + 2 + i);
     let section = format!(
-        "[store]\nkind = \"keyprotect\"\naddress = \"{}\"\niam_address = \"{}\"\ninstance_id = \"{INSTANCE}\"\napi_key_file = \"{}\"\ntimeout = 3\n\n",
+        "[store]\nkind = \"keyprotect\"\naddress = \"{}\"\niam_address = \"{}\"\ninstance_id = \"{INSTANCE}\"\napi_key_file = \"{}\"\ntimeout = 3\n\n[cluster]\nindex = \"index.db\"\n\n",
         fake.address(),
         fake.iam_address(),
         api_key_file.display()

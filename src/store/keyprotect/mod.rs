@@ -930,6 +930,19 @@ impl Store for KeyProtectStore {
         })
     }
 
+    fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            // The listing alone: no payload is read.
+            let live = self.inner.live_keys().await.map_err(to_store_error)?;
+            Ok(live
+                .into_iter()
+                .map(|(uid, _)| uid)
+                .filter(|uid| after_uid.is_none_or(|after| uid.as_str() > after))
+                .take(limit)
+                .collect())
+        })
+    }
+
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { self.inner.health().await.map_err(to_store_error) })
     }

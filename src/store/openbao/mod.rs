@@ -643,6 +643,23 @@ impl Store for OpenBaoStore {
         })
     }
 
+    fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            // KV's LIST has no paging: each page is cut from one whole listing.
+            let mut uids = self
+                .inner
+                .list(self.inner.deadline())
+                .await
+                .map_err(to_store_error)?;
+            uids.sort_unstable();
+            Ok(uids
+                .into_iter()
+                .filter(|uid| after_uid.is_none_or(|after| uid.as_str() > after))
+                .take(limit)
+                .collect())
+        })
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             compare_and_swap: true,

@@ -151,12 +151,13 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Writes `record` exactly as given (its version and timestamps), over any
-    /// record with its uid. For a local copy whose truth is another store (the
-    /// index of a remote store), never for a client's write: it bypasses
-    /// compare-and-swap.
-    pub async fn put_exact(&self, record: Record) -> Result<(), StoreError> {
-        self.write(WriteOp::Put(record)).await.map(|_| ())
+    /// Writes `record` exactly as given (its version and timestamps) unless a
+    /// record with its uid and the same or a higher version is there; answers
+    /// whether it was written. For a local copy whose truth is another store
+    /// (the index of a remote store), never for a client's write: it bypasses
+    /// compare-and-swap. Copies written out of order never move a record back.
+    pub async fn put_newer(&self, record: Record) -> Result<bool, StoreError> {
+        self.write(WriteOp::Put(record)).await.map(|written| written > 0)
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {

@@ -33,8 +33,10 @@ pub(super) enum WriteOp {
         expected_version: Option<u64>,
     },
     /// Writes the record exactly as given (version and timestamps included),
-    /// over any record with its uid: a local copy of a record whose truth is
-    /// elsewhere (the index of a remote store), never a client's write.
+    /// over a record with its uid and a lower version; answers 1 when written,
+    /// 0 when a record with the same or a higher version is there. A local
+    /// copy of a record whose truth is elsewhere (the index of a remote
+    /// store), never a client's write.
     Put(Record),
 }
 
@@ -238,11 +240,14 @@ fn put(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
     if record.version == 0 {
         return Err(StoreError::Corrupt("a record with version 0".into()));
     }
-    if let Some((seq, _)) = load_record(conn, &record.uid)? {
+    if let Some((seq, existing)) = load_record(conn, &record.uid)? {
+        if existing.version >= record.version {
+            return Ok(0);
+        }
         remove_seq(conn, seq)?;
     }
     super::bulk::insert_exact(conn, record)?;
-    Ok(record.version)
+    Ok(1)
 }
 
 pub(super) fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Result<(), StoreError> {
