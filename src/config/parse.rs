@@ -24,6 +24,8 @@ const READ_TIMEOUT_S: (i64, i64, i64) = (1, 30, 3600);
 const IDLE_TIMEOUT_S: (i64, i64, i64) = (1, 300, 86_400);
 const HSM_CALL_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
 const STORE_TIMEOUT_S: (i64, i64, i64) = (1, 5, 300);
+/// Key Protect: a cloud API across the internet, 10 s unless configured.
+const KEYPROTECT_TIMEOUT_S: (i64, i64, i64) = (1, 10, 300);
 const MIN_MESSAGE_BYTES: i64 = 1024;
 const MAX_TRUST_ENTRIES: usize = 1024;
 
@@ -112,6 +114,11 @@ struct RawStore {
     endpoint: Option<String>,
     access_key_id_file: Option<String>,
     secret_access_key_file: Option<String>,
+    // kind = "keyprotect" (also address, ca_file, timeout)
+    iam_address: Option<String>,
+    instance_id: Option<String>,
+    api_key_file: Option<String>,
+    key_ring: Option<String>,
 }
 
 /// `[cluster]`: this node's index of a remote store.
@@ -435,16 +442,19 @@ fn store(raw: RawStore, base: &Path) -> Result<StoreConfig, ConfigError> {
         }
         Some("openbao") => openbao(raw, base).map(StoreConfig::OpenBao),
         Some("secretsmanager") => secretsmanager(raw, base).map(StoreConfig::SecretsManager),
+        Some("keyprotect") => keyprotect(raw, base).map(StoreConfig::KeyProtect),
         Some(other) => Err(ConfigError::invalid(
             "store.kind",
-            format!("{other:?} is not supported; use \"sqlite\", \"openbao\" or \"secretsmanager\""),
+            format!(
+                "{other:?} is not supported; use \"sqlite\", \"openbao\", \"keyprotect\" or \"secretsmanager\""
+            ),
         )),
     }
 }
 
 /// The keys set in `[store]`, by name.
 fn store_keys_set(raw: &RawStore) -> Vec<&'static str> {
-    let keys: [(&'static str, bool); 14] = [
+    let keys: [(&'static str, bool); 18] = [
         ("path", raw.path.is_some()),
         ("address", raw.address.is_some()),
         ("mount", raw.mount.is_some()),
@@ -459,6 +469,10 @@ fn store_keys_set(raw: &RawStore) -> Vec<&'static str> {
         ("endpoint", raw.endpoint.is_some()),
         ("access_key_id_file", raw.access_key_id_file.is_some()),
         ("secret_access_key_file", raw.secret_access_key_file.is_some()),
+        ("iam_address", raw.iam_address.is_some()),
+        ("instance_id", raw.instance_id.is_some()),
+        ("api_key_file", raw.api_key_file.is_some()),
+        ("key_ring", raw.key_ring.is_some()),
     ];
     keys.iter()
         .filter(|(_, set)| *set)
@@ -474,6 +488,57 @@ fn only_keys(raw: &RawStore, kind: &str, allowed: &[&str]) -> Result<(), ConfigE
         )),
         None => Ok(()),
     }
+}
+
+/// `[store] kind = "keyprotect"`: IBM Key Protect / HPCS keys API v2 (see
+/// docs/store-keyprotect.md).
+fn keyprotect(raw: RawStore, base: &Path) -> Result<crate::store::KeyProtectConfig, ConfigError> {
+    use crate::store::KeyProtectConfig;
+    use crate::store::keyprotect::DEFAULT_IAM_ADDRESS;
+    only_keys(
+        &raw,
+        "keyprotect",
+        &[
+            "address",
+            "iam_address",
+            "instance_id",
+            "api_key_file",
+            "ca_file",
+            "key_ring",
+            "timeout",
+        ],
+    )?;
+    let address = raw.address.ok_or_else(|| {
+        ConfigError::invalid(
+            "store.address",
+            "is required for kind \"keyprotect\" (https://<region>.kms.cloud.ibm.com)",
+        )
+    })?;
+    let instance_id = raw.instance_id.ok_or_else(|| {
+        ConfigError::invalid(
+            "store.instance_id",
+            "is required for kind \"keyprotect\" (the service instance GUID)",
+        )
+    })?;
+    let api_key_file = raw.api_key_file.ok_or_else(|| {
+        ConfigError::invalid(
+            "store.api_key_file",
+            "is required for kind \"keyprotect\" (a file holding the IAM API key)",
+        )
+    })?;
+    let config = KeyProtectConfig {
+        address,
+        iam_address: raw.iam_address.unwrap_or_else(|| DEFAULT_IAM_ADDRESS.to_owned()),
+        instance_id,
+        api_key_file: path("store.api_key_file", &api_key_file, base)?,
+        ca_file: raw.ca_file.map(|p| path("store.ca_file", &p, base)).transpose()?,
+        key_ring: raw.key_ring,
+        timeout: seconds("store.timeout", raw.timeout, KEYPROTECT_TIMEOUT_S)?,
+    };
+    config
+        .check()
+        .map_err(|(key, why)| ConfigError::invalid(format!("store.{key}"), why))?;
+    Ok(config)
 }
 
 /// `[store] kind = "openbao"`: OpenBao / Vault KV v2 (see docs/store-openbao.md).

@@ -684,6 +684,122 @@ fn the_group_quota_defaults_to_its_limit_and_refuses_zero() {
     assert_eq!(invalid_key(&zero), "server.max_objects_per_group");
 }
 
+const KEYPROTECT: &str = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "keyward"
+pin_file = "hsm.pin"
+
+[store]
+kind = "keyprotect"
+address = "https://us-south.kms.cloud.ibm.com"
+instance_id = "8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11"
+api_key_file = "kp.apikey"
+ca_file = "/etc/ssl/certs/ca-certificates.crt"
+
+[cluster]
+index = "/var/lib/keyward/index.db"
+"#;
+
+#[test]
+fn store_kind_keyprotect_parses_with_defaults_and_relative_paths() {
+    use crate::store::KeyProtectConfig;
+    let c = Config::from_toml(KEYPROTECT, Path::new("/etc/keyward")).unwrap();
+    assert_eq!(c.store.kind(), "keyprotect");
+    assert_eq!(c.store.local_file(), None);
+    assert_eq!(
+        c.store,
+        StoreConfig::KeyProtect(KeyProtectConfig {
+            address: "https://us-south.kms.cloud.ibm.com".into(),
+            iam_address: "https://iam.cloud.ibm.com/identity/token".into(),
+            instance_id: "8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11".into(),
+            api_key_file: "/etc/keyward/kp.apikey".into(),
+            ca_file: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            key_ring: None,
+            timeout: Duration::from_secs(10),
+        })
+    );
+    assert!(
+        c.store
+            .location()
+            .contains("us-south.kms.cloud.ibm.com/api/v2/keys")
+    );
+    let ring = KEYPROTECT.replace(
+        "api_key_file",
+        "key_ring = \"kmip-ring\"\niam_address = \"https://iam.test.cloud.ibm.com/identity/token\"\ntimeout = 3\napi_key_file",
+    );
+    let StoreConfig::KeyProtect(kp) = Config::from_toml(&ring, Path::new("/etc/keyward")).unwrap().store
+    else {
+        panic!("not keyprotect")
+    };
+    assert_eq!(kp.key_ring.as_deref(), Some("kmip-ring"));
+    assert_eq!(kp.iam_address, "https://iam.test.cloud.ibm.com/identity/token");
+    assert_eq!(kp.timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn store_kind_keyprotect_refusals_name_their_key() {
+    let with = |from: &str, to: &str| KEYPROTECT.replace(from, to);
+    let cases = [
+        (
+            with("api_key_file", "token_file = \"t\"\napi_key_file"),
+            "store.token_file",
+        ),
+        (with("api_key_file = \"kp.apikey\"\n", ""), "store.api_key_file"),
+        (
+            with("instance_id = \"8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11\"\n", ""),
+            "store.instance_id",
+        ),
+        (
+            with("8c1d2a10-0a4b-4a3c-9c1e-2f4b6a8d0e11", "my-instance"),
+            "store.instance_id",
+        ),
+        (
+            with("address = \"https://us-south.kms.cloud.ibm.com\"\n", ""),
+            "store.address",
+        ),
+        (with("https://us-south", "http://us-south"), "store.address"),
+        (
+            with("ca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n", ""),
+            "store.address",
+        ),
+        (
+            with(
+                "api_key_file",
+                "iam_address = \"https://iam.cloud.ibm.com\"\napi_key_file",
+            ),
+            "store.iam_address",
+        ),
+        (
+            with("api_key_file", "key_ring = \"a/b\"\napi_key_file"),
+            "store.key_ring",
+        ),
+        (with("api_key_file", "timeout = 0\napi_key_file"), "store.timeout"),
+        (
+            with("api_key_file", "mount = \"secret\"\napi_key_file"),
+            "store.mount",
+        ),
+    ];
+    for (text, key) in cases {
+        assert_eq!(invalid_key(&text), key, "{text}");
+    }
+    // The API key is never inline.
+    let err = Config::from_toml(
+        &with("api_key_file = \"kp.apikey\"", "api_key = \"abc123\""),
+        Path::new("/"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown field `api_key`") && !err.contains("abc123"),
+        "{err}"
+    );
+}
+
 #[test]
 fn cluster_section_goes_with_a_remote_store_only() {
     let without = OPENBAO.replace("[cluster]\nindex = \"/var/lib/keyward/index.db\"\n", "");

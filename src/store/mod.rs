@@ -24,11 +24,13 @@ pub mod conformance;
 mod error;
 mod export;
 pub mod indexed;
+pub mod keyprotect;
 mod memory;
 mod open;
 pub mod openbao;
 mod query;
 mod record;
+mod remote;
 pub mod secretsmanager;
 pub mod sqlite;
 
@@ -61,6 +63,7 @@ pub struct Capabilities {
 }
 pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
 pub use indexed::{IndexEvent, IndexSettings, IndexedStore, Reach};
+pub use keyprotect::{KeyProtectConfig, KeyProtectStore};
 pub use memory::MemoryStore;
 pub use open::{OpenError, OpenMode, StoreConfig, open};
 pub use openbao::{OpenBaoAuth, OpenBaoConfig, OpenBaoStore};

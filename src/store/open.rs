@@ -6,8 +6,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store, StoreError};
-use super::{SecretsManagerConfig, SecretsManagerStore};
+use super::{
+    KeyProtectConfig, KeyProtectStore, OpenBaoConfig, OpenBaoStore, SecretsManagerConfig,
+    SecretsManagerStore, SqliteOptions, SqliteStore, Store, StoreError,
+};
 
 /// Which backend holds the records, and where (the parsed `[store]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum StoreConfig {
     OpenBao(OpenBaoConfig),
     /// AWS Secrets Manager (`kind = "secretsmanager"`).
     SecretsManager(SecretsManagerConfig),
+    /// IBM Key Protect / HPCS keys API v2 (`kind = "keyprotect"`).
+    KeyProtect(KeyProtectConfig),
 }
 
 impl StoreConfig {
@@ -30,6 +34,7 @@ impl StoreConfig {
             StoreConfig::Sqlite { .. } => "sqlite",
             StoreConfig::OpenBao(_) => "openbao",
             StoreConfig::SecretsManager(_) => "secretsmanager",
+            StoreConfig::KeyProtect(_) => "keyprotect",
         }
     }
 
@@ -39,6 +44,7 @@ impl StoreConfig {
             StoreConfig::Sqlite { path } => path.display().to_string(),
             StoreConfig::OpenBao(bao) => bao.location(),
             StoreConfig::SecretsManager(aws) => aws.location(),
+            StoreConfig::KeyProtect(kp) => kp.location(),
         }
     }
 
@@ -49,6 +55,7 @@ impl StoreConfig {
             StoreConfig::Sqlite { path } => Some(path),
             StoreConfig::OpenBao(_) => None,
             StoreConfig::SecretsManager(_) => None,
+            StoreConfig::KeyProtect(_) => None,
         }
     }
 }
@@ -131,6 +138,14 @@ pub fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>, Open
                 SecretsManagerStore::open_read_only(aws)
             } else {
                 SecretsManagerStore::open(aws)
+            };
+            Ok(Arc::new(store.map_err(backend)?))
+        }
+        StoreConfig::KeyProtect(kp) => {
+            let store = if mode == OpenMode::ReadOnly {
+                KeyProtectStore::open_read_only(kp)
+            } else {
+                KeyProtectStore::open(kp)
             };
             Ok(Arc::new(store.map_err(backend)?))
         }

@@ -12,5 +12,6 @@ mod hsm_softhsm;
 mod store_cli;
 mod store_conformance;
 mod store_durability;
+mod store_keyprotect;
 mod store_openbao;
 mod store_secretsmanager;

@@ -6,6 +6,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod fault_proxy;
+pub(crate) mod keyprotect_fake;
 #[path = "../support/kmip_client.rs"]
 pub(crate) mod kmip_client;
 pub(crate) mod load;

@@ -18,9 +18,6 @@ use zeroize::Zeroizing;
 
 use super::http::{Endpoint, Fault};
 
-/// Longest secret file read (a token or AppRole id is well under 1 KiB).
-const MAX_SECRET_FILE_BYTES: u64 = 4096;
-
 /// How keyward authenticates to OpenBao.
 #[derive(Clone, PartialEq, Eq)]
 pub enum OpenBaoAuth {
@@ -324,40 +321,10 @@ fn session_from(
     })
 }
 
-/// The trimmed content of a secret file; never echoed in an error.
+/// The trimmed content of a secret file; never echoed in an error (the
+/// rules every remote store shares: `store::remote::secret_file`).
 fn read_secret(path: &std::path::Path, key: &str) -> Result<Zeroizing<String>, Fault> {
-    use std::io::Read;
-    let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| Fault::Local(format!("store.{key} {shown}: {e}")))?;
-    // Checked on the opened file, not by path: what is read is what was checked.
-    let meta = file
-        .metadata()
-        .map_err(|e| Fault::Local(format!("store.{key} {shown}: {e}")))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o004 != 0 {
-            return Err(Fault::Local(format!(
-                "store.{key} {shown} is world-readable; chmod o-r it"
-            )));
-        }
-    }
-    // Sized up front so that reading never reallocates (a reallocation would
-    // leave an unwiped copy of the secret behind).
-    let capacity = meta.len().min(MAX_SECRET_FILE_BYTES) as usize + 1;
-    let mut text = Zeroizing::new(String::with_capacity(capacity));
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| Fault::Local(format!("store.{key} {shown}: {e}")))?;
-    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(Fault::Local(format!(
-            "store.{key} {shown}: larger than {MAX_SECRET_FILE_BYTES} bytes"
-        )));
-    }
-    let trimmed = Zeroizing::new(text.trim().to_owned());
-    if trimmed.is_empty() {
-        return Err(Fault::Local(format!("store.{key} {shown} is empty")));
-    }
-    Ok(trimmed)
+    crate::store::remote::secret_file::read_secret(path, key).map_err(Fault::Local)
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use tokio::task::JoinSet;
 
 use self::auth::Authenticator;
 pub use self::auth::OpenBaoAuth;
-use self::http::{Endpoint, Fault, Reply, backoff, to_store_error};
+use self::http::{BaoFault, Endpoint, Fault, Reply, backoff, to_store_error};
 use self::layout::Read;
 use super::{Capabilities, Export, Query, Record, Store, StoreError, StoreFuture};
 
