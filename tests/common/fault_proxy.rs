@@ -61,8 +61,16 @@ struct State {
     open: Vec<(u64, TcpStream)>,
 }
 
+/// Health routing: the backend is whichever candidate answers `path` with 200.
+struct Routing {
+    candidates: Vec<SocketAddr>,
+    path: String,
+    checked: Option<Instant>,
+}
+
 struct Shared {
     backend: Mutex<SocketAddr>,
+    routing: Mutex<Option<Routing>>,
     state: Mutex<State>,
     stop: AtomicBool,
     next_id: AtomicU64,
@@ -81,6 +89,7 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             backend: Mutex::new(backend),
+            routing: Mutex::new(None),
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
@@ -121,6 +130,19 @@ impl FaultProxy {
     /// Points the proxy at another backend (connections in flight finish).
     pub(crate) fn set_backend(&self, backend: SocketAddr) {
         *self.shared.backend.lock().unwrap() = backend;
+    }
+
+    /// Routes like a load balancer with a health check: to whichever of
+    /// `candidates` answers `GET health_path` with 200 (an OpenBao cluster's
+    /// active node: `/v1/sys/health`). Checked again before a request when
+    /// the last check is older than 250 ms, and when the backend refuses a
+    /// connection. With no healthy candidate, requests are reset.
+    pub(crate) fn route_by_health(&self, candidates: Vec<SocketAddr>, health_path: &str) {
+        *self.shared.routing.lock().unwrap() = Some(Routing {
+            candidates,
+            path: health_path.to_owned(),
+            checked: None,
+        });
     }
 
     pub(crate) fn backend(&self) -> SocketAddr {
@@ -360,8 +382,11 @@ fn handle(shared: &Shared, client: TcpStream) {
 /// Sends the request to the backend on a fresh connection and reads its whole
 /// answer (the backend closes after it: `Connection: close`).
 fn forward(shared: &Shared, request: &Request) -> Option<Vec<u8>> {
-    let backend = *shared.backend.lock().unwrap();
-    let mut upstream = TcpStream::connect_timeout(&backend, Duration::from_secs(5)).ok()?;
+    let backend = choose(shared, false)?;
+    let mut upstream = match TcpStream::connect_timeout(&backend, Duration::from_secs(5)) {
+        Ok(upstream) => upstream,
+        Err(_) => TcpStream::connect_timeout(&choose(shared, true)?, Duration::from_secs(5)).ok()?,
+    };
     upstream.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
     let mut head = request.head_lines.join("\r\n");
     head.push_str("\r\nConnection: close\r\n\r\n");
@@ -370,6 +395,55 @@ fn forward(shared: &Shared, request: &Request) -> Option<Vec<u8>> {
     let mut response = Vec::new();
     upstream.read_to_end(&mut response).ok()?;
     (!response.is_empty()).then_some(response)
+}
+
+/// The backend for the next request (see [`FaultProxy::route_by_health`]).
+fn choose(shared: &Shared, force: bool) -> Option<SocketAddr> {
+    let mut routing = shared.routing.lock().unwrap();
+    let Some(routing) = routing.as_mut() else {
+        return Some(*shared.backend.lock().unwrap());
+    };
+    let fresh = routing
+        .checked
+        .is_some_and(|at| at.elapsed() < Duration::from_millis(250));
+    if fresh && !force {
+        return Some(*shared.backend.lock().unwrap());
+    }
+    let current = *shared.backend.lock().unwrap();
+    let mut order = vec![current];
+    order.extend(routing.candidates.iter().filter(|c| **c != current));
+    let healthy = order.into_iter().find(|c| health_status(*c, &routing.path) == 200);
+    match healthy {
+        Some(backend) => {
+            *shared.backend.lock().unwrap() = backend;
+            routing.checked = Some(Instant::now());
+            Some(backend)
+        }
+        None => {
+            routing.checked = None;
+            None
+        }
+    }
+}
+
+/// The status `GET path` answers on `addr` (0: no answer within 1 s).
+fn health_status(addr: SocketAddr, path: &str) -> u16 {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut head = [0u8; 12];
+    if stream.read_exact(&mut head).is_err() {
+        return 0;
+    }
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn answer(mut client: TcpStream, status: u16, retry_after: Option<u32>) {

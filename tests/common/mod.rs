@@ -5,6 +5,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod admin;
+pub(crate) mod bao_cluster;
+pub(crate) mod cluster;
 pub(crate) mod fault_proxy;
 #[path = "../support/kmip_client.rs"]
 pub(crate) mod kmip_client;
