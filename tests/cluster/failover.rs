@@ -92,7 +92,10 @@ impl Writers {
                             }
                         }
                         if !acked {
-                            failures.lock().unwrap().push(Failure { at: Instant::now(), why });
+                            failures.lock().unwrap().push(Failure {
+                                at: Instant::now(),
+                                why,
+                            });
                             // Every node refused: vCenter would wait a little too.
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
@@ -121,7 +124,13 @@ impl Writers {
                 Instant::now() < deadline,
                 "{what}: {} of {n} acknowledged; failures: {:?}",
                 self.acked(),
-                self.failures.lock().unwrap().iter().rev().take(3).collect::<Vec<_>>()
+                self.failures
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -129,7 +138,13 @@ impl Writers {
 
     /// Waits until `n` Creates that started after `since` were acknowledged
     /// and matched `which` (60 s at most); the first one's time.
-    fn wait_acked_since(&self, since: Instant, n: usize, what: &str, which: impl Fn(&Ack) -> bool) -> Instant {
+    fn wait_acked_since(
+        &self,
+        since: Instant,
+        n: usize,
+        what: &str,
+        which: impl Fn(&Ack) -> bool,
+    ) -> Instant {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let acks = self.acks.lock().unwrap().clone();
@@ -142,7 +157,13 @@ impl Writers {
                 Instant::now() < deadline,
                 "{what}: {} acknowledged; last failures: {:?}",
                 matching.len(),
-                self.failures.lock().unwrap().iter().rev().take(3).collect::<Vec<_>>()
+                self.failures
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -185,7 +206,9 @@ fn losses(rt: &Runtime, nodes: &KeywardCluster, acks: &[Ack]) -> Vec<String> {
 }
 
 fn addresses(nodes: &KeywardCluster) -> Arc<RwLock<Vec<SocketAddr>>> {
-    Arc::new(RwLock::new((0..nodes.len()).map(|i| nodes.server(i).addr).collect()))
+    Arc::new(RwLock::new(
+        (0..nodes.len()).map(|i| nodes.server(i).addr).collect(),
+    ))
 }
 
 #[test]
@@ -211,7 +234,9 @@ fn eight_clients_lose_nothing_while_a_node_is_killed_and_restarted() {
     nodes.restart(victim);
     let restarted_at = Instant::now();
     addrs.write().unwrap()[victim] = nodes.server(victim).addr;
-    let back = writers.wait_acked_since(restarted_at, 3, "the restarted node serving", |a| a.node == victim);
+    let back = writers.wait_acked_since(restarted_at, 3, "the restarted node serving", |a| {
+        a.node == victim
+    });
     let served_after_restart = back - restarted_at;
     writers.wait_acked(writers.acked() + 20, "after the restart");
 
@@ -235,7 +260,9 @@ fn eight_clients_lose_nothing_while_a_node_is_killed_and_restarted() {
 
 #[test]
 fn the_raft_leader_killed_under_load_loses_nothing_and_writes_resume() {
-    let Some(mut bao) = BaoCluster::start() else { return };
+    let Some(mut bao) = BaoCluster::start() else {
+        return;
+    };
     let nodes = KeywardCluster::start(&bao, 3, "cluster-leader-kill", "");
     let rt = crate::common::admin::multi_thread_runtime();
     let addrs = addresses(&nodes);

@@ -103,7 +103,12 @@ mod kmip {
     }
 
     /// Locate by one text attribute: the uids found.
-    pub(crate) async fn locate(addr: SocketAddr, tls: &ClientTls, name: &str, value: &str) -> Result<Vec<String>, Failed> {
+    pub(crate) async fn locate(
+        addr: SocketAddr,
+        tls: &ClientTls,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<String>, Failed> {
         let payload = crate::common::admin::locate_payload(name, value);
         let item = succeeded(once(addr, tls, Operation::LOCATE, payload).await?)?;
         Ok(crate::common::admin::located(&item))
@@ -120,20 +125,30 @@ mod kmip {
             if let Some(found) = probe().await {
                 return found;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{what}: not within {timeout:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: not within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Every uid's Get on `addr`, over one kept connection: uids whose Get
     /// failed or whose bytes differ from `expected`.
-    pub(crate) async fn check_all(addr: SocketAddr, tls: &ClientTls, expected: &[(String, Vec<u8>)]) -> Vec<String> {
+    pub(crate) async fn check_all(
+        addr: SocketAddr,
+        tls: &ClientTls,
+        expected: &[(String, Vec<u8>)],
+    ) -> Vec<String> {
         let mut client = Client::connect(addr, tls).await.expect("connect");
         let mut bad = Vec::new();
         for (uid, bytes) in expected {
             let item = client.call(Operation::GET, uid_payload(uid)).await.expect("Get");
             if item.result_status != ResultStatus::SUCCESS || check_get(&item, uid).0 != *bytes {
-                bad.push(format!("{uid}: {:?} {:?}", item.result_reason, item.result_message));
+                bad.push(format!(
+                    "{uid}: {:?} {:?}",
+                    item.result_reason, item.result_message
+                ));
             }
         }
         client.close().await;

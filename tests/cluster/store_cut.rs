@@ -25,10 +25,7 @@ fn a_node_cut_from_the_store_refuses_writes_promptly_and_recovers_without_restar
         let started = Instant::now();
         let err = kmip::create(a, &tls).await.unwrap_err();
         let refused_after = started.elapsed();
-        assert!(
-            err.message.contains("key store unavailable; retry"),
-            "{err:?}"
-        );
+        assert!(err.message.contains("key store unavailable; retry"), "{err:?}");
         // The store deadline is 5 s (timeout = 5): refused within it, not hung.
         assert!(refused_after < Duration::from_secs(10), "{refused_after:?}");
         // The other node is not affected.

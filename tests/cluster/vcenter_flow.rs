@@ -31,15 +31,16 @@ fn the_vcenter_flow_with_each_step_on_another_node() {
         for (i, name) in X_TAGS.iter().enumerate() {
             assert_eq!(on(i + 2).text_attribute(&uid, name).await, None, "{name}");
         }
-        on(2).tag(
-            &uid,
-            [
-                ("x-Component", "Virtual Machine"),
-                ("x-Identifier", "4211a8e1-vm-flow"),
-                ("x-Name", "vm-flow"),
-            ],
-        )
-        .await;
+        on(2)
+            .tag(
+                &uid,
+                [
+                    ("x-Component", "Virtual Machine"),
+                    ("x-Identifier", "4211a8e1-vm-flow"),
+                    ("x-Name", "vm-flow"),
+                ],
+            )
+            .await;
         assert_eq!(
             on(0).text_attribute(&uid, "x-Name").await.as_deref(),
             Some("vm-flow")

@@ -48,9 +48,7 @@ pub(crate) fn bao_binary() -> Option<PathBuf> {
             "the OpenBao server binary `bao` was not found (KEYWARD_BAO unset, none on PATH); \
              under CI it must be installed: export KEYWARD_BAO=\"$(scripts/openbao)\""
         );
-        eprintln!(
-            "SKIPPED: no `bao` binary (set KEYWARD_BAO, or export KEYWARD_BAO=\"$(scripts/openbao)\")"
-        );
+        eprintln!("SKIPPED: no `bao` binary (set KEYWARD_BAO, or export KEYWARD_BAO=\"$(scripts/openbao)\")");
     }
     found
 }
@@ -231,7 +229,10 @@ log_level = "info"
         }
         wait_for("three Raft voters", Duration::from_secs(60), || {
             let (status, body) = cluster.root(0, "GET", "/v1/sys/storage/raft/configuration", None);
-            let servers = body["data"]["config"]["servers"].as_array().cloned().unwrap_or_default();
+            let servers = body["data"]["config"]["servers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             (status == 200 && servers.len() == 3 && servers.iter().all(|s| s["voter"] == true)).then_some(())
         });
 
@@ -282,12 +283,16 @@ log_level = "info"
             .unwrap();
         node.child = Some(child);
         let api = node.api;
-        wait_for(&format!("bao node {} answering", n + 1), Duration::from_secs(60), || {
-            if let Some(status) = self.nodes[n].child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("bao node {} exited ({status}): {}", n + 1, self.log(n));
-            }
-            (http(api, None, "GET", "/v1/sys/seal-status", None).0 == 200).then_some(())
-        });
+        wait_for(
+            &format!("bao node {} answering", n + 1),
+            Duration::from_secs(60),
+            || {
+                if let Some(status) = self.nodes[n].child.as_mut().unwrap().try_wait().unwrap() {
+                    panic!("bao node {} exited ({status}): {}", n + 1, self.log(n));
+                }
+                (http(api, None, "GET", "/v1/sys/seal-status", None).0 == 200).then_some(())
+            },
+        );
     }
 
     fn unseal(&self, n: usize) {
@@ -358,7 +363,12 @@ log_level = "info"
     }
 
     /// One API call to the active node with the root token (waits for one).
-    pub(crate) fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub(crate) fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let leader = self.wait_leader(Duration::from_secs(60));
         self.root(leader, method, path, body)
     }

@@ -75,7 +75,10 @@ impl KeywardCluster {
     /// Each node has an audit file (`audit.log`) and a proxy routing to
     /// OpenBao's active node.
     pub(crate) fn start(bao: &BaoCluster, n: usize, prefix: &str, extra_toml: &str) -> KeywardCluster {
-        assert!(prefix.starts_with("cluster"), "the token policy covers cluster* only");
+        assert!(
+            prefix.starts_with("cluster"),
+            "the token policy covers cluster* only"
+        );
         let first = tempfile::tempdir().unwrap();
         dev_env(&first.path().join("env"));
         let mut dirs = vec![first];

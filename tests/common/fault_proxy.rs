@@ -412,7 +412,9 @@ fn choose(shared: &Shared, force: bool) -> Option<SocketAddr> {
     let current = *shared.backend.lock().unwrap();
     let mut order = vec![current];
     order.extend(routing.candidates.iter().filter(|c| **c != current));
-    let healthy = order.into_iter().find(|c| health_status(*c, &routing.path) == 200);
+    let healthy = order
+        .into_iter()
+        .find(|c| health_status(*c, &routing.path) == 200);
     match healthy {
         Some(backend) => {
             *shared.backend.lock().unwrap() = backend;
