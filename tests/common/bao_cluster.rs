@@ -53,13 +53,13 @@ pub(crate) fn bao_binary() -> Option<PathBuf> {
     found
 }
 
-/// A free port on 127.0.0.1 (released at once; the server binds it next).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct free ports on 127.0.0.1 (all held until every one is picked,
+/// then released; the servers bind them next).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// One plain HTTP/1.0 exchange with an OpenBao API (test set-up only):
@@ -143,12 +143,12 @@ impl BaoCluster {
     pub(crate) fn start() -> Option<BaoCluster> {
         let bin = bao_binary()?;
         let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(6);
         let nodes = (1..=3)
             .map(|n| {
                 let node_dir = dir.path().join(format!("bao-{n}"));
                 std::fs::create_dir_all(node_dir.join("raft")).unwrap();
-                let api_port = free_port();
-                let cluster_port = free_port();
+                let (api_port, cluster_port) = (ports[2 * n - 2], ports[2 * n - 1]);
                 // performance_multiplier = 1: the tight Raft timings (about 1 s
                 // heartbeat and election) instead of the default 5x, so a
                 // leader lost is replaced within seconds.
