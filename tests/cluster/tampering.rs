@@ -7,14 +7,15 @@
 
 use crate::common::bao_cluster::BaoCluster;
 use crate::common::cluster::KeywardCluster;
+use crate::common::kmip_client::ClientTls;
 use crate::kmip;
 use keyward::kmip::ResultStatus;
 
 /// Get on every node and Activate on one are refused with "changed outside
-/// keyward", and every node's audit file says so for this uid: what went
-/// otherwise (empty when all did), so that one run reports every case.
-async fn refused_everywhere(nodes: &KeywardCluster, uid: &str, case: &str) -> Vec<String> {
-    let tls = nodes.tls();
+/// keyward" (asked as `tls`'s client), and every node's audit file says so for
+/// this uid: what went otherwise (empty when all did), so that one run
+/// reports every case.
+async fn refused_everywhere(nodes: &KeywardCluster, tls: &ClientTls, uid: &str, case: &str) -> Vec<String> {
     let mut wrong = Vec::new();
     let mut check = |what: String, outcome: Result<(), kmip::Failed>| match outcome {
         // Never the key bytes in a message.
@@ -27,10 +28,10 @@ async fn refused_everywhere(nodes: &KeywardCluster, uid: &str, case: &str) -> Ve
         Err(_) => {}
     };
     for i in 0..nodes.len() {
-        let got = kmip::get(nodes.server(i).addr, &tls, uid).await.map(|_| ());
+        let got = kmip::get(nodes.server(i).addr, tls, uid).await.map(|_| ());
         check(format!("Get on node {i}"), got);
     }
-    let activated = kmip::activate(nodes.server(1).addr, &tls, uid).await;
+    let activated = kmip::activate(nodes.server(1).addr, tls, uid).await;
     check("Activate on node 1".to_owned(), activated);
     if wrong.is_empty() {
         for i in 0..nodes.len() {
@@ -48,6 +49,8 @@ async fn refused_everywhere(nodes: &KeywardCluster, uid: &str, case: &str) -> Ve
 fn records_edited_moved_or_swapped_in_the_store_are_refused_on_every_node() {
     let Some(bao) = BaoCluster::start() else { return };
     let nodes = KeywardCluster::start(&bao, 3, "cluster-tamper", "");
+    // A client of the group a record is moved to (trusted on every node).
+    let other_group = nodes.issue_client("other-client", "other-group");
     let rt = crate::common::admin::multi_thread_runtime();
     let tls = nodes.tls();
     let a = nodes.server(0).addr;
@@ -64,21 +67,28 @@ fn records_edited_moved_or_swapped_in_the_store_are_refused_on_every_node() {
 
         // Edited: `bao kv patch … state=2` (Pre-Active made Active).
         bao.kv_patch(&nodes.record_path(&uids[0]), "state", serde_json::json!(2));
-        let mut wrong = refused_everywhere(&nodes, &uids[0], "state edited").await;
+        let mut wrong = refused_everywhere(&nodes, &tls, &uids[0], "state edited").await;
 
-        // Moved to another group.
+        // Moved to another group: that group's client is refused, and the
+        // key's own group no longer gets it either.
+        let (data, _) = bao.kv_read(&nodes.record_path(&uids[1])).unwrap();
+        assert_eq!(data["group"], "default", "{data}");
         bao.kv_patch(
             &nodes.record_path(&uids[1]),
             "group",
             serde_json::json!("other-group"),
         );
-        wrong.extend(refused_everywhere(&nodes, &uids[1], "moved to another group").await);
+        wrong.extend(refused_everywhere(&nodes, &other_group, &uids[1], "moved to another group").await);
+        for i in 0..nodes.len() {
+            let got = kmip::get(nodes.server(i).addr, &tls, &uids[1]).await;
+            assert!(got.is_err(), "moved: node {i} still serves it to its old group");
+        }
 
         // Swapped: record 2's data written under record 3's path.
         let (data, _) = bao.kv_read(&nodes.record_path(&uids[2])).unwrap();
         let (_, version) = bao.kv_read(&nodes.record_path(&uids[3])).unwrap();
         bao.kv_write(&nodes.record_path(&uids[3]), &data, version);
-        wrong.extend(refused_everywhere(&nodes, &uids[3], "swapped").await);
+        wrong.extend(refused_everywhere(&nodes, &tls, &uids[3], "swapped").await);
         // The record that was copied is still itself.
         kmip::get(nodes.server(2).addr, &tls, &uids[2]).await.unwrap();
         assert!(
@@ -115,7 +125,7 @@ fn a_record_rolled_back_in_the_store_is_refused_on_every_node() {
         )
         .await
         .unwrap();
-        let mut wrong = refused_everywhere(&nodes, &uid, "rolled back").await;
+        let mut wrong = refused_everywhere(&nodes, &tls, &uid, "rolled back").await;
         if state.result_status == ResultStatus::SUCCESS {
             wrong.push(format!(
                 "rolled back: Get Attributes(State) answered {:?}",

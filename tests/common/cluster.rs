@@ -154,6 +154,19 @@ impl KeywardCluster {
         Vcenter::new(self.nodes[i].server.addr, self.tls())
     }
 
+    /// `keyward clients issue NAME --group GROUP` on node 0, its trust file
+    /// copied into every other node's `clients_dir` (the trust folder is per
+    /// node); returns the client's TLS settings once every node trusts it.
+    pub(crate) fn issue_client(&self, name: &str, group: &str) -> ClientTls {
+        let tls = super::admin::issue_client(&self.nodes[0].server, name, group, &[]);
+        let from = self.nodes[0].server.path("clients");
+        for node in &self.nodes[1..] {
+            copy_dir(&from, &node.server.path("clients"));
+            super::admin::wait_trusted(node.server.addr, &tls);
+        }
+        tls
+    }
+
     /// `kill -9` of node `i` (by its PID).
     pub(crate) fn kill9(&mut self, i: usize) {
         self.nodes[i].server.kill9();
