@@ -103,15 +103,21 @@ impl AdminLock {
     }
 }
 
-/// `<store file>.admin-lock` beside a local store.
+/// `<store file>.admin-lock` beside a local store; beside this node's index
+/// for a remote one. The lock keeps two commands on one node apart; across
+/// nodes, run them on one node at a time (a rotation resumes where another
+/// stopped, see `keys::rotate`).
 fn lock_path(config: &Config) -> CliResult<PathBuf> {
-    let store = config.store.local_file().ok_or_else(|| {
-        // A remote backend needs its own lock (a lease in the backend); none exists yet.
-        CliError::new(format!(
-            "the {} store has no local file to lock; this command needs one",
-            config.store.kind()
-        ))
-    })?;
+    let store = config
+        .store
+        .local_file()
+        .or_else(|| config.cluster.as_ref().map(|c| c.path.as_path()))
+        .ok_or_else(|| {
+            CliError::new(format!(
+                "the {} store has no local file to lock and no [cluster] index beside which to lock",
+                config.store.kind()
+            ))
+        })?;
     let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".admin-lock");
     Ok(store.with_file_name(name))

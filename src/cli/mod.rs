@@ -20,6 +20,7 @@ mod restore;
 mod root;
 mod serve;
 mod server_cert;
+mod store;
 mod ttlv;
 
 pub use error::{CliError, CliResult};
@@ -82,6 +83,9 @@ subcommands! {
     /// Trust KMIP clients (vCenter): add, issue, sign-csr, list, remove.
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// The durable store: status, reindex (this node's index of a remote store), verify, migrate.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Key inventory: list, show, revoke, destroy, move between groups.
     #[command(subcommand)]
     Keys(keys::KeysCommand),

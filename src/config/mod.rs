@@ -41,6 +41,12 @@
 //! kind = "sqlite"
 //! path = "keyward.db"
 //!
+//! # With a remote store (kind = "openbao", ...), each node's index of it:
+//! # [cluster]
+//! # index = "index.db"        # required then; refused with the embedded store
+//! # sync_interval = 10        # seconds: records deleted or created elsewhere seen within it
+//! # read_grace = 300          # seconds: reads served from local copies while the store is out of reach
+//!
 //! [audit]
 //! path = "audit.log"
 //!
@@ -81,6 +87,9 @@ pub struct Config {
     pub hsm: HsmConfig,
     /// `[store]`: which backend holds the sealed records (see `store::open`).
     pub store: StoreConfig,
+    /// `[cluster]`: this node's index of a remote store; `None` with the
+    /// embedded store (which needs none).
+    pub cluster: Option<crate::store::IndexSettings>,
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
     pub process: ProcessConfig,

@@ -34,6 +34,7 @@ struct RawConfig {
     tls: RawTls,
     hsm: RawHsm,
     store: RawStore,
+    cluster: Option<RawCluster>,
     audit: Option<RawAudit>,
     metrics: Option<RawMetrics>,
     process: Option<RawProcess>,
@@ -108,6 +109,15 @@ struct RawStore {
     timeout: Option<i64>,
 }
 
+/// `[cluster]`: this node's index of a remote store.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    index: Option<String>,
+    sync_interval: Option<i64>,
+    read_grace: Option<i64>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
@@ -123,16 +133,64 @@ struct RawProcess {
 
 pub(super) fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, source, &e))?;
+    let store_config = store(raw.store, base)?;
     Ok(Config {
         source: source.to_path_buf(),
         server: server(raw.server.unwrap_or_default())?,
         tls: tls(raw.tls, base)?,
         hsm: hsm(raw.hsm, base)?,
-        store: store(raw.store, base)?,
+        cluster: cluster(raw.cluster, &store_config, base)?,
+        store: store_config,
         audit: audit(raw.audit.unwrap_or_default(), base)?,
         metrics: metrics(raw.metrics.unwrap_or_default())?,
         process: process(raw.process.unwrap_or_default()),
     })
+}
+
+/// Seconds between two syncs of a node's index with the remote store.
+const SYNC_INTERVAL_S: (i64, i64, i64) = (1, 10, 300);
+/// Seconds a node serves reads from its copies while the store is out of reach.
+const READ_GRACE_S: (i64, i64, i64) = (0, 300, 86_400);
+
+/// `[cluster]`: required with a remote store (every node keeps its own index of
+/// it), refused with the embedded one (which is its own index).
+fn cluster(
+    raw: Option<RawCluster>,
+    store: &StoreConfig,
+    base: &Path,
+) -> Result<Option<crate::store::IndexSettings>, ConfigError> {
+    let remote = store.local_file().is_none();
+    let raw = match (raw, remote) {
+        (None, false) => return Ok(None),
+        (Some(_), false) => {
+            return Err(ConfigError::invalid(
+                "cluster",
+                "is for a remote store (store.kind other than \"sqlite\"); the embedded store needs no index",
+            ));
+        }
+        (None, true) => {
+            return Err(ConfigError::invalid(
+                "cluster.index",
+                format!(
+                    "is required with store.kind = {:?}: each node keeps a local index of the store, \
+                     e.g. [cluster] index = \"/var/lib/keyward/index.db\"",
+                    store.kind()
+                ),
+            ));
+        }
+        (Some(raw), true) => raw,
+    };
+    let index = raw.index.ok_or_else(|| {
+        ConfigError::invalid(
+            "cluster.index",
+            "is required: the local index file, e.g. \"/var/lib/keyward/index.db\"",
+        )
+    })?;
+    Ok(Some(crate::store::IndexSettings {
+        path: path("cluster.index", &index, base)?,
+        sync_interval: seconds("cluster.sync_interval", raw.sync_interval, SYNC_INTERVAL_S)?,
+        read_grace: seconds("cluster.read_grace", raw.read_grace, READ_GRACE_S)?,
+    }))
 }
 
 fn process(raw: RawProcess) -> ProcessConfig {

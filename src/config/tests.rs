@@ -377,6 +377,9 @@ kind = "openbao"
 address = "https://bao.example:8200"
 ca_file = "bao-ca.pem"
 token_file = "bao.token"
+
+[cluster]
+index = "/var/lib/keyward/index.db"
 "#;
 
 #[test]
@@ -397,6 +400,10 @@ fn store_kind_openbao_parses_with_defaults_and_relative_paths() {
         })
     );
     assert_eq!(c.store.location(), "https://bao.example:8200/v1/secret/keyward/");
+    let cluster = c.cluster.clone().unwrap();
+    assert_eq!(cluster.path, Path::new("/var/lib/keyward/index.db"));
+    assert_eq!(cluster.sync_interval, Duration::from_secs(10));
+    assert_eq!(cluster.read_grace, Duration::from_secs(300));
 
     let approle = OPENBAO.replace(
         "token_file = \"bao.token\"",
@@ -563,4 +570,19 @@ fn the_group_quota_defaults_to_its_limit_and_refuses_zero() {
     );
     let zero = MINIMAL.replacen("[tls]", "[server]\nmax_objects_per_group = 0\n\n[tls]", 1);
     assert_eq!(invalid_key(&zero), "server.max_objects_per_group");
+}
+
+#[test]
+fn cluster_section_goes_with_a_remote_store_only() {
+    let without = OPENBAO.replace("[cluster]\nindex = \"/var/lib/keyward/index.db\"\n", "");
+    let err = Config::from_toml(&without, Path::new("/etc/keyward")).unwrap_err();
+    assert!(err.to_string().contains("cluster.index"), "{err}");
+    let with_sqlite = format!("{MINIMAL}\n[cluster]\nindex = \"i.db\"\n");
+    let err = Config::from_toml(&with_sqlite, Path::new("/etc/keyward")).unwrap_err();
+    assert!(err.to_string().contains("cluster"), "{err}");
+    let bad = OPENBAO.replace("[cluster]\n", "[cluster]\nsync_interval = 0\n");
+    let err = Config::from_toml(&bad, Path::new("/etc/keyward")).unwrap_err();
+    assert!(err.to_string().contains("cluster.sync_interval"), "{err}");
+    let unknown = OPENBAO.replace("[cluster]\n", "[cluster]\ngrace = 5\n");
+    assert!(Config::from_toml(&unknown, Path::new("/etc/keyward")).is_err());
 }

@@ -1,9 +1,11 @@
 //! What administrators do to keys (`keyward keys …`): find them across every
 //! group, look at one, move it to another group, revoke or destroy it.
 //!
-//! Unlike the KMIP path these are not restricted to a caller's group, and they
-//! never open a seal: they need only the store, so the command-line tool runs
-//! them without the HSM, next to a running server. The server reads the store on
+//! Unlike the KMIP path these are not restricted to a caller's group. Looking
+//! (list, show) needs only the store, so the command-line tool does it without
+//! the HSM, next to a running server; what it shows is the record as stored,
+//! unverified. Changing (revoke, destroy, move) re-binds the record under the
+//! HSM, so those are [`KeyService`] methods. The server reads the store on
 //! every request, so it sees each change at once.
 
 use std::sync::Arc;
@@ -110,23 +112,35 @@ impl KeyAdmin {
         object.refresh_state(now);
         Ok(object)
     }
+}
 
+/// Changes an administrator makes. They re-bind the record under the HSM
+/// (every change does), so they are the key service's: the command-line tool
+/// opens the HSM for them, as it does for `keys move`.
+impl KeyService {
     /// Compare-and-swap change of one key, any group; sets Last Change Date.
-    pub async fn update<R>(
+    async fn admin_update<R>(
         &self,
         uid: &str,
         now: i64,
         mut change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
     ) -> Result<R, KeyError> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let mut object = self.load(uid, now).await?;
+            let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
+            let opened = self.open_record(&record).await?;
+            let mut object = StoredObject::from_record(record)?;
+            object.refresh_state(now);
             let expected = object.record_version;
+            let before = object.state;
             let result = change(&mut object)?;
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
-            match self.store.update(&object.to_record(now), expected).await {
-                Ok(_) => return Ok(result),
-                Err(StoreError::Conflict(crate::store::Conflict::Version)) => continue,
-                Err(e) => return Err(e.into()),
+            match self.store_change(&object, opened.material, expected, now).await {
+                Ok(()) => {
+                    self.state_changed(Some(before), Some(object.state));
+                    return Ok(result);
+                }
+                Err(KeyError::Store(StoreError::Conflict(crate::store::Conflict::Version))) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(KeyError::Contended)
@@ -135,8 +149,13 @@ impl KeyAdmin {
     /// Revokes a key as KMIP Revoke does: a compromise reason makes it
     /// Compromised (with Compromise dates), any other deactivates it. Returns
     /// the new state.
-    pub async fn revoke(&self, uid: &str, reason: &RevocationReason, now: i64) -> Result<State, KeyError> {
-        self.update(uid, now, |object| {
+    pub async fn admin_revoke(
+        &self,
+        uid: &str,
+        reason: &RevocationReason,
+        now: i64,
+    ) -> Result<State, KeyError> {
+        self.admin_update(uid, now, |object| {
             let next = lifecycle::revoke(object.state, reason.code).map_err(transition_error)?;
             if next == State::COMPROMISED {
                 if object.date(names::COMPROMISE_DATE).is_none() {
@@ -158,10 +177,9 @@ impl KeyAdmin {
 
     /// Destroys a key's material as KMIP Destroy does (refused while Active);
     /// its metadata stays. Returns the new state.
-    pub async fn destroy(&self, uid: &str, now: i64) -> Result<State, KeyError> {
-        self.update(uid, now, |object| {
+    pub async fn admin_destroy(&self, uid: &str, now: i64) -> Result<State, KeyError> {
+        self.admin_update(uid, now, |object| {
             let next = lifecycle::destroy(object.state).map_err(transition_error)?;
-            object.sealed.clear();
             object.set_state(next);
             object.set_single(names::DESTROY_DATE, Value::DateTime(now));
             Ok(next)
@@ -247,22 +265,48 @@ mod tests {
             .await,
             ["b"]
         );
+        assert!(matches!(admin.load("zz", 1).await, Err(KeyError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn revoke_and_destroy_rebind_the_record() {
+        let (keys, store, uid) = super::super::testing::service_with_key().await;
+        let active = keys.admin_update(&uid, 150, |o| {
+            o.set_state(State::ACTIVE);
+            Ok(())
+        });
+        active.await.unwrap();
         assert!(matches!(
-            admin.destroy("a", 300).await,
+            keys.admin_destroy(&uid, 300).await,
             Err(KeyError::NotAllowedInState(State::ACTIVE))
         ));
         let reason = RevocationReason {
             code: RevocationReasonCode::KEY_COMPROMISE,
             message: None,
         };
-        assert_eq!(admin.revoke("a", &reason, 300).await.unwrap(), State::COMPROMISED);
         assert_eq!(
-            admin.destroy("a", 301).await.unwrap(),
+            keys.admin_revoke(&uid, &reason, 300).await.unwrap(),
+            State::COMPROMISED
+        );
+        assert_eq!(
+            keys.admin_destroy(&uid, 301).await.unwrap(),
             State::DESTROYED_COMPROMISED
         );
-        let a = admin.load("a", 302).await.unwrap();
+        let admin = KeyAdmin::new(store.clone());
+        let a = admin.load(&uid, 302).await.unwrap();
         assert!(!a.has_material());
         assert_eq!(a.group, "g1");
-        assert!(matches!(admin.load("zz", 1).await, Err(KeyError::NotFound)));
+        // Still bound: the key service opens it (and finds no material).
+        let record = store.get(&uid).await.unwrap().unwrap();
+        let check = keys.check_record(record).await.unwrap();
+        assert!(check.bound && !check.has_material);
+        // Changed in the store, it is refused.
+        let mut record = store.get(&uid).await.unwrap().unwrap();
+        record.state = State::ACTIVE.0;
+        store.update(&record, record.version).await.unwrap();
+        assert!(matches!(
+            keys.admin_revoke(&uid, &reason, 400).await,
+            Err(KeyError::Corrupt { .. })
+        ));
     }
 }

@@ -59,8 +59,9 @@ pub enum Corruption {
     AttributesUndecodable(DecodeError),
     /// An attribute in the list is malformed.
     AttributeInvalid(MessageError),
-    /// The sealed material does not open under its root key and identity.
-    SealDoesNotOpen,
+    /// The record's seal does not open under its binding: a field, the seal
+    /// or the record version was changed outside keyward.
+    BindingBroken,
     /// The opened material is not TTLV.
     MaterialUndecodable(DecodeError),
     /// The opened material is not a managed object.
@@ -72,7 +73,9 @@ impl fmt::Display for Corruption {
         match self {
             Corruption::AttributesUndecodable(e) => write!(f, "attributes do not decode: {e}"),
             Corruption::AttributeInvalid(e) => write!(f, "an attribute is malformed: {e}"),
-            Corruption::SealDoesNotOpen => f.write_str("sealed material does not open"),
+            Corruption::BindingBroken => f.write_str(
+                "the record was changed outside keyward: its seal does not open under its HSM binding",
+            ),
             Corruption::MaterialUndecodable(e) => write!(f, "sealed material does not decode: {e}"),
             Corruption::MaterialInvalid(e) => write!(f, "sealed material is not a managed object: {e}"),
         }

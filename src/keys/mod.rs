@@ -7,11 +7,14 @@
 //! plaintext lives only in zeroizing buffers.
 
 pub mod admin;
+mod binding;
 mod error;
 pub mod lifecycle;
 mod locate;
 mod object;
 pub mod rotate;
+#[cfg(test)]
+mod testing;
 
 use std::sync::{Arc, RwLock};
 
@@ -20,7 +23,7 @@ pub use locate::matches_filter;
 pub use object::{StoredObject, is_custom, names};
 
 use crate::auth::Caller;
-use crate::hsm::{AsyncHsm, CrkVersion, HsmError};
+use crate::hsm::{AsyncHsm, CrkVersion};
 use crate::kmip::attribute::Attribute;
 use crate::kmip::object::ManagedObject;
 use crate::kmip::{ObjectType, State};
@@ -41,6 +44,10 @@ const LOCATE_PAGE: usize = 512;
 #[derive(Debug)]
 pub struct Visible {
     object: StoredObject,
+    /// The material its seal held when it was loaded (empty for an object
+    /// without material): the load opened the seal to check the binding, so
+    /// a Get needs no second HSM call.
+    material: SecretBytes,
 }
 
 impl Visible {
@@ -72,35 +79,6 @@ pub struct KeyService {
     object_quota: usize,
     /// Objects per group, read from the store on a group's first create.
     group_objects: std::sync::Mutex<std::collections::HashMap<String, u64>>,
-}
-
-/// The additional authenticated data of a seal: the object's identity and its
-/// group. A record whose blob was swapped with another object's, replayed under
-/// another id or type, or moved to another group in the store (not by `keys
-/// move`, which re-seals), does not open.
-fn seal_aad(uid: &str, object_type: ObjectType, crk: u32, group: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(40 + uid.len() + group.len());
-    aad.extend_from_slice(b"keyward-object-v2\0");
-    aad.extend_from_slice(&(uid.len() as u32).to_be_bytes());
-    aad.extend_from_slice(uid.as_bytes());
-    aad.extend_from_slice(&object_type.0.to_be_bytes());
-    aad.extend_from_slice(&crk.to_be_bytes());
-    aad.extend_from_slice(&(group.len() as u32).to_be_bytes());
-    aad.extend_from_slice(group.as_bytes());
-    aad
-}
-
-/// The AAD of seals made before the group was bound (v1). Such a blob still
-/// opens — it was sealed before this build — until `keyward root rotate`
-/// re-seals it under [`seal_aad`]; a v2 blob never opens under it.
-fn legacy_seal_aad(uid: &str, object_type: ObjectType, crk: u32) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(32 + uid.len());
-    aad.extend_from_slice(b"keyward-object-v1\0");
-    aad.extend_from_slice(&(uid.len() as u32).to_be_bytes());
-    aad.extend_from_slice(uid.as_bytes());
-    aad.extend_from_slice(&object_type.0.to_be_bytes());
-    aad.extend_from_slice(&crk.to_be_bytes());
-    aad
 }
 
 impl KeyService {
@@ -263,19 +241,11 @@ impl KeyService {
         object: &Item,
         now: i64,
     ) -> Result<(), KeyError> {
-        let crk = CrkVersion(stored.crk_version);
         let mut plaintext = Vec::with_capacity(ttlv::encoded_len(object));
         ttlv::encode(object, &mut plaintext);
         let plaintext = SecretBytes::new(plaintext);
-        stored.sealed = self
-            .hsm
-            .seal(
-                crk,
-                seal_aad(&stored.uid, stored.object_type, crk.0, &stored.group),
-                plaintext,
-            )
-            .await?;
-        let record = stored.to_record(now);
+        let mut record = stored.to_record(now);
+        self.bind_record(&mut record, 1, plaintext).await?;
         self.store.create(&record).await?;
         Ok(())
     }
@@ -287,16 +257,22 @@ impl KeyService {
         self.load_in(caller.group(), uid, now).await
     }
 
-    /// The group check itself: the only place a [`Visible`] is made.
+    /// The group check itself: the only place a [`Visible`] is made. The
+    /// record's seal is opened here, so a record changed outside keyward is
+    /// refused before anything of it is used.
     async fn load_in(&self, group: &str, uid: &str, now: i64) -> Result<Visible, KeyError> {
         let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
         if record.group != group {
             return Err(KeyError::NotFound);
         }
+        let opened = self.open_record(&record).await?;
         let mut object = StoredObject::from_record(record)?;
         object.refresh_state(now);
         self.remember_x_name(&object);
-        Ok(Visible { object })
+        Ok(Visible {
+            object,
+            material: opened.material,
+        })
     }
 
     fn remember_x_name(&self, object: &StoredObject) {
@@ -326,66 +302,13 @@ impl KeyService {
             .cloned()
     }
 
-    /// Opens the sealed material of an object the caller may see: the managed
-    /// object, key material and all.
+    /// The managed object, key material and all, of an object the caller may
+    /// see (its seal was opened by the load).
     pub async fn open(&self, object: &Visible) -> Result<ManagedObject, KeyError> {
-        self.open_unchecked(&object.object).await
-    }
-
-    /// Opens without a group check: for the operator's restore verification
-    /// ([`KeyService::check_opens`]), never for a client.
-    async fn open_unchecked(&self, object: &StoredObject) -> Result<ManagedObject, KeyError> {
-        if !object.has_material() {
+        if !object.has_material() || object.material.expose().is_empty() {
             return Err(KeyError::WrongState(object.state));
         }
-        let plaintext = self
-            .unseal_bound(
-                &object.uid,
-                object.object_type,
-                &object.group,
-                CrkVersion(object.crk_version),
-                &object.sealed,
-            )
-            .await?;
-        // The plaintext is decoded once, and the tree's material moves into the
-        // object (no further copy); `plaintext` is wiped when it drops here.
-        let tree = ttlv::decode(plaintext.expose())
-            .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialUndecodable(e)))?;
-        drop(plaintext);
-        ManagedObject::from_tree(tree)
-            .map_err(|e| KeyError::corrupt(&object.uid, Corruption::MaterialInvalid(e)))
-    }
-
-    /// Unseals a blob bound to its object's identity and group; a blob sealed
-    /// before the group was bound opens under the legacy identity alone.
-    async fn unseal_bound(
-        &self,
-        uid: &str,
-        object_type: ObjectType,
-        group: &str,
-        crk: CrkVersion,
-        blob: &[u8],
-    ) -> Result<SecretBytes, KeyError> {
-        // The blob goes to an HSM worker thread by value: one copy per attempt,
-        // and the second attempt only for blobs sealed by earlier builds.
-        match self
-            .hsm
-            .unseal(crk, seal_aad(uid, object_type, crk.0, group), blob.to_vec())
-            .await
-        {
-            Ok(p) => return Ok(p),
-            Err(HsmError::BadBlob) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match self
-            .hsm
-            .unseal(crk, legacy_seal_aad(uid, object_type, crk.0), blob.to_vec())
-            .await
-        {
-            Ok(p) => Ok(p),
-            Err(HsmError::BadBlob) => Err(KeyError::corrupt(uid, Corruption::SealDoesNotOpen)),
-            Err(e) => Err(e.into()),
-        }
+        decode_material(&object.uid, &object.material)
     }
 
     /// Gives an object to another group (an administrator's `keys move`): its
@@ -394,41 +317,45 @@ impl KeyService {
     pub async fn move_to_group(&self, uid: &str, group: &str, now: i64) -> Result<String, KeyError> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let record = self.store.get(uid).await?.ok_or(KeyError::NotFound)?;
+            let opened = self.open_record(&record).await?;
             let mut object = StoredObject::from_record(record)?;
             if object.group == group {
                 return Err(KeyError::Invalid(format!("the key is already in group {group}")));
             }
             let expected = object.record_version;
-            if object.has_material() {
-                let crk = CrkVersion(object.crk_version);
-                let plaintext = self
-                    .unseal_bound(
-                        &object.uid,
-                        object.object_type,
-                        &object.group,
-                        crk,
-                        &object.sealed,
-                    )
-                    .await?;
-                object.sealed = self
-                    .hsm
-                    .seal(
-                        crk,
-                        seal_aad(&object.uid, object.object_type, crk.0, group),
-                        plaintext,
-                    )
-                    .await?;
-            }
             let from = std::mem::replace(&mut object.group, group.to_owned());
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
-            let record = object.to_record(now);
-            match self.store.update(&record, expected).await {
-                Ok(_) => return Ok(from),
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e.into()),
+            match self.store_change(&object, opened.material, expected, now).await {
+                Ok(()) => return Ok(from),
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(KeyError::Contended)
+    }
+
+    /// Binds `object` as it will be stored at `expected + 1` and stores it with
+    /// compare-and-swap. `material` is what its seal held; an object whose
+    /// state no longer holds material is sealed with nothing.
+    async fn store_change(
+        &self,
+        object: &StoredObject,
+        material: SecretBytes,
+        expected: u64,
+        now: i64,
+    ) -> Result<(), KeyError> {
+        let mut record = object.to_record(now);
+        check_attribute_bounds(object, &record)?;
+        let material = match lifecycle::material_available(object.state) {
+            true => material,
+            false => SecretBytes::new(Vec::new()),
+        };
+        let version = expected
+            .checked_add(1)
+            .ok_or_else(|| KeyError::corrupt(&object.uid, Corruption::BindingBroken))?;
+        self.bind_record(&mut record, version, material).await?;
+        self.store.update(&record, expected).await?;
+        Ok(())
     }
 
     /// Changes an object the caller may see with compare-and-swap: applies
@@ -440,24 +367,29 @@ impl KeyService {
         now: i64,
         mut change: impl FnMut(&mut StoredObject) -> Result<R, KeyError>,
     ) -> Result<R, KeyError> {
-        let mut object = target.object;
+        let Visible {
+            mut object,
+            mut material,
+        } = target;
         for attempt in 0..MAX_UPDATE_ATTEMPTS {
             if attempt > 0 {
-                object = self.load_in(&object.group, &object.uid, now).await?.object;
+                let fresh = self.load_in(&object.group, &object.uid, now).await?;
+                object = fresh.object;
+                material = fresh.material;
             }
             let expected = object.record_version;
             let before = object.state;
             let result = change(&mut object)?;
             object.set_single(names::LAST_CHANGE_DATE, Value::DateTime(now));
-            let record = object.to_record(now);
-            check_attribute_bounds(&object, &record)?;
-            match self.store.update(&record, expected).await {
-                Ok(_) => {
+            // The material stays with this attempt: a lost race reloads it.
+            let sealing = SecretBytes::from_slice(material.expose());
+            match self.store_change(&object, sealing, expected, now).await {
+                Ok(()) => {
                     self.state_changed(Some(before), Some(object.state));
                     return Ok(result);
                 }
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(KeyError::Contended)
@@ -467,8 +399,8 @@ impl KeyService {
     /// stays, in state Destroyed (or Destroyed Compromised), with a Destroy Date.
     pub async fn destroy(&self, target: Visible, now: i64) -> Result<(), KeyError> {
         self.update(target, now, |object| {
+            // The new state holds no material: the change seals nothing.
             let next = lifecycle::destroy(object.state).map_err(transition_error)?;
-            object.sealed.clear();
             object.set_state(next);
             object.set_single(names::DESTROY_DATE, Value::DateTime(now));
             Ok(())
@@ -495,6 +427,9 @@ impl KeyService {
     ) -> Result<(Vec<String>, Option<usize>), KeyError> {
         let group = caller.group();
         let (mut query, exact) = locate::store_query(filter);
+        // A remote store's index is a local copy: every candidate is read
+        // through and its binding checked (the walk below) before it counts.
+        let exact = exact && self.store.capabilities().local;
         query.group = Some(group.to_owned());
         if exact {
             let total = match count_all {
@@ -524,7 +459,9 @@ impl KeyService {
                 }
                 let object = match self.load_in(group, uid, now).await {
                     Ok(o) => o.object,
-                    Err(KeyError::NotFound) => continue,
+                    // Gone meanwhile, or changed outside keyward (refused, and
+                    // audited, when a client asks for it by id).
+                    Err(KeyError::NotFound | KeyError::Corrupt { .. }) => continue,
                     Err(e) => return Err(e),
                 };
                 if matches_filter(&object, filter) {
@@ -593,6 +530,19 @@ impl KeyService {
     }
 }
 
+/// A lost compare-and-swap: the change is tried again on a fresh load.
+fn is_conflict(e: &KeyError) -> bool {
+    matches!(e, KeyError::Store(s) if s.is_conflict())
+}
+
+/// The managed object an opened seal holds. The plaintext is decoded once and
+/// the tree's material moves into the object (no further copy).
+fn decode_material(uid: &str, material: &SecretBytes) -> Result<ManagedObject, KeyError> {
+    let tree = ttlv::decode(material.expose())
+        .map_err(|e| KeyError::corrupt(uid, Corruption::MaterialUndecodable(e)))?;
+    ManagedObject::from_tree(tree).map_err(|e| KeyError::corrupt(uid, Corruption::MaterialInvalid(e)))
+}
+
 /// Refuses an object whose attributes grew past the bounds in [`crate::limits`].
 fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) -> Result<(), KeyError> {
     use crate::limits::{MAX_ATTRIBUTE_BYTES_PER_OBJECT, MAX_ATTRIBUTES_PER_OBJECT};
@@ -653,92 +603,5 @@ mod bounds_tests {
             check_attribute_bounds(&too_big, &too_big.to_record(0)),
             Err(KeyError::TooManyAttributes { .. })
         ));
-    }
-}
-
-#[cfg(test)]
-mod binding_tests {
-    use super::*;
-    use crate::auth::Caller;
-    use crate::hsm::{Hsm, HsmStatus};
-    use crate::store::MemoryStore;
-
-    /// Seals as `aad || plaintext` and opens only under the same AAD: enough to
-    /// see which identity a blob is bound to.
-    struct PrefixHsm;
-
-    impl Hsm for PrefixHsm {
-        fn seal(&self, _: CrkVersion, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
-            Ok([aad, plaintext].concat())
-        }
-        fn unseal(&self, _: CrkVersion, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
-            blob.strip_prefix(aad)
-                .map(SecretBytes::from_slice)
-                .ok_or(HsmError::BadBlob)
-        }
-        fn random(&self, len: usize) -> Result<SecretBytes, HsmError> {
-            Ok(SecretBytes::new(vec![7; len]))
-        }
-        fn crk_versions(&self) -> Result<Vec<CrkVersion>, HsmError> {
-            Ok(vec![CrkVersion(1)])
-        }
-        fn create_crk(&self, _: CrkVersion) -> Result<(), HsmError> {
-            Ok(())
-        }
-        fn destroy_crk(&self, _: CrkVersion) -> Result<(), HsmError> {
-            Ok(())
-        }
-        fn health(&self) -> Result<HsmStatus, HsmError> {
-            Err(HsmError::Unavailable("test".into()))
-        }
-    }
-
-    async fn service_with_key() -> (KeyService, Arc<MemoryStore>, String) {
-        let store = Arc::new(MemoryStore::new());
-        let hsm = AsyncHsm::new(Arc::new(PrefixHsm), std::time::Duration::from_secs(5));
-        let keys = KeyService::new(hsm, Arc::clone(&store) as Arc<dyn Store>, CrkVersion(1));
-        let material = crate::kmip::object::KeyBlock::raw(
-            crate::kmip::CryptographicAlgorithm::AES,
-            SecretBytes::new(vec![9; 32]),
-        );
-        let object = crate::kmip::object::ManagedObject::SymmetricKey { key_block: material }.into_item();
-        let uid = keys
-            .create("g1", ObjectType::SYMMETRIC_KEY, &object, Vec::new(), 100)
-            .await
-            .unwrap();
-        (keys, store, uid)
-    }
-
-    #[tokio::test]
-    async fn a_record_moved_in_the_store_does_not_open_and_keys_move_re_seals() {
-        let (keys, store, uid) = service_with_key().await;
-        let mut record = store.get(&uid).await.unwrap().unwrap();
-        record.group = "g2".into();
-        store.update(&record, record.version).await.unwrap();
-        let g2 = Caller::for_tests("b", "g2");
-        let visible = keys.load(&g2, &uid, 200).await.unwrap();
-        assert!(matches!(keys.open(&visible).await, Err(KeyError::Corrupt { .. })));
-
-        // Back in its group it opens; moved by the key service, it opens for g2.
-        let mut record = store.get(&uid).await.unwrap().unwrap();
-        record.group = "g1".into();
-        store.update(&record, record.version).await.unwrap();
-        assert_eq!(keys.move_to_group(&uid, "g2", 300).await.unwrap(), "g1");
-        let visible = keys.load(&g2, &uid, 400).await.unwrap();
-        assert!(keys.open(&visible).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_seal_made_before_the_group_was_bound_still_opens() {
-        let (keys, store, uid) = service_with_key().await;
-        // The same material, sealed the way earlier builds did (no group).
-        let mut record = store.get(&uid).await.unwrap().unwrap();
-        let bound = seal_aad(&uid, ObjectType::SYMMETRIC_KEY, 1, "g1");
-        let plaintext = record.sealed.strip_prefix(bound.as_slice()).unwrap().to_vec();
-        record.sealed = [legacy_seal_aad(&uid, ObjectType::SYMMETRIC_KEY, 1), plaintext].concat();
-        store.update(&record, record.version).await.unwrap();
-        let g1 = Caller::for_tests("a", "g1");
-        let visible = keys.load(&g1, &uid, 200).await.unwrap();
-        assert!(keys.open(&visible).await.is_ok());
     }
 }

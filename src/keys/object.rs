@@ -63,9 +63,10 @@ pub(super) fn attribute(name: &str, value: Value) -> Attribute {
 }
 
 impl StoredObject {
-    /// Whether key material is still held (not destroyed).
+    /// Whether key material is still held (not destroyed). A destroyed
+    /// object keeps a seal — of nothing, its binding — so the state decides.
     pub fn has_material(&self) -> bool {
-        !self.sealed.is_empty()
+        !self.sealed.is_empty() && lifecycle::material_available(self.state)
     }
 
     /// The CRK version the material is sealed under.

@@ -204,6 +204,8 @@ struct Inner {
     audit_dropped: SampledCounter,
     keys_by_state: Family<StateLabel, Gauge>,
     crk_version: Gauge,
+    store_reach: Family<StateLabel, Gauge>,
+    index_events: Family<ReasonLabel, Counter>,
 }
 
 /// Every metric keyward exposes. Clone it freely: clones share the values.
@@ -307,6 +309,18 @@ impl Metrics {
             "Root key (CRK) version used for new seals",
             crk_version.clone(),
         );
+        let store_reach = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "store_reach",
+            "Where this node stands with its remote store: 1 on one of up, grace (reads from sealed copies), down",
+            store_reach.clone(),
+        );
+        let index_events = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "store_index_events",
+            "What this node's index of a remote store saw: records deleted in the store, rolled back, reads served from copies",
+            index_events.clone(),
+        );
 
         Metrics {
             inner: Arc::new(Inner {
@@ -323,6 +337,8 @@ impl Metrics {
                 audit_dropped,
                 keys_by_state,
                 crk_version,
+                store_reach,
+                index_events,
             }),
         }
     }
@@ -426,6 +442,27 @@ impl Metrics {
         self.inner.keys_by_state.get_or_create_owned(&StateLabel {
             state: state.to_owned(),
         })
+    }
+
+    /// Where the node stands with its remote store (`up`, `grace`, `down`).
+    pub fn set_store_reach(&self, reach: &str) {
+        for state in ["up", "grace", "down"] {
+            self.inner
+                .store_reach
+                .get_or_create_owned(&StateLabel {
+                    state: state.to_owned(),
+                })
+                .set(i64::from(state == reach));
+        }
+    }
+
+    /// One event of the index of a remote store (`deleted_in_store`,
+    /// `rolled_back`, `served_from_copy`).
+    pub fn index_event(&self, event: &'static str) {
+        self.inner
+            .index_events
+            .get_or_create(&ReasonLabel { reason: event })
+            .inc();
     }
 
     /// The CRK version new seals use.

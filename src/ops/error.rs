@@ -12,6 +12,7 @@ use crate::hsm::HsmError;
 use crate::keys::KeyError;
 use crate::kmip::ResultReason;
 use crate::kmip::error::MessageError;
+use crate::store::StoreError;
 
 /// A failed batch item: the reason and message the client sees, and for
 /// server-side failures the detail only operators see.
@@ -112,6 +113,27 @@ impl From<KeyError> for OpError {
             let mut error = OpError::internal(e.to_string());
             error.message = message.to_owned();
             return error;
+        }
+        // Said to the client plainly (it names nothing secret): the
+        // administrator must learn that the store was tampered with, not hunt
+        // for a reference. The audit event carries the same text.
+        if let KeyError::Corrupt {
+            uid,
+            problem: crate::keys::Corruption::BindingBroken,
+        } = &e
+        {
+            return OpError::new(
+                ResultReason::GENERAL_FAILURE,
+                format!(
+                    "object {uid} was changed outside keyward (its HSM binding does not verify); refused"
+                ),
+            );
+        }
+        if let KeyError::Store(StoreError::RolledBack(why)) = &e {
+            return OpError::new(
+                ResultReason::GENERAL_FAILURE,
+                format!("an object was changed outside keyward: {why}; refused"),
+            );
         }
         if e.is_internal() {
             return OpError::internal(e.to_string());

@@ -2,7 +2,9 @@
 //! update it and the readers (systemd's status line today, `/health/ready` and
 //! the metrics next).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use crate::store::Reach;
 
 /// Shared, lock-free health state. Every field starts pessimistic (not up,
 /// not usable) except what the build has just proved.
@@ -13,6 +15,8 @@ pub struct Health {
     listener_up: AtomicBool,
     hsm_usable: AtomicBool,
     store_usable: AtomicBool,
+    /// With a remote store: 1 up, 2 grace, 3 down ([`Reach`]); 0 without one.
+    store_reach: AtomicU8,
     audit_dropped: AtomicU64,
     /// `u64::MAX` until the audit sink exposes its queue depth.
     audit_queue_depth: AtomicU64,
@@ -79,7 +83,11 @@ impl Health {
             missing.push("HSM unavailable");
         }
         if !now.store_usable {
-            missing.push("store unavailable");
+            missing.push(match self.store_reach.load(Ordering::Relaxed) {
+                2 => "store unavailable (reads served from sealed copies within the read grace)",
+                3 => "store unavailable (beyond the read grace)",
+                _ => "store unavailable",
+            });
         }
         if missing.is_empty() {
             Ok(())
@@ -102,6 +110,17 @@ impl Health {
     pub fn set_store_usable(&self, usable: bool) -> bool {
         self.metrics.set_store_available(usable);
         self.store_usable.swap(usable, Ordering::Relaxed)
+    }
+
+    /// Where the node stands with its remote store (mirrored into the metric).
+    pub fn set_store_reach(&self, reach: Reach) {
+        let code = match reach {
+            Reach::Up => 1,
+            Reach::Grace { .. } => 2,
+            Reach::Down { .. } => 3,
+        };
+        self.store_reach.store(code, Ordering::Relaxed);
+        self.metrics.set_store_reach(reach.name());
     }
 
     pub fn set_audit(&self, dropped: u64, queue_depth: Option<u64>) {

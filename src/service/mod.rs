@@ -10,6 +10,7 @@
 //! configuration, hardens the process, starts a runtime and calls
 //! [`Service::build`] and [`Service::run_until_signal`].
 
+mod cluster;
 mod error;
 mod handler;
 mod health;
@@ -29,7 +30,7 @@ use crate::keys::KeyService;
 use crate::net::tls::{ServerConfigSource, TlsSettings};
 use crate::net::{Listener, ListenerSettings, ListenerStats};
 use crate::ops::{Operations, ServerInfo};
-use crate::store::{OpenMode, Store};
+use crate::store::{IndexedStore, OpenMode, Store};
 use crate::ttlv::DecodeLimits;
 
 pub use crate::auth::DEFAULT_GROUP;
@@ -44,6 +45,8 @@ pub struct Service {
     local_addrs: Vec<SocketAddr>,
     trust: Arc<TrustStore>,
     keys: Arc<KeyService>,
+    /// With a remote store: this node's index of it (kept in step by a task).
+    index: Option<Arc<IndexedStore>>,
     health: Arc<Health>,
     metrics: crate::metrics::Metrics,
     watched: supervise::Watched,
@@ -59,7 +62,7 @@ impl Service {
         let metrics = crate::metrics::Metrics::new();
         let (hsm, crk) = open_hsm(&config).await?;
         let hsm = hsm.with_instruments(metrics.hsm_instruments());
-        let store = open_store(&config).await?;
+        let (store, index) = open_store(&config).await?;
         store.set_instruments(metrics.store_instruments());
         metrics.set_crk_version(crk.0);
         let keys = KeyService::new(hsm, store, crk)
@@ -74,6 +77,9 @@ impl Service {
         let health = Arc::new(Health::with_metrics(metrics.clone()));
         health.set_hsm_usable(true);
         health.set_store_usable(true);
+        if let Some(index) = &index {
+            health.set_store_reach(index.reach());
+        }
         let trust = Arc::new(TrustStore::from_config(&config.tls)?);
         let tls = ServerConfigSource::new(&TlsSettings::from_config(&config.tls), Arc::clone(&trust))?;
         let limits = DecodeLimits {
@@ -110,6 +116,9 @@ impl Service {
         health.set_listener_up(true);
         let audit = AuditSink::start(AuditSettings::new(config.audit.path.clone()))?;
         audit.report_to(&metrics);
+        if let Some(index) = &index {
+            cluster::report_events(index, audit.clone(), metrics.clone());
+        }
         let handler = KmipHandler {
             ops: Operations::new(Arc::clone(&keys), ServerInfo::default(), limits),
             audit,
@@ -129,6 +138,7 @@ impl Service {
             local_addrs,
             trust,
             keys,
+            index,
             health,
             metrics,
             watched,
@@ -220,17 +230,30 @@ async fn open_hsm(config: &Config) -> Result<(AsyncHsm, CrkVersion), ServeError>
     Ok((hsm, crk))
 }
 
-/// The store the configuration names, created if absent.
-async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+/// The store the configuration names, created if absent; a remote store comes
+/// behind this node's index of it (`[cluster]`), which is also returned.
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Option<Arc<IndexedStore>>), ServeError> {
     let store_config = config.store.clone();
-    let store =
-        tokio::task::spawn_blocking(move || crate::store::open(&store_config, OpenMode::CreateIfAbsent))
-            .await
-            .map_err(|source| ServeError::Task {
-                what: "opening the store",
+    let cluster = config.cluster.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let store = crate::store::open(&store_config, OpenMode::CreateIfAbsent)?;
+        let Some(settings) = cluster else {
+            return Ok((store, None));
+        };
+        let index =
+            IndexedStore::open(store, &settings).map_err(|source| crate::store::OpenError::Backend {
+                location: settings.path.display().to_string(),
                 source,
-            })??;
-    Ok(store)
+            })?;
+        let index = Arc::new(index);
+        Ok::<_, crate::store::OpenError>((Arc::clone(&index) as Arc<dyn Store>, Some(index)))
+    })
+    .await
+    .map_err(|source| ServeError::Task {
+        what: "opening the store",
+        source,
+    })??;
+    Ok(opened)
 }
 
 /// Checks that the server certificate and key load as the service would load

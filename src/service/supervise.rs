@@ -53,6 +53,7 @@ impl Service {
             local_addrs,
             trust,
             keys,
+            index,
             health,
             metrics,
             mut watched,
@@ -93,6 +94,14 @@ impl Service {
             STORE_PROBE_INTERVAL,
             stop_rx.clone(),
         ));
+        let index_sync = config.cluster.as_ref().zip(index).map(|(settings, index)| {
+            tokio::spawn(super::cluster::sync_index(
+                index,
+                Arc::clone(&health),
+                settings.sync_interval,
+                stop_rx.clone(),
+            ))
+        });
         let audit = listener.handler.audit.clone();
         let serve_health = Arc::clone(&health);
         let serving = tokio::spawn(async move { serve(listener, sockets, &serve_health, stop_rx).await });
@@ -133,6 +142,9 @@ impl Service {
         follower.abort();
         hsm_probe.abort();
         store_probe.abort();
+        if let Some(task) = index_sync {
+            task.abort();
+        }
         if let Some(file) = &watched.last_seen_file {
             save_last_seen(&trust, file);
         }
@@ -371,6 +383,12 @@ mod tests {
         }
         fn update<'a>(&'a self, record: &'a Record, expected: u64) -> StoreFuture<'a, u64> {
             self.inner.update(record, expected)
+        }
+        fn delete<'a>(&'a self, uid: &'a str, expected: Option<u64>) -> StoreFuture<'a, bool> {
+            self.inner.delete(uid, expected)
+        }
+        fn capabilities(&self) -> crate::store::Capabilities {
+            self.inner.capabilities()
         }
         fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {
             self.inner.find(query)

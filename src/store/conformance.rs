@@ -63,6 +63,12 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("import_all_or_nothing", |s| Box::pin(import_all_or_nothing(s))),
     ("import_replace", |s| Box::pin(import_replace(s))),
+    ("delete_is_idempotent", |s| Box::pin(delete_is_idempotent(s))),
+    ("delete_checks_the_version", |s| {
+        Box::pin(delete_checks_the_version(s))
+    }),
+    ("capabilities_hold", |s| Box::pin(capabilities_hold(s))),
+    ("list_uids_pages", |s| Box::pin(list_uids_pages(s))),
 ];
 
 /// Runs every check, each on a fresh store, and returns all failures.
@@ -797,5 +803,87 @@ async fn import_replace(store: Arc<dyn Store>) -> CheckResult {
     );
     let counts = step("count", store.count_by_crk().await)?;
     ensure!(counts.values().sum::<u64>() == 3, "after replace: {counts:?}");
+    Ok(())
+}
+
+async fn delete_is_idempotent(store: Arc<dyn Store>) -> CheckResult {
+    create_all(&*store, &[sample_record("uid-a", 1), sample_record("uid-b", 2)]).await?;
+    let removed = step("delete", store.delete("uid-a", None).await)?;
+    ensure!(removed, "delete of an existing record answered false");
+    ensure!(
+        step("get", store.get("uid-a").await)?.is_none(),
+        "the deleted record is still there"
+    );
+    let again = step("second delete", store.delete("uid-a", None).await)?;
+    ensure!(!again, "a retried delete answered true");
+    let absent = step("delete absent", store.delete("uid-never", Some(1)).await)?;
+    ensure!(!absent, "delete of an unknown uid answered true");
+    let left = find(&*store, &Query::default()).await?;
+    ensure!(left == uids(&["uid-b"]), "other records touched: {left:?}");
+    let listed = step("list_page", store.list_page(None, 10).await)?;
+    ensure!(
+        listed.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>() == ["uid-b"],
+        "list_page after delete: {listed:?}"
+    );
+    // The uid is free again: a create with other content succeeds.
+    step(
+        "create after delete",
+        store.create(&sample_record("uid-a", 7)).await,
+    )?;
+    let got = step("get", store.get("uid-a").await)?.ok_or("recreated record not found")?;
+    ensure!(got.version == 1, "recreated record has version {}", got.version);
+    Ok(())
+}
+
+async fn delete_checks_the_version(store: Arc<dyn Store>) -> CheckResult {
+    let record = sample_record("uid-a", 1);
+    step("create", store.create(&record).await)?;
+    step("update", store.update(&record, 1).await)?;
+    let stale = store.delete("uid-a", Some(1)).await;
+    ensure!(
+        stale == Err(StoreError::Conflict(crate::store::Conflict::Version)),
+        "delete with a stale version: {stale:?}"
+    );
+    ensure!(
+        step("get", store.get("uid-a").await)?.is_some(),
+        "a refused delete removed the record"
+    );
+    let removed = step("delete at version 2", store.delete("uid-a", Some(2)).await)?;
+    ensure!(removed, "delete at the current version answered false");
+    Ok(())
+}
+
+async fn capabilities_hold(store: Arc<dyn Store>) -> CheckResult {
+    let caps = store.capabilities();
+    ensure!(
+        caps.compare_and_swap,
+        "every backend must offer compare-and-swap on update (the contract); capabilities: {caps:?}"
+    );
+    if let Some(max) = caps.max_record_bytes {
+        let mut big = sample_record("uid-big", 1);
+        big.attributes = vec![7; max + 1];
+        let refused = store.create(&big).await;
+        ensure!(
+            matches!(refused, Err(StoreError::TooLarge(_))),
+            "a record over max_record_bytes ({max}): {refused:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn list_uids_pages(store: Arc<dyn Store>) -> CheckResult {
+    let records: Vec<Record> = (0..7).map(|n| sample_record(&format!("uid-{n}"), n)).collect();
+    create_all(&*store, &records).await?;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = step("list_uids", store.list_uids(after.as_deref(), 3).await)?;
+        ensure!(page.len() <= 3, "a page of {} uids with limit 3", page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.clone());
+        seen.extend(page);
+    }
+    let want: Vec<String> = (0..7).map(|n| format!("uid-{n}")).collect();
+    ensure!(seen == want, "listed {seen:?}, want {want:?}");
     Ok(())
 }

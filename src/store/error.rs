@@ -44,6 +44,10 @@ pub enum StoreError {
     Timeout(String),
     /// Stored data is malformed or fails an integrity check.
     Corrupt(String),
+    /// The store holds an older version of a record than this node has
+    /// already seen: an earlier copy was written back (a rollback). The text
+    /// names the uid and both versions.
+    RolledBack(String),
     /// Anything else (misconfiguration, invalid input, internal failure).
     Other(String),
 }
@@ -99,6 +103,7 @@ impl fmt::Display for StoreError {
             StoreError::TooLarge(why) => write!(f, "too large for the store: {why}"),
             StoreError::Timeout(why) => write!(f, "store did not answer in time: {why}"),
             StoreError::Corrupt(why) => write!(f, "store data corrupt: {why}"),
+            StoreError::RolledBack(why) => write!(f, "record rolled back in the store: {why}"),
             StoreError::Other(why) => write!(f, "store error: {why}"),
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Export, Query, Record, Store, StoreError, StoreFuture};
+use super::{Capabilities, Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// A store that keeps records in a map guarded by a mutex.
 #[derive(Debug, Default)]
@@ -58,6 +58,17 @@ impl MemoryStore {
         Ok(new_version)
     }
 
+    fn delete_now(&self, uid: &str, expected_version: Option<u64>) -> Result<bool, StoreError> {
+        let mut records = self.lock()?;
+        match records.get(uid) {
+            None => Ok(false),
+            Some(existing) if expected_version.is_some_and(|v| v != existing.version) => {
+                Err(StoreError::Conflict(crate::store::Conflict::Version))
+            }
+            Some(_) => Ok(records.remove(uid).is_some()),
+        }
+    }
+
     fn find_now(&self, query: &Query) -> Result<Vec<String>, StoreError> {
         let records = self.lock()?;
         let mut hits: Vec<(i64, &str)> = records
@@ -108,6 +119,21 @@ impl Store for MemoryStore {
 
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
         Box::pin(async move { self.update_now(record, expected_version) })
+    }
+
+    fn delete<'a>(&'a self, uid: &'a str, expected_version: Option<u64>) -> StoreFuture<'a, bool> {
+        Box::pin(async move { self.delete_now(uid, expected_version) })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            compare_and_swap: true,
+            server_side_query: true,
+            mutable_records: true,
+            max_record_bytes: None,
+            atomic_import: true,
+            local: true,
+        }
     }
 
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {

@@ -23,6 +23,7 @@ pub mod backup;
 pub mod conformance;
 mod error;
 mod export;
+pub mod indexed;
 mod memory;
 mod open;
 pub mod openbao;
@@ -35,7 +36,30 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use error::{Conflict, StoreError};
+
+/// What a backend can do natively, so that the layers above (the local index
+/// of a remote store, `keyward store status`) know what they must supply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `update` is an atomic compare-and-swap in the backend itself (not a
+    /// read-then-write that another node can slip between).
+    pub compare_and_swap: bool,
+    /// `find` and `count` are answered where the records are; without it they
+    /// walk every record, and Locate needs a local index.
+    pub server_side_query: bool,
+    /// A record can be rewritten in place; without it an update writes a new
+    /// object and removes the old one.
+    pub mutable_records: bool,
+    /// The largest serialized record the backend accepts, if it has a limit.
+    pub max_record_bytes: Option<usize>,
+    /// `import` is all or nothing.
+    pub atomic_import: bool,
+    /// The records live on this machine (an embedded file), not in a service
+    /// other nodes share.
+    pub local: bool,
+}
 pub use export::{DEFAULT_PAGE_SIZE, Export, ExportSender};
+pub use indexed::{IndexEvent, IndexSettings, IndexedStore, Reach};
 pub use memory::MemoryStore;
 pub use open::{OpenError, OpenMode, StoreConfig, open};
 pub use openbao::{OpenBaoAuth, OpenBaoConfig, OpenBaoStore};
@@ -59,6 +83,15 @@ pub trait Store: Send + Sync {
     /// `expected_version`; returns the new version (`expected_version + 1`).
     /// `created_at` keeps its original value; `record.version` is ignored.
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64>;
+
+    /// Removes the record with this uid, if `expected_version` is its version
+    /// (or `None`: whatever its version). Idempotent: `Ok(false)` when no
+    /// record has this uid, so a retried delete succeeds. `Conflict(Version)`
+    /// when the record has another version.
+    fn delete<'a>(&'a self, uid: &'a str, expected_version: Option<u64>) -> StoreFuture<'a, bool>;
+
+    /// What this backend does natively.
+    fn capabilities(&self) -> Capabilities;
 
     /// Uids of the records matching `query`, ordered by `(created_at, uid)`.
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>>;
@@ -100,6 +133,17 @@ pub trait Store: Send + Sync {
     /// Up to `limit` whole records with uid greater than `after_uid`, ordered
     /// by uid: a resumable walk over everything (root rotation, backup).
     fn list_page<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<Record>>;
+
+    /// Up to `limit` uids greater than `after_uid`, in uid order: what exists,
+    /// without reading the records (the local index of a remote store compares
+    /// it with its own to see records created and deleted by others). This
+    /// default reads whole pages; a backend whose listing is cheaper overrides it.
+    fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let page = self.list_page(after_uid, limit).await?;
+            Ok(page.into_iter().map(|r| r.uid).collect())
+        })
+    }
 
     /// `Ok` when the backend can serve reads and writes now.
     fn health(&self) -> StoreFuture<'_, ()>;

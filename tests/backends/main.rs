@@ -9,6 +9,7 @@
 mod common;
 
 mod hsm_softhsm;
+mod store_cli;
 mod store_conformance;
 mod store_durability;
 mod store_openbao;

@@ -21,11 +21,11 @@ use keyward::store::conformance::{self, sample_record};
 use keyward::store::{OpenBaoAuth, OpenBaoConfig, OpenBaoStore, Store, StoreError};
 
 /// A `bao server -dev` on 127.0.0.1, killed (by its PID) when dropped.
-struct Bao {
+pub(crate) struct Bao {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
-    token: String,
+    pub(crate) token: String,
     tls: bool,
 }
 
@@ -62,7 +62,7 @@ fn free_port_pair() -> u16 {
 }
 
 impl Bao {
-    fn start() -> Bao {
+    pub(crate) fn start() -> Bao {
         Self::start_with(false)
     }
 
@@ -78,7 +78,7 @@ impl Bao {
         bao
     }
 
-    fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
@@ -148,7 +148,12 @@ impl Bao {
     }
 
     /// One plain-HTTP/1.0 call with the root token: test setup only.
-    fn api(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub(crate) fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         self.api_as(&self.token, method, path, body)
     }
 
@@ -188,7 +193,7 @@ impl Bao {
         (status, json)
     }
 
-    fn write_token_file(&self, name: &str, token: &str) -> PathBuf {
+    pub(crate) fn write_token_file(&self, name: &str, token: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         write_secret(&path, format!("{token}\n")).unwrap();
         path
@@ -510,13 +515,13 @@ async fn two_nodes_racing_updates_lose_nothing() {
 }
 
 /// Replaces the `[store]` section of a dev-env keyward.toml.
-fn with_openbao_store(text: &mut String, bao: &Bao, token_file: &Path) {
+pub(crate) fn with_openbao_store(text: &mut String, bao: &Bao, token_file: &Path) {
     let start = text.find("[store]").unwrap();
     let end = text[start + 1..]
         .find("\n[")
         .map_or(text.len(), |i| start + 2 + i);
     let section = format!(
-        "[store]\nkind = \"openbao\"\naddress = \"{}\"\nprefix = \"serve\"\ntoken_file = \"{}\"\ntimeout = 3\n\n",
+        "[store]\nkind = \"openbao\"\naddress = \"{}\"\nprefix = \"serve\"\ntoken_file = \"{}\"\ntimeout = 3\n\n[cluster]\nindex = \"index.db\"\n\n",
         bao.address(),
         token_file.display()
     );

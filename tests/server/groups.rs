@@ -170,12 +170,12 @@ fn a_key_moved_in_the_store_does_not_open_for_the_other_group() {
         );
         assert_eq!(failure(&by_b), ResultReason::GENERAL_FAILURE);
         let message = by_b.result_message.clone().unwrap_or_default();
-        assert!(message.contains("internal error; reference"), "{message}");
+        assert!(message.contains("changed outside keyward"), "{message}");
     });
     // The refusal is in the audit trail with its detail.
-    audit_file_once(&server, "refused Get that does not open", |text| {
+    audit_file_once(&server, "refused Get of a record changed in the store", |text| {
         text.lines()
-            .any(|l| l.contains(&uid) && l.contains("\"Get\"") && l.contains("does not open"))
+            .any(|l| l.contains(&uid) && l.contains("\"Get\"") && l.contains("changed outside keyward"))
     });
 
     // Moved back in the store, it opens again for its own group, unchanged;

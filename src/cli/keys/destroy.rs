@@ -52,7 +52,9 @@ pub(super) fn run(a: &DestroyArgs) -> CliResult {
         )?;
     }
     let state = inv
-        .block_on(inv.admin.destroy(&a.id, now))
+        .change(&a.config.config, |keys| async move {
+            keys.admin_destroy(&a.id, now).await
+        })
         .map_err(|e| refused(&inv, "KeyDestroy", &a.id, key_error(&a.id, e)))?;
     let x_name = key
         .attributes

@@ -84,6 +84,29 @@ impl Inventory {
         self.runtime.block_on(f)
     }
 
+    /// Runs `change` on a key service over the HSM and this store (a change
+    /// re-binds the record under the HSM, so it needs the HSM and its PIN).
+    pub(super) fn change<T, F, Fut>(&self, config_path: &Path, change: F) -> Result<T, KeyError>
+    where
+        F: FnOnce(std::sync::Arc<crate::keys::KeyService>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, KeyError>>,
+    {
+        let direct = crate::cli::direct::Direct::open(config_path)
+            .map_err(|e| KeyError::Hsm(crate::hsm::HsmError::Unavailable(e.to_string())))?;
+        let store = crate::store::open(&self.config.store, OpenMode::Existing)
+            .map_err(|e| KeyError::Store(crate::store::StoreError::unavailable(e.to_string())))?;
+        self.block_on(async {
+            let crk = direct
+                .hsm
+                .crk_versions()
+                .await?
+                .into_iter()
+                .max()
+                .ok_or(KeyError::Hsm(crate::hsm::HsmError::NotFound))?;
+            change(direct.key_service(store, crk)).await
+        })
+    }
+
     /// Writes an administrative event and waits until it is written.
     pub(super) fn audit(&self, event: AuditEvent) -> CliResult {
         AuditSink::record(AuditSettings::new(self.config.audit.path.clone()), event)

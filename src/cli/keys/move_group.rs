@@ -4,11 +4,8 @@
 
 use super::{ConfigOption, Inventory, key_error, now_unix, refused};
 use crate::audit::AuditEvent;
-use crate::cli::direct::Direct;
 use crate::cli::{CliError, CliResult};
 use crate::config::clients::{is_valid_name, load_dir};
-use crate::hsm::HsmError;
-use crate::keys::KeyError;
 
 #[derive(Debug, clap::Args)]
 pub struct MoveArgs {
@@ -31,21 +28,9 @@ pub(super) fn run(a: &MoveArgs) -> CliResult {
     let inv = Inventory::open(&a.config.config)?;
     // The key's material is sealed bound to its group: moving it re-seals it,
     // so this command needs the HSM (and its PIN), like `root rotate`.
-    let direct = Direct::open(&a.config.config)?;
-    let store = direct.store()?;
     let from = inv
-        .block_on(async {
-            let crk = direct
-                .hsm
-                .crk_versions()
-                .await?
-                .into_iter()
-                .max()
-                .ok_or(KeyError::Hsm(HsmError::NotFound))?;
-            direct
-                .key_service(store, crk)
-                .move_to_group(&a.id, &a.group, now_unix())
-                .await
+        .change(&a.config.config, |keys| async move {
+            keys.move_to_group(&a.id, &a.group, now_unix()).await
         })
         .map_err(|e| refused(&inv, "KeyMove", &a.id, key_error(&a.id, e)))?;
     inv.audit(

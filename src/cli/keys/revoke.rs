@@ -65,7 +65,9 @@ pub(super) fn run(a: &RevokeArgs) -> CliResult {
     };
     let reason_name = code.name().unwrap_or("Unknown");
     let state = inv
-        .block_on(inv.admin.revoke(&a.id, &reason, now_unix()))
+        .change(&a.config.config, |keys| async move {
+            keys.admin_revoke(&a.id, &reason, now_unix()).await
+        })
         .map_err(|e| refused(&inv, "KeyRevoke", &a.id, key_error(&a.id, e)))?;
     inv.audit(
         AuditEvent::admin("KeyRevoke")

@@ -34,9 +34,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{KeyError, KeyService, MAX_UPDATE_ATTEMPTS, StoredObject, seal_aad};
+use super::{KeyError, KeyService, MAX_UPDATE_ATTEMPTS, StoredObject};
 use crate::hsm::CrkVersion;
-use crate::kmip::ObjectType;
 use crate::secret::SecretBytes;
 use crate::store::{Query, Record, StoreError};
 
@@ -49,6 +48,16 @@ use crate::limits::ROTATION_PAGE_RECORDS as PAGE;
 /// How often a record whose re-seal failed transiently (HSM or store blip) is
 /// tried again before the pass gives up (the rotation can be resumed).
 const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// A record that opened and decoded ([`KeyService::check_record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCheck {
+    /// It holds key material (it is not destroyed).
+    pub has_material: bool,
+    /// Its seal binds every field; `false` for a seal an earlier build made,
+    /// which binds only the identity until the next change or root rotation.
+    pub bound: bool,
+}
 
 /// What [`KeyService::reseal`] did with one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,40 +229,31 @@ impl KeyService {
         }
     }
 
-    /// Opens `record`'s material under its CRK, seals it under `to` with the
-    /// identity bound to `to`, and stores blob and version together with
-    /// compare-and-swap; on a lost race it reloads and tries again. A record
-    /// already under `to` is left alone; one without material only has its
-    /// version moved. A blob that does not open is [`KeyError::Corrupt`] and
-    /// is never re-sealed (rotation must not launder a tampered record).
+    /// Opens `record`'s seal under its CRK, seals it again under `to` bound to
+    /// the record as stored next, and stores it with compare-and-swap; on a
+    /// lost race it reloads and tries again. A record already under `to` is
+    /// left alone; one without material gets a new seal of nothing (its
+    /// binding). A record whose seal does not open is [`KeyError::Corrupt`]
+    /// and is never re-sealed (rotation must not launder a tampered record);
+    /// one an earlier build sealed comes out bound (rotation upgrades).
     pub async fn reseal_record(&self, mut record: Record, to: CrkVersion) -> Result<ResealOutcome, KeyError> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             if record.crk_version == to.0 {
                 return Ok(ResealOutcome::AlreadyCurrent);
             }
-            let outcome = if record.sealed.is_empty() {
-                ResealOutcome::Relabelled
-            } else {
-                let from = CrkVersion(record.crk_version);
-                let object_type = ObjectType(record.object_type);
-                // A legacy blob (group not yet bound) opens here and is re-sealed
-                // bound to its group: a rotation upgrades every record.
-                let plaintext = self
-                    .unseal_bound(&record.uid, object_type, &record.group, from, &record.sealed)
-                    .await?;
-                record.sealed = self
-                    .hsm
-                    .seal(
-                        to,
-                        seal_aad(&record.uid, object_type, to.0, &record.group),
-                        plaintext,
-                    )
-                    .await?;
-                ResealOutcome::Resealed
+            let opened = self.open_record(&record).await?;
+            let outcome = match opened.material.expose().is_empty() {
+                true => ResealOutcome::Relabelled,
+                false => ResealOutcome::Resealed,
             };
+            let expected = record.version;
+            let next = expected
+                .checked_add(1)
+                .ok_or_else(|| KeyError::Invalid(format!("record {} is at its last version", record.uid)))?;
             record.crk_version = to.0;
             record.updated_at = crate::clock::unix_now();
-            match self.store.update(&record, record.version).await {
+            self.bind_record(&mut record, next, opened.material).await?;
+            match self.store.update(&record, expected).await {
                 Ok(_) => return Ok(outcome),
                 Err(StoreError::Conflict(crate::store::Conflict::Version)) => {}
                 Err(StoreError::NotFound) => return Ok(ResealOutcome::Gone),
@@ -267,15 +267,26 @@ impl KeyService {
         Err(KeyError::Contended)
     }
 
-    /// Opens `record`'s key material through [`KeyService::open`] and drops it:
-    /// proves the record is readable with this HSM (restore verification).
-    /// `Ok(false)` for a record without material.
+    /// Opens `record`'s seal under its binding and decodes its key material,
+    /// then drops it: proves the record is intact and readable with this HSM
+    /// (restore verification). `Ok(false)` for a record without material.
     pub async fn check_opens(&self, record: Record) -> Result<bool, KeyError> {
+        self.check_record(record).await.map(|check| check.has_material)
+    }
+
+    /// What [`KeyService::check_opens`] proves, and whether the record's seal
+    /// binds all of it or is an earlier build's (`keyward store verify`).
+    pub async fn check_record(&self, record: Record) -> Result<RecordCheck, KeyError> {
+        let opened = self.open_record(&record).await?;
         let object = StoredObject::from_record(record)?;
-        if !object.has_material() {
-            return Ok(false);
+        let has_material = object.has_material() && !opened.material.expose().is_empty();
+        if has_material {
+            super::decode_material(&object.uid, &opened.material)?;
         }
-        self.open_unchecked(&object).await.map(|_| true)
+        Ok(RecordCheck {
+            has_material,
+            bound: !opened.legacy,
+        })
     }
 
     /// Re-seals every record under a CRK other than `target` until none is
@@ -403,6 +414,7 @@ mod tests {
     use super::*;
     use crate::hsm::softhsm::run_isolated;
     use crate::hsm::{Hsm, Pkcs11Hsm};
+    use crate::kmip::ObjectType;
     use crate::store::{MemoryStore, Store};
     use crate::ttlv::Item;
 

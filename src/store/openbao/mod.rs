@@ -46,7 +46,7 @@ use self::auth::Authenticator;
 pub use self::auth::OpenBaoAuth;
 use self::http::{Endpoint, Fault, Reply, backoff, to_store_error};
 use self::layout::Read;
-use super::{Export, Query, Record, Store, StoreError, StoreFuture};
+use super::{Capabilities, Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// Default deadline of one store call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -497,6 +497,23 @@ impl Inner {
         }
     }
 
+    /// The store contract's delete. With an expected version, the record is
+    /// read and compared first; KV v2 has no compare-and-swap on delete, so
+    /// an update another node makes between that read and the delete is
+    /// removed with it (deletes are administrative: restore, migration).
+    async fn delete(&self, uid: &str, expected_version: Option<u64>) -> Result<bool, Fault> {
+        self.writable()?;
+        layout::check_uid(uid)?;
+        let Some(current) = self.read(uid, self.deadline()).await? else {
+            return Ok(false);
+        };
+        if expected_version.is_some_and(|v| v != current.record.version) {
+            return Err(cas_mismatch());
+        }
+        self.destroy(uid).await?;
+        Ok(true)
+    }
+
     /// The secret's current KV version, 0 when it has no metadata.
     async fn kv_version(&self, uid: &str) -> Result<u64, Fault> {
         let path = format!("{}{uid}", self.metadata);
@@ -615,6 +632,45 @@ impl Store for OpenBaoStore {
                 .await
                 .map_err(to_store_error)
         })
+    }
+
+    fn delete<'a>(&'a self, uid: &'a str, expected_version: Option<u64>) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.inner
+                .delete(uid, expected_version)
+                .await
+                .map_err(to_store_error)
+        })
+    }
+
+    fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            // KV's LIST has no paging: each page is cut from one whole listing.
+            let mut uids = self
+                .inner
+                .list(self.inner.deadline())
+                .await
+                .map_err(to_store_error)?;
+            uids.sort_unstable();
+            Ok(uids
+                .into_iter()
+                .filter(|uid| after_uid.is_none_or(|after| uid.as_str() > after))
+                .take(limit)
+                .collect())
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            compare_and_swap: true,
+            server_side_query: false,
+            mutable_records: true,
+            // KV v2 has no fixed limit; the server's request size limit
+            // (32 MiB by default) is far above keyward's own record bounds.
+            max_record_bytes: None,
+            atomic_import: false,
+            local: false,
+        }
     }
 
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {

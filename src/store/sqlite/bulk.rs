@@ -122,7 +122,7 @@ fn import_in_transaction(conn: &Connection, records: &mut Export, replace: bool)
 }
 
 /// Inserts `record` with its own version and timestamps.
-fn insert_exact(conn: &Connection, record: &Record) -> Result<(), StoreError> {
+pub(super) fn insert_exact(conn: &Connection, record: &Record) -> Result<(), StoreError> {
     if record.version == 0 {
         return Err(StoreError::Corrupt("imported record has version 0".into()));
     }

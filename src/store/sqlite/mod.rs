@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::reader::ReadPool;
 use self::rows::sql_error;
 use self::writer::{WriteOp, WriteRequest};
-use super::{Export, Query, Record, Store, StoreError, StoreFuture};
+use super::{Capabilities, Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// Tuning knobs; the defaults suit a 2-core appliance.
 #[derive(Debug, Clone)]
@@ -151,6 +151,15 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Writes `record` exactly as given (its version and timestamps) unless a
+    /// record with its uid and the same or a higher version is there; answers
+    /// whether it was written. For a local copy whose truth is another store
+    /// (the index of a remote store), never for a client's write: it bypasses
+    /// compare-and-swap. Copies written out of order never move a record back.
+    pub async fn put_newer(&self, record: Record) -> Result<bool, StoreError> {
+        self.write(WriteOp::Put(record)).await.map(|written| written > 0)
+    }
+
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
         let writes = self
             .writes
@@ -197,6 +206,29 @@ impl Store for SqliteStore {
             })
             .await
         })
+    }
+
+    fn delete<'a>(&'a self, uid: &'a str, expected_version: Option<u64>) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let removed = self
+                .write(WriteOp::Delete {
+                    uid: uid.to_owned(),
+                    expected_version,
+                })
+                .await?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            compare_and_swap: true,
+            server_side_query: true,
+            mutable_records: true,
+            max_record_bytes: None,
+            atomic_import: true,
+            local: true,
+        }
     }
 
     fn find<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Vec<String>> {

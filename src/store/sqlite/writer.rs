@@ -23,7 +23,21 @@ pub(super) type InstrumentSlot = Arc<OnceLock<StoreInstruments>>;
 
 pub(super) enum WriteOp {
     Create(Record),
-    Update { record: Record, expected_version: u64 },
+    Update {
+        record: Record,
+        expected_version: u64,
+    },
+    /// Answers 1 when a record was removed, 0 when there was none.
+    Delete {
+        uid: String,
+        expected_version: Option<u64>,
+    },
+    /// Writes the record exactly as given (version and timestamps included),
+    /// over a record with its uid and a lower version; answers 1 when written,
+    /// 0 when a record with the same or a higher version is there. A local
+    /// copy of a record whose truth is elsewhere (the index of a remote
+    /// store), never a client's write.
+    Put(Record),
 }
 
 pub(super) struct WriteRequest {
@@ -97,6 +111,11 @@ fn apply_batch(
                 record,
                 expected_version,
             } => update(conn, record, *expected_version),
+            WriteOp::Delete {
+                uid,
+                expected_version,
+            } => delete(conn, uid, *expected_version),
+            WriteOp::Put(record) => put(conn, record),
         };
         if result.is_err() {
             exec(conn, "ROLLBACK TO op")?;
@@ -192,6 +211,43 @@ fn update(conn: &Connection, record: &Record, expected_version: u64) -> Result<u
         .map_err(sql_error)?;
     insert_index(conn, seq, record)?;
     Ok(new_version)
+}
+
+fn delete(conn: &Connection, uid: &str, expected_version: Option<u64>) -> Result<u64, StoreError> {
+    let Some((seq, existing)) = load_record(conn, uid)? else {
+        return Ok(0);
+    };
+    if expected_version.is_some_and(|v| v != existing.version) {
+        return Err(StoreError::Conflict(crate::store::Conflict::Version));
+    }
+    remove_seq(conn, seq)?;
+    Ok(1)
+}
+
+fn remove_seq(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM record_index WHERE seq = ?1",
+        "DELETE FROM records WHERE seq = ?1",
+    ] {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([seq]))
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+fn put(conn: &Connection, record: &Record) -> Result<u64, StoreError> {
+    if record.version == 0 {
+        return Err(StoreError::Corrupt("a record with version 0".into()));
+    }
+    if let Some((seq, existing)) = load_record(conn, &record.uid)? {
+        if existing.version >= record.version {
+            return Ok(0);
+        }
+        remove_seq(conn, seq)?;
+    }
+    super::bulk::insert_exact(conn, record)?;
+    Ok(1)
 }
 
 pub(super) fn insert_index(conn: &Connection, seq: i64, record: &Record) -> Result<(), StoreError> {
