@@ -45,8 +45,7 @@ async fn refused_everywhere(nodes: &KeywardCluster, tls: &ClientTls, uid: &str, 
 }
 
 #[test]
-#[ignore = "needs binding (lead)"]
-fn records_edited_moved_or_swapped_in_the_store_are_refused_on_every_node() {
+fn records_edited_or_moved_in_the_store_are_refused_on_every_node() {
     let Some(bao) = BaoCluster::start() else { return };
     let nodes = KeywardCluster::start(&bao, 3, "cluster-tamper", "");
     // A client of the group a record is moved to (trusted on every node).
@@ -56,7 +55,7 @@ fn records_edited_moved_or_swapped_in_the_store_are_refused_on_every_node() {
     let a = nodes.server(0).addr;
     rt.block_on(async {
         let mut uids = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..2 {
             let uid = kmip::create(a, &tls).await.unwrap();
             // Readable everywhere before anyone touches the store.
             for i in 0..nodes.len() {
@@ -83,14 +82,6 @@ fn records_edited_moved_or_swapped_in_the_store_are_refused_on_every_node() {
             let got = kmip::get(nodes.server(i).addr, &tls, &uids[1]).await;
             assert!(got.is_err(), "moved: node {i} still serves it to its old group");
         }
-
-        // Swapped: record 2's data written under record 3's path.
-        let (data, _) = bao.kv_read(&nodes.record_path(&uids[2])).unwrap();
-        let (_, version) = bao.kv_read(&nodes.record_path(&uids[3])).unwrap();
-        bao.kv_write(&nodes.record_path(&uids[3]), &data, version);
-        wrong.extend(refused_everywhere(&nodes, &tls, &uids[3], "swapped").await);
-        // The record that was copied is still itself.
-        kmip::get(nodes.server(2).addr, &tls, &uids[2]).await.unwrap();
         assert!(
             wrong.is_empty(),
             "changed records served or refused unclearly:\n{}",
@@ -100,7 +91,6 @@ fn records_edited_moved_or_swapped_in_the_store_are_refused_on_every_node() {
 }
 
 #[test]
-#[ignore = "needs binding (lead)"]
 fn a_record_rolled_back_in_the_store_is_refused_on_every_node() {
     let Some(bao) = BaoCluster::start() else { return };
     let nodes = KeywardCluster::start(&bao, 3, "cluster-rollback", "");
@@ -135,6 +125,34 @@ fn a_record_rolled_back_in_the_store_is_refused_on_every_node() {
         assert!(
             wrong.is_empty(),
             "a rolled-back record served or refused unclearly:\n{}",
+            wrong.join("\n")
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs the OpenBao store's \"another uid\" refusal to say \"changed outside keyward\" (lead)"]
+fn a_record_swapped_in_the_store_is_refused_on_every_node() {
+    let Some(bao) = BaoCluster::start() else { return };
+    let nodes = KeywardCluster::start(&bao, 3, "cluster-swap", "");
+    let rt = crate::common::admin::multi_thread_runtime();
+    let tls = nodes.tls();
+    rt.block_on(async {
+        let first = kmip::create(nodes.server(0).addr, &tls).await.unwrap();
+        let second = kmip::create(nodes.server(1).addr, &tls).await.unwrap();
+        for i in 0..nodes.len() {
+            kmip::get(nodes.server(i).addr, &tls, &second).await.unwrap();
+        }
+        // The first record's data written under the second's path.
+        let (data, _) = bao.kv_read(&nodes.record_path(&first)).unwrap();
+        let (_, version) = bao.kv_read(&nodes.record_path(&second)).unwrap();
+        bao.kv_write(&nodes.record_path(&second), &data, version);
+        let wrong = refused_everywhere(&nodes, &tls, &second, "swapped").await;
+        // The record that was copied is still itself.
+        kmip::get(nodes.server(2).addr, &tls, &first).await.unwrap();
+        assert!(
+            wrong.is_empty(),
+            "a swapped record served or refused unclearly:\n{}",
             wrong.join("\n")
         );
     });

@@ -307,15 +307,23 @@ log_level = "info"
     }
 
     /// Waits until node `n` is unsealed and knows the active node (a joined
-    /// or restarted node unseals asynchronously).
+    /// or restarted node unseals asynchronously). The key is sent again when
+    /// the node still shows no unseal progress 3 s after the last send (a
+    /// node still joining may drop it).
     fn wait_unsealed(&self, n: usize) {
+        let mut sent = Instant::now();
         wait_for(
             &format!("bao node {} unsealed and following a leader", n + 1),
-            Duration::from_secs(60),
+            Duration::from_secs(90),
             || {
                 let (_, seal) = self.call(n, None, "GET", "/v1/sys/seal-status", None);
                 let (_, leader) = self.call(n, None, "GET", "/v1/sys/leader", None);
                 let knows = leader["leader_address"].as_str().is_some_and(|a| !a.is_empty());
+                if seal["sealed"] == true && sent.elapsed() > Duration::from_secs(3) {
+                    let body = serde_json::json!({ "key": self.unseal_key });
+                    let _ = self.call(n, None, "PUT", "/v1/sys/unseal", Some(&body));
+                    sent = Instant::now();
+                }
                 (seal["sealed"] == false && knows).then_some(())
             },
         );

@@ -70,11 +70,11 @@ pub(crate) fn set_store_section(text: &mut String, section: &str) {
 
 impl KeywardCluster {
     /// Starts `n` nodes over `bao`, records under `prefix` (must start with
-    /// `cluster`: keyward's token policy covers those). `extra_toml` is
-    /// appended to every node's configuration (e.g. a `[cluster]` section).
-    /// Each node has an audit file (`audit.log`) and a proxy routing to
-    /// OpenBao's active node.
-    pub(crate) fn start(bao: &BaoCluster, n: usize, prefix: &str, extra_toml: &str) -> KeywardCluster {
+    /// `cluster`: keyward's token policy covers those). Each node has its own
+    /// index (`[cluster] index = "index.db"` beside its configuration), to
+    /// which `cluster_settings` adds lines (e.g. `"sync_interval = 2\n"`), an
+    /// audit file (`audit.log`) and a proxy routing to OpenBao's active node.
+    pub(crate) fn start(bao: &BaoCluster, n: usize, prefix: &str, cluster_settings: &str) -> KeywardCluster {
         assert!(
             prefix.starts_with("cluster"),
             "the token policy covers cluster* only"
@@ -113,7 +113,7 @@ impl KeywardCluster {
                     ),
                 );
                 super::admin::with_audit_file(&mut text);
-                text.push_str(extra_toml);
+                text.push_str(&format!("\n[cluster]\nindex = \"index.db\"\n{cluster_settings}"));
                 std::fs::write(&config, text).unwrap();
                 let mut server = TestServer {
                     dir,
