@@ -74,7 +74,7 @@ fn store_commands_over_openbao() {
     // Migration into an embedded store copies every record exactly; a second
     // run copies nothing; the copy verifies the same way.
     let sqlite_config = server.path("sqlite.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
     let start = text.find("[store]").unwrap();
     let end = text.find("[cluster]").unwrap();
     let end = end + text[end..].find("\n\n").map_or(text.len() - end, |i| i + 2);
