@@ -62,6 +62,13 @@ fn a_record_deleted_in_the_store_is_gone_from_every_node_within_the_bound() {
              within {worst:?} (per node {gone_after:?}; bound {BOUND:?})"
         );
         assert!(worst <= BOUND + SLACK, "{worst:?}");
+        // Every node audits it.
+        for i in 0..nodes.len() {
+            nodes.audit_once(i, "the deletion in the store", |text| {
+                text.lines()
+                    .any(|l| l.contains(&uid) && l.contains("StoreRecordDeleted"))
+            });
+        }
         // Once gone, it stays gone; the other key is untouched.
         for i in 0..nodes.len() {
             let addr = nodes.server(i).addr;
