@@ -155,5 +155,4 @@ fn a_node_cut_from_the_store_serves_keys_it_read_within_read_grace_only() {
     nodes.audit_once(0, "the store outage and its end", |text| {
         text.contains("StoreUnreachable") && text.contains("StoreReachable")
     });
-    rt.block_on(async {});
 }
