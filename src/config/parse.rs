@@ -107,6 +107,11 @@ struct RawStore {
     approle_mount: Option<String>,
     ca_file: Option<String>,
     timeout: Option<i64>,
+    // kind = "secretsmanager" (also prefix, ca_file, timeout)
+    region: Option<String>,
+    endpoint: Option<String>,
+    access_key_id_file: Option<String>,
+    secret_access_key_file: Option<String>,
 }
 
 /// `[cluster]`: this node's index of a remote store.
@@ -429,16 +434,17 @@ fn store(raw: RawStore, base: &Path) -> Result<StoreConfig, ConfigError> {
             })
         }
         Some("openbao") => openbao(raw, base).map(StoreConfig::OpenBao),
+        Some("secretsmanager") => secretsmanager(raw, base).map(StoreConfig::SecretsManager),
         Some(other) => Err(ConfigError::invalid(
             "store.kind",
-            format!("{other:?} is not supported; use \"sqlite\" or \"openbao\""),
+            format!("{other:?} is not supported; use \"sqlite\", \"openbao\" or \"secretsmanager\""),
         )),
     }
 }
 
 /// The keys set in `[store]`, by name.
 fn store_keys_set(raw: &RawStore) -> Vec<&'static str> {
-    let keys: [(&'static str, bool); 10] = [
+    let keys: [(&'static str, bool); 14] = [
         ("path", raw.path.is_some()),
         ("address", raw.address.is_some()),
         ("mount", raw.mount.is_some()),
@@ -449,6 +455,10 @@ fn store_keys_set(raw: &RawStore) -> Vec<&'static str> {
         ("approle_mount", raw.approle_mount.is_some()),
         ("ca_file", raw.ca_file.is_some()),
         ("timeout", raw.timeout.is_some()),
+        ("region", raw.region.is_some()),
+        ("endpoint", raw.endpoint.is_some()),
+        ("access_key_id_file", raw.access_key_id_file.is_some()),
+        ("secret_access_key_file", raw.secret_access_key_file.is_some()),
     ];
     keys.iter()
         .filter(|(_, set)| *set)
@@ -534,6 +544,46 @@ fn openbao(raw: RawStore, base: &Path) -> Result<crate::store::OpenBaoConfig, Co
     };
     // The same checks `store::open` makes, so that check-config and the
     // server refuse a bad address, mount or prefix with the key's name.
+    config
+        .check()
+        .map_err(|(key, why)| ConfigError::invalid(format!("store.{key}"), why))?;
+    Ok(config)
+}
+
+/// `[store] kind = "secretsmanager"`: AWS Secrets Manager (see
+/// docs/store-secretsmanager.md). The keys come from files only.
+fn secretsmanager(raw: RawStore, base: &Path) -> Result<crate::store::SecretsManagerConfig, ConfigError> {
+    only_keys(
+        &raw,
+        "secretsmanager",
+        &[
+            "region",
+            "endpoint",
+            "prefix",
+            "access_key_id_file",
+            "secret_access_key_file",
+            "ca_file",
+            "timeout",
+        ],
+    )?;
+    let required = |key: &str, value: Option<String>| {
+        value.ok_or_else(|| {
+            ConfigError::invalid(format!("store.{key}"), "is required for kind \"secretsmanager\"")
+        })
+    };
+    let region = required("region", raw.region)?;
+    let access_key_id_file = required("access_key_id_file", raw.access_key_id_file)?;
+    let secret_access_key_file = required("secret_access_key_file", raw.secret_access_key_file)?;
+    let config = crate::store::SecretsManagerConfig {
+        region,
+        endpoint: raw.endpoint,
+        prefix: raw.prefix.unwrap_or_else(|| "keyward".to_owned()),
+        access_key_id_file: path("store.access_key_id_file", &access_key_id_file, base)?,
+        secret_access_key_file: path("store.secret_access_key_file", &secret_access_key_file, base)?,
+        ca_file: raw.ca_file.map(|p| path("store.ca_file", &p, base)).transpose()?,
+        timeout: seconds("store.timeout", raw.timeout, STORE_TIMEOUT_S)?,
+    };
+    // The same checks `store::open` makes, with the key's name.
     config
         .check()
         .map_err(|(key, why)| ConfigError::invalid(format!("store.{key}"), why))?;

@@ -490,6 +490,118 @@ fn store_kind_openbao_refusals_name_their_key() {
     );
 }
 
+const SECRETSMANAGER: &str = r#"
+[tls]
+cert = "server.pem"
+key = "server.key"
+
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "keyward"
+pin_file = "hsm.pin"
+
+[store]
+kind = "secretsmanager"
+region = "eu-central-1"
+access_key_id_file = "aws/akid"
+secret_access_key_file = "/run/credentials/keyward/aws-secret"
+
+[cluster]
+index = "/var/lib/keyward/index.db"
+"#;
+
+#[test]
+fn store_kind_secretsmanager_parses_with_defaults_and_relative_paths() {
+    use crate::store::SecretsManagerConfig;
+    let c = Config::from_toml(SECRETSMANAGER, Path::new("/etc/keyward")).unwrap();
+    assert_eq!(c.store.kind(), "secretsmanager");
+    assert_eq!(c.store.local_file(), None);
+    assert_eq!(
+        c.store,
+        StoreConfig::SecretsManager(SecretsManagerConfig {
+            region: "eu-central-1".into(),
+            endpoint: None,
+            prefix: "keyward".into(),
+            access_key_id_file: "/etc/keyward/aws/akid".into(),
+            secret_access_key_file: "/run/credentials/keyward/aws-secret".into(),
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+        })
+    );
+    assert!(
+        c.store.location().contains("eu-central-1"),
+        "{}",
+        c.store.location()
+    );
+    let local = SECRETSMANAGER.replace(
+        "region = \"eu-central-1\"",
+        "region = \"us-east-1\"\nendpoint = \"http://127.0.0.1:5000\"\nprefix = \"kms/prod\"\ntimeout = 2\nca_file = \"ca.pem\"",
+    );
+    let c = Config::from_toml(&local, Path::new("/etc/keyward")).unwrap();
+    let StoreConfig::SecretsManager(aws) = c.store else {
+        panic!("not secretsmanager: {:?}", c.store)
+    };
+    assert_eq!(aws.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(aws.prefix, "kms/prod");
+    assert_eq!(aws.timeout, Duration::from_secs(2));
+    assert_eq!(aws.ca_file, Some("/etc/keyward/ca.pem".into()));
+}
+
+#[test]
+fn store_kind_secretsmanager_refusals_name_their_key() {
+    let with = |from: &str, to: &str| SECRETSMANAGER.replace(from, to);
+    let cases = [
+        (with("region = \"eu-central-1\"\n", ""), Some("store.region")),
+        (
+            with("access_key_id_file = \"aws/akid\"\n", ""),
+            Some("store.access_key_id_file"),
+        ),
+        (
+            with(
+                "secret_access_key_file = \"/run/credentials/keyward/aws-secret\"\n",
+                "",
+            ),
+            Some("store.secret_access_key_file"),
+        ),
+        (with("eu-central-1", "EU Central"), Some("store.region")),
+        (
+            with("region", "endpoint = \"http://10.0.0.1:80\"\nregion"),
+            Some("store.endpoint"),
+        ),
+        (
+            with("region", "endpoint = \"http://localhost:5000\"\nregion"),
+            Some("store.endpoint"),
+        ),
+        (with("region", "prefix = \"a//b\"\nregion"), Some("store.prefix")),
+        (with("region", "timeout = 0\nregion"), Some("store.timeout")),
+        // Another backend's keys are refused.
+        (
+            with("region", "token_file = \"t\"\nregion"),
+            Some("store.token_file"),
+        ),
+        (with("region", "mount = \"kv\"\nregion"), Some("store.mount")),
+        // A secret is never inline: unknown keys are refused by the parser.
+        (with("region", "secret_access_key = \"wJalr\"\nregion"), None),
+    ];
+    for (text, key) in cases {
+        match key {
+            Some(key) => assert_eq!(invalid_key(&text), key, "{text}"),
+            None => {
+                let err = Config::from_toml(&text, Path::new("/")).unwrap_err().to_string();
+                assert!(
+                    err.contains("unknown field `secret_access_key`") && !err.contains("wJalr"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // openbao and sqlite refuse the Secrets Manager keys.
+    assert_eq!(
+        invalid_key(&OPENBAO.replace("token_file", "region = \"x\"\ntoken_file")),
+        "store.region"
+    );
+}
+
 #[test]
 fn pre_authentication_bounds_default_validate_and_fit_the_connection_cap() {
     let root = Path::new("/etc/keyward");

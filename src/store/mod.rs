@@ -29,6 +29,7 @@ mod open;
 pub mod openbao;
 mod query;
 mod record;
+pub mod secretsmanager;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,7 @@ pub use open::{OpenError, OpenMode, StoreConfig, open};
 pub use openbao::{OpenBaoAuth, OpenBaoConfig, OpenBaoStore};
 pub use query::Query;
 pub use record::{IndexEntry, Record};
+pub use secretsmanager::{SecretsManagerConfig, SecretsManagerStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// The future every store method returns.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{OpenBaoConfig, OpenBaoStore, SqliteOptions, SqliteStore, Store, StoreError};
+use super::{SecretsManagerConfig, SecretsManagerStore};
 
 /// Which backend holds the records, and where (the parsed `[store]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum StoreConfig {
     },
     /// OpenBao or HashiCorp Vault KV version 2 (`kind = "openbao"`).
     OpenBao(OpenBaoConfig),
+    /// AWS Secrets Manager (`kind = "secretsmanager"`).
+    SecretsManager(SecretsManagerConfig),
 }
 
 impl StoreConfig {
@@ -26,6 +29,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Sqlite { .. } => "sqlite",
             StoreConfig::OpenBao(_) => "openbao",
+            StoreConfig::SecretsManager(_) => "secretsmanager",
         }
     }
 
@@ -34,6 +38,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Sqlite { path } => path.display().to_string(),
             StoreConfig::OpenBao(bao) => bao.location(),
+            StoreConfig::SecretsManager(aws) => aws.location(),
         }
     }
 
@@ -43,6 +48,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Sqlite { path } => Some(path),
             StoreConfig::OpenBao(_) => None,
+            StoreConfig::SecretsManager(_) => None,
         }
     }
 }
@@ -117,6 +123,14 @@ pub fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>, Open
                 OpenBaoStore::open_read_only(bao)
             } else {
                 OpenBaoStore::open(bao)
+            };
+            Ok(Arc::new(store.map_err(backend)?))
+        }
+        StoreConfig::SecretsManager(aws) => {
+            let store = if mode == OpenMode::ReadOnly {
+                SecretsManagerStore::open_read_only(aws)
+            } else {
+                SecretsManagerStore::open(aws)
             };
             Ok(Arc::new(store.map_err(backend)?))
         }

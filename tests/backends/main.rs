@@ -1,6 +1,6 @@
 //! The HSM and store backends: the store conformance suite, store durability,
 //! SoftHSM through PKCS#11, and the OpenBao / Vault KV v2 store against the real
-//! `bao` server.
+//! `bao` server, and the AWS Secrets Manager store against moto's server.
 //!
 //! One test binary per topic (each module was its own binary before): a test run
 //! links once per topic.
@@ -13,3 +13,4 @@ mod store_cli;
 mod store_conformance;
 mod store_durability;
 mod store_openbao;
+mod store_secretsmanager;

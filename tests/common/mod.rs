@@ -11,6 +11,7 @@ pub(crate) mod fault_proxy;
 #[path = "../support/kmip_client.rs"]
 pub(crate) mod kmip_client;
 pub(crate) mod load;
+pub(crate) mod moto;
 pub(crate) mod vcenter;
 
 use std::io::{BufRead, BufReader};
