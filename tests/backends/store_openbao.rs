@@ -977,3 +977,286 @@ fn write_secret(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> st
         .open(path)?;
     file.write_all(text.as_ref())
 }
+
+// ---------------------------------------------------------------------------
+// The fault suite against a real dev server, through the fault-injecting
+// proxy (tests/common/fault_proxy.rs): the faults are injected on the wire
+// between the store and a real `bao`, so what the store does about them
+// (retry, reconcile, re-login) meets the real server's answers.
+
+use common::fault_proxy::{Fault, FaultProxy};
+
+impl Bao {
+    /// A store whose address is `proxy`'s, with this deadline.
+    fn store_via(&self, proxy: &FaultProxy, prefix: &str, timeout: Duration) -> OpenBaoStore {
+        let mut config = self.config(prefix);
+        config.address = proxy.url();
+        config.timeout = timeout;
+        OpenBaoStore::open(&config).unwrap()
+    }
+
+    fn proxy(&self) -> FaultProxy {
+        FaultProxy::start_for_url(&self.address())
+    }
+
+    /// The KV version of `<prefix>/<uid>` and how many versions it has.
+    fn kv_versions(&self, prefix: &str, uid: &str) -> (u64, usize) {
+        let (status, meta) = self.api("GET", &format!("/v1/secret/metadata/{prefix}/{uid}"), None);
+        assert_eq!(status, 200, "{meta}");
+        (
+            meta["data"]["current_version"].as_u64().unwrap(),
+            meta["data"]["versions"].as_object().unwrap().len(),
+        )
+    }
+}
+
+/// The requests the proxy saw for one record, as "METHOD outcome".
+fn seen_for(proxy: &FaultProxy, needle: &str) -> Vec<(Instant, String)> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains(needle))
+        .map(|s| (s.at, format!("{} {}", s.method, s.outcome)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_429_and_503_with_retry_after_are_retried_no_sooner_than_asked() {
+    let bao = Bao::start();
+    let proxy = bao.proxy();
+    let store = bao.store_via(&proxy, "busy", Duration::from_secs(10));
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+
+    // A read: 429 then 503, each asking for 1 s; then the real answer.
+    proxy.answer_next(1, 429, Some(1));
+    proxy.answer_next(1, 503, Some(1));
+    proxy.clear_seen();
+    assert!(store.get("uid-a").await.unwrap().is_some());
+    let seen = seen_for(&proxy, "/data/busy/uid-a");
+    let what: Vec<&str> = seen.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(what, ["GET answered 429", "GET answered 503", "GET forwarded"]);
+    for pair in seen.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= Duration::from_millis(950),
+            "retried after {gap:?}: {what:?}"
+        );
+    }
+
+    // A create answered 503 (not processed): read first, then written once.
+    proxy.fault_next_matching(
+        1,
+        Fault::Answer {
+            status: 503,
+            retry_after: Some(1),
+        },
+        Some("POST"),
+        None,
+    );
+    proxy.clear_seen();
+    store.create(&sample_record("uid-b", 2)).await.unwrap();
+    let what: Vec<String> = seen_for(&proxy, "/data/busy/uid-b")
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(what, ["POST answered 503", "GET forwarded", "POST forwarded"]);
+    assert_eq!(bao.kv_versions("busy", "uid-b"), (1, 1));
+    eprintln!("fault suite: 429/503 with Retry-After 1 s retried after >= 1 s each: {what:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_the_server_processed_a_write_is_reconciled_not_duplicated() {
+    let bao = Bao::start();
+    let proxy = bao.proxy();
+    let store = bao.store_via(&proxy, "reset", Duration::from_secs(10));
+
+    // Create: the write landed, its answer was lost. One version, Ok.
+    proxy.reset_after_forward_next("POST");
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    let what: Vec<String> = seen_for(&proxy, "/data/reset/uid-a")
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(what, ["POST reset after forward", "GET forwarded"]);
+    assert_eq!(bao.kv_versions("reset", "uid-a"), (1, 1));
+    let got = store.get("uid-a").await.unwrap().unwrap();
+    assert!(got.same_content(&sample_record("uid-a", 1)));
+
+    // Update: the same, the new version is there exactly once.
+    let mut changed = got.clone();
+    changed.attributes = b"changed".to_vec();
+    proxy.reset_after_forward_next("POST");
+    proxy.clear_seen();
+    assert_eq!(
+        store.update(&changed, got.version).await.unwrap(),
+        got.version + 1
+    );
+    assert_eq!(bao.kv_versions("reset", "uid-a"), (2, 2));
+    let what: Vec<String> = seen_for(&proxy, "/data/reset/uid-a")
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(
+        what,
+        ["GET forwarded", "POST reset after forward", "GET forwarded"]
+    );
+    assert_eq!(store.get("uid-a").await.unwrap().unwrap().attributes, b"changed");
+
+    // A reset before the server saw it: written again, still once.
+    proxy.fault_next_matching(1, Fault::ResetBeforeForward, Some("POST"), None);
+    store.create(&sample_record("uid-b", 2)).await.unwrap();
+    assert_eq!(bao.kv_versions("reset", "uid-b"), (1, 1));
+    eprintln!("fault suite: create and update reset mid-write: reconciled by a read, one KV version each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_once_costs_one_login_and_the_call_succeeds() {
+    let bao = Bao::start();
+    let ok = |(status, body): (u16, serde_json::Value)| {
+        assert!((200..300).contains(&status), "{status} {body}");
+        body
+    };
+    ok(bao.api(
+        "POST",
+        "/v1/sys/auth/approle",
+        Some(serde_json::json!({ "type": "approle" })),
+    ));
+    let policy = r#"
+        path "secret/data/relogin/*" { capabilities = ["create", "read", "update"] }
+        path "secret/metadata/relogin/*" { capabilities = ["read", "list", "delete"] }"#;
+    ok(bao.api(
+        "POST",
+        "/v1/sys/policies/acl/keyward",
+        Some(serde_json::json!({ "policy": policy })),
+    ));
+    ok(bao.api(
+        "POST",
+        "/v1/auth/approle/role/keyward",
+        Some(serde_json::json!({ "token_policies": ["keyward"], "token_ttl": "1h" })),
+    ));
+    let role_id = ok(bao.api("GET", "/v1/auth/approle/role/keyward/role-id", None))["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = ok(bao.api("POST", "/v1/auth/approle/role/keyward/secret-id", None))["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let proxy = bao.proxy();
+    let mut config = bao.config("relogin");
+    config.address = proxy.url();
+    config.auth = OpenBaoAuth::AppRole {
+        role_id_file: bao.write_token_file("role-id", &role_id),
+        secret_id_file: bao.write_token_file("secret-id", &secret_id),
+        mount: "approle".into(),
+    };
+    let store = OpenBaoStore::open(&config).unwrap();
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    let logins = || seen_for(&proxy, "/auth/approle/login").len();
+    assert_eq!(logins(), 1);
+
+    proxy.fault_next_matching(
+        1,
+        Fault::Answer {
+            status: 401,
+            retry_after: None,
+        },
+        None,
+        Some("/data/relogin/"),
+    );
+    assert!(store.get("uid-a").await.unwrap().is_some());
+    assert_eq!(logins(), 2, "one login after the 401");
+    let what: Vec<String> = seen_for(&proxy, "/data/relogin/uid-a")
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(what[what.len() - 2..], ["GET answered 401", "GET forwarded"]);
+
+    // Refused twice in a row: one new login, then a clear refusal (not an outage).
+    proxy.fault_next_matching(
+        2,
+        Fault::Answer {
+            status: 401,
+            retry_after: None,
+        },
+        None,
+        Some("/data/relogin/"),
+    );
+    let err = store.get("uid-a").await.unwrap_err();
+    assert!(
+        !err.is_transient() && err.to_string().contains("refused keyward's token"),
+        "{err}"
+    );
+    assert_eq!(logins(), 3);
+    eprintln!("fault suite: 401 once -> one AppRole login, then success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_slower_than_the_deadline_fails_within_it() {
+    let bao = Bao::start();
+    let proxy = bao.proxy();
+    let store = bao.store_via(&proxy, "slow", Duration::from_secs(1));
+    store.create(&sample_record("uid-a", 1)).await.unwrap();
+    proxy.delay(Duration::from_secs(4));
+    for what in ["get", "create", "update"] {
+        let started = Instant::now();
+        let result = match what {
+            "get" => store.get("uid-a").await.map(|_| ()),
+            "create" => store.create(&sample_record("uid-b", 2)).await,
+            _ => store.update(&sample_record("uid-a", 1), 1).await.map(|_| ()),
+        };
+        let elapsed = started.elapsed();
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Timeout(_) | StoreError::Unavailable { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(
+            err.is_transient() && err.to_string().contains("retry"),
+            "{what}: {err}"
+        );
+        // Deadline 1 s; the proxy would answer after 4 s.
+        assert!(elapsed < Duration::from_millis(3000), "{what} took {elapsed:?}");
+        eprintln!("fault suite: {what} against a 4 s delay with a 1 s deadline: {err} after {elapsed:?}");
+    }
+    proxy.pass();
+    // The create may have landed behind the delay; either way it is there once.
+    let _ = store.create(&sample_record("uid-b", 2)).await;
+    assert!(store.get("uid-b").await.unwrap().is_some());
+    assert_eq!(bao.kv_versions("slow", "uid-b").1, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_updating_one_record_through_slow_links_have_one_winner() {
+    let bao = Bao::start();
+    let (proxy_a, proxy_b) = (bao.proxy(), bao.proxy());
+    let node_a = bao.store_via(&proxy_a, "dual", Duration::from_secs(10));
+    let node_b = bao.store_via(&proxy_b, "dual", Duration::from_secs(10));
+    node_a.create(&sample_record("uid-a", 1)).await.unwrap();
+    // Both read the same version, then both write: the links are slow so
+    // that the two writes overlap.
+    proxy_a.delay(Duration::from_millis(150));
+    proxy_b.delay(Duration::from_millis(150));
+    for round in 1..=5u64 {
+        let current = node_a.get("uid-a").await.unwrap().unwrap();
+        let mut a = current.clone();
+        a.attributes = format!("a{round}").into_bytes();
+        let mut b = current.clone();
+        b.attributes = format!("b{round}").into_bytes();
+        let (ra, rb) = tokio::join!(node_a.update(&a, round), node_b.update(&b, round));
+        let winners = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(winners, 1, "round {round}: {ra:?} {rb:?}");
+        let loser = if ra.is_ok() { &rb } else { &ra };
+        assert_eq!(
+            loser,
+            &Err(StoreError::Conflict(keyward::store::Conflict::Version))
+        );
+        let stored = node_b.get("uid-a").await.unwrap().unwrap();
+        let expected = if ra.is_ok() { &a.attributes } else { &b.attributes };
+        assert_eq!(
+            &stored.attributes, expected,
+            "round {round}: the winner's write is kept"
+        );
+        assert_eq!(stored.version, round + 1);
+    }
+}

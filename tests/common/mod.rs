@@ -5,6 +5,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod admin;
+pub(crate) mod bao_cluster;
+pub(crate) mod cluster;
 pub(crate) mod fault_proxy;
 pub(crate) mod keyprotect_fake;
 #[path = "../support/kmip_client.rs"]
