@@ -129,11 +129,19 @@ impl From<KeyError> for OpError {
                 ),
             );
         }
-        if let KeyError::Store(StoreError::RolledBack(why)) = &e {
-            return OpError::new(
-                ResultReason::GENERAL_FAILURE,
-                format!("an object was changed outside keyward: {why}; refused"),
-            );
+        // A record the store answers with but that is not what keyward
+        // wrote — older than seen, or not even the record asked for (swapped
+        // in, unreadable) — is refused the same plain way.
+        match &e {
+            KeyError::Store(StoreError::RolledBack(why)) | KeyError::Store(StoreError::Corrupt(why)) => {
+                return OpError::new(
+                    ResultReason::GENERAL_FAILURE,
+                    format!(
+                        "an object was changed outside keyward or is damaged in the store: {why}; refused"
+                    ),
+                );
+            }
+            _ => {}
         }
         if e.is_internal() {
             return OpError::internal(e.to_string());

@@ -131,7 +131,6 @@ fn a_record_rolled_back_in_the_store_is_refused_on_every_node() {
 }
 
 #[test]
-#[ignore = "needs the OpenBao store's \"another uid\" refusal to say \"changed outside keyward\" (lead)"]
 fn a_record_swapped_in_the_store_is_refused_on_every_node() {
     let Some(bao) = BaoCluster::start() else { return };
     let nodes = KeywardCluster::start(&bao, 3, "cluster-swap", "");
