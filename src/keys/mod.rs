@@ -11,6 +11,8 @@ mod binding;
 mod error;
 pub mod lifecycle;
 mod locate;
+#[cfg(test)]
+mod locate_tests;
 mod object;
 pub mod rotate;
 #[cfg(test)]
@@ -427,10 +429,10 @@ impl KeyService {
     ) -> Result<(Vec<String>, Option<usize>), KeyError> {
         let group = caller.group();
         let (mut query, exact) = locate::store_query(filter);
-        // A remote store's index is a local copy: every candidate is read
-        // through and its binding checked (the walk below) before it counts.
-        let exact = exact && self.store.capabilities().local;
         query.group = Some(group.to_owned());
+        // A remote store's index is a local copy: it may count and page, but
+        // every uid it names is read through and checked before it is answered.
+        let remote = !self.store.capabilities().local;
         if exact {
             let total = match count_all {
                 true => Some(usize::try_from(self.store.count(&query).await?).unwrap_or(usize::MAX)),
@@ -438,13 +440,26 @@ impl KeyService {
             };
             query.offset = offset;
             query.limit = Some(max);
-            let found = if max == 0 {
+            let mut found = if max == 0 {
                 Vec::new()
             } else {
                 self.store.find(&query).await?
             };
+            if remote {
+                let mut checked = Vec::with_capacity(found.len());
+                for uid in found {
+                    if self.still_matches(group, &uid, filter, now).await? {
+                        checked.push(uid);
+                    }
+                }
+                found = checked;
+            }
             return Ok((found, total));
         }
+        // The walk filters each candidate as the store (or this node's index)
+        // holds it, without the HSM; only the ones it answers with are loaded,
+        // seal opened, and checked again. A filter that matches few of many
+        // objects therefore costs store reads, not HSM calls.
         let mut found = Vec::new();
         let mut matched = 0usize;
         query.limit = Some(LOCATE_PAGE);
@@ -457,19 +472,26 @@ impl KeyService {
                 if !count_all && found.len() >= max {
                     return Ok((found, None));
                 }
-                let object = match self.load_in(group, uid, now).await {
-                    Ok(o) => o.object,
-                    // Gone meanwhile, or changed outside keyward (refused, and
-                    // audited, when a client asks for it by id).
-                    Err(KeyError::NotFound | KeyError::Corrupt { .. }) => continue,
-                    Err(e) => return Err(e),
+                let Some(record) = self.store.get_indexed(uid).await? else {
+                    continue;
                 };
-                if matches_filter(&object, filter) {
-                    if matched >= offset && found.len() < max {
-                        found.push(object.uid);
-                    }
-                    matched += 1;
+                if record.group != group {
+                    continue;
                 }
+                let Ok(mut object) = StoredObject::from_record(record) else {
+                    continue;
+                };
+                object.refresh_state(now);
+                if !matches_filter(&object, filter) {
+                    continue;
+                }
+                if matched >= offset
+                    && found.len() < max
+                    && self.still_matches(group, uid, filter, now).await?
+                {
+                    found.push(object.uid);
+                }
+                matched += 1;
             }
             if page.len() < LOCATE_PAGE {
                 break;
@@ -477,6 +499,24 @@ impl KeyService {
             query.offset = query.offset.saturating_add(LOCATE_PAGE);
         }
         Ok((found, count_all.then_some(matched)))
+    }
+
+    /// Loads `uid` for `group` (read through, seal opened) and checks `filter`
+    /// on it: what Locate answers with. Gone meanwhile, or changed outside
+    /// keyward (refused, and audited, when a client asks for it by id): not
+    /// answered.
+    async fn still_matches(
+        &self,
+        group: &str,
+        uid: &str,
+        filter: &[Attribute],
+        now: i64,
+    ) -> Result<bool, KeyError> {
+        match self.load_in(group, uid, now).await {
+            Ok(visible) => Ok(matches_filter(&visible.object, filter)),
+            Err(KeyError::NotFound | KeyError::Corrupt { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Takes one place in `group`'s object quota, or refuses when the group is

@@ -10,13 +10,18 @@ use crate::store::{MemoryStore, Store};
 
 /// Seals as `aad || plaintext` and opens only under the same AAD: enough to
 /// see which binding a blob carries.
-pub(super) struct PrefixHsm;
+#[derive(Default)]
+pub(super) struct PrefixHsm {
+    /// Unseal calls so far (tests bound the HSM work of a request).
+    pub(super) unseals: std::sync::atomic::AtomicUsize,
+}
 
 impl Hsm for PrefixHsm {
     fn seal(&self, _: CrkVersion, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
         Ok([aad, plaintext].concat())
     }
     fn unseal(&self, _: CrkVersion, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
+        self.unseals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         blob.strip_prefix(aad)
             .map(SecretBytes::from_slice)
             .ok_or(HsmError::BadBlob)
@@ -40,7 +45,7 @@ impl Hsm for PrefixHsm {
 
 pub(super) async fn service_with_key() -> (KeyService, Arc<MemoryStore>, String) {
     let store = Arc::new(MemoryStore::new());
-    let hsm = AsyncHsm::new(Arc::new(PrefixHsm), std::time::Duration::from_secs(5));
+    let hsm = AsyncHsm::new(Arc::new(PrefixHsm::default()), std::time::Duration::from_secs(5));
     let keys = KeyService::new(hsm, Arc::clone(&store) as Arc<dyn Store>, CrkVersion(1));
     let material = crate::kmip::object::KeyBlock::raw(
         crate::kmip::CryptographicAlgorithm::AES,
@@ -52,4 +57,34 @@ pub(super) async fn service_with_key() -> (KeyService, Arc<MemoryStore>, String)
         .await
         .unwrap();
     (keys, store, uid)
+}
+
+/// A key service over `store` and a counting [`PrefixHsm`].
+pub(super) fn service_over(store: Arc<dyn Store>) -> (KeyService, Arc<PrefixHsm>) {
+    let hsm = Arc::new(PrefixHsm::default());
+    let keys = KeyService::new(
+        AsyncHsm::new(
+            Arc::clone(&hsm) as Arc<dyn Hsm>,
+            std::time::Duration::from_secs(5),
+        ),
+        store,
+        CrkVersion(1),
+    );
+    (keys, hsm)
+}
+
+/// A new AES key in `group` with these attributes; its uid.
+pub(super) async fn create_key(
+    keys: &KeyService,
+    group: &str,
+    attributes: Vec<crate::kmip::attribute::Attribute>,
+) -> String {
+    let material = crate::kmip::object::KeyBlock::raw(
+        crate::kmip::CryptographicAlgorithm::AES,
+        SecretBytes::new(vec![9; 32]),
+    );
+    let object = crate::kmip::object::ManagedObject::SymmetricKey { key_block: material }.into_item();
+    keys.create(group, ObjectType::SYMMETRIC_KEY, &object, attributes, 100)
+        .await
+        .unwrap()
 }

@@ -84,6 +84,14 @@ pub trait Store: Send + Sync {
     /// The record with this uid, if any.
     fn get<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>>;
 
+    /// The record with this uid as this node holds it without asking further:
+    /// for a remote store, the copy in this node's index (possibly stale, or
+    /// missing); otherwise the record itself. For pre-filtering candidates
+    /// only: whatever is answered to a client is read with [`Store::get`].
+    fn get_indexed<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>> {
+        self.get(uid)
+    }
+
     /// Replaces the record with `record.uid` if its version is
     /// `expected_version`; returns the new version (`expected_version + 1`).
     /// `created_at` keeps its original value; `record.version` is ignored.

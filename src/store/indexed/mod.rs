@@ -403,6 +403,10 @@ impl Store for IndexedStore {
         })
     }
 
+    fn get_indexed<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>> {
+        self.local.get(uid)
+    }
+
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let result = self.remote.update(record, expected_version).await;
