@@ -61,6 +61,6 @@ async fn over_a_remote_store_locate_answers_only_records_read_through_and_bound(
     remote.update(&record, record.version).await.unwrap();
     for filter in [&exact[..], &inexact[..]] {
         let (found, _) = keys.locate(&caller, filter, 0, 10, false, 200).await.unwrap();
-        assert_eq!(found, [kept.clone()], "only the intact record");
+        assert_eq!(found, std::slice::from_ref(&kept), "only the intact record");
     }
 }
