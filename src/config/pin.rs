@@ -44,9 +44,13 @@ impl HsmConfig {
     /// Reads the PIN with an explicit credentials folder (tests, non-systemd launchers).
     pub fn read_pin_from(&self, credentials_dir: Option<&Path>) -> Result<SecretString, ConfigError> {
         let path = self.pin_path(credentials_dir)?;
-        refuse_world_readable(&path)?;
         let file = std::fs::File::open(&path).map_err(|e| ConfigError::read(&path, &e))?;
-        let mut bytes = Zeroizing::new(Vec::new());
+        // Checked on the file opened, not on the path: what is read is what
+        // was checked, whatever a symlink or a rename does meanwhile.
+        refuse_world_readable(&path, &file)?;
+        // Room for the whole bound up front: a growing buffer would leave
+        // unwiped copies of the PIN behind in freed memory.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_PIN_FILE_BYTES as usize + 1));
         file.take(MAX_PIN_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| ConfigError::read(&path, &e))?;
@@ -77,10 +81,14 @@ fn pin_file_error(path: &Path, reason: &str) -> ConfigError {
     }
 }
 
-/// A PIN readable by every local user is not a secret; refuse rather than use it.
-fn refuse_world_readable(path: &Path) -> Result<(), ConfigError> {
+/// A PIN readable by every local user is not a secret; refuse rather than use
+/// it. Also refuses what is not a regular file (a FIFO, a device).
+fn refuse_world_readable(path: &Path, file: &std::fs::File) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| ConfigError::read(path, &e))?;
+    let meta = file.metadata().map_err(|e| ConfigError::read(path, &e))?;
+    if !meta.is_file() {
+        return Err(pin_file_error(path, "is not a regular file"));
+    }
     if meta.permissions().mode() & 0o004 != 0 {
         return Err(pin_file_error(path, "is world-readable; chmod o-r it"));
     }

@@ -237,6 +237,20 @@ fn pin_prefers_systemd_credential_then_file() {
     let err = c.hsm.read_pin_from(None).unwrap_err().to_string();
     assert!(err.contains("world-readable"), "{err}");
     assert!(!err.contains("1234"));
+
+    // What is checked is the file opened: a private link to a world-readable
+    // PIN is refused, and so is a folder in the PIN file's place.
+    std::fs::remove_file(&pin_file).unwrap();
+    let shared = dir.path().join("shared.pin");
+    std::fs::write(&shared, "4321").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&shared, &pin_file).unwrap();
+    let err = c.hsm.read_pin_from(None).unwrap_err().to_string();
+    assert!(err.contains("world-readable") && !err.contains("4321"), "{err}");
+    std::fs::remove_file(&pin_file).unwrap();
+    std::fs::create_dir(&pin_file).unwrap();
+    let err = c.hsm.read_pin_from(None).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
 }
 
 #[test]
