@@ -137,7 +137,8 @@ impl From<KeyError> for OpError {
                 return OpError::new(
                     ResultReason::GENERAL_FAILURE,
                     format!(
-                        "an object was changed outside keyward or is damaged in the store: {why}; refused"
+                        "an object was changed outside keyward or is damaged in the store: {}; refused",
+                        store_text(why)
                     ),
                 );
             }
@@ -165,10 +166,35 @@ impl From<KeyError> for OpError {
     }
 }
 
+/// A store's diagnostic as a client may read it: whoever can write the store
+/// can shape parts of it (an error body, a field), so it is cut short and
+/// stripped of control characters.
+fn store_text(why: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let mut text: String = why
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if why.chars().count() > MAX_CHARS {
+        text.push('…');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::StoreError;
+
+    #[test]
+    fn a_store_diagnostic_reaches_the_client_short_and_without_controls() {
+        let why = format!("record x holds another uid\r\nInjected: yes{}", "a".repeat(500));
+        let e = OpError::from(KeyError::Store(StoreError::Corrupt(why)));
+        assert!(e.message.contains("changed outside keyward"), "{}", e.message);
+        assert!(!e.message.contains('\n') && !e.message.contains('\r'));
+        assert!(e.message.chars().count() < 320, "{}", e.message.len());
+    }
 
     #[test]
     fn internal_text_stays_out_of_the_client_message() {

@@ -39,8 +39,10 @@ pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
 /// Default time a node serves reads from its local copies once the remote
 /// store stopped answering.
 pub const DEFAULT_READ_GRACE: Duration = Duration::from_secs(300);
-/// Uids listed per page by the sync.
-const SYNC_PAGE: usize = 1000;
+/// Uids listed per page by the sync. Large: a backend whose listing cannot
+/// page (OpenBao's LIST) answers each page from one whole listing, so few pages
+/// keep a sync at one listing per 100,000 records.
+const SYNC_PAGE: usize = 100_000;
 /// Records the sync fetches at once.
 const SYNC_FETCH_CONCURRENCY: usize = 8;
 
