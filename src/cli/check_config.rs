@@ -354,13 +354,23 @@ fn check_store(config: &Config, report: &mut Report) {
     let opened = crate::store::open(store, crate::store::OpenMode::ReadOnly);
     let result = match opened {
         Ok(s) => match super::direct::runtime() {
-            Ok(rt) => rt.block_on(s.health()).map_err(|e| e.to_string()),
+            Ok(rt) => rt
+                .block_on(async {
+                    s.health().await?;
+                    s.check_access().await
+                })
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
         Err(e) => Err(e.to_string()),
     };
     match result {
-        Ok(()) => report.ok("store", format!("{}: {}, usable", store.location(), store.kind())),
+        Ok(access) => {
+            report.ok("store", format!("{}: {}, usable", store.location(), store.kind()));
+            if let Some(access) = access {
+                report.ok("store access", access);
+            }
+        }
         Err(e) => report.fail(
             "store",
             format!("{}: not a keyward store or unreadable ({e})", store.location()),

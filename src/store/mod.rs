@@ -158,6 +158,13 @@ pub trait Store: Send + Sync {
         })
     }
 
+    /// What this node's credentials may do in the store, for `check-config`:
+    /// `Ok(Some(text))` describes it, `Err` says what is missing (writes would
+    /// fail), `Ok(None)` when the backend cannot tell without writing.
+    fn check_access(&self) -> StoreFuture<'_, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// `Ok` when the backend can serve reads and writes now.
     fn health(&self) -> StoreFuture<'_, ()>;
 

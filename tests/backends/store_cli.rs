@@ -103,3 +103,42 @@ fn store_commands_over_openbao() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("indexed 3 records"), "{out}");
 }
+
+#[test]
+fn check_config_says_what_the_openbao_token_may_not_do() {
+    let bao = Bao::start();
+    let token_file = bao.write_token_file("cli.token", &bao.token);
+    let server = common::TestServer::start_with(|text| with_openbao_store(text, &bao, &token_file));
+    let (ok, out, err) = kw(&server, &["check-config"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("may read, create and update records"), "{out}");
+
+    // A token that may only read: check-config names what is missing.
+    let (status, answer) = bao.api(
+        "PUT",
+        "/v1/sys/policies/acl/reader",
+        Some(serde_json::json!({ "policy":
+            "path \"secret/data/serve/*\" { capabilities = [\"read\"] }\n\
+             path \"secret/metadata/serve/*\" { capabilities = [\"read\", \"list\"] }" })),
+    );
+    assert!(status == 204 || status == 200, "{status} {answer}");
+    let (status, answer) = bao.api(
+        "POST",
+        "/v1/auth/token/create",
+        Some(serde_json::json!({ "policies": ["reader"], "no_default_policy": false })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let reader = answer["auth"]["client_token"].as_str().unwrap().to_owned();
+    bao.write_token_file("cli.token", &reader);
+    let (ok, out, err) = kw(&server, &["check-config"]);
+    assert!(!ok, "a read-only token must fail check-config: {out}");
+    let shown = format!("{out}{err}");
+    assert!(
+        shown.contains("lacks create on secret/data/serve/*, update on secret/data/serve/*"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&reader) && !shown.contains(&bao.token),
+        "no token in the output"
+    );
+}

@@ -469,6 +469,10 @@ impl Store for IndexedStore {
         self.remote.list_uids(after_uid, limit)
     }
 
+    fn check_access(&self) -> StoreFuture<'_, Option<String>> {
+        self.remote.check_access()
+    }
+
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let result = self.remote.health().await;

@@ -514,6 +514,52 @@ impl Inner {
         Ok(true)
     }
 
+    /// The token's capabilities on the records and their metadata
+    /// (`sys/capabilities-self`), against what keyward needs.
+    async fn check_access(&self) -> Result<String, Fault> {
+        let data = format!("{}probe", self.data.trim_start_matches("/v1/"));
+        let metadata = format!("{}probe", self.metadata.trim_start_matches("/v1/"));
+        let body = serde_json::json!({ "paths": [&data, &metadata] })
+            .to_string()
+            .into_bytes();
+        let reply = self
+            .call(
+                Method::POST,
+                "/v1/sys/capabilities-self",
+                Some(body),
+                self.deadline(),
+            )
+            .await?;
+        let answer: serde_json::Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| Fault::Decode(format!("capabilities-self: {e}")))?;
+        let has = |path: &str, what: &str| {
+            answer[path]
+                .as_array()
+                .is_some_and(|caps| caps.iter().any(|c| c == what || c == "root"))
+        };
+        let mut missing = Vec::new();
+        // What the server needs, also when asked through a read-only store
+        // (check-config opens it so, and writes nothing).
+        for what in ["read", "create", "update"] {
+            if !has(&data, what) {
+                missing.push(format!("{what} on {}*", data.trim_end_matches("probe")));
+            }
+        }
+        for what in ["read", "list"] {
+            if !has(&metadata, what) {
+                missing.push(format!("{what} on {}*", metadata.trim_end_matches("probe")));
+            }
+        }
+        if missing.is_empty() {
+            Ok("the token may read, create and update records and list them".to_owned())
+        } else {
+            Err(Fault::Local(format!(
+                "the token lacks {} (see docs/store-openbao.md for the policy)",
+                missing.join(", ")
+            )))
+        }
+    }
+
     /// The secret's current KV version, 0 when it has no metadata.
     async fn kv_version(&self, uid: &str) -> Result<u64, Fault> {
         let path = format!("{}{uid}", self.metadata);
@@ -641,6 +687,10 @@ impl Store for OpenBaoStore {
                 .await
                 .map_err(to_store_error)
         })
+    }
+
+    fn check_access(&self) -> StoreFuture<'_, Option<String>> {
+        Box::pin(async move { self.inner.check_access().await.map(Some).map_err(to_store_error) })
     }
 
     fn list_uids<'a>(&'a self, after_uid: Option<&'a str>, limit: usize) -> StoreFuture<'a, Vec<String>> {
