@@ -51,6 +51,18 @@ fn root_status(nodes: &KeywardCluster, node: usize) -> (String, Vec<(u32, bool, 
     (stdout, rows)
 }
 
+/// The rotation process, killed (by its PID) if the test fails before it ends.
+struct Rotation(std::process::Child);
+
+impl Drop for Rotation {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn records_under(rows: &[(u32, bool, u64)], version: u32) -> u64 {
     rows.iter().find(|r| r.0 == version).map_or(0, |r| r.2)
 }
@@ -66,7 +78,7 @@ fn sealed_under(bao: &BaoCluster, nodes: &KeywardCluster, uid: &str) -> u64 {
 #[test]
 fn a_root_rotation_on_one_node_reaches_every_node_and_loses_nothing() {
     let Some(bao) = BaoCluster::start() else { return };
-    let nodes = KeywardCluster::start_sharing_token(&bao, 3, "cluster-rotate", "");
+    let nodes = KeywardCluster::start(&bao, 3, "cluster-rotate", "");
     assert_eq!(nodes.token(), Token::Shared);
     let rt = multi_thread_runtime();
     let tls = nodes.tls();
@@ -87,22 +99,24 @@ fn a_root_rotation_on_one_node_reaches_every_node_and_loses_nothing() {
 
     // The rotation, on node 0, its output lines timestamped as they come.
     let config0 = nodes.server(0).config();
-    let mut rotation = Command::new(keyward_bin())
-        .args(["root", "rotate", "--config", config0.to_str().unwrap()])
-        .env("SOFTHSM2_CONF", nodes.server(0).path("softhsm/softhsm2.conf"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut rotation = Rotation(
+        Command::new(keyward_bin())
+            .args(["root", "rotate", "--config", config0.to_str().unwrap()])
+            .env("SOFTHSM2_CONF", nodes.server(0).path("softhsm/softhsm2.conf"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let rotation_started = Instant::now();
     let (lines_tx, lines) = mpsc::channel::<(Instant, String)>();
-    let stdout = rotation.stdout.take().unwrap();
+    let stdout = rotation.0.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines_tx.send((Instant::now(), line));
         }
     });
-    let stderr = rotation.stderr.take().unwrap();
+    let stderr = rotation.0.stderr.take().unwrap();
     let stderr_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let mut printed = Vec::new();
     let crk2_at = loop {
@@ -137,7 +151,7 @@ fn a_root_rotation_on_one_node_reaches_every_node_and_loses_nothing() {
 
     // The rotation ends while the clients go on.
     let status = crate::common::bao_cluster::wait_for("the rotation to end", 3 * PATIENCE, || {
-        rotation.try_wait().unwrap()
+        rotation.0.try_wait().unwrap()
     });
     let rotation_took = rotation_started.elapsed();
     reader.join().unwrap();

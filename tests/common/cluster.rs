@@ -5,15 +5,12 @@
 //! One root key across nodes (issue 9 item 6): in production every node logs
 //! in to the same network HSM. **Test-only:** here `scripts/dev-env` makes one
 //! SoftHSM token (with the root key), one development PKI and one client trust
-//! folder, and that whole environment is *copied* to every node before any of
-//! them starts, so every node opens the same root key, presents the same
-//! server certificate and trusts the same clients. Two ways to give the nodes
-//! the token ([`Token`]):
+//! folder; the environment is copied to every node before any of them starts,
+//! so every node presents the same server certificate and trusts the same
+//! clients, and every node opens the same root key. Two ways to give the
+//! nodes the token ([`Token`]):
 //!
-//! - [`Token::Copies`] (the default, [`KeywardCluster::start`]): each node its
-//!   own copy. The nodes share CRK 1 but nothing made later: a root key that
-//!   `keyward root rotate` creates on one node exists in that node's copy only.
-//! - [`Token::Shared`] ([`KeywardCluster::start_sharing_token`]): one token
+//! - [`Token::Shared`] (the default, [`KeywardCluster::start`]): one token
 //!   directory (moved out of the first node's environment into the cluster's
 //!   own folder) that every node's `softhsm2.conf` names, the closest local
 //!   stand-in for a network HSM every node logs in to. SoftHSM2 (2.6.1 here)
@@ -22,6 +19,10 @@
 //!   track of changes to the token's files. `tests/cluster/rotation.rs` shows
 //!   it: the running nodes find the root key `keyward root rotate` (another
 //!   process) created and seal under it.
+//! - [`Token::Copies`] ([`KeywardCluster::start_with_token`]): each node its
+//!   own copy. The nodes share CRK 1 but nothing made later: a root key that
+//!   `keyward root rotate` creates on one node exists in that node's copy only,
+//!   so the other nodes never follow a rotation.
 //!
 //! Neither a copied nor a shared SoftHSM token is a way to run keyward in
 //! production.
@@ -46,10 +47,10 @@ pub(crate) struct KeywardNode {
 /// How the nodes get the SoftHSM token (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Token {
+    /// One token directory every node uses (a network HSM's stand-in).
+    Shared,
     /// Each node a copy of the first node's token.
     Copies,
-    /// One token directory every node uses.
-    Shared,
 }
 
 pub(crate) struct KeywardCluster {
@@ -111,22 +112,14 @@ impl KeywardCluster {
     /// index (`[cluster] index = "index.db"` beside its configuration), to
     /// which `cluster_settings` adds lines (e.g. `"sync_interval = 2\n"`), an
     /// audit file (`audit.log`) and a proxy routing to OpenBao's active node.
+    /// Every node logs in to one SoftHSM token ([`Token::Shared`]).
     pub(crate) fn start(bao: &BaoCluster, n: usize, prefix: &str, cluster_settings: &str) -> KeywardCluster {
-        Self::start_with_token(bao, n, prefix, cluster_settings, Token::Copies)
-    }
-
-    /// Like [`KeywardCluster::start`], every node using one SoftHSM token
-    /// directory ([`Token::Shared`]): a root key made on one node is there for all.
-    pub(crate) fn start_sharing_token(
-        bao: &BaoCluster,
-        n: usize,
-        prefix: &str,
-        cluster_settings: &str,
-    ) -> KeywardCluster {
         Self::start_with_token(bao, n, prefix, cluster_settings, Token::Shared)
     }
 
-    fn start_with_token(
+    /// Like [`KeywardCluster::start`], choosing how the nodes get the SoftHSM
+    /// token ([`Token::Copies`]: a root key made later is on one node only).
+    pub(crate) fn start_with_token(
         bao: &BaoCluster,
         n: usize,
         prefix: &str,
