@@ -14,6 +14,7 @@ mod common;
 
 mod deletion;
 mod failover;
+mod rotation;
 mod store_cut;
 mod tampering;
 mod vcenter_flow;

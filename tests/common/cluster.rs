@@ -5,10 +5,27 @@
 //! One root key across nodes (issue 9 item 6): in production every node logs
 //! in to the same network HSM. **Test-only:** here `scripts/dev-env` makes one
 //! SoftHSM token (with the root key), one development PKI and one client trust
-//! folder, and that whole environment is *copied* to every node before any of
-//! them starts, so every node opens the same root key, presents the same
-//! server certificate and trusts the same clients. Copying a token is not a
-//! way to run keyward in production.
+//! folder; the environment is copied to every node before any of them starts,
+//! so every node presents the same server certificate and trusts the same
+//! clients, and every node opens the same root key. Two ways to give the
+//! nodes the token ([`Token`]):
+//!
+//! - [`Token::Shared`] (the default, [`KeywardCluster::start`]): one token
+//!   directory (moved out of the first node's environment into the cluster's
+//!   own folder) that every node's `softhsm2.conf` names, the closest local
+//!   stand-in for a network HSM every node logs in to. SoftHSM2 (2.6.1 here)
+//!   lets several processes use one token directory: a running process finds
+//!   an object another process created at its next search, as SoftHSM keeps
+//!   track of changes to the token's files. `tests/cluster/rotation.rs` shows
+//!   it: the running nodes find the root key `keyward root rotate` (another
+//!   process) created and seal under it.
+//! - [`Token::Copies`] ([`KeywardCluster::start_with_token`]): each node its
+//!   own copy. The nodes share CRK 1 but nothing made later: a root key that
+//!   `keyward root rotate` creates on one node exists in that node's copy only,
+//!   so the other nodes never follow a rotation.
+//!
+//! Neither a copied nor a shared SoftHSM token is a way to run keyward in
+//! production.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -27,10 +44,22 @@ pub(crate) struct KeywardNode {
     pub proxy: FaultProxy,
 }
 
+/// How the nodes get the SoftHSM token (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Token {
+    /// One token directory every node uses (a network HSM's stand-in).
+    Shared,
+    /// Each node a copy of the first node's token.
+    Copies,
+}
+
 pub(crate) struct KeywardCluster {
     pub nodes: Vec<KeywardNode>,
     /// The store prefix (folder under the `secret` mount) of these nodes.
     pub prefix: String,
+    /// The shared token's folder ([`Token::Shared`]); declared after `nodes`
+    /// so that it outlives every node process.
+    shared_token: Option<tempfile::TempDir>,
 }
 
 /// Runs `scripts/dev-env` into `env` (token, root key, PKI, trust, config).
@@ -59,6 +88,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Makes a node's `softhsm2.conf` name `tokens` as its token directory
+/// (`made_in` is the one `scripts/dev-env` wrote into it).
+fn point_at_token(conf: &Path, made_in: &Path, tokens: &Path) {
+    let text = std::fs::read_to_string(conf).unwrap();
+    let line = |dir: &Path| format!("directories.tokendir = {}\n", dir.display());
+    assert!(text.contains(&line(made_in)), "{text}");
+    std::fs::write(conf, text.replace(&line(made_in), &line(tokens))).unwrap();
+}
+
 /// Replaces the `[store]` section of a dev-env configuration.
 pub(crate) fn set_store_section(text: &mut String, section: &str) {
     let start = text.find("[store]").unwrap();
@@ -74,26 +112,47 @@ impl KeywardCluster {
     /// index (`[cluster] index = "index.db"` beside its configuration), to
     /// which `cluster_settings` adds lines (e.g. `"sync_interval = 2\n"`), an
     /// audit file (`audit.log`) and a proxy routing to OpenBao's active node.
+    /// Every node logs in to one SoftHSM token ([`Token::Shared`]).
     pub(crate) fn start(bao: &BaoCluster, n: usize, prefix: &str, cluster_settings: &str) -> KeywardCluster {
+        Self::start_with_token(bao, n, prefix, cluster_settings, Token::Shared)
+    }
+
+    /// Like [`KeywardCluster::start`], choosing how the nodes get the SoftHSM
+    /// token ([`Token::Copies`]: a root key made later is on one node only).
+    pub(crate) fn start_with_token(
+        bao: &BaoCluster,
+        n: usize,
+        prefix: &str,
+        cluster_settings: &str,
+        token: Token,
+    ) -> KeywardCluster {
         assert!(
             prefix.starts_with("cluster"),
             "the token policy covers cluster* only"
         );
         let first = tempfile::tempdir().unwrap();
         dev_env(&first.path().join("env"));
+        let made_in = first.path().join("env/softhsm/tokens");
+        let shared_token = (token == Token::Shared).then(|| {
+            // Test-only: the token leaves the first node's environment for a
+            // folder of the cluster's own, which every node's conf names.
+            let shared = tempfile::tempdir().unwrap();
+            std::fs::rename(&made_in, shared.path().join("tokens")).unwrap();
+            shared
+        });
         let mut dirs = vec![first];
         for _ in 1..n {
             let dir = tempfile::tempdir().unwrap();
             // Test-only: the same SoftHSM token (same root key) on every node.
             copy_dir(&dirs[0].path().join("env"), &dir.path().join("env"));
-            let conf = dir.path().join("env/softhsm/softhsm2.conf");
-            let text = std::fs::read_to_string(&conf).unwrap();
-            let old = dirs[0].path().join("env/softhsm/tokens");
-            let new = dir.path().join("env/softhsm/tokens");
-            let text = text.replace(old.to_str().unwrap(), new.to_str().unwrap());
-            assert!(text.contains(new.to_str().unwrap()), "{text}");
-            std::fs::write(&conf, text).unwrap();
             dirs.push(dir);
+        }
+        for dir in &dirs {
+            let tokens = match &shared_token {
+                Some(shared) => shared.path().join("tokens"),
+                None => dir.path().join("env/softhsm/tokens"),
+            };
+            point_at_token(&dir.path().join("env/softhsm/softhsm2.conf"), &made_in, &tokens);
         }
         let nodes = dirs
             .into_iter()
@@ -129,6 +188,15 @@ impl KeywardCluster {
         KeywardCluster {
             nodes,
             prefix: prefix.to_owned(),
+            shared_token,
+        }
+    }
+
+    /// How the nodes got the SoftHSM token.
+    pub(crate) fn token(&self) -> Token {
+        match self.shared_token {
+            Some(_) => Token::Shared,
+            None => Token::Copies,
         }
     }
 
