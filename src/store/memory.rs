@@ -70,27 +70,11 @@ impl MemoryStore {
     }
 
     fn find_now(&self, query: &Query) -> Result<Vec<String>, StoreError> {
-        let records = self.lock()?;
-        let mut hits: Vec<(i64, &str)> = records
-            .values()
-            .filter(|r| query.matches(r))
-            .map(|r| (r.created_at, r.uid.as_str()))
-            .collect();
-        hits.sort_unstable();
-        Ok(hits
-            .into_iter()
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .map(|(_, uid)| uid.to_owned())
-            .collect())
+        Ok(query.select(self.lock()?.values()))
     }
 
     fn count_by_crk_now(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for record in self.lock()?.values() {
-            *counts.entry(record.crk_version).or_insert(0u64) += 1;
-        }
-        Ok(counts)
+        Ok(super::query::count_by_crk(self.lock()?.values()))
     }
 
     fn list_page_now(&self, after_uid: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {

@@ -26,6 +26,23 @@ pub struct Query {
 }
 
 impl Query {
+    /// The uids of the `records` that match, ordered by `(created_at, uid)`,
+    /// after `offset`, at most `limit`: `Store::find` for a backend that
+    /// holds (or has just read) every record.
+    pub fn select<'a>(&self, records: impl IntoIterator<Item = &'a Record>) -> Vec<String> {
+        let mut hits: Vec<(i64, &str)> = records
+            .into_iter()
+            .filter(|r| self.matches(r))
+            .map(|r| (r.created_at, r.uid.as_str()))
+            .collect();
+        hits.sort_unstable();
+        hits.into_iter()
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(usize::MAX))
+            .map(|(_, uid)| uid.to_owned())
+            .collect()
+    }
+
     /// True when `record` satisfies every criterion (ignores offset/limit).
     /// Backends that filter in memory use this; others must agree with it.
     pub fn matches(&self, record: &Record) -> bool {
@@ -39,4 +56,14 @@ impl Query {
             && self.created_before.is_none_or(|t| record.created_at <= t)
             && self.index.iter().all(|want| record.index.contains(want))
     }
+}
+
+/// Records per CRK version: `Store::count_by_crk` for a backend that holds
+/// (or has just read) every record.
+pub(super) fn count_by_crk<'a>(records: impl IntoIterator<Item = &'a Record>) -> std::collections::BTreeMap<u32, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for record in records {
+        *counts.entry(record.crk_version).or_insert(0u64) += 1;
+    }
+    counts
 }

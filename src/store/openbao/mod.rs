@@ -151,14 +151,7 @@ impl OpenBaoStore {
             .map_err(|(key, why)| StoreError::Other(format!("store.{key}: {why}")))?;
         let mount = clean_path("store.mount", &config.mount).map_err(StoreError::Other)?;
         let prefix = clean_path("store.prefix", &config.prefix).map_err(StoreError::Other)?;
-        let ca = config
-            .ca_file
-            .as_ref()
-            .map(|path| {
-                std::fs::read(path)
-                    .map_err(|e| StoreError::Other(format!("store.ca_file {}: {e}", path.display())))
-            })
-            .transpose()?;
+        let ca = crate::store::remote::read_ca_file(config.ca_file.as_deref())?;
         let endpoint = Endpoint::new(&config.address, ca.as_deref()).map_err(StoreError::Other)?;
         let auth = Authenticator::new(config.auth.clone()).map_err(to_store_error)?;
         Ok(OpenBaoStore {
@@ -439,20 +432,7 @@ impl Inner {
     }
 
     async fn find(self: &Arc<Self>, query: &Query) -> Result<Vec<String>, Fault> {
-        let mut hits: Vec<(i64, String)> = self
-            .all_records()
-            .await?
-            .into_iter()
-            .filter(|r| query.matches(r))
-            .map(|r| (r.created_at, r.uid))
-            .collect();
-        hits.sort_unstable();
-        Ok(hits
-            .into_iter()
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .map(|(_, uid)| uid)
-            .collect())
+        Ok(query.select(&self.all_records().await?))
     }
 
     async fn list_page(
@@ -729,11 +709,8 @@ impl Store for OpenBaoStore {
 
     fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
         Box::pin(async move {
-            let mut counts = BTreeMap::new();
-            for record in self.inner.all_records().await.map_err(to_store_error)? {
-                *counts.entry(record.crk_version).or_insert(0u64) += 1;
-            }
-            Ok(counts)
+            let records = self.inner.all_records().await.map_err(to_store_error)?;
+            Ok(crate::store::query::count_by_crk(&records))
         })
     }
 

@@ -506,20 +506,7 @@ impl Inner {
     }
 
     async fn find(self: &Arc<Self>, query: &Query) -> Result<Vec<String>, Fault> {
-        let mut hits: Vec<(i64, String)> = self
-            .all_records()
-            .await?
-            .into_iter()
-            .filter(|r| query.matches(r))
-            .map(|r| (r.created_at, r.uid))
-            .collect();
-        hits.sort_unstable();
-        Ok(hits
-            .into_iter()
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .map(|(_, uid)| uid)
-            .collect())
+        Ok(query.select(&self.all_records().await?))
     }
 
     async fn list_page(
@@ -680,11 +667,8 @@ impl Store for SecretsManagerStore {
 
     fn count_by_crk(&self) -> StoreFuture<'_, BTreeMap<u32, u64>> {
         Box::pin(async move {
-            let mut counts = BTreeMap::new();
-            for record in self.inner.all_records().await.map_err(to_store_error)? {
-                *counts.entry(record.crk_version).or_insert(0u64) += 1;
-            }
-            Ok(counts)
+            let records = self.inner.all_records().await.map_err(to_store_error)?;
+            Ok(crate::store::query::count_by_crk(&records))
         })
     }
 
