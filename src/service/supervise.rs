@@ -12,7 +12,8 @@
 //! they answer, record it in [`Health`], and log each change — one warning when one
 //! becomes unavailable, one line when it is back — and show it in systemd's status
 //! line. The service keeps serving meanwhile: what needs the HSM fails with "HSM
-//! unavailable; retry", the rest works, and the HSM layer reconnects by itself (the
+//! unavailable; retry" (every stored record is checked under the HSM before use),
+//! Discover Versions and Query work, and the HSM layer reconnects by itself (the
 //! probe also drives that when no client calls).
 
 use std::path::{Path, PathBuf};

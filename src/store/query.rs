@@ -60,7 +60,9 @@ impl Query {
 
 /// Records per CRK version: `Store::count_by_crk` for a backend that holds
 /// (or has just read) every record.
-pub(super) fn count_by_crk<'a>(records: impl IntoIterator<Item = &'a Record>) -> std::collections::BTreeMap<u32, u64> {
+pub(super) fn count_by_crk<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+) -> std::collections::BTreeMap<u32, u64> {
     let mut counts = std::collections::BTreeMap::new();
     for record in records {
         *counts.entry(record.crk_version).or_insert(0u64) += 1;

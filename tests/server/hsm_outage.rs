@@ -19,8 +19,9 @@
 //!
 //! What the test asserts: during the outage Get and Create answer Operation
 //! Failed / General Failure / "HSM unavailable; retry" within the configured
-//! HSM call timeout, the process stays up, and Discover Versions, Query,
-//! Get Attributes and Activate (store only) succeed; the log carries one warning
+//! HSM call timeout, and so do Get Attributes and Activate (every stored
+//! record's binding is checked through the HSM); the process stays up, and
+//! Discover Versions and Query succeed; the log carries one warning
 //! when the HSM goes and one line when it is back; the audit trail records each
 //! refused item with the same message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -165,10 +166,21 @@ fn hsm_outage_fails_fast_and_heals_by_itself() {
 
         // What does not need the HSM still works (each step opens with Discover Versions).
         assert_eq!(vc.register_kms().await, "keyward");
-        assert_eq!(vc.state(&before[0].0).await, State::ACTIVE);
-        assert_eq!(vc.text_attribute(&before[1].0, "x-Name").await, None);
-        vc.activate(&pre_active).await;
-        assert_eq!(vc.state(&pre_active).await, State::ACTIVE);
+        // Every stored object's record is bound under the HSM (its seal is
+        // opened to check it), so reading or changing one waits for the HSM
+        // too: refused as promptly, never answered from unchecked metadata.
+        for (what, op, payload) in [
+            (
+                "Get Attributes",
+                Operation::GET_ATTRIBUTES,
+                common::vcenter::get_attributes_payload(&before[0].0, "State"),
+            ),
+            ("Activate", Operation::ACTIVATE, uid_payload(&pre_active)),
+        ] {
+            let start = Instant::now();
+            let answer = vc.step(vec![(op, payload)]).await.remove(0);
+            assert_hsm_unavailable(what, &answer, start.elapsed());
+        }
     });
     assert!(server.running(), "the server survived the outage");
     let warned = wait_for_log(&server, "HSM unavailable: key operations fail");
@@ -219,6 +231,11 @@ fn hsm_outage_fails_fast_and_heals_by_itself() {
         let key = vc.get(&fresh).await;
         assert_eq!(vc.get(&fresh).await.0, key.0);
         vc.activate(&fresh).await;
+        // What was refused during the outage works again.
+        assert_eq!(vc.state(&before[0].0).await, State::ACTIVE);
+        assert_eq!(vc.text_attribute(&before[1].0, "x-Name").await, None);
+        vc.activate(&pre_active).await;
+        assert_eq!(vc.state(&pre_active).await, State::ACTIVE);
     });
     wait_for_log(&server, "HSM available again");
     assert!(server.running());

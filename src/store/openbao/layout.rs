@@ -14,57 +14,19 @@
 //! carries `cas` = the KV version it read (or 0 to create), so the KV version is
 //! the compare-and-swap token and the record version moves with it.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::Fault;
-use crate::store::{IndexEntry, Record};
-
-/// Format of the data object; a newer one is refused, not misread.
-const FORMAT: u32 = 1;
+use crate::store::Record;
+use crate::store::remote::record_json::{NOT_A_RECORD, StoredRecord};
 
 /// Longest uid stored (a KV key name).
 const MAX_UID_BYTES: usize = 200;
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Stored {
-    keyward_record: u32,
-    uid: String,
-    object_type: u32,
-    state: u32,
-    group: String,
-    crk_version: u32,
-    sealed: String,
-    attributes: String,
-    index: Vec<(String, String)>,
-    version: u64,
-    created_at: i64,
-    updated_at: i64,
-}
-
 /// The request body of a write with `cas` (0: create only).
 pub(super) fn write_body(record: &Record, cas: u64) -> Result<Vec<u8>, Fault> {
-    let mut index = record.index.clone();
-    index.sort();
-    index.dedup();
-    let stored = Stored {
-        keyward_record: FORMAT,
-        uid: record.uid.clone(),
-        object_type: record.object_type,
-        state: record.state,
-        group: record.group.clone(),
-        crk_version: record.crk_version,
-        sealed: STANDARD.encode(&record.sealed),
-        attributes: STANDARD.encode(&record.attributes),
-        index: index.into_iter().map(|e| (e.name, e.value)).collect(),
-        version: record.version,
-        created_at: record.created_at,
-        updated_at: record.updated_at,
-    };
-    let body = serde_json::json!({ "options": { "cas": cas }, "data": stored });
+    let body = serde_json::json!({ "options": { "cas": cas }, "data": StoredRecord::from_record(record) });
     serde_json::to_vec(&body).map_err(|e| Fault::Local(format!("cannot encode a record: {e}")))
 }
 
@@ -100,45 +62,8 @@ pub(super) fn decode_read(uid: &str, body: &[u8]) -> Result<Option<Read>, Fault>
     let Some(data) = reply.data.data else {
         return Ok(None);
     };
-    // serde's message can quote a value: say only that the shape is wrong.
-    let stored: Stored = serde_json::from_value(data)
-        .map_err(|_| bad("not a keyward record (missing, unknown or mistyped fields)".to_owned()))?;
-    if stored.keyward_record != FORMAT {
-        return Err(bad(format!(
-            "record format {} (this build reads {FORMAT})",
-            stored.keyward_record
-        )));
-    }
-    if stored.uid != uid {
-        return Err(bad("holds another uid (copied or moved in the store)".to_owned()));
-    }
-    if stored.version == 0 {
-        return Err(bad("record version 0".to_owned()));
-    }
-    let sealed = STANDARD
-        .decode(&stored.sealed)
-        .map_err(|_| bad("sealed is not base64".to_owned()))?;
-    let attributes = STANDARD
-        .decode(&stored.attributes)
-        .map_err(|_| bad("attributes are not base64".to_owned()))?;
-    let mut record = Record {
-        uid: stored.uid,
-        object_type: stored.object_type,
-        state: stored.state,
-        group: stored.group,
-        crk_version: stored.crk_version,
-        sealed,
-        attributes,
-        index: stored
-            .index
-            .into_iter()
-            .map(|(n, v)| IndexEntry::new(n, v))
-            .collect(),
-        version: stored.version,
-        created_at: stored.created_at,
-        updated_at: stored.updated_at,
-    };
-    record.normalize_index();
+    let stored: StoredRecord = serde_json::from_value(data).map_err(|_| bad(NOT_A_RECORD.to_owned()))?;
+    let record = stored.into_record(uid).map_err(bad)?;
     Ok(Some(Read {
         record,
         kv_version: reply.data.metadata.version,

@@ -2,6 +2,7 @@
 //! client with its deadlines, faults and backoff, and secret files.
 
 pub(super) mod http;
+pub(super) mod record_json;
 pub(super) mod secret_file;
 
 /// The PEM bundle `store.ca_file` names, if set: the only CAs a remote

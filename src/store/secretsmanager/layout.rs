@@ -16,15 +16,9 @@
 //! store contract, kept in the data: an imported record keeps the version its
 //! backup gave it, whatever secret versions the secret has.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
-
 use super::client::Fault;
-use crate::store::{IndexEntry, Record};
-
-/// Format of the data object; a newer one is refused, not misread.
-const FORMAT: u32 = 1;
+use crate::store::Record;
+use crate::store::remote::record_json::{NOT_A_RECORD, StoredRecord};
 
 /// Longest uid stored (the secret name is at most 512 characters, prefix included).
 pub(super) const MAX_UID_BYTES: usize = 200;
@@ -57,23 +51,6 @@ pub(super) fn record_bytes(record: &Record) -> usize {
             .sum::<usize>()
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Stored {
-    keyward_record: u32,
-    uid: String,
-    object_type: u32,
-    state: u32,
-    group: String,
-    crk_version: u32,
-    sealed: String,
-    attributes: String,
-    index: Vec<(String, String)>,
-    version: u64,
-    created_at: i64,
-    updated_at: i64,
-}
-
 /// The `SecretString` of `record` (its index sorted and deduplicated);
 /// `TooLarge` beyond what one secret holds.
 pub(super) fn encode(record: &Record) -> Result<String, Fault> {
@@ -85,23 +62,7 @@ pub(super) fn encode(record: &Record) -> Result<String, Fault> {
             max_record_bytes()
         )));
     }
-    let mut index = record.index.clone();
-    index.sort();
-    index.dedup();
-    let stored = Stored {
-        keyward_record: FORMAT,
-        uid: record.uid.clone(),
-        object_type: record.object_type,
-        state: record.state,
-        group: record.group.clone(),
-        crk_version: record.crk_version,
-        sealed: STANDARD.encode(&record.sealed),
-        attributes: STANDARD.encode(&record.attributes),
-        index: index.into_iter().map(|e| (e.name, e.value)).collect(),
-        version: record.version,
-        created_at: record.created_at,
-        updated_at: record.updated_at,
-    };
+    let stored = StoredRecord::from_record(record);
     let text =
         serde_json::to_string(&stored).map_err(|e| Fault::Local(format!("cannot encode a record: {e}")))?;
     if text.len() > MAX_SECRET_BYTES {
@@ -119,46 +80,8 @@ pub(super) fn encode(record: &Record) -> Result<String, Fault> {
 /// `Corrupt`.
 pub(super) fn decode(uid: &str, text: &str) -> Result<Record, Fault> {
     let bad = |why: String| Fault::Decode(format!("record {uid} in Secrets Manager: {why}"));
-    // serde's message can quote a value: say only that the shape is wrong.
-    let stored: Stored = serde_json::from_str(text)
-        .map_err(|_| bad("not a keyward record (missing, unknown or mistyped fields)".to_owned()))?;
-    if stored.keyward_record != FORMAT {
-        return Err(bad(format!(
-            "record format {} (this build reads {FORMAT})",
-            stored.keyward_record
-        )));
-    }
-    if stored.uid != uid {
-        return Err(bad("holds another uid (copied or moved in the store)".to_owned()));
-    }
-    if stored.version == 0 {
-        return Err(bad("record version 0".to_owned()));
-    }
-    let sealed = STANDARD
-        .decode(&stored.sealed)
-        .map_err(|_| bad("sealed is not base64".to_owned()))?;
-    let attributes = STANDARD
-        .decode(&stored.attributes)
-        .map_err(|_| bad("attributes are not base64".to_owned()))?;
-    let mut record = Record {
-        uid: stored.uid,
-        object_type: stored.object_type,
-        state: stored.state,
-        group: stored.group,
-        crk_version: stored.crk_version,
-        sealed,
-        attributes,
-        index: stored
-            .index
-            .into_iter()
-            .map(|(n, v)| IndexEntry::new(n, v))
-            .collect(),
-        version: stored.version,
-        created_at: stored.created_at,
-        updated_at: stored.updated_at,
-    };
-    record.normalize_index();
-    Ok(record)
+    let stored: StoredRecord = serde_json::from_str(text).map_err(|_| bad(NOT_A_RECORD.to_owned()))?;
+    stored.into_record(uid).map_err(bad)
 }
 
 /// The `ClientRequestToken` of a create: derived from the uid and the exact
