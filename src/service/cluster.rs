@@ -34,8 +34,10 @@ pub(super) fn report_events(index: &IndexedStore, audit: AuditSink, metrics: cra
                 )
             }
             IndexEvent::ServedFromCopy { uid } => {
+                // One per read during an outage: counted, logged at debug
+                // only (the outage itself is logged and audited once).
                 metrics.index_event("served_from_copy");
-                tracing::info!(uid = %uid, "store out of reach: read served from this node's sealed copy");
+                tracing::debug!(uid = %uid, "store out of reach: read served from this node's sealed copy");
                 return;
             }
             IndexEvent::Unreachable { detail, grace } => {
