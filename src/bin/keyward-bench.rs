@@ -7,7 +7,13 @@
 //! - `create`: Create AES-256 with vCenter's three-attribute template, kept-alive;
 //! - `handshake`: a fresh mTLS connection, Discover Versions, close;
 //! - `vcenter-get`: vCenter's power-on flow on its own connection: Discover
-//!   Versions, Get, Get Attributes(State), close.
+//!   Versions, Get, Get Attributes(State), close;
+//! - `populate`: fills a store the way vCenter tags its keys: Create with a
+//!   Name `key-<n>` and `x-Name` `vm-<n>` (n = `--population`, then on in
+//!   order), every other key then Activated; run with `--requests N` for N keys;
+//! - `locate-name`, `locate-x-name`, `locate-state`: Locate with Maximum
+//!   Items 100 by the Name `key-<i>`, by the `x-Name` `vm-<i>` (i spread over
+//!   `--population`, the keys `populate` made) or by State Active, kept-alive.
 //!
 //! Every run is bounded by `--duration` or `--requests`; latencies are kept as
 //! sorted samples (one `u32` of microseconds each, capped in number).
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use keyward::kmip::attribute::{Attribute, TemplateAttribute};
 use keyward::kmip::message::{ProtocolVersion, ResponseBatchItem};
-use keyward::kmip::payload::{Payload, create, get, get_attributes};
+use keyward::kmip::payload::{Payload, create, get, get_attributes, locate};
 use keyward::kmip::{CryptographicAlgorithm, ObjectType, Operation, ResultStatus};
 use keyward::ttlv::Value;
 use kmip_client::{Client, ClientError, ClientTls, ClientTlsOptions, empty_payload};
@@ -45,6 +51,10 @@ enum Scenario {
     Create,
     Handshake,
     VcenterGet,
+    Populate,
+    LocateName,
+    LocateXName,
+    LocateState,
 }
 
 #[derive(Debug, Parser)]
@@ -80,6 +90,10 @@ struct Args {
     /// Keys created before a `get`/`vcenter-get` run.
     #[arg(long, default_value_t = 100)]
     keys: usize,
+    /// Keys `populate` runs made before: the range the Locate scenarios draw
+    /// their names from, and where a further `populate` run goes on numbering.
+    #[arg(long, default_value_t = 0)]
+    population: u64,
     /// Offer only TLS 1.2.
     #[arg(long)]
     tls12: bool,
@@ -134,6 +148,7 @@ struct Plan {
     started: AtomicU64,
     per_worker_cap: usize,
     op_timeout: Duration,
+    population: u64,
 }
 
 impl Plan {
@@ -227,6 +242,7 @@ async fn measure(
         started: AtomicU64::new(0),
         per_worker_cap: MAX_SAMPLES / args.connections,
         op_timeout: Duration::from_secs_f64(args.op_timeout),
+        population: args.population,
     });
     let workers: Vec<_> = (0..args.connections)
         .map(|w| tokio::spawn(worker(Arc::clone(&plan), w)))
@@ -281,8 +297,8 @@ async fn worker(plan: Arc<Plan>, index: usize) -> Tally {
     let mut tally = Tally::default();
     let mut kept: Option<Client> = None;
     let mut key = index;
-    let keep_alive = matches!(plan.scenario, Scenario::Get | Scenario::Create);
-    while let Some(_n) = plan.next() {
+    let keep_alive = !matches!(plan.scenario, Scenario::Handshake | Scenario::VcenterGet);
+    while let Some(n) = plan.next() {
         if keep_alive && kept.is_none() {
             // The connect of a kept-alive connection is not part of an operation.
             let connecting = connect(plan.addr, &plan.tls, plan.version);
@@ -307,6 +323,12 @@ async fn worker(plan: Arc<Plan>, index: usize) -> Tally {
                 (Scenario::Create, Some(client)) => create_key(client).await.map(|_| ()),
                 (Scenario::Handshake, _) => handshake_op(&plan).await,
                 (Scenario::VcenterGet, _) => vcenter_get_op(&plan, &plan.keys[key]).await,
+                (Scenario::Populate, Some(client)) => populate_key(client, plan.population + n).await,
+                (Scenario::LocateName | Scenario::LocateXName | Scenario::LocateState, Some(client)) => {
+                    // Spread over the population, not in creation order.
+                    let i = n.wrapping_mul(7_919) % plan.population.max(1);
+                    locate(client, plan.scenario, i).await
+                }
                 (_, None) => Err("no connection".to_owned()),
             }
         };
@@ -423,6 +445,102 @@ async fn create_key(client: &mut Client) -> Result<String, String> {
     let payload = item.payload.as_ref().ok_or("Create: success without payload")?;
     let response = create::Response::from_payload(payload).map_err(|e| format!("Create: {e}"))?;
     Ok(response.unique_identifier)
+}
+
+/// Key `n` of a populated store: Create named `key-<n>`, tagged `x-Name`
+/// `vm-<n>`; Activate when `n` is even.
+async fn populate_key(client: &mut Client, n: u64) -> Result<(), String> {
+    let name = Value::Structure(vec![
+        keyward::ttlv::Item::new(
+            keyward::kmip::tags::NAME_VALUE,
+            Value::TextString(format!("key-{n}")),
+        ),
+        keyward::ttlv::Item::new(
+            keyward::kmip::tags::NAME_TYPE,
+            Value::Enumeration(keyward::kmip::NameType::UNINTERPRETED_TEXT_STRING.0),
+        ),
+    ]);
+    let request = create::Request {
+        object_type: ObjectType::SYMMETRIC_KEY,
+        template_attribute: TemplateAttribute::new(vec![
+            Attribute::new(
+                "Cryptographic Algorithm",
+                Value::Enumeration(CryptographicAlgorithm::AES.0),
+            ),
+            Attribute::new("Cryptographic Usage Mask", Value::Integer(12)),
+            Attribute::new("Cryptographic Length", Value::Integer(256)),
+            Attribute::new("Name", name),
+            Attribute::new("x-Name", Value::TextString(format!("vm-{n}"))),
+        ]),
+        extra: Vec::new(),
+    };
+    let mut items = client
+        .batch(vec![(Operation::CREATE, Some(batch_id(0)), request.to_payload())])
+        .await
+        .map_err(|e| e.to_string())?;
+    let item = items.pop().ok_or("Create: no batch item")?;
+    succeeded(&item, "Create")?;
+    let payload = item.payload.as_ref().ok_or("Create: success without payload")?;
+    let uid = create::Response::from_payload(payload)
+        .map_err(|e| format!("Create: {e}"))?
+        .unique_identifier;
+    if n % 2 == 0 {
+        let activate = keyward::ttlv::Item::structure(
+            keyward::kmip::tags::REQUEST_PAYLOAD,
+            vec![keyward::ttlv::Item::new(
+                keyward::kmip::tags::UNIQUE_IDENTIFIER,
+                Value::TextString(uid),
+            )],
+        );
+        let mut items = client
+            .batch(vec![(Operation::ACTIVATE, Some(batch_id(1)), activate)])
+            .await
+            .map_err(|e| e.to_string())?;
+        succeeded(&items.pop().ok_or("Activate: no batch item")?, "Activate")?;
+    }
+    Ok(())
+}
+
+/// Locate with Maximum Items 100 by what `scenario` names, for key `i`.
+async fn locate(client: &mut Client, scenario: Scenario, i: u64) -> Result<(), String> {
+    let filter = match scenario {
+        Scenario::LocateName => Attribute::new(
+            "Name",
+            Value::Structure(vec![
+                keyward::ttlv::Item::new(
+                    keyward::kmip::tags::NAME_VALUE,
+                    Value::TextString(format!("key-{i}")),
+                ),
+                keyward::ttlv::Item::new(
+                    keyward::kmip::tags::NAME_TYPE,
+                    Value::Enumeration(keyward::kmip::NameType::UNINTERPRETED_TEXT_STRING.0),
+                ),
+            ]),
+        ),
+        Scenario::LocateXName => Attribute::new("x-Name", Value::TextString(format!("vm-{i}"))),
+        _ => Attribute::new("State", Value::Enumeration(keyward::kmip::State::ACTIVE.0)),
+    };
+    let request = locate::Request {
+        maximum_items: Some(100),
+        attributes: vec![filter],
+        ..locate::Request::default()
+    };
+    let mut items = client
+        .batch(vec![(Operation::LOCATE, Some(batch_id(2)), request.to_payload())])
+        .await
+        .map_err(|e| e.to_string())?;
+    let item = items.pop().ok_or("Locate: no batch item")?;
+    succeeded(&item, "Locate")?;
+    let found = item
+        .payload
+        .as_ref()
+        .map_or(0, |p| p.children_with(keyward::kmip::tags::UNIQUE_IDENTIFIER).count());
+    // A populated store answers every name it made; State finds 100.
+    let want = if scenario == Scenario::LocateState { 100 } else { 1 };
+    if found != want {
+        return Err(format!("Locate found {found} ids, want {want}"));
+    }
+    Ok(())
 }
 
 fn succeeded(item: &ResponseBatchItem, what: &str) -> Result<(), String> {
