@@ -531,10 +531,9 @@ async fn locate(client: &mut Client, scenario: Scenario, i: u64) -> Result<(), S
         .map_err(|e| e.to_string())?;
     let item = items.pop().ok_or("Locate: no batch item")?;
     succeeded(&item, "Locate")?;
-    let found = item
-        .payload
-        .as_ref()
-        .map_or(0, |p| p.children_with(keyward::kmip::tags::UNIQUE_IDENTIFIER).count());
+    let found = item.payload.as_ref().map_or(0, |p| {
+        p.children_with(keyward::kmip::tags::UNIQUE_IDENTIFIER).count()
+    });
     // A populated store answers every name it made; State finds 100.
     let want = if scenario == Scenario::LocateState { 100 } else { 1 };
     if found != want {

@@ -17,6 +17,9 @@ use crate::kmip::{State, tags};
 use crate::store::{IndexEntry, Query, Store, StoreError};
 use crate::ttlv::Value;
 
+/// Keys read and printed at a time by `keyward keys list`.
+pub const LIST_PAGE: usize = 1000;
+
 /// Which keys `keyward keys list` shows; every given criterion must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InventoryFilter {
@@ -89,20 +92,69 @@ impl KeyAdmin {
 
     /// Every key matching `filter`, any group, in creation order.
     pub async fn list(&self, filter: &InventoryFilter, now: i64) -> Result<Vec<StoredObject>, KeyError> {
-        let uids = self.store.find(&filter.query()).await?;
-        let mut out = Vec::with_capacity(uids.len());
-        for uid in uids {
-            let object = match self.load(&uid, now).await {
-                Ok(o) => o,
-                // Gone between find and get: not part of the answer.
-                Err(KeyError::NotFound) => continue,
-                Err(e) => return Err(e),
-            };
-            if filter.state.is_none_or(|s| s == object.state) {
-                out.push(object);
+        let mut out = Vec::new();
+        self.list_pages(filter, now, LIST_PAGE, |page| {
+            out.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// [`KeyAdmin::list`] a page of at most `page_size` keys at a time, each
+    /// given to `each` as soon as it is read: the first lines of a million-key
+    /// inventory are out at once, and memory holds one page. Pages follow
+    /// creation time (keyset paging on it, so no page costs more than the
+    /// ones before it); keys created meanwhile may or may not appear.
+    pub async fn list_pages(
+        &self,
+        filter: &InventoryFilter,
+        now: i64,
+        page_size: usize,
+        mut each: impl FnMut(Vec<StoredObject>) -> Result<(), KeyError>,
+    ) -> Result<(), KeyError> {
+        let page_size = page_size.max(1);
+        // Keys at the last creation second already given: a second can hold
+        // many keys, and the next page starts at that second again.
+        let mut at: Option<i64> = None;
+        let mut given_at: std::collections::HashSet<String> = std::collections::HashSet::new();
+        loop {
+            let mut query = filter.query();
+            if let Some(t) = at {
+                query.created_after = Some(query.created_after.map_or(t, |a| a.max(t)));
+            }
+            let limit = page_size + given_at.len();
+            query.limit = Some(limit);
+            let uids = self.store.find(&query).await?;
+            let fetched = uids.len();
+            let fresh: Vec<String> = uids.into_iter().filter(|u| !given_at.contains(u)).collect();
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            let mut page = Vec::with_capacity(fresh.len());
+            for uid in fresh {
+                let object = match self.load(&uid, now).await {
+                    Ok(o) => o,
+                    // Gone between find and get: not part of the answer.
+                    Err(KeyError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
+                if at != Some(object.created_at) {
+                    at = Some(object.created_at);
+                    given_at.clear();
+                }
+                given_at.insert(uid);
+                if filter.state.is_none_or(|s| s == object.state) {
+                    page.push(object);
+                }
+            }
+            if !page.is_empty() {
+                each(page)?;
+            }
+            if fetched < limit {
+                return Ok(());
             }
         }
-        Ok(out)
     }
 
     /// One key's metadata, whatever its group; destroyed keys keep theirs.
@@ -266,6 +318,42 @@ mod tests {
             ["b"]
         );
         assert!(matches!(admin.load("zz", 1).await, Err(KeyError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn pages_give_every_key_once_in_creation_order_across_shared_seconds() {
+        let store = Arc::new(MemoryStore::new());
+        // 25 keys over three seconds: pages of 4 must cross each second's run.
+        for n in 0..25 {
+            put(&store, &format!("k{n:02}"), "g1", 100 + n / 10, &[]).await;
+        }
+        let admin = KeyAdmin::new(store);
+        let mut pages = Vec::new();
+        admin
+            .list_pages(&InventoryFilter::default(), 300, 4, |page| {
+                pages.push(page.into_iter().map(|o| o.uid).collect::<Vec<_>>());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(pages.iter().all(|p| p.len() <= 4), "{pages:?}");
+        let all: Vec<String> = pages.concat();
+        let want: Vec<String> = (0..25).map(|n| format!("k{n:02}")).collect();
+        assert_eq!(all, want);
+        let listed: Vec<String> = admin
+            .list(
+                &InventoryFilter {
+                    created_after: Some(101),
+                    ..Default::default()
+                },
+                300,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.uid)
+            .collect();
+        assert_eq!(listed, want[10..]);
     }
 
     #[tokio::test]

@@ -88,72 +88,110 @@ pub(super) fn run(a: &ListArgs) -> CliResult {
     // Check the filter before touching the store.
     let filter = a.filter()?;
     let inv = Inventory::open(&a.config.config)?;
-    let keys = inv
-        .block_on(inv.admin.list(&filter, now_unix()))
-        .map_err(|e| CliError::from(e).context("listing keys"))?;
-    let out = if a.json {
-        let rows: Vec<_> = keys.iter().map(summary_json).collect();
-        let mut text = serde_json::to_string_pretty(&rows).map_err(|e| CliError::new(e.to_string()))?;
-        text.push('\n');
-        text
-    } else {
-        table(&keys)
-    };
-    write_output(out.as_bytes())
+    // Printed a page at a time as the store is read: the first lines of a large
+    // inventory come at once, and memory holds one page.
+    let mut first = true;
+    let mut failed: Option<CliError> = None;
+    let listed =
+        inv.block_on(
+            inv.admin
+                .list_pages(&filter, now_unix(), crate::keys::admin::LIST_PAGE, |page| {
+                    let text = if a.json {
+                        json_rows(&page, first)
+                    } else {
+                        table_rows(&page, first)
+                    };
+                    first = false;
+                    match text.and_then(|t| write_output(t.as_bytes())) {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            failed = Some(e);
+                            Err(crate::keys::KeyError::Invalid("output failed".into()))
+                        }
+                    }
+                }),
+        );
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    listed.map_err(|e| CliError::from(e).context("listing keys"))?;
+    match (a.json, first) {
+        (true, true) => write_output(b"[]\n"),
+        (true, false) => write_output(b"\n]\n"),
+        (false, true) => write_output(header_line().as_bytes()),
+        (false, false) => Ok(()),
+    }
 }
 
-fn table(keys: &[crate::keys::StoredObject]) -> String {
-    let header = [
-        "UID",
-        "STATE",
-        "ALGORITHM",
-        "GROUP",
-        "CREATED BY",
-        "X-NAME",
-        "X-IDENTIFIER",
-        "X-COMPONENT",
-        "CREATED",
-    ];
-    let rows: Vec<[String; 9]> = keys
-        .iter()
-        .map(|k| {
-            // Tags come from clients: escape control characters, one key per line.
-            let text = |name: &str| crate::audit::escape_controls(text_of(k, name).unwrap_or("-"));
-            [
-                k.uid.clone(),
-                state_name(k.state),
-                algorithm(k),
-                k.group.clone(),
-                text(names::CREATED_BY),
-                text("x-Name"),
-                text("x-Identifier"),
-                text("x-Component"),
-                format_time(k.created_at),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+/// One page of the JSON array: the opening bracket before the first.
+fn json_rows(keys: &[crate::keys::StoredObject], first: bool) -> CliResult<String> {
+    let mut out = String::from(if first { "[\n" } else { ",\n" });
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push_str(",\n");
         }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &[String]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  "));
+        let row =
+            serde_json::to_string_pretty(&summary_json(key)).map_err(|e| CliError::new(e.to_string()))?;
+        for (n, line) in row.lines().enumerate() {
+            if n > 0 {
+                out.push('\n');
             }
+            out.push_str("  ");
+            out.push_str(line);
         }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&header.map(str::to_owned));
-    for row in &rows {
-        line(row);
     }
-    out
+    Ok(out)
+}
+
+/// Columns and their widths: fixed, since the table is printed before all of
+/// it is read (a longer cell pushes its own line only).
+const COLUMNS: [(&str, usize); 9] = [
+    ("UID", 36),
+    ("STATE", 11),
+    ("ALGORITHM", 9),
+    ("GROUP", 12),
+    ("CREATED BY", 14),
+    ("X-NAME", 20),
+    ("X-IDENTIFIER", 36),
+    ("X-COMPONENT", 15),
+    ("CREATED", 20),
+];
+
+fn line(cells: &[String]) -> String {
+    let mut l = String::new();
+    for (i, (cell, (_, w))) in cells.iter().zip(COLUMNS).enumerate() {
+        if i + 1 == cells.len() {
+            l.push_str(cell);
+        } else {
+            l.push_str(&format!("{cell:<w$}  "));
+        }
+    }
+    let mut l = l.trim_end().to_owned();
+    l.push('\n');
+    l
+}
+
+fn header_line() -> String {
+    line(&COLUMNS.map(|(name, _)| name.to_owned()))
+}
+
+/// One page of the table: the header before the first.
+fn table_rows(keys: &[crate::keys::StoredObject], first: bool) -> CliResult<String> {
+    let mut out = if first { header_line() } else { String::new() };
+    for k in keys {
+        // Tags come from clients: escape control characters, one key per line.
+        let text = |name: &str| crate::audit::escape_controls(text_of(k, name).unwrap_or("-"));
+        out.push_str(&line(&[
+            k.uid.clone(),
+            state_name(k.state),
+            algorithm(k),
+            k.group.clone(),
+            text(names::CREATED_BY),
+            text("x-Name"),
+            text("x-Identifier"),
+            text("x-Component"),
+            format_time(k.created_at),
+        ]));
+    }
+    Ok(out)
 }
