@@ -484,7 +484,7 @@ async fn populate_key(client: &mut Client, n: u64) -> Result<(), String> {
     let uid = create::Response::from_payload(payload)
         .map_err(|e| format!("Create: {e}"))?
         .unique_identifier;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let activate = keyward::ttlv::Item::structure(
             keyward::kmip::tags::REQUEST_PAYLOAD,
             vec![keyward::ttlv::Item::new(
