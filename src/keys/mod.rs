@@ -457,9 +457,10 @@ impl KeyService {
             return Ok((found, total));
         }
         // The walk filters each candidate as the store (or this node's index)
-        // holds it, without the HSM; only the ones it answers with are loaded,
-        // seal opened, and checked again. A filter that matches few of many
-        // objects therefore costs store reads, not HSM calls.
+        // holds it, without the HSM; over a remote store only the ones it
+        // answers with are read through, seal opened, and checked again. A
+        // filter that matches few of many objects costs store reads, not HSM
+        // calls.
         let mut found = Vec::new();
         let mut matched = 0usize;
         query.limit = Some(LOCATE_PAGE);
@@ -485,9 +486,13 @@ impl KeyService {
                 if !matches_filter(&object, filter) {
                     continue;
                 }
+                // Over the embedded store the record just read is the truth:
+                // a Get of what Locate answers checks its binding anyway, and
+                // a Locate over a large group costs no HSM call. Over a remote
+                // store the copy may be stale: read it through first.
                 if matched >= offset
                     && found.len() < max
-                    && self.still_matches(group, uid, filter, now).await?
+                    && (!remote || self.still_matches(group, uid, filter, now).await?)
                 {
                     found.push(object.uid);
                 }
