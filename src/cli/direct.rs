@@ -26,11 +26,14 @@ impl Direct {
     /// Loads `config_path` and opens its HSM (blocking; call before the runtime).
     pub(super) fn open(config_path: &Path) -> CliResult<Direct> {
         let config = Config::load(config_path)?;
-        // These commands unseal keys (rotation, restore checks): the same no-core-dump
-        // rule as the server, though an administrator may run them as root.
+        // These commands unseal keys (rotation, restore checks, store verify):
+        // the same no-core-dump rule as the server, though an administrator may
+        // run them as root, and the configuration's memory locking (where
+        // RLIMIT_MEMLOCK allows, as for the server), so plaintext keys are not
+        // swapped out.
         let options = crate::system::harden::HardeningOptions {
             allow_root: true,
-            lock_memory: false,
+            lock_memory: config.process.lock_memory,
             ..Default::default()
         };
         let report = crate::system::harden::apply(&options).map_err(|e| CliError::new(e.to_string()))?;
