@@ -38,6 +38,8 @@ use crate::limits::{X_NAME_MEMO_BYTES, X_NAME_MEMO_ENTRIES};
 
 /// Objects are listed for Locate in pages of this many.
 const LOCATE_PAGE: usize = 512;
+/// Candidates read from the store in one step while Locate walks a page.
+const LOCATE_READ_CHUNK: usize = 64;
 
 /// Proof that the caller's group may see an object, and the object's
 /// metadata as loaded. Only [`KeyService::load`] makes one, after comparing the
@@ -469,34 +471,42 @@ impl KeyService {
                 return Ok((found, None));
             }
             let page = self.store.find(&query).await?;
-            for uid in &page {
-                if !count_all && found.len() >= max {
-                    return Ok((found, None));
+            // Candidates are read a chunk at a time in one store step each;
+            // the walk stops as soon as `max` are found.
+            'chunks: for chunk in page.chunks(LOCATE_READ_CHUNK) {
+                let records = self.store.get_indexed_many(chunk).await?;
+                for (uid, record) in chunk.iter().zip(records) {
+                    if !count_all && found.len() >= max {
+                        break 'chunks;
+                    }
+                    let Some(record) = record else {
+                        continue;
+                    };
+                    if record.group != group {
+                        continue;
+                    }
+                    let Ok(mut object) = StoredObject::from_record(record) else {
+                        continue;
+                    };
+                    object.refresh_state(now);
+                    if !matches_filter(&object, filter) {
+                        continue;
+                    }
+                    // Over the embedded store the record just read is the truth:
+                    // a Get of what Locate answers checks its binding anyway, and
+                    // a Locate over a large group costs no HSM call. Over a remote
+                    // store the copy may be stale: read it through first.
+                    if matched >= offset
+                        && found.len() < max
+                        && (!remote || self.still_matches(group, uid, filter, now).await?)
+                    {
+                        found.push(object.uid);
+                    }
+                    matched += 1;
                 }
-                let Some(record) = self.store.get_indexed(uid).await? else {
-                    continue;
-                };
-                if record.group != group {
-                    continue;
-                }
-                let Ok(mut object) = StoredObject::from_record(record) else {
-                    continue;
-                };
-                object.refresh_state(now);
-                if !matches_filter(&object, filter) {
-                    continue;
-                }
-                // Over the embedded store the record just read is the truth:
-                // a Get of what Locate answers checks its binding anyway, and
-                // a Locate over a large group costs no HSM call. Over a remote
-                // store the copy may be stale: read it through first.
-                if matched >= offset
-                    && found.len() < max
-                    && (!remote || self.still_matches(group, uid, filter, now).await?)
-                {
-                    found.push(object.uid);
-                }
-                matched += 1;
+            }
+            if !count_all && found.len() >= max {
+                return Ok((found, None));
             }
             if page.len() < LOCATE_PAGE {
                 break;

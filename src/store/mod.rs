@@ -92,6 +92,19 @@ pub trait Store: Send + Sync {
         self.get(uid)
     }
 
+    /// [`Store::get_indexed`] for several uids at once, answers in order: a
+    /// backend that reads locally does it in one step (Locate walks pages of
+    /// candidates this way).
+    fn get_indexed_many<'a>(&'a self, uids: &'a [String]) -> StoreFuture<'a, Vec<Option<Record>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                out.push(self.get_indexed(uid).await?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Replaces the record with `record.uid` if its version is
     /// `expected_version`; returns the new version (`expected_version + 1`).
     /// `created_at` keeps its original value; `record.version` is ignored.

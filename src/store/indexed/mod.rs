@@ -409,6 +409,10 @@ impl Store for IndexedStore {
         self.local.get(uid)
     }
 
+    fn get_indexed_many<'a>(&'a self, uids: &'a [String]) -> StoreFuture<'a, Vec<Option<Record>>> {
+        self.local.get_indexed_many(uids)
+    }
+
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let result = self.remote.update(record, expected_version).await;

@@ -198,6 +198,15 @@ impl Store for SqliteStore {
         Box::pin(async move { self.reads.run(move |conn| reader::get(conn, &uid)).await })
     }
 
+    fn get_indexed_many<'a>(&'a self, uids: &'a [String]) -> StoreFuture<'a, Vec<Option<Record>>> {
+        let uids = uids.to_vec();
+        Box::pin(async move {
+            self.reads
+                .run(move |conn| uids.iter().map(|uid| reader::get(conn, uid)).collect())
+                .await
+        })
+    }
+
     fn update<'a>(&'a self, record: &'a Record, expected_version: u64) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             self.write(WriteOp::Update {
