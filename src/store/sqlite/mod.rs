@@ -115,10 +115,11 @@ impl SqliteStore {
         conn.pragma_update(None, "trusted_schema", "OFF")
             .map_err(sql_error)?;
         let found = schema::read_version(&conn).map_err(not_ours)?;
-        if found != schema::current_version() {
+        if !(schema::READABLE_SINCE..=schema::current_version()).contains(&found) {
             return Err(StoreError::Other(format!(
-                "{} has schema version {found}; this build reads version {}",
+                "{} has schema version {found}; this build reads versions {} to {}",
                 path.display(),
+                schema::READABLE_SINCE,
                 schema::current_version()
             )));
         }

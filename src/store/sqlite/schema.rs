@@ -36,7 +36,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, value, seq)
     ) WITHOUT ROWID;
     CREATE INDEX record_index_by_seq ON record_index (seq);",
+    // 2: a group's records in creation order, so that a walk over a group (a
+    // Locate by State) reads its first matches instead of sorting the group.
+    "CREATE INDEX records_by_group_created ON records (grp, created_at, uid);
+    DROP INDEX records_by_group;",
 ];
+
+/// The oldest schema version whose records this build reads unchanged
+/// (versions since then add indexes only): a backup written by an earlier
+/// build restores, and a read-only command opens a store the server has not
+/// migrated yet.
+pub(super) const READABLE_SINCE: i64 = 1;
 
 /// The schema version this build writes.
 pub(super) fn current_version() -> i64 {
@@ -120,4 +130,42 @@ pub(super) fn read_version(conn: &Connection) -> Result<i64, StoreError> {
         row.get(0)
     })
     .map_err(sql_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_read_only_opens_accept_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        // A read-only open (restore of an older backup) reads version 1 as is.
+        let old = crate::store::SqliteStore::open_read_only(&path, Default::default());
+        assert!(old.is_ok(), "{:?}", old.err());
+        drop(old);
+        let conn = Connection::open(&path).unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(read_version(&conn).unwrap(), current_version());
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            indexes.contains(&"records_by_group_created".to_owned()),
+            "{indexes:?}"
+        );
+        assert!(!indexes.contains(&"records_by_group".to_owned()), "{indexes:?}");
+    }
 }
