@@ -159,7 +159,11 @@ fn where_sql(query: &Query, select: &str) -> (String, Vec<Value>) {
         sql.push_str(&format!(" AND {column} ?{}", args.len()));
     };
     if let Some(group) = &query.group {
-        filter("grp =", Value::Text(group.clone()));
+        // With index entries, the record_index lookup finds the few matches:
+        // `+grp` keeps SQLite from walking the whole group in creation order
+        // (records_by_group_created) to check each record against them.
+        let column = if query.index.is_empty() { "grp =" } else { "+grp =" };
+        filter(column, Value::Text(group.clone()));
     }
     if let Some(crk_version) = query.crk_version {
         filter("crk_version =", Value::Integer(crk_version.into()));
@@ -314,6 +318,20 @@ mod tests {
             let plan = plan(&query);
             assert!(!plan.contains("SCAN records"), "{query:?}: {plan}");
         }
+    }
+
+    #[test]
+    fn locate_by_index_entry_within_a_group_does_not_walk_the_group() {
+        let query = Query {
+            index: vec![IndexEntry::new("x-Name", "vm-7")],
+            group: Some("default".into()),
+            state_not_in: vec![4, 5],
+            limit: Some(100),
+            ..Query::default()
+        };
+        let plan = plan(&query);
+        assert!(!plan.contains("records_by_group_created"), "{plan}");
+        assert!(!plan.contains("SCAN records"), "{plan}");
     }
 
     #[test]
