@@ -260,8 +260,12 @@ async fn open(addr: SocketAddr, tls: &ClientTls) -> Result<Client, String> {
 
 fn client_tls(env: &Path) -> Result<ClientTls, String> {
     let pki = env.join("pki");
-    ClientTls::from_pem_files(&pki.join("ca.pem"), &pki.join("client.pem"), &pki.join("client.key"))
-        .map_err(|e| e.to_string())
+    ClientTls::from_pem_files(
+        &pki.join("ca.pem"),
+        &pki.join("client.pem"),
+        &pki.join("client.key"),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Resident set size of a process, in KiB.
@@ -286,7 +290,11 @@ fn fd_targets(pid: u32) -> Vec<String> {
             dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
                 .map(|p| {
                     let t = p.display().to_string();
-                    if t.starts_with("socket:") { "socket".to_owned() } else { t }
+                    if t.starts_with("socket:") {
+                        "socket".to_owned()
+                    } else {
+                        t
+                    }
                 })
                 .collect()
         })
@@ -327,7 +335,10 @@ fn text(tag: keyward::ttlv::Tag, v: &str) -> Item {
 fn attribute(name: &str, value: Value) -> Item {
     Item::structure(
         tags::ATTRIBUTE,
-        vec![text(tags::ATTRIBUTE_NAME, name), Item::new(tags::ATTRIBUTE_VALUE, value)],
+        vec![
+            text(tags::ATTRIBUTE_NAME, name),
+            Item::new(tags::ATTRIBUTE_VALUE, value),
+        ],
     )
 }
 
@@ -669,7 +680,11 @@ async fn verify_chunk(
         items.push((Operation::GET, None, request.to_payload()));
         if !attrs.is_empty() {
             let names = attrs.iter().map(|(n, _)| n.as_str());
-            items.push((Operation::GET_ATTRIBUTES, None, get_attributes_payload(uid, names)));
+            items.push((
+                Operation::GET_ATTRIBUTES,
+                None,
+                get_attributes_payload(uid, names),
+            ));
         }
     }
     let sent = client.batch(items);
@@ -690,7 +705,9 @@ async fn verify_chunk(
             losses.keys += 1;
             losses.note(format!(
                 "key {uid}: {}",
-                succeeded(&got, "Get").err().unwrap_or_else(|| "bad answer".into())
+                succeeded(&got, "Get")
+                    .err()
+                    .unwrap_or_else(|| "bad answer".into())
             ));
         }
         if attrs.is_empty() {
@@ -836,10 +853,7 @@ async fn cycles(args: CyclesArgs) -> Result<bool, String> {
         });
         println!("{json}");
     } else {
-        println!(
-            "cycles: {} (kill -9 each, {} writers)",
-            args.cycles, args.writers
-        );
+        println!("cycles: {} (kill -9 each, {} writers)", args.cycles, args.writers);
         println!("acknowledged Creates: {}", total.creates);
         println!("acknowledged Add Attributes: {}", total.adds);
         println!("failed (not acknowledged) attempts: {}", total.failed);
@@ -965,7 +979,15 @@ async fn encrypt_vm(
     vm: &str,
     pace: &mut tokio::time::Interval,
 ) -> Result<String, String> {
-    let answers = timed_step(shared, addr, tls, ids, "Create", vec![(Operation::CREATE, create_payload())]).await?;
+    let answers = timed_step(
+        shared,
+        addr,
+        tls,
+        ids,
+        "Create",
+        vec![(Operation::CREATE, create_payload())],
+    )
+    .await?;
     let uid = answers.first().and_then(answered_uid).ok_or("Create: no id")?;
     let flow: Vec<(&str, Vec<(Operation, Item)>)> = vec![
         ("Get", vec![(Operation::GET, uid_payload(&uid))]),
@@ -1005,7 +1027,10 @@ async fn encrypt_vm(
                 Operation::ADD_ATTRIBUTE,
                 add_attribute_payload(&uid, "x-Identifier", &format!("uuid-{vm}")),
             ),
-            (Operation::ADD_ATTRIBUTE, add_attribute_payload(&uid, "x-Name", vm)),
+            (
+                Operation::ADD_ATTRIBUTE,
+                add_attribute_payload(&uid, "x-Name", vm),
+            ),
         ],
     );
     for (what, items) in flow.into_iter().chain(lookups).chain(std::iter::once(tag)) {
@@ -1049,7 +1074,15 @@ async fn soak_worker(addr: SocketAddr, tls: ClientTls, shared: Arc<SoakShared>, 
             }
             // Finding a VM's key by its name (what vCenter does on re-registration).
             (r, Some((uid, vm))) if r % 4 == 0 => {
-                let found = timed_step(&shared, addr, &tls, &mut ids, "Locate", vec![(Operation::LOCATE, locate_by_x_name(&vm))]).await;
+                let found = timed_step(
+                    &shared,
+                    addr,
+                    &tls,
+                    &mut ids,
+                    "Locate",
+                    vec![(Operation::LOCATE, locate_by_x_name(&vm))],
+                )
+                .await;
                 if let Ok(answers) = found {
                     let has = answers
                         .first()
@@ -1057,15 +1090,25 @@ async fn soak_worker(addr: SocketAddr, tls: ClientTls, shared: Arc<SoakShared>, 
                         .and_then(|p| locate::Response::from_payload(p).ok())
                         .is_some_and(|r| r.unique_identifiers.contains(&uid));
                     if !has {
-                        shared.record(Instant::now(), Err(format!("Locate x-Name={vm} did not find {uid}")));
+                        shared.record(
+                            Instant::now(),
+                            Err(format!("Locate x-Name={vm} did not find {uid}")),
+                        );
                     }
                 }
             }
             // Power-on: Get, then Get Attributes(State), each its own connection.
             (_, Some((uid, _))) => {
-                if timed_step(&shared, addr, &tls, &mut ids, "Get", vec![(Operation::GET, uid_payload(&uid))])
-                    .await
-                    .is_ok()
+                if timed_step(
+                    &shared,
+                    addr,
+                    &tls,
+                    &mut ids,
+                    "Get",
+                    vec![(Operation::GET, uid_payload(&uid))],
+                )
+                .await
+                .is_ok()
                 {
                     pace.tick().await;
                     let _ = timed_step(
@@ -1134,7 +1177,15 @@ async fn soak(args: SoakArgs) -> Result<bool, String> {
         Duration::from_micros(1)
     };
     let workers: Vec<_> = (0..args.workers)
-        .map(|w| tokio::spawn(soak_worker(server.addr, tls.clone(), Arc::clone(&shared), w, period)))
+        .map(|w| {
+            tokio::spawn(soak_worker(
+                server.addr,
+                tls.clone(),
+                Arc::clone(&shared),
+                w,
+                period,
+            ))
+        })
         .collect();
     let began = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();

@@ -53,7 +53,17 @@ fn five_kill_9_cycles_under_8_writers_lose_no_acknowledged_write() {
     let env = dev_env(dir.path());
     let (ok, json) = crash_tool(
         &env,
-        &["cycles", "--cycles", "5", "--writers", "8", "--min-acks", "16", "--max-acks", "64"],
+        &[
+            "cycles",
+            "--cycles",
+            "5",
+            "--writers",
+            "8",
+            "--min-acks",
+            "16",
+            "--max-acks",
+            "64",
+        ],
     );
     assert_eq!(num(&json, "losses"), 0, "acknowledged writes lost: {json}");
     assert_eq!(num(&json, "refused"), 0, "writes refused before a kill: {json}");
