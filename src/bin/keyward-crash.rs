@@ -240,6 +240,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A run that ends early (an error) leaves no server behind: the child is
+    /// killed by its own handle (a no-op once it was reaped).
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
 /// One connection, one Discover Versions, close.
 async fn discover(addr: SocketAddr, tls: &ClientTls) -> Result<(), String> {
     let client = open(addr, tls).await?;
