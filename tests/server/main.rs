@@ -16,6 +16,7 @@ mod attack_ops_batch;
 mod attack_ops_locate;
 mod attack_ops_names;
 mod client_password;
+mod crash_cycles;
 mod groups;
 mod hsm_outage;
 mod listener_stats;
