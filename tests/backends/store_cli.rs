@@ -1,8 +1,6 @@
 //! `keyward store status|verify|reindex|migrate` against a keyward server
 //! whose store is a real OpenBao dev server.
 
-use keyward::kmip::Operation;
-
 use crate::common;
 use crate::common::admin::kw;
 use crate::store_openbao::{Bao, with_openbao_store};
@@ -19,18 +17,7 @@ fn store_commands_over_openbao() {
         let mut client = server.client().await;
         let mut uids = Vec::new();
         for _ in 0..3 {
-            let item = client
-                .call(Operation::CREATE, common::vcenter::create_payload())
-                .await
-                .expect("Create");
-            let uid = item
-                .payload
-                .as_ref()
-                .and_then(|p| p.child(keyward::kmip::tags::UNIQUE_IDENTIFIER))
-                .and_then(keyward::ttlv::Item::as_text)
-                .expect("Create answers the id")
-                .to_owned();
-            uids.push(uid);
+            uids.push(common::load::create(&mut client).await);
         }
         client.close().await;
         uids

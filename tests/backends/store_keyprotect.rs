@@ -532,7 +532,6 @@ fn with_keyprotect_store(text: &mut String, fake: &KpFake, api_key_file: &Path) 
 #[test]
 fn keyward_serves_create_and_get_from_a_key_protect_store() {
     use crate::common;
-    use keyward::kmip::Operation;
     // The fake runs on its own runtime, beside the server process.
     let fake_rt = tokio::runtime::Runtime::new().unwrap();
     let fake = fake_rt.block_on(KpFake::start());
@@ -543,22 +542,7 @@ fn keyward_serves_create_and_get_from_a_key_protect_store() {
     let rt = common::admin::runtime();
     let uid = rt.block_on(async {
         let mut client = server.client().await;
-        let item = client
-            .call(Operation::CREATE, common::vcenter::create_payload())
-            .await
-            .expect("Create");
-        assert_eq!(
-            item.result_status,
-            keyward::kmip::ResultStatus::SUCCESS,
-            "Create: {item:?}"
-        );
-        let uid = item
-            .payload
-            .as_ref()
-            .and_then(|p| p.child(keyward::kmip::tags::UNIQUE_IDENTIFIER))
-            .and_then(keyward::ttlv::Item::as_text)
-            .expect("Create answers the id")
-            .to_owned();
+        let uid = common::load::create(&mut client).await;
         let key = common::load::get(&mut client, &uid).await;
         assert_eq!(key.len(), 32);
         client.close().await;

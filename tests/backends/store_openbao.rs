@@ -530,29 +530,13 @@ pub(crate) fn with_openbao_store(text: &mut String, bao: &Bao, token_file: &Path
 
 #[test]
 fn keyward_serves_create_and_get_from_an_openbao_store() {
-    use keyward::kmip::Operation;
     let bao = Bao::start();
     let token_file = bao.write_token_file("serve.token", &bao.token);
     let server = common::TestServer::start_with(|text| with_openbao_store(text, &bao, &token_file));
     let rt = common::admin::runtime();
     let uid = rt.block_on(async {
         let mut client = server.client().await;
-        let item = client
-            .call(Operation::CREATE, common::vcenter::create_payload())
-            .await
-            .expect("Create");
-        assert_eq!(
-            item.result_status,
-            keyward::kmip::ResultStatus::SUCCESS,
-            "Create: {item:?}"
-        );
-        let uid = item
-            .payload
-            .as_ref()
-            .and_then(|p| p.child(keyward::kmip::tags::UNIQUE_IDENTIFIER))
-            .and_then(keyward::ttlv::Item::as_text)
-            .expect("Create answers the id")
-            .to_owned();
+        let uid = common::load::create(&mut client).await;
         let key = common::load::get(&mut client, &uid).await;
         assert_eq!(key.len(), 32);
         client.close().await;

@@ -494,7 +494,6 @@ fn with_secretsmanager_store(text: &mut String, url: &str, akid: &std::path::Pat
 
 #[test]
 fn keyward_serves_create_and_get_from_secrets_manager() {
-    use keyward::kmip::Operation;
     let Some(moto) = Moto::start() else { return };
     let akid = moto.secret_file("serve-akid", "AKIAKEYWARDSERVE");
     let secret = moto.secret_file("serve-secret", "serve-secret-key");
@@ -503,22 +502,7 @@ fn keyward_serves_create_and_get_from_secrets_manager() {
     let rt = common::admin::runtime();
     let uid = rt.block_on(async {
         let mut client = server.client().await;
-        let item = client
-            .call(Operation::CREATE, common::vcenter::create_payload())
-            .await
-            .expect("Create");
-        assert_eq!(
-            item.result_status,
-            keyward::kmip::ResultStatus::SUCCESS,
-            "Create: {item:?}"
-        );
-        let uid = item
-            .payload
-            .as_ref()
-            .and_then(|p| p.child(keyward::kmip::tags::UNIQUE_IDENTIFIER))
-            .and_then(keyward::ttlv::Item::as_text)
-            .expect("Create answers the id")
-            .to_owned();
+        let uid = common::load::create(&mut client).await;
         let key = common::load::get(&mut client, &uid).await;
         assert_eq!(key.len(), 32);
         client.close().await;

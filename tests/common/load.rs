@@ -91,22 +91,7 @@ async fn client_task(
     let mut mine: Vec<(String, Vec<u8>)> = Vec::new();
     let mut n = 0usize;
     while !stop.load(Ordering::SeqCst) {
-        let item = client
-            .call(Operation::CREATE, create_payload())
-            .await
-            .expect("Create");
-        assert_eq!(
-            item.result_status,
-            ResultStatus::SUCCESS,
-            "Create failed: {item:?}"
-        );
-        let uid = item
-            .payload
-            .as_ref()
-            .and_then(|p| p.child(tags::UNIQUE_IDENTIFIER))
-            .and_then(Item::as_text)
-            .expect("Create answers the id")
-            .to_owned();
+        let uid = create(&mut client).await;
         let bytes = get(&mut client, &uid).await;
         keys.lock().unwrap().push((uid.clone(), bytes.clone()));
         mine.push((uid, bytes));
@@ -121,6 +106,25 @@ async fn client_task(
         gets.fetch_add(2, Ordering::Relaxed);
     }
     client.close().await;
+}
+
+/// Create with vCenter's template over `client`, which must succeed: the new key's uid.
+pub(crate) async fn create(client: &mut Client) -> String {
+    let item = client
+        .call(Operation::CREATE, create_payload())
+        .await
+        .expect("Create");
+    assert_eq!(
+        item.result_status,
+        ResultStatus::SUCCESS,
+        "Create failed: {item:?}"
+    );
+    item.payload
+        .as_ref()
+        .and_then(|p| p.child(tags::UNIQUE_IDENTIFIER))
+        .and_then(Item::as_text)
+        .expect("Create answers the id")
+        .to_owned()
 }
 
 /// Get over `client`: the key's 32 bytes.

@@ -217,7 +217,7 @@ impl IndexedStore {
 
     /// The highest version of `uid` this node has seen, if any.
     async fn seen_version(&self, uid: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.local.get(uid).await?.map(|r| r.version))
+        self.local.version_of(uid).await
     }
 
     /// Takes `record` (as the remote store has it) into the index. `Some(seen)`

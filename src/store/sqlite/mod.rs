@@ -161,6 +161,13 @@ impl SqliteStore {
         self.write(WriteOp::Put(record)).await.map(|written| written > 0)
     }
 
+    /// The version of the record with this uid, without reading the record
+    /// (the index of a remote store checks it on every read through).
+    pub async fn version_of(&self, uid: &str) -> Result<Option<u64>, StoreError> {
+        let uid = uid.to_owned();
+        self.reads.run(move |conn| reader::version_of(conn, &uid)).await
+    }
+
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
         let writes = self
             .writes

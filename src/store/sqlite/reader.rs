@@ -89,6 +89,23 @@ pub(super) fn get(conn: &Connection, uid: &str) -> Result<Option<Record>, StoreE
     Ok(load_record(conn, uid)?.map(|(_, record)| record))
 }
 
+/// The version of the record with this uid, without reading the record.
+pub(super) fn version_of(conn: &Connection, uid: &str) -> Result<Option<u64>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT version FROM records WHERE uid = ?1")
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([uid]).map_err(sql_error)?;
+    match rows.next().map_err(sql_error)? {
+        Some(row) => {
+            let v: i64 = row.get(0).map_err(sql_error)?;
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("record {uid} has version {v}")))
+        }
+        None => Ok(None),
+    }
+}
+
 pub(super) fn find(conn: &Connection, query: &Query) -> Result<Vec<String>, StoreError> {
     let (sql, args) = find_sql(query);
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
