@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::framing::read_message;
 use super::tls::{ServerConfigSource, client_identity};
 use crate::auth::{Caller, ClientIdentity};
-use crate::ttlv::{HEADER_LEN, frame_len};
 use rustls_pki_types::CertificateDer;
 
 /// Bounds of the listener. Defaults are safe for an appliance facing vCenter.
@@ -475,14 +475,14 @@ impl<H: RequestHandler> Listener<H> {
     ) -> ConnEnd {
         let mut trust_generation = self.tls.trust().generation();
         loop {
-            let mut header = [0u8; HEADER_LEN];
+            let mut first_byte = [0u8; 1];
             // Idle wait for the first byte of the next message; a shutdown ends it.
             // Biased towards the read: a request that had already arrived when the
             // shutdown began is in flight, and gets its answer (a client that keeps
             // sending is bounded by the drain timeout).
             let first = tokio::select! {
                 biased;
-                r = tokio::time::timeout(self.settings.idle_timeout, io.read(&mut header[..1])) => r,
+                r = tokio::time::timeout(self.settings.idle_timeout, io.read(&mut first_byte)) => r,
                 _ = stop_requested(&mut shutdown) => return ConnEnd::Closed,
             };
             match first {
@@ -490,16 +490,15 @@ impl<H: RequestHandler> Listener<H> {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return ConnEnd::BadInput(e.to_string()),
             }
-            let message = tokio::time::timeout(self.settings.read_timeout, async {
-                io.read_exact(&mut header[1..]).await.map_err(|e| e.to_string())?;
-                let total = frame_len(&header, self.settings.max_message_bytes).map_err(|e| e.to_string())?;
-                read_body(io, header, total, request_bytes).await
-            })
+            let message = tokio::time::timeout(
+                self.settings.read_timeout,
+                read_message(io, first_byte[0], self.settings.max_message_bytes, request_bytes),
+            )
             .await;
             // `_budget` is held until the request has been handled.
             let (message, _budget) = match message {
                 Ok(Ok(m)) => m,
-                Ok(Err(e)) => return ConnEnd::BadInput(e),
+                Ok(Err(e)) => return ConnEnd::BadInput(e.to_string()),
                 Err(_) => return ConnEnd::BadInput("message not completed in time".into()),
             };
             self.stats.messages.fetch_add(1, Ordering::Relaxed);
@@ -540,63 +539,6 @@ impl<H: RequestHandler> Listener<H> {
     }
 }
 
-/// Reads the rest of a message of `total` bytes whose header is `header`.
-///
-/// The buffer grows as bytes arrive — doubling, capped at `total` — so a peer
-/// announcing 1 MiB and sending 24 bytes costs a few hundred bytes, not 1 MiB.
-/// Capacity beyond [`crate::limits::UNBUDGETED_REQUEST_BYTES`] is taken from the
-/// shared `budget` before it is allocated (waiting, within the caller's read
-/// timeout, while other connections hold it); the permit returned with the
-/// message gives it back once dropped.
-async fn read_body<'b, S: AsyncRead + Unpin>(
-    io: &mut S,
-    header: [u8; HEADER_LEN],
-    total: usize,
-    budget: &'b Semaphore,
-) -> Result<(Vec<u8>, Option<SemaphorePermit<'b>>), String> {
-    use crate::limits::{REQUEST_READ_CHUNK_BYTES, UNBUDGETED_REQUEST_BYTES};
-    // `total` is at least the header (`frame_len` adds it).
-    // A Register request carries key material: every buffer that held part of
-    // it is wiped, the ones left behind by growing and the one of a message cut
-    // short alike.
-    let mut message = zeroize::Zeroizing::new(Vec::with_capacity(total.min(REQUEST_READ_CHUNK_BYTES)));
-    message.extend_from_slice(&header);
-    let mut held: Option<SemaphorePermit<'b>> = None;
-    while message.len() < total {
-        if message.len() == message.capacity() {
-            let target = message.capacity().saturating_mul(2).min(total);
-            let charged = |cap: usize| cap.saturating_sub(UNBUDGETED_REQUEST_BYTES);
-            let extra = charged(target) - charged(message.capacity());
-            if extra > 0 {
-                let extra = u32::try_from(extra).map_err(|_| "message too large".to_owned())?;
-                let permit = budget
-                    .acquire_many(extra)
-                    .await
-                    .map_err(|_| "request budget closed".to_owned())?;
-                match held.as_mut() {
-                    Some(h) => h.merge(permit),
-                    None => held = Some(permit),
-                }
-            }
-            // Grown by hand, not by `reserve`: the old buffer is wiped when
-            // its `Zeroizing` drops, where a reallocation would free it as is.
-            let mut grown = zeroize::Zeroizing::new(Vec::with_capacity(target));
-            grown.extend_from_slice(&message);
-            message = grown;
-        }
-        let room = (total - message.len()).min(message.capacity() - message.len());
-        let read = (&mut *io)
-            .take(room as u64)
-            .read_buf(&mut *message)
-            .await
-            .map_err(|e| e.to_string())?;
-        if read == 0 {
-            return Err("connection closed in the middle of a message".into());
-        }
-    }
-    Ok((std::mem::take(&mut *message), held))
-}
-
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn stop_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
@@ -629,64 +571,5 @@ mod tests {
             source_of(ip("2001:db8:1:2::1"))
         );
         assert_ne!(source_of(ip("2001:db8:1:3::1")), source_of(ip("2001:db8:1:2::1")));
-    }
-
-    fn header_of(total: usize) -> [u8; HEADER_LEN] {
-        let mut h = [0x42, 0x00, 0x78, 0x01, 0, 0, 0, 0];
-        h[4..].copy_from_slice(&u32::try_from(total - HEADER_LEN).unwrap().to_be_bytes());
-        h
-    }
-
-    #[tokio::test]
-    async fn a_request_buffer_grows_with_the_data_and_charges_the_shared_budget() {
-        use crate::limits::UNBUDGETED_REQUEST_BYTES;
-        let total = 256 * 1024;
-        let (mut client, mut server) = tokio::io::duplex(1024 * 1024);
-        // Only a few bytes of the announced 256 KiB arrive: the buffer stays small.
-        client.write_all(&[7u8; 100]).await.unwrap();
-        let budget = Semaphore::new(1024 * 1024);
-        let reading = read_body(&mut server, header_of(total), total, &budget);
-        tokio::pin!(reading);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), &mut reading)
-                .await
-                .is_err()
-        );
-        assert_eq!(budget.available_permits(), 1024 * 1024, "nothing charged yet");
-        client
-            .write_all(&vec![7u8; total - HEADER_LEN - 100])
-            .await
-            .unwrap();
-        let (message, held) = reading.await.unwrap();
-        assert_eq!(message.len(), total);
-        assert_eq!(message.capacity(), total, "doubling stops at the announced size");
-        assert_eq!(
-            budget.available_permits(),
-            1024 * 1024 - (total - UNBUDGETED_REQUEST_BYTES),
-            "capacity beyond the allowance is charged while the request is held"
-        );
-        drop(held);
-        assert_eq!(budget.available_permits(), 1024 * 1024);
-    }
-
-    #[tokio::test]
-    async fn an_exhausted_budget_holds_large_requests_but_not_small_ones() {
-        let budget = Semaphore::new(0);
-        // A small request never touches the budget.
-        let (mut client, mut server) = tokio::io::duplex(1024 * 1024);
-        client.write_all(&[1u8; 1000 - HEADER_LEN]).await.unwrap();
-        let (small, held) = read_body(&mut server, header_of(1000), 1000, &budget)
-            .await
-            .unwrap();
-        assert_eq!((small.len(), held.is_none()), (1000, true));
-        // A large one waits for budget (the caller's read timeout then closes it).
-        let total = 512 * 1024;
-        client.write_all(&vec![1u8; total - HEADER_LEN]).await.unwrap();
-        let large = read_body(&mut server, header_of(total), total, &budget);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), large)
-                .await
-                .is_err()
-        );
     }
 }
