@@ -4,17 +4,27 @@
 //! consistent snapshot, taken while the server keeps writing) and written
 //! through [`Store::import`] into a fresh SQLite file: one self-contained file
 //! holding sealed blobs and metadata only, useless without the HSM's root keys.
-//! A restore reads a backup file's records through the same trait (the file is
-//! opened read-only, and only the record columns this build knows are read:
-//! nothing of the file's schema reaches the live store) and imports them.
+//! The file carries a manifest (`backup_manifest`: the number of records and
+//! a digest of them all, MACed under the HSM's root key by the caller) so that
+//! a restore can tell a whole, unchanged backup from one with records removed,
+//! added or put back at older versions.
+//!
+//! A restore opens a backup file read-only and only if its schema is exactly
+//! keyward's (a store's, plus the manifest table): no view, trigger or other
+//! table. It reads the records through the same trait (only the record
+//! columns this build knows: nothing of the file's schema reaches the live
+//! store), checks them against the manifest, and imports them through an
+//! export that fails at its end if they are not the records checked.
 //!
 //! The file is written to `<out>.partial` (created 0600, never over an existing
-//! file), switched to a rollback journal so that it is one file, then linked
-//! into place (a link, unlike a rename, never replaces a file made meanwhile).
+//! file), switched to a rollback journal so that it is one file, read back,
+//! given its manifest, then linked into place (a link, unlike a rename, never
+//! replaces a file made meanwhile).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::backup_manifest::{self, Manifest, ManifestBody, RecordsDigest, RecordsHasher};
 use super::{DEFAULT_PAGE_SIZE, Export, Record, SqliteOptions, SqliteStore, Store, StoreError};
 
 /// Records of one CRK version.
@@ -62,68 +72,166 @@ pub async fn summarize(store: &dyn Store) -> Result<Summary, StoreError> {
     Ok(summary)
 }
 
+/// What `store` holds and the digest of its records, from one consistent
+/// export (a backup file checked against its manifest).
+pub async fn summarize_with_digest(store: &dyn Store) -> Result<(Summary, RecordsDigest), StoreError> {
+    let mut export = store.export(DEFAULT_PAGE_SIZE).await?;
+    let mut summary = Summary::default();
+    let mut hasher = RecordsHasher::new();
+    while let Some(page) = export.next_page().await? {
+        for record in &page {
+            summary.add(record);
+            hasher.add(record)?;
+        }
+    }
+    Ok((summary, hasher.finish()))
+}
+
+/// A backup written to `<out>.partial` and read back, waiting for the MAC of
+/// its manifest; [`PendingBackup::finish`] puts it in place. Dropped
+/// unfinished, the partial file goes.
+#[derive(Debug)]
+pub struct PendingBackup {
+    partial: PartialFile,
+    out: PathBuf,
+    summary: Summary,
+    manifest: ManifestBody,
+}
+
+/// The partial file's name, removed when dropped (the backup's name, once
+/// linked, keeps the file).
+#[derive(Debug)]
+struct PartialFile(PathBuf);
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        remove_partial(&self.0);
+    }
+}
+
 /// Copies everything `store` holds into a new backup file `out` (refused if
-/// `out` exists) and returns what the copy holds.
-pub async fn write_file(store: &dyn Store, out: &Path) -> Result<Summary, StoreError> {
+/// `out` exists): the records are written beside it and read back; the
+/// caller MACs the manifest and calls [`PendingBackup::finish`].
+pub async fn write_file(store: &dyn Store, out: &Path) -> Result<PendingBackup, StoreError> {
     if out.exists() {
         return Err(refuse_overwrite(out));
     }
     let partial = partial_path(out);
     // Created here, 0600 and new: never over another file, never world-readable.
     create_new_private(&partial)?;
-    let result = fill(store, &partial).await;
-    if let Err(e) = result {
-        remove_partial(&partial);
-        return Err(e);
+    let partial = PartialFile(partial);
+    let written = fill(store, &partial.0).await?;
+    // Read back as a restore will read it: the file must hold what was sent.
+    let backup = SqliteStore::open_read_only_exact(&partial.0, SqliteOptions::default(), &[])?;
+    let (summary, found) = summarize_with_digest(&backup).await?;
+    drop(backup);
+    if found != written {
+        return Err(StoreError::Corrupt(
+            "the backup file does not read back as it was written".into(),
+        ));
     }
-    // Put in place by a hard link, which fails if `out` exists (a rename would
-    // replace a file made meanwhile), then the partial name goes.
-    match std::fs::hard_link(&partial, out) {
-        Ok(()) => remove_partial(&partial),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            remove_partial(&partial);
-            return Err(refuse_overwrite(out));
-        }
-        // A file system without hard links (FAT, some network shares): the
-        // existence check and a rename, the best it allows.
-        Err(_) if out.exists() => {
-            remove_partial(&partial);
-            return Err(refuse_overwrite(out));
-        }
-        Err(_) => {
-            std::fs::rename(&partial, out).map_err(|e| io_error("renaming the backup into place", &e))?
-        }
-    }
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        // The new name is durable once the folder is.
-        let _ = d.sync_all();
-    }
-    let backup = open_file(out)?;
-    summarize(&backup).await
+    Ok(PendingBackup {
+        partial,
+        out: out.to_path_buf(),
+        summary,
+        manifest: ManifestBody::new(found, crate::clock::unix_now()),
+    })
 }
 
-async fn fill(store: &dyn Store, partial: &Path) -> Result<(), StoreError> {
+impl PendingBackup {
+    /// What the backup holds.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The manifest to MAC.
+    pub fn manifest(&self) -> &ManifestBody {
+        &self.manifest
+    }
+
+    /// Stores the manifest with its `mac` (made under root key `crk_version`)
+    /// in the file and puts the file in place; returns what it holds.
+    pub fn finish(self, crk_version: u32, mac: Vec<u8>) -> Result<Summary, StoreError> {
+        let manifest = Manifest {
+            body: self.manifest.clone(),
+            crk_version,
+            mac,
+        };
+        let partial = &self.partial.0;
+        backup_manifest::write(partial, &manifest)?;
+        // The file as a restore opens it: exact schema, the same manifest.
+        if open_file(partial)?.manifest.as_ref() != Some(&manifest) {
+            return Err(StoreError::Corrupt(
+                "the backup manifest does not read back as it was written".into(),
+            ));
+        }
+        let out = &self.out;
+        // Put in place by a hard link, which fails if `out` exists (a rename would
+        // replace a file made meanwhile), then the partial name goes.
+        match std::fs::hard_link(partial, out) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(refuse_overwrite(out)),
+            // A file system without hard links (FAT, some network shares): the
+            // existence check and a rename, the best it allows.
+            Err(_) if out.exists() => return Err(refuse_overwrite(out)),
+            Err(_) => {
+                std::fs::rename(partial, out).map_err(|e| io_error("renaming the backup into place", &e))?
+            }
+        }
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            // The new name is durable once the folder is.
+            let _ = d.sync_all();
+        }
+        // The partial name goes when `self` does (the link keeps the file).
+        Ok(self.summary.clone())
+    }
+}
+
+/// Writes the export of `store` into `partial`; answers the digest of the
+/// records sent.
+async fn fill(store: &dyn Store, partial: &Path) -> Result<RecordsDigest, StoreError> {
     let dest = SqliteStore::open(partial, SqliteOptions::default())?;
-    let export = store.export(DEFAULT_PAGE_SIZE).await?;
+    let (export, digest) = backup_manifest::hashing(store.export(DEFAULT_PAGE_SIZE).await?, None);
     dest.import(export, false).await?;
+    let sent = digest
+        .await
+        .map_err(|_| StoreError::Other("the backup's digest task failed".into()))?;
     // One self-contained file: no -wal/-shm beside it.
     tokio::task::spawn_blocking(move || dest.close_as_single_file())
         .await
-        .map_err(|_| StoreError::Other("the backup task failed".into()))?
+        .map_err(|_| StoreError::Other("the backup task failed".into()))??;
+    Ok(sent)
 }
 
-/// Opens the backup file at `path` read-only, as a store to export from.
-/// Fails with a one-line reason when the file is missing, is not a SQLite
-/// database, or is not keyward's.
-pub fn open_file(path: &Path) -> Result<SqliteStore, StoreError> {
-    SqliteStore::open_read_only(path, SqliteOptions::default())
+/// A backup file opened for a restore: its records (read-only) and its
+/// manifest (`None`: written before backups had one).
+#[derive(Debug)]
+pub struct BackupFile {
+    pub records: SqliteStore,
+    pub manifest: Option<Manifest>,
 }
 
-/// An export of the backup file at `path`.
-pub async fn export_file(backup: &dyn Store) -> Result<Export, StoreError> {
-    backup.export(DEFAULT_PAGE_SIZE).await
+/// Opens the backup file at `path` read-only. Fails with a one-line reason
+/// when the file is missing, is not a SQLite database, is not keyward's, or
+/// holds anything but a store's schema and the manifest table.
+pub fn open_file(path: &Path) -> Result<BackupFile, StoreError> {
+    let records = SqliteStore::open_read_only_exact(
+        path,
+        SqliteOptions::default(),
+        &[(backup_manifest::TABLE, backup_manifest::TABLE_SQL)],
+    )?;
+    let manifest = backup_manifest::read(path)?;
+    Ok(BackupFile { records, manifest })
+}
+
+/// An export of the backup file's records that fails at its end (so that an
+/// all-or-nothing import writes nothing) unless they are `expected`: the
+/// records checked before.
+pub async fn export_file(backup: &BackupFile, expected: RecordsDigest) -> Result<Export, StoreError> {
+    let export = backup.records.export(DEFAULT_PAGE_SIZE).await?;
+    Ok(backup_manifest::verified(export, expected))
 }
 
 fn create_new_private(path: &Path) -> Result<(), StoreError> {
@@ -193,13 +301,20 @@ mod tests {
         store
     }
 
+    /// A backup as `keyward backup` writes one, with a stand-in MAC (the
+    /// store keeps the MAC; it does not make or check it).
+    pub(crate) async fn backup(store: &dyn Store, out: &Path) -> Summary {
+        let pending = write_file(store, out).await.unwrap();
+        pending.finish(1, b"stand-in MAC".to_vec()).unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn backup_then_restore_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let store = filled(&dir.path().join("live.db")).await;
 
         let out = dir.path().join("backup.db");
-        let summary = write_file(&store, &out).await.unwrap();
+        let summary = backup(&store, &out).await;
         assert_eq!(summary.records, 3);
         assert_eq!(
             summary.by_crk[&1],
@@ -221,10 +336,23 @@ mod tests {
         assert!(!dir.path().join("backup.db.partial").exists());
         assert!(write_file(&store, &out).await.is_err(), "never overwrites");
 
+        // The manifest: what the file holds, stated and MACed at backup time.
+        let file = open_file(&out).unwrap();
+        let manifest = file.manifest.clone().unwrap();
+        assert_eq!(manifest.crk_version, 1);
+        assert_eq!(manifest.mac, b"stand-in MAC");
+        assert_eq!(manifest.body.records, 3);
+        assert_eq!(manifest.body.keyward_version, env!("CARGO_PKG_VERSION"));
+        assert!(manifest.body.created_at > 1_700_000_000);
+        let (read, found) = summarize_with_digest(&file.records).await.unwrap();
+        assert_eq!(read, summary);
+        manifest.check_records(&found).unwrap();
+        // The digest is the live store's records' digest.
+        assert_eq!(summarize_with_digest(&store).await.unwrap().1, found);
+
         let fresh = MemoryStore::new();
-        let backup = open_file(&out).unwrap();
         let n = fresh
-            .import(export_file(&backup).await.unwrap(), false)
+            .import(export_file(&file, found).await.unwrap(), false)
             .await
             .unwrap();
         assert_eq!(n, 3);
@@ -240,7 +368,7 @@ mod tests {
     async fn backup_of_a_filled_store(dir: &Path) -> PathBuf {
         let store = filled(&dir.join("live.db")).await;
         let out = dir.join("backup.db");
-        write_file(&store, &out).await.unwrap();
+        backup(&store, &out).await;
         out
     }
 
@@ -265,10 +393,11 @@ mod tests {
         assert!(err.to_string().contains("not a table"), "{err}");
     }
 
-    /// A backup file is data, not code: a trigger planted in it must not reach
-    /// the store it is restored into, nor run there.
+    /// A backup file is data, not code: a trigger planted in it is refused, and
+    /// even read through a plain read-only open (as a live store is) it must
+    /// not reach the store its records are imported into, nor run there.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_trigger_planted_in_a_backup_has_no_effect() {
+    async fn a_trigger_planted_in_a_backup_is_refused_and_has_no_effect() {
         let dir = tempfile::tempdir().unwrap();
         let out = backup_of_a_filled_store(dir.path()).await;
         let conn = rusqlite::Connection::open(&out).unwrap();
@@ -284,12 +413,14 @@ mod tests {
         )
         .unwrap();
         drop(conn);
+        let err = open_file(&out).unwrap_err().to_string();
+        assert!(err.contains("is not part of keyward's schema"), "{err}");
 
         let target = dir.path().join("restored.db");
         let restored = SqliteStore::open(&target, SqliteOptions::default()).unwrap();
-        let backup = open_file(&out).unwrap();
+        let backup = SqliteStore::open_read_only(&out, SqliteOptions::default()).unwrap();
         restored
-            .import(export_file(&backup).await.unwrap(), true)
+            .import(backup.export(DEFAULT_PAGE_SIZE).await.unwrap(), true)
             .await
             .unwrap();
         // New writes into the restored store fire nothing either.
@@ -322,6 +453,131 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM stolen", [], |row| row.get(0))
             .unwrap();
         assert_eq!(stolen, 0);
+    }
+
+    /// A copy of `from` at `name`, changed by `sql` (run with `old`, if any, attached).
+    fn tampered(from: &Path, name: &str, old: Option<&Path>, sql: &str) -> PathBuf {
+        let to = from.with_file_name(name);
+        std::fs::copy(from, &to).unwrap();
+        let conn = rusqlite::Connection::open(&to).unwrap();
+        if let Some(old) = old {
+            conn.execute("ATTACH ?1 AS old", [old.to_str().unwrap()]).unwrap();
+        }
+        conn.execute_batch(sql).unwrap();
+        to
+    }
+
+    async fn check(path: &Path) -> Result<(), crate::store::backup_manifest::ManifestMismatch> {
+        let file = open_file(path).unwrap();
+        let (_, found) = summarize_with_digest(&file.records).await.unwrap();
+        file.manifest.unwrap().check_records(&found)
+    }
+
+    /// What a record's seal cannot show — a record removed, one put back at
+    /// an older version of itself, the manifest of another backup — the
+    /// manifest does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_removed_or_rolled_back_do_not_match_the_manifest() {
+        use crate::store::backup_manifest::ManifestMismatch;
+        let dir = tempfile::tempdir().unwrap();
+        let store = filled(&dir.path().join("live.db")).await;
+        let earlier = dir.path().join("earlier.db");
+        backup(&store, &earlier).await;
+        let mut a = store.get("a").await.unwrap().unwrap();
+        a.state = 2;
+        a.updated_at = 5;
+        store.update(&a, 1).await.unwrap();
+        let out = dir.path().join("backup.db");
+        backup(&store, &out).await;
+        check(&out).await.unwrap();
+
+        let removed = tampered(
+            &out,
+            "removed.db",
+            Some(&earlier),
+            "DELETE FROM record_index WHERE seq = (SELECT seq FROM records WHERE uid = 'c');
+             DELETE FROM records WHERE uid = 'c';",
+        );
+        assert_eq!(
+            check(&removed).await,
+            Err(ManifestMismatch::Count { manifest: 3, file: 2 })
+        );
+        let rolled_back = tampered(
+            &out,
+            "rolled-back.db",
+            Some(&earlier),
+            "UPDATE records SET (state, version, updated_at, sealed, attributes) =
+                 (SELECT state, version, updated_at, sealed, attributes FROM old.records WHERE uid = 'a')
+             WHERE uid = 'a';",
+        );
+        assert_eq!(check(&rolled_back).await, Err(ManifestMismatch::Digest));
+        // The earlier backup's manifest (genuine, MACed) over these records.
+        let swapped = tampered(
+            &out,
+            "swapped.db",
+            Some(&earlier),
+            "DELETE FROM backup_manifest; INSERT INTO backup_manifest SELECT * FROM old.backup_manifest;",
+        );
+        assert_eq!(check(&swapped).await, Err(ManifestMismatch::Digest));
+        // And an import of records other than those checked writes nothing.
+        let target = SqliteStore::open(dir.path().join("target.db"), SqliteOptions::default()).unwrap();
+        target.create(&record("z", 1, b"blob-z")).await.unwrap();
+        let file = open_file(&rolled_back).unwrap();
+        let checked = summarize_with_digest(&open_file(&out).unwrap().records)
+            .await
+            .unwrap()
+            .1;
+        let err = target
+            .import(export_file(&file, checked).await.unwrap(), true)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not the ones checked"), "{err}");
+        assert_eq!(target.list_page(None, 10).await.unwrap().len(), 1);
+        assert!(target.get("z").await.unwrap().is_some());
+    }
+
+    /// A backup file holds a store's schema and the manifest table, nothing
+    /// else; one without the manifest table is a backup from before manifests.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_a_store_schema_and_the_manifest_table_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = backup_of_a_filled_store(dir.path()).await;
+        let old_style = tampered(&out, "old-style.db", None, "DROP TABLE backup_manifest;");
+        let file = open_file(&old_style).unwrap();
+        assert!(file.manifest.is_none());
+        assert_eq!(summarize(&file.records).await.unwrap().records, 3);
+
+        for (sql, needle) in [
+            (
+                "CREATE TABLE extra (x)",
+                "table `extra` is not part of keyward's schema",
+            ),
+            (
+                "CREATE INDEX extra ON records (state)",
+                "index `extra` is not part of",
+            ),
+            ("CREATE VIEW extra AS SELECT 1", "view `extra` is not part of"),
+            ("DROP INDEX records_by_crk", "index `records_by_crk` is missing"),
+            (
+                "ALTER TABLE backup_manifest ADD COLUMN x",
+                "table `backup_manifest` differs",
+            ),
+            (
+                "ALTER TABLE record_index ADD COLUMN x",
+                "table `record_index` differs",
+            ),
+            (
+                "INSERT INTO backup_manifest SELECT * FROM backup_manifest",
+                "holds 2 rows, not one",
+            ),
+            ("UPDATE backup_manifest SET digest = x'00'", "not 32 bytes"),
+            ("UPDATE backup_manifest SET format = 2", "manifest format 2"),
+        ] {
+            let bad = tampered(&out, "bad.db", None, sql);
+            let err = open_file(&bad).unwrap_err().to_string();
+            assert!(err.contains(needle), "{sql}: {err}");
+            std::fs::remove_file(&bad).unwrap();
+        }
     }
 
     #[test]
