@@ -73,9 +73,11 @@ subcommands! {
     /// Rotate the root key (re-seal every key under a new one), retire old ones, show status.
     #[command(subcommand)]
     Root(root::RootCommand),
-    /// Copy the key store to a backup file while the server runs (sealed keys only).
+    /// Copy the key store to a backup file while the server runs (sealed keys only), with a
+    /// manifest MACed under the HSM's root key.
     Backup(backup::BackupCommand),
-    /// Restore a backup into a fresh store, refusing one sealed under root keys the HSM lacks.
+    /// Restore a backup into a fresh store, refusing one whose manifest does not match it or
+    /// that is sealed under root keys the HSM lacks.
     Restore(restore::RestoreCommand),
     /// Create a development PKI (CA, server and client certificates).
     #[command(subcommand)]

@@ -1,19 +1,25 @@
-//! `keyward restore`: put a backup back into a fresh store, after checking that
-//! the HSM holds every root key its key material is sealed under, and prove
-//! it by opening a sample of keys through the key service.
+//! `keyward restore`: put a backup back into a fresh store, after checking
+//! that it is whole and unchanged (its manifest: MAC through the HSM, record
+//! count and digest) and that the HSM holds every root key its key material
+//! is sealed under, and prove it by opening a sample of keys through the key
+//! service.
 //!
-//! The backup's records are read through the `Store` trait (the file opened
-//! read-only, only the record columns this build knows) and imported into the
-//! configured store in one step: nothing of the file's schema — a trigger, a
-//! view, an extra table — reaches the store.
+//! The backup file is opened read-only and only if its schema is exactly
+//! keyward's (a store's and the manifest table); its records are read through
+//! the `Store` trait (only the record columns this build knows) and imported
+//! into the configured store in one step, through an export that fails at its
+//! end unless they are the records checked: nothing of the file's schema — a
+//! trigger, a view, an extra table — reaches the store, and a file changed
+//! after the check imports nothing.
 
 use std::path::PathBuf;
 
 use super::direct::{AdminLock, Direct, runtime};
 use super::{CliError, CliResult, RunCommand};
 use crate::hsm::CrkVersion;
+use crate::keys::backup_mac::{self, ManifestMacError};
 use crate::store::OpenMode;
-use crate::store::backup;
+use crate::store::backup::{self, BackupFile};
 
 /// Records with material opened to verify a restore, unless `--verify-all`.
 const DEFAULT_SAMPLE: u64 = 64;
@@ -32,6 +38,12 @@ pub struct RestoreCommand {
     /// Open every restored key, not a sample.
     #[arg(long)]
     verify_all: bool,
+    /// Restore a backup that has no manifest: only for backups written by a
+    /// keyward before backups carried one. Nothing then shows records removed
+    /// from it, added to it or put back at older versions (a warning says so).
+    /// A backup that has a manifest is checked against it all the same.
+    #[arg(long)]
+    no_manifest: bool,
 }
 
 impl RunCommand for RestoreCommand {
@@ -39,8 +51,9 @@ impl RunCommand for RestoreCommand {
         // Every check before anything is written: a refused restore changes nothing.
         let rt = runtime()?;
         let source = backup::open_file(&self.from).map_err(|e| CliError::from(e).context("restore"))?;
-        let summary = rt
-            .block_on(backup::summarize(&source))
+        self.check_manifest_present(&source)?;
+        let (summary, found) = rt
+            .block_on(backup::summarize_with_digest(&source.records))
             .map_err(|e| CliError::from(e).context("restore"))?;
         let direct = Direct::open(&self.config)?;
         let _lock = AdminLock::acquire(&direct.config, "restore")?;
@@ -57,6 +70,25 @@ impl RunCommand for RestoreCommand {
                 missing.join(", ")
             )));
         }
+        if let Some(manifest) = &source.manifest {
+            // The MAC first (is the manifest the HSM's?), then the records against it.
+            let crk = CrkVersion(manifest.crk_version);
+            let verified = match versions.contains(&crk) {
+                true => rt.block_on(backup_mac::verify_manifest(&direct.hsm, manifest)),
+                false => Err(ManifestMacError::RootKeyMissing(crk)),
+            };
+            verified.map_err(|e| CliError::new(format!("refusing {}: {e}", self.from.display())))?;
+            manifest
+                .check_records(&found)
+                .map_err(|e| CliError::new(format!("refusing {}: {e}", self.from.display())))?;
+            println!(
+                "manifest verified: {} records, written {} by keyward {}, MACed under {}",
+                manifest.body.records,
+                super::clients::format_time(manifest.body.created_at),
+                manifest.body.keyward_version,
+                crk.label()
+            );
+        }
         let existing = direct.existing_store(OpenMode::Existing)?;
         if let Some(store) = &existing {
             let n: u64 = rt.block_on(store.count_by_crk())?.values().sum();
@@ -72,7 +104,7 @@ impl RunCommand for RestoreCommand {
         };
         // Every record the store held is replaced, in one step (all or nothing).
         rt.block_on(async {
-            let records = backup::export_file(&source).await?;
+            let records = backup::export_file(&source, found).await?;
             store.import(records, true).await
         })
         .map_err(|e| CliError::from(e).context("restore"))?;
@@ -121,6 +153,29 @@ impl RunCommand for RestoreCommand {
             )));
         }
         println!("verified: {checked} of {with_material} keys opened under the HSM's root keys");
+        Ok(())
+    }
+}
+
+impl RestoreCommand {
+    /// A backup without a manifest is refused unless `--no-manifest` says it
+    /// is one written before backups carried a manifest.
+    fn check_manifest_present(&self, source: &BackupFile) -> CliResult {
+        if source.manifest.is_some() {
+            return Ok(());
+        }
+        if !self.no_manifest {
+            return Err(CliError::new(format!(
+                "refusing {}: it has no manifest, so nothing shows that it is whole and unchanged; \
+                 a backup written by a keyward from before manifests can be restored with --no-manifest",
+                self.from.display()
+            )));
+        }
+        eprintln!(
+            "keyward: warning: {} has no manifest (--no-manifest): records removed from it, added to it \
+             or put back at older versions cannot be detected",
+            self.from.display()
+        );
         Ok(())
     }
 }

@@ -16,7 +16,8 @@
 //! its versions was bound when keyward wrote it). The local index of a remote
 //! store remembers the highest version each node has seen and refuses older
 //! ones (store::indexed); a store rolled back before a node ever saw the newer
-//! version is not detected. Records written by earlier builds (seal v1: uid and
+//! version is not detected. A backup file is covered as a whole by its
+//! manifest (`backup_mac`). Records written by earlier builds (seal v1: uid and
 //! type; v2: and group) still open, unbound in their other fields, until their
 //! next change or `keyward root rotate` binds them.
 

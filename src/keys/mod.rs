@@ -7,6 +7,7 @@
 //! plaintext lives only in zeroizing buffers.
 
 pub mod admin;
+pub mod backup_mac;
 mod binding;
 mod error;
 pub mod lifecycle;

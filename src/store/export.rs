@@ -55,6 +55,11 @@ impl Export {
 }
 
 impl ExportSender {
+    /// Sends one page from async code; `false` when the reader went away.
+    pub async fn send(&self, page: Result<Vec<Record>, StoreError>) -> bool {
+        self.pages.send(page).await.is_ok()
+    }
+
     /// Sends one page from blocking code; `false` when the reader went away.
     pub fn blocking_send(&self, page: Result<Vec<Record>, StoreError>) -> bool {
         self.pages.blocking_send(page).is_ok()

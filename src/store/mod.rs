@@ -20,6 +20,7 @@
 //! `Arc<dyn Store>`, and it avoids a proc-macro dependency for six methods.
 
 pub mod backup;
+pub mod backup_manifest;
 pub mod conformance;
 mod error;
 mod export;

@@ -8,6 +8,7 @@
 mod common;
 
 mod audit_cli;
+mod backup_manifest;
 mod backup_restore;
 mod cli_clients;
 mod keys_inventory;

@@ -102,7 +102,28 @@ impl SqliteStore {
     /// migration, nothing written to the file (a backup file being restored).
     /// Refuses a file that is not a keyward database of a schema this build reads.
     pub fn open_read_only(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_read_only_checked(path.as_ref(), options, None)
+    }
+
+    /// [`SqliteStore::open_read_only`] for a file from elsewhere (a backup):
+    /// also refuses a file whose schema is not exactly this build's schema of
+    /// the version the file records, plus any of the `optional` tables (name,
+    /// the SQL that makes it): no view, trigger, extra table or index, and
+    /// nothing altered.
+    pub fn open_read_only_exact(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        optional: &[(&str, &str)],
+    ) -> Result<Self, StoreError> {
+        Self::open_read_only_checked(path.as_ref(), options, Some(optional))
+    }
+
+    fn open_read_only_checked(
+        path: &Path,
+        options: SqliteOptions,
+        exact: Option<&[(&str, &str)]>,
+    ) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         if !path.is_file() {
             return Err(StoreError::Other(format!("{}: no such file", path.display())));
         }
@@ -122,6 +143,9 @@ impl SqliteStore {
                 schema::READABLE_SINCE,
                 schema::current_version()
             )));
+        }
+        if let Some(optional) = exact {
+            schema::check_exact(&conn, found, optional).map_err(not_ours)?;
         }
         drop(conn);
         let reads = Arc::new(ReadPool::new(path.clone(), options.readers, options.busy_timeout));

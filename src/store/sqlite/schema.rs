@@ -42,6 +42,9 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX records_by_group;",
 ];
 
+/// The table holding the schema version, made before any migration runs.
+const META_TABLE: &str = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)";
+
 /// The oldest schema version whose records this build reads unchanged
 /// (versions since then add indexes only): a backup written by an earlier
 /// build restores, and a read-only command opens a store the server has not
@@ -82,8 +85,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-        .map_err(sql_error)?;
+    conn.execute_batch(META_TABLE).map_err(sql_error)?;
     let found: i64 = conn
         .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
             row.get(0)
@@ -132,6 +134,55 @@ pub(super) fn read_version(conn: &Connection) -> Result<i64, StoreError> {
     .map_err(sql_error)
 }
 
+/// One entry of a database's schema: type, name, table and the SQL that made it.
+type SchemaObject = (String, String, String, Option<String>);
+
+fn schema_objects(conn: &Connection) -> Result<Vec<SchemaObject>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .map_err(sql_error)?;
+    rows.map(|r| r.map_err(sql_error)).collect()
+}
+
+/// Checks that the schema of `conn` (a file of schema `version` from
+/// elsewhere: a backup) is exactly the one this build makes for that version,
+/// plus those of the `optional` tables (name, SQL) the file holds: nothing
+/// more (a view, a trigger, another table or index), nothing less, nothing
+/// altered. The reference is built by running the same SQL in memory.
+pub(super) fn check_exact(
+    conn: &Connection,
+    version: i64,
+    optional: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    let found = schema_objects(conn)?;
+    let reference = Connection::open_in_memory().map_err(sql_error)?;
+    reference.execute_batch(META_TABLE).map_err(sql_error)?;
+    let steps = usize::try_from(version).unwrap_or(0);
+    for step in MIGRATIONS.iter().take(steps) {
+        reference.execute_batch(step).map_err(sql_error)?;
+    }
+    for (name, sql) in optional {
+        if found.iter().any(|(kind, n, _, _)| kind == "table" && n == name) {
+            reference.execute_batch(sql).map_err(sql_error)?;
+        }
+    }
+    let expected = schema_objects(&reference)?;
+    if let Some((kind, name, _, _)) = found.iter().find(|o| !expected.contains(o)) {
+        let why = match expected.iter().any(|(k, n, _, _)| k == kind && n == name) {
+            true => "differs from keyward's",
+            false => "is not part of keyward's schema",
+        };
+        return Err(StoreError::Corrupt(format!("{kind} `{name}` {why}")));
+    }
+    if let Some((kind, name, _, _)) = expected.iter().find(|o| !found.contains(o)) {
+        return Err(StoreError::Corrupt(format!("{kind} `{name}` is missing")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +203,10 @@ mod tests {
         let old = crate::store::SqliteStore::open_read_only(&path, Default::default());
         assert!(old.is_ok(), "{:?}", old.err());
         drop(old);
+        // And so does the exact open of a backup file (an older build's backup).
+        let exact = crate::store::SqliteStore::open_read_only_exact(&path, Default::default(), &[]);
+        assert!(exact.is_ok(), "{:?}", exact.err());
+        drop(exact);
         let conn = Connection::open(&path).unwrap();
         migrate(&conn).unwrap();
         assert_eq!(read_version(&conn).unwrap(), current_version());
