@@ -41,7 +41,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cases: &Path, corpus: &Path) -> Result<(usize, usize), String> {
-    let dirs = ["ttlv_decode", "kmip_request", "kmip_xml", "request_path", "framing"].map(|d| corpus.join(d));
+    let dirs = [
+        "ttlv_decode",
+        "kmip_request",
+        "kmip_xml",
+        "request_path",
+        "framing",
+    ]
+    .map(|d| corpus.join(d));
     for d in &dirs {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }

@@ -39,7 +39,11 @@ struct Pieces<'a> {
 }
 
 impl AsyncRead for Pieces<'_> {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let size = self.sizes[self.turn % 4];
         self.turn += 1;
         let n = size.min(self.data.len()).min(buf.remaining());
@@ -101,7 +105,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let max = MAX_MESSAGE_BYTES[usize::from(data[0]) % MAX_MESSAGE_BYTES.len()];
     // Pieces of 1 to 256 bytes, some of them much larger.
-    let piece = |b: u8| if b >= 0xF0 { usize::from(b) * 1024 } else { usize::from(b) + 1 };
+    let piece = |b: u8| {
+        if b >= 0xF0 {
+            usize::from(b) * 1024
+        } else {
+            usize::from(b) + 1
+        }
+    };
     let sizes = [piece(data[1]), piece(data[2]), piece(data[3]), piece(data[4])];
     let stream = &data[5..];
     // As the listener does: the budget is at least one largest message.

@@ -15,7 +15,11 @@ fn check(item: &Item, ph: &Placeholders) {
         assert_eq!(again.as_ref(), Ok(item), "XML round trip:\n{text}");
     }
     let js = json::write_item(item, ph);
-    assert_eq!(json::read_item(&js, &mut ph.clone()).as_ref(), Ok(item), "JSON round trip:\n{js}");
+    assert_eq!(
+        json::read_item(&js, &mut ph.clone()).as_ref(),
+        Ok(item),
+        "JSON round trip:\n{js}"
+    );
     let redacted = WriteOptions { redact: true };
     if let Ok(text) = xml::write_item_with(item, ph, &redacted)
         && let Ok(again) = xml::read_item(&text, &mut ph.clone())

@@ -134,7 +134,13 @@ fn password_hash() -> PasswordHash {
     let salt = [7u8; 16];
     let mut hash = [0u8; 32];
     let rounds = NonZeroU32::new(MIN_ITERATIONS).expect("non-zero");
-    aws_lc_rs::pbkdf2::derive(aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256, rounds, &salt, TENANT_PASSWORD, &mut hash);
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        &salt,
+        TENANT_PASSWORD,
+        &mut hash,
+    );
     let text = format!("pbkdf2-sha256${MIN_ITERATIONS}${}${}", hex(&salt), hex(&hash));
     PasswordHash::parse(&text).expect("a well-formed hash")
 }
@@ -221,8 +227,14 @@ fuzz_target!(|data: &[u8]| {
         key_block: KeyBlock::raw(CryptographicAlgorithm::AES, SecretBytes::from_slice(&FOREIGN_KEY)),
     }
     .into_item();
-    h.rt.block_on(keys.create("other", ObjectType::SYMMETRIC_KEY, &foreign, Vec::new(), 1_700_000_000))
-        .expect("the foreign key is stored");
+    h.rt.block_on(keys.create(
+        "other",
+        ObjectType::SYMMETRIC_KEY,
+        &foreign,
+        Vec::new(),
+        1_700_000_000,
+    ))
+    .expect("the foreign key is stored");
     ops.keys = Arc::new(keys);
     // One connection: its caller (and its proved credential) spans the messages.
     let identity = if selector & 1 == 1 { &h.tenant } else { &h.open };
@@ -235,10 +247,17 @@ fuzz_target!(|data: &[u8]| {
             assert!(!decodes, "a TTLV message got no answer");
             continue;
         };
-        assert!(response.len() <= h.limits.max_message_bytes, "answer over the maximum size");
+        assert!(
+            response.len() <= h.limits.max_message_bytes,
+            "answer over the maximum size"
+        );
         let tree = decode_with(&response, &h.limits).expect("the answer decodes");
         let model = ResponseMessage::from_item(&tree).expect("the answer is a response message");
-        assert_eq!(model.batch_items.len(), handled.outcomes.len(), "an answer without its audit outcome");
+        assert_eq!(
+            model.batch_items.len(),
+            handled.outcomes.len(),
+            "an answer without its audit outcome"
+        );
         assert!(
             input_has_foreign_key || !contains(&response, &FOREIGN_KEY),
             "another group's key material reached a client"

@@ -38,12 +38,6 @@ pub struct RestoreCommand {
     /// Open every restored key, not a sample.
     #[arg(long)]
     verify_all: bool,
-    /// Restore a backup that has no manifest: only for backups written by a
-    /// keyward before backups carried one. Nothing then shows records removed
-    /// from it, added to it or put back at older versions (a warning says so).
-    /// A backup that has a manifest is checked against it all the same.
-    #[arg(long)]
-    no_manifest: bool,
 }
 
 impl RunCommand for RestoreCommand {
@@ -158,24 +152,17 @@ impl RunCommand for RestoreCommand {
 }
 
 impl RestoreCommand {
-    /// A backup without a manifest is refused unless `--no-manifest` says it
-    /// is one written before backups carried a manifest.
+    /// A backup without a manifest is refused, with no switch to take it
+    /// anyway: a manifest stripped from a file would look the same.
     fn check_manifest_present(&self, source: &BackupFile) -> CliResult {
         if source.manifest.is_some() {
             return Ok(());
         }
-        if !self.no_manifest {
-            return Err(CliError::new(format!(
-                "refusing {}: it has no manifest, so nothing shows that it is whole and unchanged; \
-                 a backup written by a keyward from before manifests can be restored with --no-manifest",
-                self.from.display()
-            )));
-        }
-        eprintln!(
-            "keyward: warning: {} has no manifest (--no-manifest): records removed from it, added to it \
-             or put back at older versions cannot be detected",
+        Err(CliError::new(format!(
+            "refusing {}: it has no manifest, so nothing shows that it is whole and unchanged \
+             (a backup written before backups carried a manifest: take a new backup with this \
+             version from the live store)",
             self.from.display()
-        );
-        Ok(())
+        )))
     }
 }

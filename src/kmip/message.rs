@@ -90,6 +90,19 @@ impl std::fmt::Debug for CredentialValue {
     }
 }
 
+/// Wipes every Password in a decoded tree. Byte strings wipe themselves
+/// (they are `SecretBytes`), text strings do not: the model keeps its own copy
+/// of a password as a `SecretString`, and this wipes the tree's before it is
+/// dropped.
+pub fn wipe_passwords(item: &mut Item) {
+    use zeroize::Zeroize;
+    match &mut item.value {
+        Value::Structure(children) => children.iter_mut().for_each(wipe_passwords),
+        Value::TextString(text) if item.tag == tags::PASSWORD => text.zeroize(),
+        _ => {}
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
     pub credential_type: CredentialType,

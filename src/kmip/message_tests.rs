@@ -231,6 +231,15 @@ fn credentials_are_typed_and_redacted() {
         vec![text(tags::PASSWORD, "hunter2")],
     ));
     assert_eq!(format!("{device:?}"), "Other(<redacted>)");
+
+    // The tree's own copy is wiped once the model holds the password; the
+    // username and everything else stay as they were.
+    let mut tree = tree;
+    wipe_passwords(&mut tree);
+    let wiped = encode_to_vec(&tree);
+    assert!(!wiped.windows(7).any(|w| w == b"hunter2"));
+    assert!(wiped.windows(7).any(|w| w == b"vcenter"));
+    assert_eq!(parse(&tree).header.batch_count, 1);
 }
 
 #[test]

@@ -52,10 +52,12 @@ pub async fn read_message<'b, S: AsyncRead + Unpin>(
 ) -> Result<(Vec<u8>, Option<SemaphorePermit<'b>>), FramingError> {
     let mut header = [0u8; HEADER_LEN];
     header[0] = first;
-    io.read_exact(&mut header[1..]).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => FramingError::Truncated,
-        _ => FramingError::Io(e.to_string()),
-    })?;
+    io.read_exact(&mut header[1..])
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => FramingError::Truncated,
+            _ => FramingError::Io(e.to_string()),
+        })?;
     let total = frame_len(&header, max_message_bytes).map_err(FramingError::Frame)?;
     read_body(io, header, total, budget).await
 }

@@ -97,17 +97,24 @@ impl Operations {
     /// Answers one request message.
     pub async fn handle(&self, caller: &Caller, request: &[u8]) -> Handled {
         let now = crate::clock::unix_now();
-        let Ok(tree) = ttlv::decode_with(request, &self.limits) else {
+        let Ok(mut tree) = ttlv::decode_with(request, &self.limits) else {
             // Not even TTLV: nothing to answer in, no version to answer with.
             return Handled {
                 response: None,
                 outcomes: Vec::new(),
             };
         };
-        let message = match DecodedRequest::from_item(&tree) {
+        let decoded = DecodedRequest::from_item(&tree);
+        let tree_version = request_protocol_version(&tree);
+        // The request tree may hold a password (the typed request keeps its own
+        // copy, wiped on drop) and key material (Register; byte strings wipe
+        // themselves): the typed request owns what it needs from here on.
+        crate::kmip::message::wipe_passwords(&mut tree);
+        drop(tree);
+        let message = match decoded {
             Ok(m) => m,
             Err(e) => {
-                let version = request_protocol_version(&tree).unwrap_or(ProtocolVersion::V1_0);
+                let version = tree_version.unwrap_or(ProtocolVersion::V1_0);
                 let error = OpError::from(e);
                 let item = ResponseBatchItem::failure(None, None, error.reason, error.message.clone());
                 let outcome = ItemOutcome {
@@ -121,9 +128,6 @@ impl Operations {
                 };
             }
         };
-        // The request tree may hold key material (Register): the typed request
-        // owns what it needs from here on.
-        drop(tree);
         let DecodedRequest { header, mut items } = message;
         let version = header.protocol_version;
         let operations: Vec<Operation> = items.iter().map(|i| i.operation).collect();
