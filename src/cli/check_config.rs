@@ -299,7 +299,7 @@ fn check_hsm(config: &Config, report: &mut Report) {
     let hsm = match crate::hsm::open(&hsm_config) {
         Ok(hsm) => hsm,
         Err(e) => {
-            report.fail("hsm", format!("token {:?}: {e}", config.hsm.token_label));
+            report.fail("hsm", format!("{}: {e}", config.hsm.token));
             return;
         }
     };

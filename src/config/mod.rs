@@ -33,7 +33,7 @@
 //!
 //! [hsm]
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
-//! token_label = "keyward"
+//! token_label = "keyward"   # or token_uri = "pkcs11:token=keyward;serial=..." (RFC 7512)
 //! pin_file = "hsm.pin"       # or a systemd credential named by pin_credential
 //! call_timeout = 5
 //!
@@ -161,8 +161,8 @@ pub enum TlsVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HsmConfig {
     pub module: PathBuf,
-    pub token_label: String,
-    pub slot: Option<u64>,
+    /// `token_label` (and `slot`), or the fields of `token_uri`.
+    pub token: crate::hsm::TokenSelector,
     /// File holding the user PIN (used when no systemd credential is present).
     pub pin_file: Option<PathBuf>,
     /// Name of the systemd credential holding the PIN (`$CREDENTIALS_DIRECTORY/<name>`).
@@ -207,8 +207,8 @@ impl HsmConfig {
     /// credential or the PIN file (never from the configuration itself).
     pub fn settings(&self) -> Result<crate::hsm::HsmConfig, ConfigError> {
         let pin = self.read_pin()?;
-        let mut settings = crate::hsm::HsmConfig::new(&self.module, &self.token_label, pin);
-        settings.slot_id = self.slot;
+        let mut settings = crate::hsm::HsmConfig::new(&self.module, "", pin);
+        settings.token = self.token.clone();
         settings.call_timeout = self.call_timeout;
         Ok(settings)
     }

@@ -84,7 +84,9 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawHsm {
     module: String,
-    token_label: String,
+    token_label: Option<String>,
+    /// An RFC 7512 PKCS#11 URI, instead of `token_label` and `slot`.
+    token_uri: Option<String>,
     slot: Option<i64>,
     pin_file: Option<String>,
     pin_credential: Option<String>,
@@ -392,10 +394,6 @@ fn tls(raw: RawTls, base: &Path) -> Result<TlsConfig, ConfigError> {
 }
 
 fn hsm(raw: RawHsm, base: &Path) -> Result<HsmConfig, ConfigError> {
-    if raw.token_label.is_empty() || raw.token_label.len() > 32 {
-        // PKCS#11 token labels are a 32-byte, blank-padded field.
-        return Err(ConfigError::invalid("hsm.token_label", "must be 1 to 32 bytes"));
-    }
     let slot = match raw.slot {
         None => None,
         Some(n) if n >= 0 => Some(n as u64),
@@ -403,6 +401,40 @@ fn hsm(raw: RawHsm, base: &Path) -> Result<HsmConfig, ConfigError> {
             return Err(ConfigError::invalid(
                 "hsm.slot",
                 format!("must be >= 0 (got {n})"),
+            ));
+        }
+    };
+    let token = match (raw.token_label, raw.token_uri) {
+        (Some(label), None) => {
+            if label.is_empty() || label.len() > 32 {
+                // PKCS#11 token labels are a 32-byte, blank-padded field.
+                return Err(ConfigError::invalid("hsm.token_label", "must be 1 to 32 bytes"));
+            }
+            crate::hsm::TokenSelector {
+                slot_id: slot,
+                ..crate::hsm::TokenSelector::by_label(label)
+            }
+        }
+        (None, Some(uri)) => {
+            if slot.is_some() {
+                return Err(ConfigError::invalid(
+                    "hsm.slot",
+                    "not with token_uri: give the slot as the URI's slot-id",
+                ));
+            }
+            crate::hsm::TokenSelector::from_uri(&uri)
+                .map_err(|e| ConfigError::invalid("hsm.token_uri", e.to_string()))?
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "hsm.token_uri",
+                "give token_label or token_uri, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                "hsm.token_label",
+                "missing: name the token by token_label, or by token_uri (an RFC 7512 PKCS#11 URI)",
             ));
         }
     };
@@ -417,8 +449,7 @@ fn hsm(raw: RawHsm, base: &Path) -> Result<HsmConfig, ConfigError> {
     }
     Ok(HsmConfig {
         module: path("hsm.module", &raw.module, base)?,
-        token_label: raw.token_label,
-        slot,
+        token,
         pin_file: raw.pin_file.map(|p| path("hsm.pin_file", &p, base)).transpose()?,
         pin_credential,
         call_timeout: seconds("hsm.call_timeout", raw.call_timeout, HSM_CALL_TIMEOUT_S)?,

@@ -192,6 +192,41 @@ fn bad_values_name_their_key() {
         invalid_key(&MINIMAL.replace("token_label = \"keyward\"", "token_label = \"\"")),
         "hsm.token_label"
     );
+    // The token by an RFC 7512 URI instead of its label: not both, no `slot`
+    // beside it, nothing but token selection in it.
+    let by_uri = MINIMAL.replace(
+        "token_label = \"keyward\"",
+        "token_uri = \"pkcs11:token=keyward;serial=7c1d9f0a5be4c2d1;slot-id=2\"",
+    );
+    let token = Config::from_toml(&by_uri, Path::new("/")).unwrap().hsm.token;
+    assert_eq!(
+        (token.label.as_deref(), token.serial.as_deref(), token.slot_id),
+        (Some("keyward"), Some("7c1d9f0a5be4c2d1"), Some(2))
+    );
+    let both = MINIMAL.replace(
+        "token_label = \"keyward\"",
+        "token_label = \"keyward\"\ntoken_uri = \"pkcs11:token=keyward\"",
+    );
+    assert_eq!(invalid_key(&both), "hsm.token_uri");
+    assert_eq!(
+        invalid_key(&by_uri.replace("token_uri", "slot = 1\ntoken_uri")),
+        "hsm.slot"
+    );
+    assert_eq!(
+        invalid_key(&MINIMAL.replace("token_label = \"keyward\"", "")),
+        "hsm.token_label"
+    );
+    let pin_inline = MINIMAL.replace(
+        "token_label = \"keyward\"",
+        "token_uri = \"pkcs11:token=keyward?pin-value=123456\"",
+    );
+    let err = Config::from_toml(&pin_inline, Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hsm.token_uri") && err.contains("pin_file") && !err.contains("123456"),
+        "{err}"
+    );
     assert_eq!(
         invalid_key(&MINIMAL.replace("pin_file = \"hsm.pin\"", "pin_credential = \"../pin\"")),
         "hsm.pin_credential"

@@ -22,13 +22,10 @@ const MAX_PIN_FILE_BYTES: u64 = 4096;
 pub struct HsmConfig {
     /// Path of the PKCS#11 module (`libsofthsm2.so`, a vendor library, ...).
     pub module: PathBuf,
-    /// Label of the token that holds the CRKs.
-    pub token_label: String,
+    /// Which token holds the CRKs: its label, or an RFC 7512 URI's fields.
+    pub token: super::TokenSelector,
     /// User PIN. Comes from a file or a systemd credential, never argv/config.
     pub pin: SecretString,
-    /// Pin the slot; otherwise the token is found by label (slot ids of some
-    /// modules, SoftHSM among them, change between processes).
-    pub slot_id: Option<u64>,
     /// Most PKCS#11 sessions kept open (and so most concurrent HSM calls).
     pub session_pool_size: usize,
     /// Limit on one call, including the wait for a free session.
@@ -36,13 +33,14 @@ pub struct HsmConfig {
 }
 
 impl HsmConfig {
-    /// A configuration with default pool size and timeout.
+    /// A configuration selecting the token by label, with default pool size
+    /// and timeout. (Slot ids of some modules, SoftHSM among them, change
+    /// between processes: pin one only through [`HsmConfig::token`].)
     pub fn new(module: impl Into<PathBuf>, token_label: impl Into<String>, pin: SecretString) -> Self {
         HsmConfig {
             module: module.into(),
-            token_label: token_label.into(),
+            token: super::TokenSelector::by_label(token_label),
             pin,
-            slot_id: None,
             session_pool_size: DEFAULT_SESSION_POOL_SIZE,
             call_timeout: DEFAULT_CALL_TIMEOUT,
         }

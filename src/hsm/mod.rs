@@ -19,6 +19,7 @@ mod pool;
 pub mod provision;
 pub mod seal;
 pub mod softhsm;
+pub mod uri;
 
 use std::fmt;
 
@@ -29,6 +30,7 @@ pub use config::{DEFAULT_CALL_TIMEOUT, DEFAULT_SESSION_POOL_SIZE, HsmConfig, rea
 pub use error::HsmError;
 pub use open::{open, open_async};
 pub use pkcs11::Pkcs11Hsm;
+pub use uri::{TokenFacts, TokenSelector, UriError};
 
 /// Label prefix of CRK objects: version `n` is labelled `keyward-crk-<n>`.
 pub const CRK_LABEL_PREFIX: &str = "keyward-crk-";

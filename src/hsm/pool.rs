@@ -60,8 +60,7 @@ pub(crate) const REINIT_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(crate) struct SessionPool {
     ctx: Pkcs11,
-    token_label: String,
-    slot_id: Option<u64>,
+    token: super::TokenSelector,
     pin: SecretString,
     size: usize,
     wait: Duration,
@@ -114,8 +113,7 @@ impl SessionPool {
     pub(crate) fn new(ctx: Pkcs11, cfg: &HsmConfig, owns_module: bool) -> Self {
         SessionPool {
             ctx,
-            token_label: cfg.token_label.clone(),
-            slot_id: cfg.slot_id,
+            token: cfg.token.clone(),
             pin: cfg.pin.clone(),
             size: cfg.session_pool_size.max(1),
             wait: cfg.call_timeout,
@@ -350,8 +348,8 @@ impl SessionPool {
         Ok(session)
     }
 
-    /// The configured slot (checked to hold the token), or the one slot whose
-    /// token carries the configured label.
+    /// The one slot whose token the configuration selects (by label, or by the
+    /// fields of a PKCS#11 URI, slot id included).
     fn find_slot(&self) -> Result<Slot, HsmError> {
         let slots = self
             .ctx
@@ -359,30 +357,28 @@ impl SessionPool {
             .map_err(|e| to_hsm_error(&e))?;
         let mut found = Vec::new();
         for slot in slots {
-            if self.slot_id.is_some_and(|id| id != slot.id()) {
-                continue;
-            }
             let info = match self.ctx.get_token_info(slot) {
                 Ok(info) => info,
                 Err(_) => continue, // a slot that just lost its token
             };
-            if info.label().trim_end() == self.token_label {
+            let facts = super::TokenFacts {
+                slot_id: slot.id(),
+                label: info.label(),
+                manufacturer: info.manufacturer_id(),
+                model: info.model(),
+                serial: info.serial_number(),
+            };
+            if self.token.matches(&facts) {
                 found.push(slot);
             }
         }
         match found.as_slice() {
             [slot] => Ok(*slot),
-            [] => Err(HsmError::Unavailable(format!(
-                "no token labelled {:?}{}",
-                self.token_label,
-                self.slot_id
-                    .map(|id| format!(" in slot {id}"))
-                    .unwrap_or_default()
-            ))),
+            [] => Err(HsmError::Unavailable(format!("no {}", self.token))),
             _ => Err(HsmError::Other(format!(
-                "{} tokens labelled {:?}; set slot_id",
+                "{} slots hold {}; select one by serial or slot-id (a PKCS#11 URI in [hsm] token_uri, or [hsm] slot)",
                 found.len(),
-                self.token_label
+                self.token
             ))),
         }
     }

@@ -12,7 +12,7 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use keyward::hsm::softhsm::{TestToken, run_isolated};
-use keyward::hsm::{AsyncHsm, CrkVersion, Hsm, HsmError, Pkcs11Hsm, provision, seal};
+use keyward::hsm::{AsyncHsm, CrkVersion, Hsm, HsmError, Pkcs11Hsm, TokenSelector, provision, seal};
 use keyward::secret::SecretString;
 
 fn isolated(body: impl FnOnce(&TestToken)) {
@@ -270,8 +270,25 @@ fn wrong_pin_is_a_login_error_and_is_not_retried() {
 fn unknown_label_is_unavailable_and_provisioning_refuses_a_second_token() {
     isolated(|token| {
         let mut cfg = token.config();
-        cfg.token_label = "no-such-token".into();
+        cfg.token = TokenSelector::by_label("no-such-token");
         assert!(matches!(Pkcs11Hsm::connect(&cfg), Err(HsmError::Unavailable(_))));
+        // By an RFC 7512 URI: the token's own serial and slot select it; the
+        // right label with another serial selects nothing.
+        let serial = connect(token).health().unwrap().token_serial;
+        let slot = connect(token).health().unwrap().slot_id;
+        cfg.token = TokenSelector::from_uri(&format!(
+            "pkcs11:token={};manufacturer=SoftHSM%20project;serial={serial};slot-id={slot}",
+            token.label
+        ))
+        .unwrap();
+        assert!(Pkcs11Hsm::connect(&cfg).unwrap().health().unwrap().logged_in);
+        cfg.token = TokenSelector::from_uri(&format!("pkcs11:token={};serial=0000000000000000", token.label))
+            .unwrap();
+        match Pkcs11Hsm::connect(&cfg) {
+            Err(HsmError::Unavailable(why)) => assert!(why.contains("serial \"0000000000000000\""), "{why}"),
+            Err(other) => panic!("expected Unavailable, got {other}"),
+            Ok(_) => panic!("connected to a token of another serial"),
+        }
         let again = provision::init_token(&token.module, &token.label, &token.so_pin, &token.user_pin);
         assert_eq!(again, Err(HsmError::AlreadyExists));
     });
