@@ -11,7 +11,11 @@ pub enum HsmCommand {
     /// Initialize a PKCS#11 token (SoftHSM for development) with PINs read from files.
     InitToken(InitTokenArgs),
     /// Create the first root key (CRK) in the token; refuses if one exists.
-    Init(ConfigArg),
+    /// With --custodians N --threshold M, root keys derive from a master split
+    /// into N custodian shares, any M of which rebuild them (`hsm recover`).
+    Init(InitArgs),
+    /// Rebuild the root keys in a fresh token from M custodian shares.
+    Recover(super::custodians::RecoverArgs),
     /// Library, token, login state, root key versions and mechanisms.
     Status(ConfigArg),
 }
@@ -21,6 +25,15 @@ pub struct ConfigArg {
     /// The configuration file naming the module, token and PIN.
     #[arg(long, short)]
     config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The configuration file naming the module, token and PIN.
+    #[arg(long, short)]
+    config: PathBuf,
+    #[command(flatten)]
+    custodians: super::custodians::CustodianArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +72,9 @@ impl RunCommand for HsmCommand {
                         v.label()
                     )));
                 }
+                if c.custodians.wanted() {
+                    return super::custodians::init_with_custodians(hsm.as_ref(), &c.custodians);
+                }
                 let first = CrkVersion(1);
                 hsm.create_crk(first)?;
                 println!(
@@ -66,6 +82,10 @@ impl RunCommand for HsmCommand {
                     first.label()
                 );
                 Ok(())
+            }
+            HsmCommand::Recover(r) => {
+                let hsm = connect(&r.config)?;
+                super::custodians::recover(hsm.as_ref(), &r)
             }
             HsmCommand::Status(c) => {
                 let hsm = connect(&c.config)?;
@@ -89,6 +109,11 @@ impl RunCommand for HsmCommand {
                         crks.join(", ")
                     }
                 );
+                let recovery = match hsm.has_recovery_master()? {
+                    true => "custodian master (root keys derive from it; `hsm recover` rebuilds them)",
+                    false => "none",
+                };
+                println!("recovery:      {recovery}");
                 println!("mechanisms:    {}", s.mechanisms_needed.join(", "));
                 if s.mechanisms_missing.is_empty() {
                     println!("missing:       none");

@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod check_config;
 mod clients;
+mod custodians;
 mod direct;
 mod error;
 mod hsm;

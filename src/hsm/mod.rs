@@ -12,11 +12,13 @@
 
 mod async_hsm;
 mod config;
+pub mod custodian;
 mod error;
 mod open;
 mod pkcs11;
 mod pool;
 pub mod provision;
+mod recovery;
 pub mod seal;
 pub mod softhsm;
 pub mod uri;
@@ -114,4 +116,24 @@ pub trait Hsm: Send + Sync {
 
     /// Library, slot, token, login and mechanism report.
     fn health(&self) -> Result<HsmStatus, HsmError>;
+
+    /// Imports the custodians' recovery master (see [`custodian`]): from then
+    /// on [`Hsm::create_crk`] derives root keys from it. Refused when the token
+    /// already holds a master. Tokens that cannot do it say so.
+    fn install_recovery_master(&self, _master: &SecretBytes) -> Result<(), HsmError> {
+        Err(HsmError::InvalidRequest(
+            "this HSM does not support custodian recovery",
+        ))
+    }
+
+    /// Whether this token can derive root keys from a recovery master
+    /// (`CKM_AES_CBC_ENCRYPT_DATA`).
+    fn can_derive_root_keys(&self) -> Result<bool, HsmError> {
+        Ok(false)
+    }
+
+    /// Whether root keys are derived from a recovery master in this token.
+    fn has_recovery_master(&self) -> Result<bool, HsmError> {
+        Ok(false)
+    }
 }

@@ -333,13 +333,52 @@ impl Hsm for Pkcs11Hsm {
             if !find_crk(session, version)?.is_empty() {
                 return Err(HsmError::AlreadyExists.into());
             }
-            let handle = session.generate_key(&Mechanism::AesKeyGen, &crk_template(version))?;
+            // With a recovery master in the token, root keys derive from it
+            // (the custodians' shares then rebuild them); otherwise the token
+            // generates them.
+            let handle = match super::recovery::find_master(session)? {
+                Some(master) => {
+                    super::recovery::derive_crk(session, master, version, &crk_template(version))?
+                }
+                None => session.generate_key(&Mechanism::AesKeyGen, &crk_template(version))?,
+            };
             self.handles
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .1
                 .insert(version, handle);
             Ok(())
+        })
+    }
+
+    fn install_recovery_master(&self, master: &SecretBytes) -> Result<(), HsmError> {
+        if master.len() != super::custodian::SECRET_BYTES {
+            return Err(HsmError::InvalidRequest("a recovery master is 32 bytes"));
+        }
+        self.run(|session| {
+            ensure_logged_in(session)?;
+            if super::recovery::find_master(session)?.is_some() {
+                return Err(HsmError::AlreadyExists.into());
+            }
+            super::recovery::import_master(session, master)?;
+            Ok(())
+        })
+    }
+
+    fn can_derive_root_keys(&self) -> Result<bool, HsmError> {
+        let ctx = self.pool.ctx();
+        self.run(|session| {
+            let slot = session.get_session_info()?.slot_id();
+            Ok(ctx
+                .get_mechanism_list(slot)?
+                .contains(&cryptoki::mechanism::MechanismType::AES_CBC_ENCRYPT_DATA))
+        })
+    }
+
+    fn has_recovery_master(&self) -> Result<bool, HsmError> {
+        self.run(|session| {
+            ensure_logged_in(session)?;
+            Ok(super::recovery::find_master(session)?.is_some())
         })
     }
 

@@ -12,4 +12,5 @@ mod backup_manifest;
 mod backup_restore;
 mod cli_clients;
 mod keys_inventory;
+mod recovery;
 mod root_rotation;
