@@ -6,6 +6,7 @@
 //! implements [`RunCommand`], then add `mod foo;` below and one
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
+mod appliance;
 mod audit;
 mod backup;
 mod check_config;
@@ -100,4 +101,7 @@ subcommands! {
     /// Read TTLV captures as KMIP JSON, XML or a tree; write JSON or XML back as TTLV.
     #[command(subcommand)]
     Ttlv(ttlv::TtlvCommand),
+    /// The appliance's own set-up: the vApp properties of its OVF environment.
+    #[command(subcommand)]
+    Appliance(appliance::ApplianceCommand),
 }

@@ -1,0 +1,631 @@
+//! `keyward appliance ovf-env`: the vApp properties a vSphere administrator
+//! typed when deploying the OVA (`image/ova`), read from the OVF environment
+//! document VMware hands the VM (`guestinfo.ovfEnv`, or `ovf-env.xml` on the
+//! ISO transport), checked all together, and rendered into the files the
+//! appliance's first boot puts in place.
+//!
+//! Every property is checked before anything is written; the files go to a
+//! new folder that appears whole (renamed into place) or not at all. A property
+//! that does not read is refused with its name and why, so the console tells
+//! the administrator what to fix in the VM's vApp options.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use quick_xml::XmlVersion;
+use quick_xml::events::Event;
+
+use super::{CliError, CliResult, RunCommand};
+
+/// Largest OVF environment read (a real one is a few KiB).
+const MAX_ENV_BYTES: usize = 256 * 1024;
+/// Most DNS or NTP servers.
+const MAX_SERVERS: usize = 8;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ApplianceCommand {
+    /// Check the OVF environment's vApp properties and write the files first
+    /// boot installs (hostname, network, NTP, SSH key, vCenter certificate,
+    /// KMIP port) into a new folder; nothing is written if any property is bad.
+    OvfEnv(OvfEnvArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OvfEnvArgs {
+    /// The OVF environment document (ovf-env.xml).
+    #[arg(long)]
+    env: PathBuf,
+    /// The folder to create with the rendered files (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl RunCommand for ApplianceCommand {
+    fn run(self) -> CliResult {
+        match self {
+            ApplianceCommand::OvfEnv(a) => {
+                let bytes = std::fs::read(&a.env).map_err(|e| CliError::from(e).context(a.env.display()))?;
+                if bytes.len() > MAX_ENV_BYTES {
+                    return Err(CliError::new(format!("{}: larger than 256 KiB", a.env.display())));
+                }
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| CliError::new(format!("{}: not UTF-8", a.env.display())))?;
+                let settings = Settings::from_env(&text).map_err(|e| CliError::new(e.to_string()))?;
+                write_folder(&a.out, &settings.files())?;
+                println!("{}", settings.summary());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A property that does not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PropertyError {
+    key: String,
+    why: String,
+}
+
+impl std::fmt::Display for PropertyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "OVF environment: {}", self.why)
+        } else {
+            write!(f, "OVF property {:?}: {}", self.key, self.why)
+        }
+    }
+}
+
+fn bad(key: &str, why: impl Into<String>) -> PropertyError {
+    PropertyError {
+        key: key.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// The appliance's settings, every one checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Settings {
+    hostname: String,
+    /// `None`: DHCP.
+    ipv4: Option<(Ipv4Addr, u8, Option<Ipv4Addr>)>,
+    ipv6: Option<(Ipv6Addr, u8, Option<Ipv6Addr>)>,
+    dns: Vec<IpAddr>,
+    ntp: Vec<String>,
+    ssh_key: Option<String>,
+    vcenter_pem: Option<String>,
+    kmip_port: u16,
+}
+
+const KEYS: [&str; 11] = [
+    "hostname",
+    "ip-mode",
+    "ipv4-address",
+    "ipv4-gateway",
+    "ipv6-address",
+    "ipv6-gateway",
+    "dns-servers",
+    "ntp-servers",
+    "admin-ssh-key",
+    "trust-vcenter-cert",
+    "kmip-port",
+];
+
+impl Settings {
+    /// Reads and checks the properties of an OVF environment document.
+    pub(super) fn from_env(xml: &str) -> Result<Settings, PropertyError> {
+        let properties = read_properties(xml)?;
+        let get = |key: &str| {
+            properties
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let hostname = match get("hostname") {
+            Some(name) => check_hostname(name).map_err(|why| bad("hostname", why))?,
+            None => "keyward".to_owned(),
+        };
+        let static_mode = match get("ip-mode").unwrap_or("dhcp") {
+            "dhcp" => false,
+            "static" => true,
+            other => return Err(bad("ip-mode", format!("{other:?} is neither dhcp nor static"))),
+        };
+        let ipv4 = match (static_mode, get("ipv4-address")) {
+            (true, Some(cidr)) => {
+                let (addr, prefix) = cidr_v4(cidr).map_err(|why| bad("ipv4-address", why))?;
+                let gateway = get("ipv4-gateway")
+                    .map(|g| {
+                        g.parse::<Ipv4Addr>()
+                            .map_err(|_| bad("ipv4-gateway", format!("{g:?} is not an IPv4 address")))
+                    })
+                    .transpose()?;
+                Some((addr, prefix, gateway))
+            }
+            (true, None) => return Err(bad("ipv4-address", "static addressing needs an address")),
+            (false, Some(_)) => return Err(bad("ipv4-address", "given, but ip-mode is dhcp")),
+            (false, None) => None,
+        };
+        let ipv6 = match get("ipv6-address") {
+            Some(cidr) => {
+                let (addr, prefix) = cidr_v6(cidr).map_err(|why| bad("ipv6-address", why))?;
+                let gateway = get("ipv6-gateway")
+                    .map(|g| {
+                        g.parse::<Ipv6Addr>()
+                            .map_err(|_| bad("ipv6-gateway", format!("{g:?} is not an IPv6 address")))
+                    })
+                    .transpose()?;
+                Some((addr, prefix, gateway))
+            }
+            None => None,
+        };
+        if ipv6.is_none() && get("ipv6-gateway").is_some() {
+            return Err(bad("ipv6-gateway", "given without ipv6-address"));
+        }
+        if ipv4.is_none() && get("ipv4-gateway").is_some() {
+            return Err(bad("ipv4-gateway", "given without a static ipv4-address"));
+        }
+        let dns = list(get("dns-servers"))
+            .map(|s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| bad("dns-servers", format!("{s:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ntp = list(get("ntp-servers"))
+            .map(|s| match s.parse::<IpAddr>() {
+                Ok(ip) => Ok(ip.to_string()),
+                Err(_) => check_hostname(s).map_err(|why| bad("ntp-servers", format!("{s:?}: {why}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (key, n) in [("dns-servers", dns.len()), ("ntp-servers", ntp.len())] {
+            if n > MAX_SERVERS {
+                return Err(bad(key, format!("at most {MAX_SERVERS}")));
+            }
+        }
+        let ssh_key = get("admin-ssh-key")
+            .map(|k| check_ssh_key(k).map_err(|why| bad("admin-ssh-key", why)))
+            .transpose()?;
+        let vcenter_pem = get("trust-vcenter-cert")
+            .map(|p| check_pem(p).map_err(|why| bad("trust-vcenter-cert", why)))
+            .transpose()?;
+        let kmip_port = match get("kmip-port") {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("kmip-port", format!("{p:?} is not a port number (1-65535)")))?,
+            None => 5696,
+        };
+        Ok(Settings {
+            hostname,
+            ipv4,
+            ipv6,
+            dns,
+            ntp,
+            ssh_key,
+            vcenter_pem,
+            kmip_port,
+        })
+    }
+
+    /// The files first boot installs, by name.
+    pub(super) fn files(&self) -> Vec<(&'static str, String)> {
+        let mut files = vec![("hostname", format!("{}\n", self.hostname))];
+        let mut network = String::from(
+            "# Written by keyward from the VM's vApp properties.\n[Match]\nName=en* eth*\n\n[Network]\n",
+        );
+        match &self.ipv4 {
+            None => network.push_str("DHCP=ipv4\n"),
+            Some((addr, prefix, gateway)) => {
+                let _ = writeln!(network, "Address={addr}/{prefix}");
+                if let Some(g) = gateway {
+                    let _ = writeln!(network, "Gateway={g}");
+                }
+            }
+        }
+        if let Some((addr, prefix, gateway)) = &self.ipv6 {
+            let _ = writeln!(network, "Address={addr}/{prefix}");
+            if let Some(g) = gateway {
+                let _ = writeln!(network, "Gateway={g}");
+            }
+        }
+        for d in &self.dns {
+            let _ = writeln!(network, "DNS={d}");
+        }
+        files.push(("10-keyward-ovf.network", network));
+        if !self.ntp.is_empty() {
+            files.push(("timesyncd.conf", format!("[Time]\nNTP={}\n", self.ntp.join(" "))));
+        }
+        if let Some(key) = &self.ssh_key {
+            files.push(("authorized_keys", format!("{key}\n")));
+        }
+        if let Some(pem) = &self.vcenter_pem {
+            files.push(("vcenter.pem", pem.clone()));
+        }
+        files.push(("kmip-port", format!("{}\n", self.kmip_port)));
+        files
+    }
+
+    /// One line for the console.
+    pub(super) fn summary(&self) -> String {
+        let address = match &self.ipv4 {
+            None => "DHCP".to_owned(),
+            Some((a, p, _)) => format!("{a}/{p}"),
+        };
+        format!(
+            "appliance settings: host {}, address {address}{}, {} DNS, {} NTP server(s), SSH key {}, vCenter certificate {}, KMIP port {}",
+            self.hostname,
+            self.ipv6
+                .map(|(a, p, _)| format!(" and {a}/{p}"))
+                .unwrap_or_default(),
+            self.dns.len(),
+            self.ntp.len(),
+            if self.ssh_key.is_some() { "set" } else { "none" },
+            if self.vcenter_pem.is_some() {
+                "given"
+            } else {
+                "none"
+            },
+            self.kmip_port
+        )
+    }
+}
+
+/// The `(key, value)` pairs of the PropertySection, refusing keys the OVA does
+/// not declare and keys given twice.
+fn read_properties(xml: &str) -> Result<Vec<(String, String)>, PropertyError> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut root_seen = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| bad("", format!("malformed XML: {e}")))?;
+        let e = match event {
+            Event::Start(e) | Event::Empty(e) => e,
+            Event::Eof => break,
+            Event::DocType(_) => return Err(bad("", "a document type declaration is not accepted")),
+            _ => continue,
+        };
+        let local = e.local_name();
+        let name = local.as_ref().to_owned();
+        if !root_seen {
+            if name != "Environment" {
+                return Err(bad(
+                    "",
+                    format!("the root element is <{name}>, not an OVF <Environment>"),
+                ));
+            }
+            root_seen = true;
+        }
+        if name != "Property" {
+            continue;
+        }
+        let (mut key, mut value) = (None, None);
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| bad("", format!("bad attribute: {err}")))?;
+            let text = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|err| bad("", format!("bad attribute value: {err}")))?
+                .into_owned();
+            match attr.key.local_name().as_ref() {
+                "key" => key = Some(text),
+                "value" => value = Some(text),
+                _ => {}
+            }
+        }
+        let key = key.ok_or_else(|| bad("", "a Property without a key"))?;
+        if !KEYS.contains(&key.as_str()) {
+            return Err(bad(&key, "not a property of this appliance"));
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(bad(&key, "given twice"));
+        }
+        out.push((key, value.unwrap_or_default()));
+    }
+    if !root_seen {
+        return Err(bad("", "no root element"));
+    }
+    Ok(out)
+}
+
+fn list(text: Option<&str>) -> impl Iterator<Item = &str> {
+    text.unwrap_or("")
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// RFC 1123 host name (letters, digits, hyphens; labels of 1 to 63; 253 in all).
+fn check_hostname(name: &str) -> Result<String, String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "{name:?} is not a host name (letters, digits and hyphens, labels of 1 to 63 separated by dots)"
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn cidr_v4(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: write the address with its prefix length, e.g. 192.0.2.10/24"))?;
+    let addr = addr
+        .parse::<Ipv4Addr>()
+        .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+    let prefix = prefix
+        .parse::<u8>()
+        .ok()
+        .filter(|p| (1..=32).contains(p))
+        .ok_or_else(|| format!("prefix length {prefix:?} is not 1 to 32"))?;
+    Ok((addr, prefix))
+}
+
+fn cidr_v6(text: &str) -> Result<(Ipv6Addr, u8), String> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: write the address with its prefix length, e.g. 2001:db8::10/64"))?;
+    let addr = addr
+        .parse::<Ipv6Addr>()
+        .map_err(|_| format!("{addr:?} is not an IPv6 address"))?;
+    let prefix = prefix
+        .parse::<u8>()
+        .ok()
+        .filter(|p| (1..=128).contains(p))
+        .ok_or_else(|| format!("prefix length {prefix:?} is not 1 to 128"))?;
+    Ok((addr, prefix))
+}
+
+/// One OpenSSH public key line whose type is one sshd accepts by default and
+/// whose blob names that same type.
+fn check_ssh_key(line: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    const TYPES: [&str; 5] = [
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-rsa",
+    ];
+    if line.contains(['\n', '\r']) || line.len() > 16 * 1024 {
+        return Err("must be one line".into());
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+        return Err("expected \"<type> <base64 key> [comment]\"".into());
+    };
+    if !TYPES.contains(&kind) {
+        return Err(format!("key type {kind:?} is not one of {}", TYPES.join(", ")));
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .map_err(|_| "the key is not base64".to_owned())?;
+    // The blob starts with its own type as an SSH string (u32 length, bytes).
+    let named = raw
+        .get(..4)
+        .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
+        .and_then(|n| raw.get(4..4 + n));
+    if named != Some(kind.as_bytes()) {
+        return Err("the key's data does not match its type (a damaged copy?)".into());
+    }
+    let comment: Vec<&str> = parts.collect();
+    Ok(if comment.is_empty() {
+        format!("{kind} {blob}")
+    } else {
+        format!("{kind} {blob} {}", comment.join(" "))
+    })
+}
+
+/// PEM certificates (vSphere's property fields are one line: `\n` stands for
+/// a line break).
+fn check_pem(text: &str) -> Result<String, String> {
+    let pem = text.replace("\\n", "\n");
+    let pem = if pem.ends_with('\n') {
+        pem
+    } else {
+        format!("{pem}\n")
+    };
+    let certs = crate::pki::certs_from_pem(&pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    for cert in &certs {
+        crate::pki::inspect_der(cert).map_err(|e| format!("not a certificate: {e}"))?;
+    }
+    Ok(pem)
+}
+
+/// Writes `files` into `out`, which appears whole or not at all.
+fn write_folder(out: &Path, files: &[(&'static str, String)]) -> CliResult {
+    use std::os::unix::fs::DirBuilderExt;
+    if out.exists() {
+        return Err(CliError::new(format!(
+            "{} exists; refusing to write over it",
+            out.display()
+        )));
+    }
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let _ = std::fs::remove_dir_all(&partial);
+    let result = (|| -> std::io::Result<()> {
+        std::fs::DirBuilder::new().mode(0o700).create(&partial)?;
+        for (name, text) in files {
+            std::fs::write(partial.join(name), text)?;
+        }
+        std::fs::rename(&partial, out)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_dir_all(&partial);
+        CliError::from(e).context(out.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(properties: &[(&str, &str)]) -> String {
+        let mut xml = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1" oe:id="">
+  <PlatformSection><Kind>VMware ESXi</Kind></PlatformSection>
+  <PropertySection>
+"#,
+        );
+        for (k, v) in properties {
+            let _ = writeln!(xml, r#"    <Property oe:key="{k}" oe:value="{v}"/>"#);
+        }
+        xml.push_str("  </PropertySection>\n</Environment>\n");
+        xml
+    }
+
+    const ED25519: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk8KcKxqYxmV3o1B0C6mvnhbX9kq2qg6sS0yZfH4Q1p admin@example";
+
+    #[test]
+    fn static_addressing_renders_the_network_time_and_access_files() {
+        let s = Settings::from_env(&env(&[
+            ("hostname", "KMS01.corp.example"),
+            ("ip-mode", "static"),
+            ("ipv4-address", "192.0.2.10/24"),
+            ("ipv4-gateway", "192.0.2.1"),
+            ("ipv6-address", "2001:db8::10/64"),
+            ("dns-servers", "192.0.2.53, 2001:db8::53"),
+            ("ntp-servers", "ntp1.corp.example,192.0.2.123"),
+            ("admin-ssh-key", ED25519),
+            ("kmip-port", "5696"),
+        ]))
+        .unwrap();
+        let files = s.files();
+        let file = |n: &str| files.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+        assert_eq!(file("hostname"), Some("kms01.corp.example\n"));
+        let network = file("10-keyward-ovf.network").unwrap();
+        for line in [
+            "Address=192.0.2.10/24",
+            "Gateway=192.0.2.1",
+            "Address=2001:db8::10/64",
+            "DNS=192.0.2.53",
+            "DNS=2001:db8::53",
+        ] {
+            assert!(network.lines().any(|l| l == line), "{line} in {network}");
+        }
+        assert!(!network.contains("DHCP"));
+        assert_eq!(
+            file("timesyncd.conf"),
+            Some("[Time]\nNTP=ntp1.corp.example 192.0.2.123\n")
+        );
+        assert_eq!(file("authorized_keys"), Some(format!("{ED25519}\n").as_str()));
+        assert_eq!(file("kmip-port"), Some("5696\n"));
+        assert!(file("vcenter.pem").is_none());
+    }
+
+    #[test]
+    fn no_properties_mean_dhcp_and_defaults() {
+        let s = Settings::from_env(&env(&[("ip-mode", "dhcp"), ("hostname", "")])).unwrap();
+        let files = s.files();
+        assert!(
+            files
+                .iter()
+                .any(|(k, v)| *k == "10-keyward-ovf.network" && v.contains("DHCP=ipv4"))
+        );
+        assert!(files.iter().any(|(k, v)| *k == "hostname" && v == "keyward\n"));
+        assert!(
+            !files
+                .iter()
+                .any(|(k, _)| *k == "authorized_keys" || *k == "timesyncd.conf")
+        );
+    }
+
+    #[test]
+    fn a_bad_property_is_named_with_why() {
+        let refused = |props: &[(&str, &str)]| Settings::from_env(&env(props)).unwrap_err().to_string();
+        let cases: [(&[(&str, &str)], &str); 12] = [
+            (&[("hostname", "kms_01")], "\"hostname\""),
+            (&[("ip-mode", "manual")], "\"ip-mode\""),
+            (&[("ip-mode", "static")], "static addressing needs an address"),
+            (
+                &[("ip-mode", "static"), ("ipv4-address", "192.0.2.10")],
+                "prefix length",
+            ),
+            (
+                &[("ip-mode", "static"), ("ipv4-address", "192.0.2.300/24")],
+                "\"ipv4-address\"",
+            ),
+            (
+                &[
+                    ("ip-mode", "static"),
+                    ("ipv4-address", "192.0.2.10/24"),
+                    ("ipv4-gateway", "gw"),
+                ],
+                "\"ipv4-gateway\"",
+            ),
+            (&[("ipv4-address", "192.0.2.10/24")], "ip-mode is dhcp"),
+            (&[("dns-servers", "192.0.2.53,dns.example")], "\"dns-servers\""),
+            (
+                &[("admin-ssh-key", "ssh-dss AAAAB3NzaC1kc3M=")],
+                "\"admin-ssh-key\"",
+            ),
+            (
+                &[("admin-ssh-key", "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB")],
+                "does not match its type",
+            ),
+            (&[("kmip-port", "0")], "\"kmip-port\""),
+            (
+                &[(
+                    "trust-vcenter-cert",
+                    "-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----",
+                )],
+                "\"trust-vcenter-cert\"",
+            ),
+        ];
+        for (props, needle) in cases {
+            let err = refused(props);
+            assert!(err.contains(needle), "{needle:?} not in {err:?}");
+        }
+        assert!(refused(&[("root-password", "x")]).contains("not a property of this appliance"));
+        assert!(refused(&[("hostname", "a"), ("hostname", "b")]).contains("given twice"));
+        assert!(
+            Settings::from_env("<Other/>")
+                .unwrap_err()
+                .to_string()
+                .contains("not an OVF")
+        );
+        assert!(Settings::from_env("<Environment><Property").is_err());
+    }
+
+    #[test]
+    fn a_vcenter_certificate_reads_with_escaped_or_real_line_breaks() {
+        let ca = crate::pki::CertificateAuthority::generate("vcenter.corp.example", 30).unwrap();
+        let pem = ca.cert_pem().trim_end().to_owned();
+        for written in [pem.replace('\n', "\\n"), pem.replace('\n', "&#10;")] {
+            let s = Settings::from_env(&env(&[("trust-vcenter-cert", written.as_str())])).unwrap();
+            let files = s.files();
+            let got = files
+                .iter()
+                .find(|(k, _)| *k == "vcenter.pem")
+                .map(|(_, v)| v.as_str());
+            assert_eq!(got, Some(format!("{pem}\n").as_str()));
+        }
+    }
+
+    #[test]
+    fn the_folder_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ovf");
+        let s = Settings::from_env(&env(&[("hostname", "kms")])).unwrap();
+        write_folder(&out, &s.files()).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("hostname")).unwrap(), "kms\n");
+        assert!(!dir.path().join("ovf.partial").exists());
+        // Never over an existing folder.
+        assert!(write_folder(&out, &s.files()).is_err());
+    }
+}
