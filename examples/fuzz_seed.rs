@@ -78,7 +78,7 @@ fn run(cases: &Path, corpus: &Path) -> Result<(usize, usize), String> {
             let mut open = vec![0u8];
             // Selector 1: the password-protected client, its credential in each.
             let mut tenant = vec![1u8];
-            // Framing: the largest message size, pieces of 17, 4096, 1 and 251 bytes.
+            // Framing: the largest message size, pieces of 17, 249,856 (0xF4 KiB), 1 and 251 bytes.
             let mut stream = vec![5u8, 16, 0xF4, 0, 250];
             for item in &items {
                 stream.extend_from_slice(&encode_to_vec(item));

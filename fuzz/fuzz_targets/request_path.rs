@@ -8,8 +8,8 @@
 //! - every answer decodes (TTLV and the response model), within the maximum
 //!   message size, one batch item per outcome reported to the audit trail;
 //! - group isolation: a key of another group, present in the store from the
-//!   start, never appears in an answer (unless the input itself carried its
-//!   bytes).
+//!   start: its material and its identifier never appear in an answer (unless
+//!   the input itself carried them), and no operation on it succeeds.
 //!
 //! Input: byte 0 picks the client (bit 0: a password-protected client of group
 //! `tenant`, else one of the default group); the rest is one connection's
@@ -44,7 +44,8 @@ const TENANT_PASSWORD: &[u8] = b"fuzz-tenant-password";
 
 /// A sealer in software: AES-256-GCM under a key made at start, the AAD bound,
 /// a counter as nonce (unique per process). Random bytes come from a counter
-/// too, so that runs repeat.
+/// too. (Runs do not repeat exactly: the credential cache and failure window
+/// carry over from input to input as in a server, and uids are random.)
 struct SoftwareSealer {
     key: LessSafeKey,
     nonces: AtomicU64,
@@ -227,19 +228,21 @@ fuzz_target!(|data: &[u8]| {
         key_block: KeyBlock::raw(CryptographicAlgorithm::AES, SecretBytes::from_slice(&FOREIGN_KEY)),
     }
     .into_item();
-    h.rt.block_on(keys.create(
-        "other",
-        ObjectType::SYMMETRIC_KEY,
-        &foreign,
-        Vec::new(),
-        1_700_000_000,
-    ))
-    .expect("the foreign key is stored");
+    let foreign_uid =
+        h.rt.block_on(keys.create(
+            "other",
+            ObjectType::SYMMETRIC_KEY,
+            &foreign,
+            Vec::new(),
+            1_700_000_000,
+        ))
+        .expect("the foreign key is stored");
     ops.keys = Arc::new(keys);
     // One connection: its caller (and its proved credential) spans the messages.
     let identity = if selector & 1 == 1 { &h.tenant } else { &h.open };
     let caller = Caller::new(identity);
     let input_has_foreign_key = contains(data, &FOREIGN_KEY);
+    let input_names_foreign_uid = contains(data, foreign_uid.as_bytes());
     for message in messages(stream, h.limits.max_message_bytes) {
         let handled = h.rt.block_on(ops.handle(&caller, message));
         let decodes = decode_with(message, &h.limits).is_ok();
@@ -261,6 +264,19 @@ fuzz_target!(|data: &[u8]| {
         assert!(
             input_has_foreign_key || !contains(&response, &FOREIGN_KEY),
             "another group's key material reached a client"
+        );
+        // Nor does any operation succeed on it, nor its identifier reach the
+        // client (a Locate that found it, say).
+        assert!(
+            !handled
+                .outcomes
+                .iter()
+                .any(|o| o.result.is_ok() && o.unique_identifier.as_deref() == Some(foreign_uid.as_str())),
+            "an operation on another group's key succeeded"
+        );
+        assert!(
+            input_names_foreign_uid || !contains(&response, foreign_uid.as_bytes()),
+            "another group's key identifier reached a client"
         );
     }
 });

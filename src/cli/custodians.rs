@@ -48,27 +48,34 @@ pub(super) fn init_with_custodians(hsm: &dyn Hsm, args: &CustodianArgs) -> CliRe
             args.share_out.len()
         )));
     }
-    if hsm.has_recovery_master()? {
-        return Err(CliError::new("the token already holds a recovery master"));
+    custodian::check_split(threshold, custodians).map_err(|e| CliError::new(e.to_string()))?;
+    if let Some(set) = hsm.recovery_master_set()? {
+        return Err(CliError::new(format!(
+            "the token already holds a recovery master (share set {}); if no root key was derived \
+             from it yet, run `keyward hsm recover` with its shares",
+            hex::encode(set)
+        )));
     }
-    if !hsm.can_derive_root_keys()? {
-        return Err(CliError::new(
-            "this token cannot derive keys (CKM_AES_CBC_ENCRYPT_DATA): custodian recovery is for software \
-             tokens; use the HSM vendor's backup or cloning instead",
-        ));
-    }
+    software_token_only(hsm)?;
     let master = hsm.random(SECRET_BYTES)?;
-    let degree = usize::from(threshold.saturating_sub(1));
+    let degree = usize::from(threshold - 1);
     let coefficients = hsm.random(degree * SECRET_BYTES)?;
     let shares = custodian::split(&master, threshold, custodians, &coefficients)
         .map_err(|e| CliError::new(e.to_string()))?;
     write_shares(&shares, &args.share_out)?;
-    hsm.install_recovery_master(&master)
-        .map_err(|e| CliError::from(e).context("importing the recovery master"))?;
+    // Shares for a master the token does not hold would be worse than none.
+    if let Err(e) = hsm.install_recovery_master(&master) {
+        remove_files(&args.share_out);
+        return Err(CliError::from(e).context("importing the recovery master (no share was kept)"));
+    }
     drop(master);
     let first = CrkVersion(1);
-    hsm.create_crk(first)
-        .map_err(|e| CliError::from(e).context("deriving the first root key"))?;
+    hsm.create_crk(first).map_err(|e| {
+        CliError::from(e).context(
+            "deriving the first root key (the master and the shares are in place: \
+             `keyward hsm recover --share <2 of them> --versions 1` finishes it)",
+        )
+    })?;
     println!(
         "created root key {} (AES-256, sensitive, not extractable), derived from a recovery master",
         first.label()
@@ -84,33 +91,69 @@ pub(super) fn init_with_custodians(hsm: &dyn Hsm, args: &CustodianArgs) -> CliRe
     Ok(())
 }
 
-/// Writes each share to its new file; on any failure removes those written.
-fn write_shares(shares: &[Share], paths: &[PathBuf]) -> CliResult {
-    let mut written: Vec<&Path> = Vec::new();
-    for (share, path) in shares.iter().zip(paths) {
-        if let Err(e) = write_share(share, path) {
-            for done in &written {
-                let _ = std::fs::remove_file(done);
-            }
-            return Err(e.context(format!("writing share {}", share.index)));
-        }
-        written.push(path);
+/// Custodian recovery puts the root keys' source in the custodians' hands
+/// and lets whoever holds the token's PIN derive copies of them: on a software
+/// token the PIN and the token's files already give that; on a hardware or
+/// cloud HSM it would undo what the HSM is for. So it is refused there (the
+/// vendor's backup or cloning is the way).
+fn software_token_only(hsm: &dyn Hsm) -> CliResult {
+    let status = hsm.health()?;
+    let software = [&status.library, &status.token_model]
+        .iter()
+        .any(|s| s.to_ascii_lowercase().contains("softhsm"));
+    if !software {
+        return Err(CliError::new(format!(
+            "custodian recovery is for a software token (SoftHSM); {} is not one: use the HSM vendor's \
+             backup or cloning of the partition instead",
+            status.library
+        )));
+    }
+    if !hsm.can_derive_root_keys()? {
+        return Err(CliError::new(
+            "this token cannot derive keys (CKM_AES_CBC_ENCRYPT_DATA), which custodian recovery needs",
+        ));
     }
     Ok(())
 }
 
-fn write_share(share: &Share, path: &Path) -> CliResult {
+/// Writes each share to its new file; on any failure removes every one
+/// written, the failing one included (never a file that was there before).
+fn write_shares(shares: &[Share], paths: &[PathBuf]) -> CliResult {
+    for (n, (share, path)) in shares.iter().zip(paths).enumerate() {
+        if let Err((error, existed)) = write_share(share, path) {
+            remove_files(&paths[..n]);
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(error.context(format!("writing share {}", share.index)));
+        }
+    }
+    Ok(())
+}
+
+fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Writes one share to a new file; the error says whether the file existed
+/// before (and so is not this command's to remove).
+fn write_share(share: &Share, path: &Path) -> Result<(), (CliError, bool)> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| CliError::from(e).context(path.display()))?;
+        .map_err(|e| {
+            let existed = e.kind() == std::io::ErrorKind::AlreadyExists;
+            (CliError::from(e).context(path.display()), existed)
+        })?;
     let text = share.to_text();
     file.write_all(text.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
-        .map_err(|e| CliError::from(e).context(path.display()))
+        .map_err(|e| (CliError::from(e).context(path.display()), false))
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,8 +170,9 @@ pub struct RecoverArgs {
     versions: String,
 }
 
-/// Rebuilds the master from the shares into a token that holds none, then
-/// derives the asked root key versions from it.
+/// Rebuilds the master from the shares into a token that holds none (or
+/// holds the same set's master, after a recovery that stopped half-way), then
+/// derives the asked root key versions it lacks.
 pub(super) fn recover(hsm: &dyn Hsm, args: &RecoverArgs) -> CliResult {
     let versions = parse_versions(&args.versions)?;
     let shares = args
@@ -138,27 +182,33 @@ pub(super) fn recover(hsm: &dyn Hsm, args: &RecoverArgs) -> CliResult {
         .collect::<Result<Vec<Share>, CliError>>()?;
     // Everything is checked before the token is touched.
     let master = custodian::combine(&shares).map_err(|e| CliError::new(format!("recovery refused: {e}")))?;
-    if hsm.has_recovery_master()? {
-        return Err(CliError::new(
-            "recovery refused: the token already holds a recovery master (recover into a fresh token)",
-        ));
-    }
-    if !hsm.can_derive_root_keys()? {
-        return Err(CliError::new(
-            "recovery refused: this token cannot derive keys (CKM_AES_CBC_ENCRYPT_DATA)",
-        ));
-    }
+    let set = shares.first().map(|s| s.set_id).unwrap_or_default();
     let present = hsm.crk_versions()?;
-    if let Some(v) = versions.iter().find(|v| present.contains(v)) {
-        return Err(CliError::new(format!(
-            "recovery refused: the token already holds root key {}",
-            v.label()
-        )));
+    match hsm.recovery_master_set()? {
+        // A recovery that stopped half-way (or an init whose first derivation
+        // failed) goes on: same set, the versions still missing.
+        Some(held) if held == set => {}
+        Some(held) => {
+            return Err(CliError::new(format!(
+                "recovery refused: the token holds the master of another share set ({}, not {})",
+                hex::encode(held),
+                hex::encode(set)
+            )));
+        }
+        None if !present.is_empty() => {
+            return Err(CliError::new(
+                "recovery refused: the token already holds root keys not derived from a recovery master \
+                 (recover into a fresh token)",
+            ));
+        }
+        None => {
+            software_token_only(hsm).map_err(|e| e.context("recovery refused"))?;
+            hsm.install_recovery_master(&master)
+                .map_err(|e| CliError::from(e).context("importing the recovery master"))?;
+        }
     }
-    hsm.install_recovery_master(&master)
-        .map_err(|e| CliError::from(e).context("importing the recovery master"))?;
     drop(master);
-    for v in &versions {
+    for v in versions.iter().filter(|v| !present.contains(v)) {
         hsm.create_crk(*v)
             .map_err(|e| CliError::from(e).context(format!("deriving root key {}", v.label())))?;
     }

@@ -109,9 +109,12 @@ impl RunCommand for HsmCommand {
                         crks.join(", ")
                     }
                 );
-                let recovery = match hsm.has_recovery_master()? {
-                    true => "custodian master (root keys derive from it; `hsm recover` rebuilds them)",
-                    false => "none",
+                let recovery = match hsm.recovery_master_set()? {
+                    Some(set) => format!(
+                        "custodian master of share set {} (root keys derive from it; `hsm recover` rebuilds them)",
+                        hex::encode(set)
+                    ),
+                    None => "none".to_owned(),
                 };
                 println!("recovery:      {recovery}");
                 println!("mechanisms:    {}", s.mechanisms_needed.join(", "));

@@ -97,6 +97,16 @@ pub fn set_id(master: &SecretBytes) -> [u8; 8] {
     id
 }
 
+/// Whether `threshold` of `custodians` is a split this module makes.
+pub fn check_split(threshold: u8, custodians: u8) -> Result<(), ShareError> {
+    if !(2..=MAX_CUSTODIANS).contains(&custodians) || !(2..=custodians).contains(&threshold) {
+        return Err(ShareError::BadSplit(format!(
+            "need 2 <= threshold <= custodians <= {MAX_CUSTODIANS} (got {threshold} of {custodians})"
+        )));
+    }
+    Ok(())
+}
+
 /// Splits `master` into `custodians` shares, any `threshold` of which rebuild
 /// it. `coefficients` are `(threshold - 1) * 32` random bytes (from the HSM).
 pub fn split(
@@ -110,11 +120,7 @@ pub fn split(
             "the master must be {SECRET_BYTES} bytes"
         )));
     }
-    if !(2..=MAX_CUSTODIANS).contains(&custodians) || !(2..=custodians).contains(&threshold) {
-        return Err(ShareError::BadSplit(format!(
-            "need 2 <= threshold <= custodians <= {MAX_CUSTODIANS} (got {threshold} of {custodians})"
-        )));
-    }
+    check_split(threshold, custodians)?;
     let degree = usize::from(threshold - 1);
     if coefficients.len() != degree * SECRET_BYTES {
         return Err(ShareError::BadSplit("wrong number of random coefficients".into()));
@@ -165,9 +171,27 @@ pub fn combine(shares: &[Share]) -> Result<SecretBytes, ShareError> {
             given: shares.len(),
         });
     }
-    let used = &shares[..usize::from(first.threshold)];
-    // Lagrange at 0: secret = sum_j y_j * prod_{m != j} x_m / (x_m - x_j); in
-    // GF(2^8) subtraction is xor.
+    let needed = usize::from(first.threshold);
+    let master = interpolate(&shares[..needed]);
+    if set_id(&master) != first.set_id {
+        return Err(ShareError::WrongShare);
+    }
+    // Every share given beyond the threshold is checked too: with the first
+    // threshold - 1 it must rebuild the same master.
+    for extra in &shares[needed..] {
+        let mut with: Vec<Share> = shares[..needed - 1].to_vec();
+        with.push(extra.clone());
+        if interpolate(&with) != master {
+            return Err(ShareError::WrongShare);
+        }
+    }
+    Ok(master)
+}
+
+/// Lagrange interpolation at 0 of shares with distinct indices:
+/// secret = sum_j y_j * prod_{m != j} x_m / (x_m - x_j); in GF(2^8)
+/// subtraction is xor.
+fn interpolate(used: &[Share]) -> SecretBytes {
     let mut master = vec![0u8; SECRET_BYTES];
     for (j, sj) in used.iter().enumerate() {
         let mut basis = 1u8;
@@ -180,22 +204,19 @@ pub fn combine(shares: &[Share]) -> Result<SecretBytes, ShareError> {
             *out ^= gf_mul(*y, basis);
         }
     }
-    let master = SecretBytes::new(master);
-    if set_id(&master) != first.set_id {
-        return Err(ShareError::WrongShare);
-    }
-    Ok(master)
+    SecretBytes::new(master)
 }
 
 impl Share {
     /// The share as one line: `keyward-share-v1-<set>-<threshold>-<index>-<value>-<check>`.
     pub fn to_text(&self) -> zeroize::Zeroizing<String> {
+        let value = zeroize::Zeroizing::new(hex::encode(self.value.expose()));
         let body = zeroize::Zeroizing::new(format!(
             "{PREFIX}-{}-{}-{}-{}",
             hex::encode(self.set_id),
             self.threshold,
             self.index,
-            hex::encode(self.value.expose())
+            value.as_str()
         ));
         zeroize::Zeroizing::new(format!("{}-{}", body.as_str(), check(&body)))
     }
@@ -328,7 +349,13 @@ mod tests {
         v[0] ^= 1;
         altered.value = SecretBytes::new(v);
         assert_eq!(
-            combine(&[shares[0].clone(), shares[1].clone(), altered]),
+            combine(&[shares[0].clone(), shares[1].clone(), altered.clone()]),
+            Err(ShareError::WrongShare)
+        );
+        // All five rebuild it; an altered fourth, beyond the threshold, is caught.
+        assert_eq!(combine(&shares).unwrap(), master);
+        assert_eq!(
+            combine(&[shares[0].clone(), shares[1].clone(), shares[3].clone(), altered]),
             Err(ShareError::WrongShare)
         );
     }

@@ -132,8 +132,9 @@ pub trait Hsm: Send + Sync {
         Ok(false)
     }
 
-    /// Whether root keys are derived from a recovery master in this token.
-    fn has_recovery_master(&self) -> Result<bool, HsmError> {
-        Ok(false)
+    /// The set id of the custodian shares of this token's recovery master,
+    /// when root keys derive from one.
+    fn recovery_master_set(&self) -> Result<Option<[u8; 8]>, HsmError> {
+        Ok(None)
     }
 }

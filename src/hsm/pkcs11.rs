@@ -360,7 +360,7 @@ impl Hsm for Pkcs11Hsm {
             if super::recovery::find_master(session)?.is_some() {
                 return Err(HsmError::AlreadyExists.into());
             }
-            super::recovery::import_master(session, master)?;
+            super::recovery::import_master(session, master, super::custodian::set_id(master))?;
             Ok(())
         })
     }
@@ -375,10 +375,16 @@ impl Hsm for Pkcs11Hsm {
         })
     }
 
-    fn has_recovery_master(&self) -> Result<bool, HsmError> {
+    fn recovery_master_set(&self) -> Result<Option<[u8; 8]>, HsmError> {
         self.run(|session| {
             ensure_logged_in(session)?;
-            Ok(super::recovery::find_master(session)?.is_some())
+            match super::recovery::find_master(session)? {
+                None => Ok(None),
+                Some(master) => match super::recovery::master_set_id(session, master)? {
+                    Some(id) => Ok(Some(id)),
+                    None => Err(HsmError::Other("the recovery master has no set id".into()).into()),
+                },
+            }
         })
     }
 

@@ -131,10 +131,12 @@ impl TokenSelector {
                 return Err(UriError::Repeated(name));
             }
             seen.push(name.clone());
-            let value = percent_decode(raw)?;
-            if separator == '&' {
+            // Refused by name before its value is even decoded: a PIN given
+            // here must not end up quoted in an error message.
+            if separator == '&' || name.starts_with("pin-") {
                 return Err(unsupported_query(&name));
             }
+            let value = percent_decode(&name, raw)?;
             selector.set(&name, value)?;
         }
         if selector == TokenSelector::default() {
@@ -200,20 +202,24 @@ fn unsupported_query(name: &str) -> UriError {
     }
 }
 
-/// RFC 3986 percent-decoding into UTF-8 text.
-fn percent_decode(raw: &str) -> Result<String, UriError> {
+/// RFC 3986 percent-decoding into UTF-8 text. Errors name the attribute,
+/// never its value.
+fn percent_decode(name: &str, raw: &str) -> Result<String, UriError> {
+    let hex_digit = |b: u8| char::from(b).to_digit(16);
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| UriError::Malformed(format!("bad percent-encoding in {raw:?}")))?;
-                out.push(hex);
+                let high = bytes.get(i + 1).and_then(|b| hex_digit(*b));
+                let low = bytes.get(i + 2).and_then(|b| hex_digit(*b));
+                let (Some(high), Some(low)) = (high, low) else {
+                    return Err(UriError::Malformed(format!(
+                        "bad percent-encoding in attribute {name:?}"
+                    )));
+                };
+                out.push((high * 16 + low) as u8);
                 i += 3;
             }
             b => {
@@ -222,7 +228,8 @@ fn percent_decode(raw: &str) -> Result<String, UriError> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| UriError::Malformed(format!("{raw:?} is not UTF-8 once decoded")))
+    String::from_utf8(out)
+        .map_err(|_| UriError::Malformed(format!("attribute {name:?} is not UTF-8 once decoded")))
 }
 
 impl fmt::Display for TokenSelector {
@@ -335,6 +342,15 @@ mod tests {
             UriError::Repeated("token".into())
         );
         assert!(matches!(refused("pkcs11:token=%zz"), UriError::Malformed(_)));
+        assert!(matches!(refused("pkcs11:token=%+1"), UriError::Malformed(_)));
+        // A PIN is refused before it is decoded, and never quoted back.
+        for uri in [
+            "pkcs11:token=k?pin-value=ab%zz",
+            "pkcs11:token=k;pin-value=s3cr%ff",
+        ] {
+            let err = refused(uri).to_string();
+            assert!(!err.contains("ab") && !err.contains("s3cr"), "{err}");
+        }
         assert!(matches!(refused("pkcs11:token=%ff"), UriError::Malformed(_)));
         assert!(matches!(refused("pkcs11:token"), UriError::Malformed(_)));
         assert!(matches!(refused("pkcs11:slot-id=-1"), UriError::BadValue { .. }));

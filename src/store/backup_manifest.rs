@@ -97,22 +97,37 @@ impl RecordsHasher {
             }
             None => self.last_uid = Some(record.uid.clone()),
         }
+        // Every field, by name: a field added to `Record` does not compile
+        // here until it is in the digest.
+        let Record {
+            uid,
+            object_type,
+            state,
+            group,
+            crk_version,
+            sealed,
+            attributes,
+            index,
+            version,
+            created_at,
+            updated_at,
+        } = record;
         let buf = &mut self.buf;
         buf.clear();
-        put_bytes(buf, record.uid.as_bytes());
-        buf.extend_from_slice(&record.object_type.to_be_bytes());
-        buf.extend_from_slice(&record.state.to_be_bytes());
-        put_bytes(buf, record.group.as_bytes());
-        buf.extend_from_slice(&record.crk_version.to_be_bytes());
-        put_bytes(buf, &record.sealed);
-        put_bytes(buf, &record.attributes);
+        put_bytes(buf, uid.as_bytes());
+        buf.extend_from_slice(&object_type.to_be_bytes());
+        buf.extend_from_slice(&state.to_be_bytes());
+        put_bytes(buf, group.as_bytes());
+        buf.extend_from_slice(&crk_version.to_be_bytes());
+        put_bytes(buf, sealed);
+        put_bytes(buf, attributes);
         // The index in its stored form: sorted, without duplicates.
-        let sorted = record.index.windows(2).all(|w| w[0] < w[1]);
+        let sorted = index.windows(2).all(|w| w[0] < w[1]);
         let mut normalized;
         let index = if sorted {
-            &record.index
+            index
         } else {
-            normalized = record.index.clone();
+            normalized = index.clone();
             normalized.sort();
             normalized.dedup();
             &normalized
@@ -122,9 +137,9 @@ impl RecordsHasher {
             put_bytes(buf, entry.name.as_bytes());
             put_bytes(buf, entry.value.as_bytes());
         }
-        buf.extend_from_slice(&record.version.to_be_bytes());
-        buf.extend_from_slice(&record.created_at.to_be_bytes());
-        buf.extend_from_slice(&record.updated_at.to_be_bytes());
+        buf.extend_from_slice(&version.to_be_bytes());
+        buf.extend_from_slice(&created_at.to_be_bytes());
+        buf.extend_from_slice(&updated_at.to_be_bytes());
         self.context.update(buf);
         self.records += 1;
         Ok(())
@@ -335,7 +350,7 @@ pub fn read(path: &Path) -> Result<Option<Manifest>, StoreError> {
     let format = u32::try_from(format).map_err(|_| bad("format out of range".into()))?;
     if format != FORMAT {
         return Err(bad(format!(
-            "manifest format {format} (written by keyward {keyward_version}); this build reads format {FORMAT}"
+            "manifest format {format} (written by keyward {keyward_version:?}); this build reads format {FORMAT}"
         )));
     }
     Ok(Some(Manifest {

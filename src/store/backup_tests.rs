@@ -281,21 +281,21 @@ async fn only_a_store_schema_and_the_manifest_table_are_accepted() {
     for (sql, needle) in [
         (
             "CREATE TABLE extra (x)",
-            "table `extra` is not part of keyward's schema",
+            "table \"extra\" is not part of keyward's schema",
         ),
         (
             "CREATE INDEX extra ON records (state)",
-            "index `extra` is not part of",
+            "index \"extra\" is not part of",
         ),
-        ("CREATE VIEW extra AS SELECT 1", "view `extra` is not part of"),
-        ("DROP INDEX records_by_crk", "index `records_by_crk` is missing"),
+        ("CREATE VIEW extra AS SELECT 1", "view \"extra\" is not part of"),
+        ("DROP INDEX records_by_crk", "index \"records_by_crk\" is missing"),
         (
             "ALTER TABLE backup_manifest ADD COLUMN x",
-            "table `backup_manifest` differs",
+            "table \"backup_manifest\" differs",
         ),
         (
             "ALTER TABLE record_index ADD COLUMN x",
-            "table `record_index` differs",
+            "table \"record_index\" differs",
         ),
         (
             "INSERT INTO backup_manifest SELECT * FROM backup_manifest",

@@ -118,7 +118,7 @@ fn restore_refuses_a_backup_that_is_not_what_backup_wrote() {
         (
             "extra-table.db",
             "CREATE TABLE notes (x);".to_owned(),
-            "table `notes` is not part of keyward's schema",
+            "table \"notes\" is not part of keyward's schema",
         ),
     ];
     for (name, sql, needle) in &cases {

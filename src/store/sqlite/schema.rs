@@ -175,10 +175,10 @@ pub(super) fn check_exact(
             true => "differs from keyward's",
             false => "is not part of keyward's schema",
         };
-        return Err(StoreError::Corrupt(format!("{kind} `{name}` {why}")));
+        return Err(StoreError::Corrupt(format!("{kind} {name:?} {why}")));
     }
     if let Some((kind, name, _, _)) = expected.iter().find(|o| !found.contains(o)) {
-        return Err(StoreError::Corrupt(format!("{kind} `{name}` is missing")));
+        return Err(StoreError::Corrupt(format!("{kind} {name:?} is missing")));
     }
     Ok(())
 }
