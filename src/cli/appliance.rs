@@ -355,32 +355,31 @@ fn check_hostname(name: &str) -> Result<String, String> {
 }
 
 fn cidr_v4(text: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (addr, prefix) = text
-        .split_once('/')
-        .ok_or_else(|| format!("{text:?}: write the address with its prefix length, e.g. 192.0.2.10/24"))?;
-    let addr = addr
-        .parse::<Ipv4Addr>()
-        .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
-    let prefix = prefix
-        .parse::<u8>()
-        .ok()
-        .filter(|p| (1..=32).contains(p))
-        .ok_or_else(|| format!("prefix length {prefix:?} is not 1 to 32"))?;
-    Ok((addr, prefix))
+    cidr(text, 32, "IPv4", "192.0.2.10/24")
 }
 
 fn cidr_v6(text: &str) -> Result<(Ipv6Addr, u8), String> {
+    cidr(text, 128, "IPv6", "2001:db8::10/64")
+}
+
+/// `address/prefix` of one family.
+fn cidr<A: std::str::FromStr>(
+    text: &str,
+    max_prefix: u8,
+    family: &str,
+    example: &str,
+) -> Result<(A, u8), String> {
     let (addr, prefix) = text
         .split_once('/')
-        .ok_or_else(|| format!("{text:?}: write the address with its prefix length, e.g. 2001:db8::10/64"))?;
+        .ok_or_else(|| format!("{text:?}: write the address with its prefix length, e.g. {example}"))?;
     let addr = addr
-        .parse::<Ipv6Addr>()
-        .map_err(|_| format!("{addr:?} is not an IPv6 address"))?;
+        .parse::<A>()
+        .map_err(|_| format!("{addr:?} is not an {family} address"))?;
     let prefix = prefix
         .parse::<u8>()
         .ok()
-        .filter(|p| (1..=128).contains(p))
-        .ok_or_else(|| format!("prefix length {prefix:?} is not 1 to 128"))?;
+        .filter(|p| (1..=max_prefix).contains(p))
+        .ok_or_else(|| format!("prefix length {prefix:?} is not 1 to {max_prefix}"))?;
     Ok((addr, prefix))
 }
 

@@ -44,6 +44,24 @@ fn lose_the_disk(server: &TestServer) {
     ]));
 }
 
+/// `keyward hsm init` with 3 custodians, 2 needed, shares to `out`.
+fn init_with_custodians(server: &TestServer, config: &str, out: [&str; 3]) -> std::process::Output {
+    let mut args = vec![
+        "hsm",
+        "init",
+        "--config",
+        config,
+        "--custodians",
+        "3",
+        "--threshold",
+        "2",
+    ];
+    for path in out {
+        args.extend(["--share-out", path]);
+    }
+    server.keyward(&args)
+}
+
 fn module_of(config: &Path) -> String {
     let text = std::fs::read_to_string(config).unwrap();
     let line = text.lines().find(|l| l.starts_with("module = ")).unwrap();
@@ -61,22 +79,11 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
     let shares_dir = server.dir.path().join("custodians");
     std::fs::create_dir(&shares_dir).unwrap();
     let share = |n: &str| shares_dir.join(n).to_str().unwrap().to_owned();
-    let out = assert_ok(&server.keyward(&[
-        "hsm",
-        "init",
-        "--config",
+    let out = assert_ok(&init_with_custodians(
+        &server,
         config,
-        "--custodians",
-        "3",
-        "--threshold",
-        "2",
-        "--share-out",
-        &share("alice"),
-        "--share-out",
-        &share("bob"),
-        "--share-out",
-        &share("carol"),
-    ]));
+        [&share("alice"), &share("bob"), &share("carol")],
+    ));
     assert!(
         out.contains("3 custodian shares") && out.contains("2 rebuild"),
         "{out}"
@@ -96,22 +103,7 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
     }
     // A second init is refused, and the share files are not rewritten.
     assert_refused(
-        &server.keyward(&[
-            "hsm",
-            "init",
-            "--config",
-            config,
-            "--custodians",
-            "3",
-            "--threshold",
-            "2",
-            "--share-out",
-            &share("x"),
-            "--share-out",
-            &share("y"),
-            "--share-out",
-            &share("z"),
-        ]),
+        &init_with_custodians(&server, config, [&share("x"), &share("y"), &share("z")]),
         "already holds root key keyward-crk-1",
     );
     assert!(!Path::new(&share("x")).exists());
