@@ -11,14 +11,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::TestServer;
-use common::admin::{assert_refused, multi_thread_runtime as runtime, output_text as text};
+use common::admin::{assert_ok, assert_refused, multi_thread_runtime as runtime};
 use common::load::{Load, check_all};
-
-fn assert_ok(out: &std::process::Output) -> (String, String) {
-    let (stdout, stderr) = text(out);
-    assert!(out.status.success(), "failed: {stdout}{stderr}");
-    (stdout, stderr)
-}
 
 /// A copy of `backup` named `name`, changed by `sql` (with `earlier`, another
 /// backup, attached as `old`), as someone with write access to the file would.

@@ -10,13 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::TestServer;
-use common::admin::{assert_refused, multi_thread_runtime as runtime, output_text as text};
+use common::admin::{assert_refused, multi_thread_runtime as runtime};
 use common::load::{Load, check_all};
 
-fn assert_ok(out: &std::process::Output) -> String {
-    let (stdout, stderr) = text(out);
-    assert!(out.status.success(), "failed: {stdout}{stderr}");
-    stdout
+/// A command that must succeed; its stdout.
+fn stdout_of(out: &std::process::Output) -> String {
+    common::admin::assert_ok(out).0
 }
 
 /// The store's files, moved away as an administrator would for a fresh store.
@@ -47,7 +46,7 @@ fn backup_under_load_restores_into_a_fresh_store() {
     let load = Load::start(&rt, server.addr, &tls, 4);
     load.wait_for(500);
     let before_backup = load.snapshot();
-    let out = assert_ok(&server.keyward(&["backup", "--config", config, "--out", backup_arg]));
+    let out = stdout_of(&server.keyward(&["backup", "--config", config, "--out", backup_arg]));
     assert!(out.contains("key material sealed under keyward-crk-1"), "{out}");
     let made = load.stop(&rt);
     eprintln!(
@@ -72,7 +71,7 @@ fn backup_under_load_restores_into_a_fresh_store() {
     server.terminate();
     let db = server.path("keyward.db");
     move_store_away(&db, &server.dir.path().join("old-store"));
-    let out = assert_ok(&server.keyward(&["restore", "--config", config, "--from", backup_arg]));
+    let out = stdout_of(&server.keyward(&["restore", "--config", config, "--from", backup_arg]));
     assert!(out.contains("verified: "), "{out}");
     eprintln!("{out}");
     server.spawn();
@@ -82,7 +81,7 @@ fn backup_under_load_restores_into_a_fresh_store() {
     let junk = server.dir.path().join("junk.db");
     std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
     let restored = server.keyward(&["root", "status", "--config", config]);
-    let status_before = assert_ok(&restored);
+    let status_before = stdout_of(&restored);
     for (from, needle) in [
         ("/nonexistent/backup.db", "no such file"),
         (junk.to_str().unwrap(), "not a keyward database"),
@@ -103,14 +102,14 @@ fn backup_under_load_restores_into_a_fresh_store() {
         "keyward.toml",
     );
     assert_eq!(
-        assert_ok(&server.keyward(&["root", "status", "--config", config])),
+        stdout_of(&server.keyward(&["root", "status", "--config", config])),
         status_before
     );
 
     // Rotate, retire CRK 1: the old backup is now sealed under a root key the
     // HSM lacks, and restoring it is refused — even with --force, even into a fresh store.
-    assert_ok(&server.keyward(&["root", "rotate", "--config", config]));
-    assert_ok(&server.keyward(&["root", "retire", "1", "--config", config]));
+    stdout_of(&server.keyward(&["root", "rotate", "--config", config]));
+    stdout_of(&server.keyward(&["root", "retire", "1", "--config", config]));
     assert_refused(
         &server.keyward(&["restore", "--config", config, "--from", backup_arg, "--force"]),
         "keyward-crk-1",
@@ -132,14 +131,14 @@ fn backup_under_load_restores_into_a_fresh_store() {
     assert_eq!(file_bytes(&db), db_bytes);
     server.spawn();
     let rotated_backup = server.dir.path().join("rotated.db");
-    assert_ok(&server.keyward(&[
+    stdout_of(&server.keyward(&[
         "backup",
         "--config",
         config,
         "--out",
         rotated_backup.to_str().unwrap(),
     ]));
-    let out = assert_ok(&server.keyward(&[
+    let out = stdout_of(&server.keyward(&[
         "restore",
         "--config",
         config,

@@ -12,13 +12,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::TestServer;
-use common::admin::{assert_refused, multi_thread_runtime as runtime, output_text as text};
+use common::admin::{assert_refused, multi_thread_runtime as runtime};
 use common::load::{Load, check_all};
 
-fn assert_ok(out: &std::process::Output) -> String {
-    let (stdout, stderr) = text(out);
-    assert!(out.status.success(), "failed: {stdout}{stderr}");
-    stdout
+/// A command that must succeed; its stdout.
+fn stdout_of(out: &std::process::Output) -> String {
+    common::admin::assert_ok(out).0
 }
 
 /// The token and the store gone: a fresh token under the same label and PINs.
@@ -30,7 +29,7 @@ fn lose_the_disk(server: &TestServer) {
         let _ = std::fs::remove_file(server.path(&format!("keyward.db{suffix}")));
     }
     let module = module_of(&server.config());
-    assert_ok(&server.keyward(&[
+    stdout_of(&server.keyward(&[
         "hsm",
         "init-token",
         "--module",
@@ -79,7 +78,7 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
     let shares_dir = server.dir.path().join("custodians");
     std::fs::create_dir(&shares_dir).unwrap();
     let share = |n: &str| shares_dir.join(n).to_str().unwrap().to_owned();
-    let out = assert_ok(&init_with_custodians(
+    let out = stdout_of(&init_with_custodians(
         &server,
         config,
         [&share("alice"), &share("bob"), &share("carol")],
@@ -115,16 +114,16 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
     load.wait_for(20);
     let before_rotation = load.stop(&rt);
     // A rotation derives root key 2 from the same master.
-    assert_ok(&server.keyward(&["root", "rotate", "--config", config]));
+    stdout_of(&server.keyward(&["root", "rotate", "--config", config]));
     let load = Load::start(&rt, server.addr, &tls, 2);
     load.wait_for(20);
     let after_rotation = load.stop(&rt);
     let backup = server.dir.path().join("backup.db");
-    assert_ok(&server.keyward(&["backup", "--config", config, "--out", backup.to_str().unwrap()]));
+    stdout_of(&server.keyward(&["backup", "--config", config, "--out", backup.to_str().unwrap()]));
     server.terminate();
 
     lose_the_disk(&server);
-    let status = assert_ok(&server.keyward(&["hsm", "status", "--config", config]));
+    let status = stdout_of(&server.keyward(&["hsm", "status", "--config", config]));
     assert!(status.contains("root keys:     none"), "{status}");
     // One share alone rebuilds nothing, and leaves the token as it was.
     assert_refused(
@@ -140,7 +139,7 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
         ]),
         "2 shares are needed, 1 given",
     );
-    let status = assert_ok(&server.keyward(&["hsm", "status", "--config", config]));
+    let status = stdout_of(&server.keyward(&["hsm", "status", "--config", config]));
     assert!(
         status.contains("root keys:     none") && status.contains("recovery:      none"),
         "{status}"
@@ -168,7 +167,7 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
         "its check does not match",
     );
     // Two shares rebuild both versions.
-    let out = assert_ok(&server.keyward(&[
+    let out = stdout_of(&server.keyward(&[
         "hsm",
         "recover",
         "--config",
@@ -184,10 +183,10 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
         out.contains("rebuilt root keys keyward-crk-1, keyward-crk-2 from 2 shares"),
         "{out}"
     );
-    let status = assert_ok(&server.keyward(&["hsm", "status", "--config", config]));
+    let status = stdout_of(&server.keyward(&["hsm", "status", "--config", config]));
     assert!(status.contains("recovery:      custodian master"), "{status}");
 
-    let out = assert_ok(&server.keyward(&[
+    let out = stdout_of(&server.keyward(&[
         "restore",
         "--config",
         config,

@@ -204,6 +204,13 @@ pub(crate) fn assert_refused(out: &std::process::Output, needle: &str) {
     assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
 }
 
+/// A command that must succeed; its stdout and stderr.
+pub(crate) fn assert_ok(out: &std::process::Output) -> (String, String) {
+    let (stdout, stderr) = output_text(out);
+    assert!(out.status.success(), "failed: {stdout}{stderr}");
+    (stdout, stderr)
+}
+
 /// A multi-threaded runtime for tests that drive load while commands run.
 pub(crate) fn multi_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
