@@ -32,11 +32,15 @@ use keyward::kmip::payload::{Payload, create, get, get_attributes, locate};
 use keyward::kmip::{CryptographicAlgorithm, ObjectType, Operation, ResultStatus};
 use keyward::ttlv::Value;
 use kmip_client::{Client, ClientError, ClientTls, ClientTlsOptions, empty_payload};
+use proc_stats::{cpu_seconds, rss_kib};
 
 /// The KMIP test client, shared with the integration tests (one copy).
 #[allow(dead_code)]
 #[path = "../../tests/support/kmip_client.rs"]
 mod kmip_client;
+#[allow(dead_code)]
+#[path = "../../tests/support/proc_stats.rs"]
+mod proc_stats;
 
 /// Most latency samples kept per run (4 bytes each): bounds memory.
 const MAX_SAMPLES: usize = 20_000_000;
@@ -422,18 +426,26 @@ async fn get_key(client: &mut Client, uid: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Create with vCenter's template: exactly algorithm, usage mask (an Integer) and length.
+/// vCenter's Create template — exactly algorithm, usage mask (an Integer) and
+/// length — followed by `extra`.
+fn vcenter_template(extra: Vec<Attribute>) -> TemplateAttribute {
+    let mut attributes = vec![
+        Attribute::new(
+            "Cryptographic Algorithm",
+            Value::Enumeration(CryptographicAlgorithm::AES.0),
+        ),
+        Attribute::new("Cryptographic Usage Mask", Value::Integer(12)),
+        Attribute::new("Cryptographic Length", Value::Integer(256)),
+    ];
+    attributes.extend(extra);
+    TemplateAttribute::new(attributes)
+}
+
+/// Create with vCenter's template.
 async fn create_key(client: &mut Client) -> Result<String, String> {
     let request = create::Request {
         object_type: ObjectType::SYMMETRIC_KEY,
-        template_attribute: TemplateAttribute::new(vec![
-            Attribute::new(
-                "Cryptographic Algorithm",
-                Value::Enumeration(CryptographicAlgorithm::AES.0),
-            ),
-            Attribute::new("Cryptographic Usage Mask", Value::Integer(12)),
-            Attribute::new("Cryptographic Length", Value::Integer(256)),
-        ]),
+        template_attribute: vcenter_template(Vec::new()),
         extra: Vec::new(),
     };
     let mut items = client
@@ -462,13 +474,7 @@ async fn populate_key(client: &mut Client, n: u64) -> Result<(), String> {
     ]);
     let request = create::Request {
         object_type: ObjectType::SYMMETRIC_KEY,
-        template_attribute: TemplateAttribute::new(vec![
-            Attribute::new(
-                "Cryptographic Algorithm",
-                Value::Enumeration(CryptographicAlgorithm::AES.0),
-            ),
-            Attribute::new("Cryptographic Usage Mask", Value::Integer(12)),
-            Attribute::new("Cryptographic Length", Value::Integer(256)),
+        template_attribute: vcenter_template(vec![
             Attribute::new("Name", name),
             Attribute::new("x-Name", Value::TextString(format!("vm-{n}"))),
         ]),
@@ -551,28 +557,6 @@ fn succeeded(item: &ResponseBatchItem, what: &str) -> Result<(), String> {
         item.result_reason.and_then(|r| r.name()).unwrap_or("(no reason)"),
         item.result_message.as_deref().unwrap_or("")
     ))
-}
-
-/// Resident set size of a process, in KiB, from /proc.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// User + system CPU time of a process (all its threads), in seconds, from
-/// /proc. Linux reports it in USER_HZ ticks, which is 100 on every
-/// architecture it runs on.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; fields after it are plain.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// CPU seconds the run cost the server and this client: unlike ops/s, this

@@ -31,11 +31,15 @@ use keyward::kmip::payload::{Payload, get, get_attributes, locate};
 use keyward::kmip::{CryptographicAlgorithm, ObjectType, Operation, ResultStatus, tags};
 use keyward::ttlv::{Item, Value};
 use kmip_client::{Client, ClientTls, empty_payload};
+use proc_stats::{open_files, rss_kib};
 
 /// The KMIP test client, shared with the integration tests (one copy).
 #[allow(dead_code)]
 #[path = "../../tests/support/kmip_client.rs"]
 mod kmip_client;
+#[allow(dead_code)]
+#[path = "../../tests/support/proc_stats.rs"]
+mod proc_stats;
 
 /// How long a server start may take before the run fails.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -274,20 +278,6 @@ fn client_tls(env: &Path) -> Result<ClientTls, String> {
         &pki.join("client.key"),
     )
     .map_err(|e| e.to_string())
-}
-
-/// Resident set size of a process, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Open file descriptors of a process.
-fn open_files(pid: u32) -> Option<u64> {
-    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
 /// What each open descriptor of a process points to, sockets as "socket" (their

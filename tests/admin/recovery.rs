@@ -61,6 +61,15 @@ fn init_with_custodians(server: &TestServer, config: &str, out: [&str; 3]) -> st
     server.keyward(&args)
 }
 
+/// `keyward hsm recover --versions 1-2` from the share files `shares`.
+fn recover_versions_1_2(server: &TestServer, config: &str, shares: &[&str]) -> std::process::Output {
+    let mut args = vec!["hsm", "recover", "--config", config, "--versions", "1-2"];
+    for share in shares {
+        args.extend(["--share", share]);
+    }
+    server.keyward(&args)
+}
+
 fn module_of(config: &Path) -> String {
     let text = std::fs::read_to_string(config).unwrap();
     let line = text.lines().find(|l| l.starts_with("module = ")).unwrap();
@@ -127,16 +136,7 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
     assert!(status.contains("root keys:     none"), "{status}");
     // One share alone rebuilds nothing, and leaves the token as it was.
     assert_refused(
-        &server.keyward(&[
-            "hsm",
-            "recover",
-            "--config",
-            config,
-            "--share",
-            &share("bob"),
-            "--versions",
-            "1-2",
-        ]),
+        &recover_versions_1_2(&server, config, &[&share("bob")]),
         "2 shares are needed, 1 given",
     );
     let status = stdout_of(&server.keyward(&["hsm", "status", "--config", config]));
@@ -152,33 +152,15 @@ fn two_of_three_custodian_shares_rebuild_the_root_keys_of_a_lost_token() {
     text.replace_range(at..=at, flipped);
     std::fs::write(&damaged, text).unwrap();
     assert_refused(
-        &server.keyward(&[
-            "hsm",
-            "recover",
-            "--config",
-            config,
-            "--share",
-            &share("alice"),
-            "--share",
-            damaged.to_str().unwrap(),
-            "--versions",
-            "1-2",
-        ]),
+        &recover_versions_1_2(&server, config, &[&share("alice"), damaged.to_str().unwrap()]),
         "its check does not match",
     );
     // Two shares rebuild both versions.
-    let out = stdout_of(&server.keyward(&[
-        "hsm",
-        "recover",
-        "--config",
+    let out = stdout_of(&recover_versions_1_2(
+        &server,
         config,
-        "--share",
-        &share("alice"),
-        "--share",
-        &share("carol"),
-        "--versions",
-        "1-2",
-    ]));
+        &[&share("alice"), &share("carol")],
+    ));
     assert!(
         out.contains("rebuilt root keys keyward-crk-1, keyward-crk-2 from 2 shares"),
         "{out}"
