@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -20,6 +21,11 @@ use crate::secret::SecretBytes;
 /// How many times one call may recover (new session, re-login, re-find,
 /// reconnect) before its error is reported.
 const MAX_ATTEMPTS: usize = 3;
+
+/// Least time between two module re-initializations because a root key was
+/// not found (see [`Pkcs11Hsm::crk_handle`]): a client asking for records under
+/// a destroyed root key cannot make the module start over more often than this.
+const STALE_VIEW_REFRESH: Duration = Duration::from_secs(10);
 
 /// Mechanisms keyward uses on the CRK.
 const NEEDED_MECHANISMS: [MechanismType; 2] = [MechanismType::AES_KEY_GEN, MechanismType::AES_GCM];
@@ -55,6 +61,8 @@ pub struct Pkcs11Hsm {
     handles: Mutex<(u64, HashMap<CrkVersion, ObjectHandle>)>,
     /// The last IV drawn, to catch an RNG that repeats itself.
     last_iv: Mutex<[u8; IV_LEN]>,
+    /// When a root key that was not found last made the module start over.
+    last_stale_refresh: Mutex<Option<Instant>>,
 }
 
 impl Pkcs11Hsm {
@@ -68,6 +76,7 @@ impl Pkcs11Hsm {
             pool: SessionPool::new(ctx, cfg, initialized_here),
             handles: Mutex::new((0, HashMap::new())),
             last_iv: Mutex::new([0; IV_LEN]),
+            last_stale_refresh: Mutex::new(None),
         };
         // Open (and log in) one session now; `hsm` finalizes on drop if this fails.
         drop(hsm.pool.checkout()?);
@@ -130,6 +139,17 @@ impl Pkcs11Hsm {
         }
     }
 
+    /// Whether a root key that was not found may make the module start over
+    /// now; if so, the next one may only after [`STALE_VIEW_REFRESH`].
+    fn may_refresh_stale_view(&self) -> bool {
+        let mut last = self.last_stale_refresh.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= STALE_VIEW_REFRESH);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
     /// The CRK's handle, from the cache or by label + id.
     fn crk_handle(&self, session: &Session, crk: CrkVersion) -> Result<ObjectHandle, Fail> {
         if let Some(h) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).1.get(&crk) {
@@ -144,6 +164,16 @@ impl Pkcs11Hsm {
                 // the CRK is missing (which would mean crypto-shredding).
                 ensure_logged_in(session)?;
                 ensure_token_readable(self.pool.ctx(), session)?;
+                // A module may keep a picture of the token that another process's
+                // changes no longer reach: SoftHSM stops re-reading a token's
+                // folder for good once it read its token file while another
+                // process was rewriting it (a login does), and a root rotation
+                // runs in another process. Before saying a root key is missing,
+                // let the module read the token afresh (at most once per
+                // STALE_VIEW_REFRESH) and look again.
+                if self.may_refresh_stale_view() {
+                    return Err(Fail::TokenLost(HsmError::NotFound));
+                }
                 return Err(HsmError::NotFound.into());
             }
             [h] => *h,
@@ -485,6 +515,8 @@ fn list_crks(ctx: &Pkcs11, session: &Session) -> Result<Vec<CrkVersion>, Fail> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::hsm::softhsm::run_isolated;
 
@@ -526,6 +558,63 @@ mod tests {
             }
             let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
             assert_eq!(hsm.unseal(CrkVersion(1), b"id", &blob).unwrap().expose(), &KEK);
+        })
+        .unwrap();
+    }
+
+    /// The token's object files, by name, with their bytes.
+    fn token_files(token: &crate::hsm::softhsm::TestToken) -> BTreeMap<String, Vec<u8>> {
+        let tokens = token.dir.join("tokens");
+        let folder = std::fs::read_dir(&tokens)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_root_key_the_module_does_not_see_yet_is_looked_for_again_after_a_fresh_start() {
+        run_isolated(|token| {
+            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            hsm.create_crk(CrkVersion(1)).unwrap();
+            let before = token_files(token);
+            hsm.create_crk(CrkVersion(2)).unwrap();
+            let blob = hsm.seal(CrkVersion(2), b"id", &KEK).unwrap();
+            let with_crk2 = token_files(token);
+            hsm.destroy_crk(CrkVersion(2)).unwrap();
+            // CRK 2's files come back behind the module's back, as when another
+            // process made them and this module's picture of the token went stale
+            // (SoftHSM re-reads a token's folder only when its generation file moved).
+            for (path, bytes) in with_crk2.iter().filter(|(p, _)| !before.contains_key(*p)) {
+                std::fs::write(path, bytes).unwrap();
+            }
+            assert_eq!(
+                hsm.crk_versions().unwrap(),
+                vec![CrkVersion(1)],
+                "premise: the module does not see CRK 2 yet"
+            );
+            // Opening a record sealed under CRK 2 makes the module start over.
+            assert_eq!(hsm.unseal(CrkVersion(2), b"id", &blob).unwrap().expose(), &KEK);
+            assert_eq!(hsm.crk_versions().unwrap(), vec![CrkVersion(1), CrkVersion(2)]);
+            // A root key that is really gone stays "not found", and asking again
+            // at once does not make the module start over again.
+            hsm.destroy_crk(CrkVersion(2)).unwrap();
+            assert_eq!(
+                hsm.unseal(CrkVersion(2), b"id", &blob).unwrap_err(),
+                HsmError::NotFound
+            );
+            let generation = hsm.pool.checkout().unwrap().generation();
+            assert_eq!(
+                hsm.unseal(CrkVersion(2), b"id", &blob).unwrap_err(),
+                HsmError::NotFound
+            );
+            assert_eq!(hsm.pool.checkout().unwrap().generation(), generation);
         })
         .unwrap();
     }

@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::common::admin::{multi_thread_runtime, output_text};
 use crate::common::bao_cluster::BaoCluster;
@@ -134,17 +134,22 @@ fn a_root_rotation_on_one_node_reaches_every_node_and_loses_nothing() {
     // Every node notices CRK 2 in the shared token by itself.
     let mut switched_after = Vec::new();
     for i in 0..nodes.len() {
-        let after = crate::common::bao_cluster::wait_for(
-            &format!("node {i} switching new seals to CRK 2"),
-            PATIENCE,
-            || {
-                nodes
-                    .server(i)
-                    .log()
-                    .contains(SWITCHED)
-                    .then(|| crk2_at.elapsed())
-            },
-        );
+        let deadline = Instant::now() + PATIENCE;
+        let after = loop {
+            let log = nodes.server(i).log();
+            if log.contains(SWITCHED) {
+                break crk2_at.elapsed();
+            }
+            if Instant::now() > deadline {
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "node {i} did not switch new seals to CRK 2 within {PATIENCE:?}; its log ends:\n{}",
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         switched_after.push(after);
     }
     let all_switched = *switched_after.iter().max().unwrap();
