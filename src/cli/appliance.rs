@@ -98,6 +98,10 @@ pub(super) struct Settings {
     kmip_port: u16,
 }
 
+/// The lowest KMIP port a vApp property may choose: the service runs without
+/// any capability, so it cannot listen on a privileged port.
+const MIN_KMIP_PORT: u16 = 1024;
+
 const KEYS: [&str; 11] = [
     "hostname",
     "ip-mode",
@@ -193,8 +197,15 @@ impl Settings {
             Some(p) => p
                 .parse::<u16>()
                 .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| bad("kmip-port", format!("{p:?} is not a port number (1-65535)")))?,
+                .filter(|p| *p >= MIN_KMIP_PORT)
+                .ok_or_else(|| {
+                    bad(
+                        "kmip-port",
+                        format!(
+                            "{p:?} is not a port number from {MIN_KMIP_PORT} to 65535 (the service holds no privilege to listen below {MIN_KMIP_PORT})"
+                        ),
+                    )
+                })?,
             None => 5696,
         };
         Ok(Settings {
@@ -232,6 +243,11 @@ impl Settings {
         }
         for d in &self.dns {
             let _ = writeln!(network, "DNS={d}");
+        }
+        if self.ipv4.is_none() {
+            // The machine ID is transient (read-only root): identify by MAC address
+            // so the lease survives a reboot.
+            network.push_str("\n[DHCPv4]\nClientIdentifier=mac\n");
         }
         files.push(("10-keyward-ovf.network", network));
         if !self.ntp.is_empty() {
@@ -547,7 +563,7 @@ mod tests {
     #[test]
     fn a_bad_property_is_named_with_why() {
         let refused = |props: &[(&str, &str)]| Settings::from_env(&env(props)).unwrap_err().to_string();
-        let cases: [(&[(&str, &str)], &str); 12] = [
+        let cases: [(&[(&str, &str)], &str); 13] = [
             (&[("hostname", "kms_01")], "\"hostname\""),
             (&[("ip-mode", "manual")], "\"ip-mode\""),
             (&[("ip-mode", "static")], "static addressing needs an address"),
@@ -578,6 +594,7 @@ mod tests {
                 "does not match its type",
             ),
             (&[("kmip-port", "0")], "\"kmip-port\""),
+            (&[("kmip-port", "443")], "no privilege to listen below 1024"),
             (
                 &[(
                     "trust-vcenter-cert",

@@ -6,6 +6,10 @@
 //! implements [`RunCommand`], then add `mod foo;` below and one
 //! `Foo(foo::FooCommand),` line (with its `///` help) to `subcommands!`.
 
+/// Where the package and the appliance keep the configuration: the default of
+/// every command that reads one.
+const DEFAULT_CONFIG: &str = "/etc/keyward/keyward.toml";
+
 mod appliance;
 mod audit;
 mod backup;

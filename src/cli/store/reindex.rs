@@ -15,7 +15,7 @@ use crate::store::{IndexedStore, OpenMode};
 #[derive(Debug, clap::Args)]
 pub struct ReindexArgs {
     /// The configuration file naming the store and `[cluster] index`.
-    #[arg(long, short, default_value = "/etc/keyward/keyward.toml")]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
     config: PathBuf,
 }
 
