@@ -50,9 +50,12 @@ fn small_vmdk(dir: &Path) -> PathBuf {
 fn the_ova_checks_and_a_changed_descriptor_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let vmdk = small_vmdk(dir.path());
+    let state = dir.path().join("state.vmdk");
+    std::fs::copy(&vmdk, &state).unwrap();
     let ova = dir.path().join("keyward.ova");
     let (ok, text) = run(Command::new(repo().join("image/ova"))
         .arg(&vmdk)
+        .arg(&state)
         .arg(&ova)
         .args(["--version", "9.8.7"]));
     assert!(ok, "image/ova: {text}");
@@ -79,13 +82,36 @@ fn the_ova_checks_and_a_changed_descriptor_does_not() {
         .arg(&edited)
         .arg("-C")
         .arg(&unpacked)
-        .args(["keyward.ovf", "keyward.mf", "keyward-disk1.vmdk"]));
+        .args([
+            "keyward.ovf",
+            "keyward.mf",
+            "keyward-system.vmdk",
+            "keyward-state.vmdk",
+        ]));
     assert!(ok, "{text}");
     let (ok, text) = run(Command::new("python3")
         .arg(repo().join("image/check-ova"))
         .arg(&edited));
     assert!(
         !ok && text.contains("keyward.ovf: SHA-256 does not match the manifest"),
+        "{text}"
+    );
+
+    // Packed again without the state disk: the appliance would have no /var.
+    std::fs::write(&descriptor, xml).unwrap();
+    let without_state = dir.path().join("without-state.ova");
+    let (ok, text) = run(Command::new("tar")
+        .arg("-cf")
+        .arg(&without_state)
+        .arg("-C")
+        .arg(&unpacked)
+        .args(["keyward.ovf", "keyward.mf", "keyward-system.vmdk"]));
+    assert!(ok, "{text}");
+    let (ok, text) = run(Command::new("python3")
+        .arg(repo().join("image/check-ova"))
+        .arg(&without_state));
+    assert!(
+        !ok && text.contains("referenced file keyward-state.vmdk is not in the package"),
         "{text}"
     );
 }
