@@ -325,11 +325,47 @@ fn check_hsm(config: &Config, report: &mut Report) {
     }
     match hsm.crk_versions() {
         Ok(v) if v.is_empty() => report.fail("hsm root key", "none in the token (run `keyward hsm init`)"),
-        Ok(v) => report.ok(
-            "hsm root key",
-            v.iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
-        ),
+        Ok(v) => {
+            report.ok(
+                "hsm root key",
+                v.iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
+            );
+            if let Some(newest) = v.iter().max() {
+                check_seal_round_trip(hsm.as_ref(), *newest, report);
+            }
+        }
         Err(e) => report.fail("hsm root key", e),
+    }
+}
+
+/// Seals a test value under `crk` and opens it again: what every Create and Get
+/// will do. A module whose AES-GCM behaves unlike the standard (an IV it does not
+/// hand back, a tag it does not check) fails here, before any key is sealed.
+fn check_seal_round_trip(hsm: &dyn crate::hsm::Hsm, crk: crate::hsm::CrkVersion, report: &mut Report) {
+    let probe = [0x5au8; 32];
+    let aad = b"keyward check-config seal probe";
+    let result = hsm
+        .seal(crk, aad, &probe)
+        .and_then(|blob| Ok((hsm.unseal(crk, aad, &blob)?, blob)))
+        .map(|(opened, mut blob)| {
+            // A flipped bit must be refused, or the token does not check the tag.
+            if let Some(last) = blob.last_mut() {
+                *last ^= 1;
+            }
+            let tampered_opens = hsm.unseal(crk, aad, &blob).is_ok();
+            (opened, tampered_opens)
+        });
+    match result {
+        Ok((opened, false)) if opened.expose() == probe.as_slice() => report.ok(
+            "hsm seal",
+            format!("AES-256-GCM round trip under {}", crk.label()),
+        ),
+        Ok((_, true)) => report.fail(
+            "hsm seal",
+            "the token opened a tampered blob (GCM tag not checked)",
+        ),
+        Ok(_) => report.fail("hsm seal", "the token gave back other bytes than were sealed"),
+        Err(e) => report.fail("hsm seal", format!("sealing under {} failed: {e}", crk.label())),
     }
 }
 

@@ -193,12 +193,19 @@ impl Pkcs11Hsm {
     fn fresh_iv(&self, session: &Session) -> Result<[u8; IV_LEN], Fail> {
         let mut iv = [0u8; IV_LEN];
         session.generate_random_slice(&mut iv)?;
+        self.note_iv(iv)?;
+        Ok(iv)
+    }
+
+    /// Refuses an IV equal to the last one seen (a stuck RNG, or a token that
+    /// generates its own GCM IVs badly); remembers this one.
+    fn note_iv(&self, iv: [u8; IV_LEN]) -> Result<(), Fail> {
         let mut last = self.last_iv.lock().unwrap_or_else(|p| p.into_inner());
         if iv == *last {
-            return Err(HsmError::Other("HSM RNG returned a repeated IV".into()).into());
+            return Err(HsmError::Other("HSM returned a repeated GCM IV".into()).into());
         }
         *last = iv;
-        Ok(iv)
+        Ok(())
     }
 }
 
@@ -310,11 +317,19 @@ impl Hsm for Pkcs11Hsm {
         let full_aad = seal::full_aad(&header, aad);
         self.run(|session| {
             let key = self.crk_handle(session, crk)?;
-            let iv = self.fresh_iv(session)?;
-            let mut iv_param = iv;
+            let drawn = self.fresh_iv(session)?;
+            let mut iv_param = drawn;
             let params = GcmParams::new(&mut iv_param, &full_aad, tag_bits())?;
             let sealed = session.encrypt(&Mechanism::AesGcm(params), key, plaintext)?;
-            Ok(seal::assemble(crk, &iv, &sealed))
+            // The IV the token used is the one in the parameters after the call. A
+            // FIPS-mode HSM (AWS CloudHSM, for one) ignores the caller's IV, generates
+            // its own inside the boundary and writes it back there (SP 800-38D §8.2
+            // asks the module to make GCM IVs). Storing the drawn IV instead would
+            // seal a key nobody can open.
+            if iv_param != drawn {
+                self.note_iv(iv_param)?;
+            }
+            Ok(seal::assemble(crk, &iv_param, &sealed))
         })
     }
 

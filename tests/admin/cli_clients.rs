@@ -426,6 +426,7 @@ fn check_config_passes_the_dev_env_and_names_each_problem() {
         "ok    tls.clients_dir",
         "ok    hsm:",
         "ok    hsm root key",
+        "ok    hsm seal",
         "ok    store",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?}:\n{stdout}");
