@@ -151,6 +151,16 @@ vm_wait_banner() {
     openssl x509 -in "$work/$vm_name.ca.pem" -noout 2>/dev/null || die "the CA on the console is not a certificate"
 }
 
+# What the last banner on the console says: the image's version, and the server
+# certificate's SHA-256 fingerprint.
+vm_banner_version() {
+    sed -n 's/^.*keyward KMIP key server appliance \([^ ]*\) (.*$/\1/p' <<<"$vm_console" | tail -n 1
+}
+vm_server_fingerprint() {
+    grep -A1 'Server certificate SHA-256 fingerprint' <<<"$vm_console" | tail -n 1 |
+        grep -Eo '([0-9A-F]{2}:){31}[0-9A-F]{2}' || true
+}
+
 # Waits until the service completes a TLS handshake with client CLIENT ($work/CLIENT.*).
 vm_wait_serving() {
     until python3 - "$vm_kmip_port" "$work/$vm_name.ca.pem" "$work/$1.pem" "$work/$1.key" 2>/dev/null <<'PY'

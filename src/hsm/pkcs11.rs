@@ -577,16 +577,20 @@ mod tests {
         .unwrap();
     }
 
-    /// The token's object files, by name, with their bytes.
-    fn token_files(token: &crate::hsm::softhsm::TestToken) -> BTreeMap<String, Vec<u8>> {
+    /// The folder of the test token's files.
+    fn token_folder(token: &crate::hsm::softhsm::TestToken) -> std::path::PathBuf {
         let tokens = token.dir.join("tokens");
-        let folder = std::fs::read_dir(&tokens)
+        std::fs::read_dir(&tokens)
             .unwrap()
             .next()
             .unwrap()
             .unwrap()
-            .path();
-        std::fs::read_dir(&folder)
+            .path()
+    }
+
+    /// The token's object files, by name, with their bytes.
+    fn token_files(token: &crate::hsm::softhsm::TestToken) -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(token_folder(token))
             .unwrap()
             .map(|e| e.unwrap().path())
             .map(|p| (p.to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
@@ -640,13 +644,7 @@ mod tests {
             let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
             hsm.create_crk(CrkVersion(1)).unwrap();
             let blob = hsm.seal(CrkVersion(1), b"id", &KEK).unwrap();
-            let tokens = token.dir.join("tokens");
-            let folder = std::fs::read_dir(&tokens)
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path();
+            let folder = token_folder(token);
             let aside = token.dir.join("unplugged");
             std::fs::rename(&folder, &aside).unwrap();
             // SoftHSM finds no CRK in a token whose files are gone: that must

@@ -76,40 +76,40 @@ fn the_ova_checks_and_a_changed_descriptor_does_not() {
         "the version given is in the descriptor"
     );
     std::fs::write(&descriptor, xml.replace("9.8.7", "9.8.8")).unwrap();
-    let edited = dir.path().join("edited.ova");
-    let (ok, text) = run(Command::new("tar")
-        .arg("-cf")
-        .arg(&edited)
-        .arg("-C")
-        .arg(&unpacked)
-        .args([
+    // Packed again in order, then checked.
+    let repack_and_check = |name: &str, files: &[&str]| {
+        let ova = dir.path().join(name);
+        let (ok, text) = run(Command::new("tar")
+            .arg("-cf")
+            .arg(&ova)
+            .arg("-C")
+            .arg(&unpacked)
+            .args(files));
+        assert!(ok, "{text}");
+        run(Command::new("python3")
+            .arg(repo().join("image/check-ova"))
+            .arg(&ova))
+    };
+    let (ok, text) = repack_and_check(
+        "edited.ova",
+        &[
             "keyward.ovf",
             "keyward.mf",
             "keyward-system.vmdk",
             "keyward-state.vmdk",
-        ]));
-    assert!(ok, "{text}");
-    let (ok, text) = run(Command::new("python3")
-        .arg(repo().join("image/check-ova"))
-        .arg(&edited));
+        ],
+    );
     assert!(
         !ok && text.contains("keyward.ovf: SHA-256 does not match the manifest"),
         "{text}"
     );
 
-    // Packed again without the state disk: the appliance would have no /var.
+    // Without the state disk: the appliance would have no /var.
     std::fs::write(&descriptor, xml).unwrap();
-    let without_state = dir.path().join("without-state.ova");
-    let (ok, text) = run(Command::new("tar")
-        .arg("-cf")
-        .arg(&without_state)
-        .arg("-C")
-        .arg(&unpacked)
-        .args(["keyward.ovf", "keyward.mf", "keyward-system.vmdk"]));
-    assert!(ok, "{text}");
-    let (ok, text) = run(Command::new("python3")
-        .arg(repo().join("image/check-ova"))
-        .arg(&without_state));
+    let (ok, text) = repack_and_check(
+        "without-state.ova",
+        &["keyward.ovf", "keyward.mf", "keyward-system.vmdk"],
+    );
     assert!(
         !ok && text.contains("referenced file keyward-state.vmdk is not in the package"),
         "{text}"

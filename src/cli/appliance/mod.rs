@@ -105,13 +105,16 @@ pub(super) struct Settings {
     vcenter_pem: Option<String>,
     kmip_port: u16,
     syslog: Option<RemoteSyslog>,
+    /// `(custodians, threshold)`: the root key waits for `hsm init` with
+    /// custodian shares instead of being made at first boot.
+    custodians: Option<(u8, u8)>,
 }
 
 /// The lowest KMIP port a vApp property may choose: the service runs without
 /// any capability, so it cannot listen on a privileged port.
 const MIN_KMIP_PORT: u16 = 1024;
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "hostname",
     "ip-mode",
     "ipv4-address",
@@ -125,6 +128,8 @@ const KEYS: [&str; 13] = [
     "kmip-port",
     "syslog-server",
     "syslog-ca",
+    "custodians",
+    "custodian-threshold",
 ];
 
 impl Settings {
@@ -220,6 +225,7 @@ impl Settings {
             None => 5696,
         };
         let syslog = RemoteSyslog::from_properties(get("syslog-server"), get("syslog-ca"))?;
+        let custodians = custodian_split(get("custodians"), get("custodian-threshold"))?;
         Ok(Settings {
             hostname,
             ipv4,
@@ -230,6 +236,7 @@ impl Settings {
             vcenter_pem,
             kmip_port,
             syslog,
+            custodians,
         })
     }
 
@@ -276,6 +283,9 @@ impl Settings {
         if let Some(syslog) = &self.syslog {
             files.extend(syslog.files(INSTALLED_AT));
         }
+        if let Some((custodians, threshold)) = self.custodians {
+            files.push(("custodians", format!("{custodians} {threshold}\n")));
+        }
         files
     }
 
@@ -286,7 +296,7 @@ impl Settings {
             Some((a, p, _)) => format!("{a}/{p}"),
         };
         format!(
-            "appliance settings: host {}, address {address}{}, {} DNS, {} NTP server(s), SSH key {}, vCenter certificate {}, KMIP port {}, remote syslog {}",
+            "appliance settings: host {}, address {address}{}, {} DNS, {} NTP server(s), SSH key {}, vCenter certificate {}, KMIP port {}, remote syslog {}, root key {}",
             self.hostname,
             self.ipv6
                 .map(|(a, p, _)| format!(" and {a}/{p}"))
@@ -302,9 +312,41 @@ impl Settings {
             self.kmip_port,
             self.syslog
                 .as_ref()
-                .map_or_else(|| "none".to_owned(), RemoteSyslog::describe)
+                .map_or_else(|| "none".to_owned(), RemoteSyslog::describe),
+            match self.custodians {
+                None => "made at first boot".to_owned(),
+                Some((n, m)) => format!("waits for hsm init with {m} of {n} custodian shares"),
+            }
         )
     }
+}
+
+/// The `custodians` and `custodian-threshold` properties: none (or 0) custodians
+/// means the root key is made at first boot; otherwise a split `hsm init` accepts.
+fn custodian_split(
+    custodians: Option<&str>,
+    threshold: Option<&str>,
+) -> Result<Option<(u8, u8)>, PropertyError> {
+    let number = |key: &str, text: &str| {
+        text.parse::<u8>()
+            .map_err(|_| bad(key, format!("{text:?} is not a number")))
+    };
+    let custodians = match custodians.map(|c| number("custodians", c)).transpose()? {
+        None | Some(0) => {
+            return match threshold {
+                Some(_) => Err(bad("custodian-threshold", "given without custodians")),
+                None => Ok(None),
+            };
+        }
+        Some(n) => n,
+    };
+    let threshold = match threshold {
+        Some(t) => number("custodian-threshold", t)?,
+        None => 2,
+    };
+    crate::hsm::custodian::check_split(threshold, custodians)
+        .map_err(|e| bad("custodians", e.to_string()))?;
+    Ok(Some((custodians, threshold)))
 }
 
 /// The `(key, value)` pairs of the PropertySection, refusing keys the OVA does

@@ -158,3 +158,36 @@ fn the_folder_appears_whole_or_not_at_all() {
     // Never over an existing folder.
     assert!(write_folder(&out, &s.files()).is_err());
 }
+
+#[test]
+fn custodians_choose_a_root_key_made_with_shares() {
+    let files = |props: &[(&str, &str)]| Settings::from_env(&env(props)).map(|s| s.files());
+    let with = files(&[("custodians", "3"), ("custodian-threshold", "2")]).unwrap();
+    assert!(with.iter().any(|(k, v)| *k == "custodians" && v == "3 2\n"));
+    let default_threshold = files(&[("custodians", "5")]).unwrap();
+    assert!(
+        default_threshold
+            .iter()
+            .any(|(k, v)| *k == "custodians" && v == "5 2\n")
+    );
+    for props in [&[("custodians", "0")][..], &[]] {
+        assert!(!files(props).unwrap().iter().any(|(k, _)| *k == "custodians"));
+    }
+    for (props, named) in [
+        (
+            &[("custodians", "3"), ("custodian-threshold", "4")][..],
+            "\"custodians\"",
+        ),
+        (&[("custodians", "1")][..], "\"custodians\""),
+        (&[("custodians", "17")][..], "\"custodians\""),
+        (&[("custodians", "three")][..], "\"custodians\""),
+        (&[("custodian-threshold", "2")][..], "\"custodian-threshold\""),
+        (
+            &[("custodians", "3"), ("custodian-threshold", "1")][..],
+            "\"custodians\"",
+        ),
+    ] {
+        let err = files(props).unwrap_err().to_string();
+        assert!(err.contains(named), "{props:?}: {err}");
+    }
+}
