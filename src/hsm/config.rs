@@ -30,6 +30,13 @@ pub struct HsmConfig {
     pub session_pool_size: usize,
     /// Limit on one call, including the wait for a free session.
     pub call_timeout: Duration,
+    /// Before a root key is reported missing, let the module read the token
+    /// afresh (`C_Finalize` + `C_Initialize`, at most every 10 s). For the
+    /// long-running server only: a module's picture of a token shared with
+    /// other processes can go stale (SoftHSM's does), while a short-lived
+    /// command starts with a fresh one, and SoftHSM tears its crypto back end
+    /// down twice at the exit of a process that finalized it.
+    pub restart_on_missing_root_key: bool,
 }
 
 impl HsmConfig {
@@ -43,6 +50,7 @@ impl HsmConfig {
             pin,
             session_pool_size: DEFAULT_SESSION_POOL_SIZE,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            restart_on_missing_root_key: false,
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct Pkcs11Hsm {
     last_iv: Mutex<[u8; IV_LEN]>,
     /// When a root key that was not found last made the module start over.
     last_stale_refresh: Mutex<Option<Instant>>,
+    /// [`HsmConfig::restart_on_missing_root_key`].
+    restart_on_missing_root_key: bool,
 }
 
 impl Pkcs11Hsm {
@@ -77,6 +79,7 @@ impl Pkcs11Hsm {
             handles: Mutex::new((0, HashMap::new())),
             last_iv: Mutex::new([0; IV_LEN]),
             last_stale_refresh: Mutex::new(None),
+            restart_on_missing_root_key: cfg.restart_on_missing_root_key,
         };
         // Open (and log in) one session now; `hsm` finalizes on drop if this fails.
         drop(hsm.pool.checkout()?);
@@ -142,6 +145,9 @@ impl Pkcs11Hsm {
     /// Whether a root key that was not found may make the module start over
     /// now; if so, the next one may only after [`STALE_VIEW_REFRESH`].
     fn may_refresh_stale_view(&self) -> bool {
+        if !self.restart_on_missing_root_key {
+            return false;
+        }
         let mut last = self.last_stale_refresh.lock().unwrap_or_else(|p| p.into_inner());
         let due = last.is_none_or(|at| at.elapsed() >= STALE_VIEW_REFRESH);
         if due {
@@ -226,11 +232,29 @@ impl Drop for Pkcs11Hsm {
 /// and `CKR_GENERAL_ERROR` from `C_GetTokenInfo`, never with a device error.
 fn ensure_token_readable(ctx: &Pkcs11, session: &Session) -> Result<(), Fail> {
     let slot = session.get_session_info()?.slot_id();
-    match ctx.get_token_info(slot) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(token_lost(&e)),
+    // SoftHSM can fail to describe a token for a moment while another process
+    // rewrites its token file (every login does): ask again before calling the
+    // token lost, which re-initializes the module.
+    let mut last = None;
+    for attempt in 0..TOKEN_INFO_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(TOKEN_INFO_RETRY);
+        }
+        match ctx.get_token_info(slot) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(token_lost(&e)),
+        None => Ok(()),
     }
 }
+
+/// How often a token that cannot be described is asked before it counts as lost.
+const TOKEN_INFO_ATTEMPTS: usize = 3;
+/// The pause between those attempts.
+const TOKEN_INFO_RETRY: Duration = Duration::from_millis(20);
 
 fn token_lost(err: &CkError) -> Fail {
     Fail::TokenLost(HsmError::Unavailable(format!(
@@ -600,7 +624,9 @@ mod tests {
     #[test]
     fn a_root_key_the_module_does_not_see_yet_is_looked_for_again_after_a_fresh_start() {
         run_isolated(|token| {
-            let hsm = Pkcs11Hsm::connect(&token.config()).unwrap();
+            let mut config = token.config();
+            config.restart_on_missing_root_key = true;
+            let hsm = Pkcs11Hsm::connect(&config).unwrap();
             hsm.create_crk(CrkVersion(1)).unwrap();
             let before = token_files(token);
             hsm.create_crk(CrkVersion(2)).unwrap();

@@ -214,7 +214,9 @@ async fn serve(
 
 /// The HSM the configuration names, and its newest root key.
 async fn open_hsm(config: &Config) -> Result<(AsyncHsm, CrkVersion), ServeError> {
-    let settings = config.hsm.settings()?;
+    let mut settings = config.hsm.settings()?;
+    // A server lives long beside other processes using the token (root rotate).
+    settings.restart_on_missing_root_key = true;
     let hsm = tokio::task::spawn_blocking(move || crate::hsm::open_async(&settings))
         .await
         .map_err(|source| ServeError::Task {
