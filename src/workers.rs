@@ -15,6 +15,8 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -56,6 +58,8 @@ struct Queue<S> {
 struct Shared<S> {
     queue: Mutex<Queue<S>>,
     ready: Condvar,
+    /// Signalled by each worker as it stops.
+    exited: Condvar,
     capacity: usize,
 }
 
@@ -66,11 +70,18 @@ impl<S> Shared<S> {
     }
 }
 
+/// Longest a dropped pool waits for its workers to stop.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// A fixed pool of worker threads, each owning a state `S` (a database
 /// connection, or `()`). Dropping the pool lets the workers finish the queued
-/// jobs and exit; it does not wait for them (one may be stuck in a hung HSM).
+/// jobs and waits for them to stop, at most [`STOP_WAIT`] (one may be stuck in
+/// a hung HSM: it is left behind). The wait matters at the end of a command:
+/// a process that exits while a worker is still leaving a PKCS#11 module (its
+/// thread-local state torn down) can crash inside the module's own exit code.
 pub struct WorkerPool<S: Send + 'static> {
     shared: Arc<Shared<S>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl<S: Send + 'static> WorkerPool<S> {
@@ -86,19 +97,22 @@ impl<S: Send + 'static> WorkerPool<S> {
                 closed: false,
             }),
             ready: Condvar::new(),
+            exited: Condvar::new(),
             capacity: capacity.max(1),
         });
+        let mut threads = Vec::new();
         for state in states {
             let worker = Arc::clone(&shared);
             shared.lock().alive += 1;
-            let started = std::thread::Builder::new()
+            match std::thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(move || work(&worker, state));
-            if started.is_err() {
-                shared.lock().alive -= 1;
+                .spawn(move || work(&worker, state))
+            {
+                Ok(thread) => threads.push(thread),
+                Err(_) => shared.lock().alive -= 1,
             }
         }
-        WorkerPool { shared }
+        WorkerPool { shared, threads }
     }
 
     /// Runs `job` on a worker and returns its result.
@@ -141,6 +155,32 @@ impl<S: Send + 'static> Drop for WorkerPool<S> {
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.ready.notify_all();
+        // Dropped by one of its own workers (the last owner let go inside a
+        // job): that worker cannot wait for itself.
+        let me = std::thread::current().id();
+        if self.threads.iter().any(|t| t.thread().id() == me) {
+            return;
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        let mut queue = self.shared.lock();
+        while queue.alive > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return; // a worker stuck in a call: leave it behind
+            }
+            queue = self
+                .shared
+                .exited
+                .wait_timeout(queue, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(queue);
+        // Every worker has left its loop; joining waits for its thread's exit
+        // (thread-local destructors included), which is quick.
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -154,6 +194,7 @@ fn work<S>(shared: &Shared<S>, mut state: S) {
                 }
                 if queue.closed {
                     queue.alive -= 1;
+                    shared.exited.notify_all();
                     return;
                 }
                 queue.idle += 1;
@@ -177,6 +218,32 @@ mod tests {
             sums.push(pool.run(move |s: &mut u32| *s + i).await.unwrap());
         }
         assert_eq!(sums, (10..30).collect::<Vec<_>>());
+    }
+
+    /// A dropped pool has finished its queued work and its threads are gone.
+    #[test]
+    fn dropping_the_pool_waits_for_its_workers_to_stop() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc;
+
+        let pool = WorkerPool::new("test-worker", vec![()], 4);
+        let (release, released) = mpsc::channel::<()>();
+        let (started, is_started) = mpsc::channel::<()>();
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        pool.submit(Box::new(move |_: &mut ()| {
+            let _ = started.send(());
+            let _ = released.recv();
+            flag.store(true, Ordering::SeqCst);
+        }))
+        .unwrap();
+        is_started.recv().unwrap();
+        release.send(()).unwrap();
+        drop(pool);
+        assert!(
+            done.load(Ordering::SeqCst),
+            "drop returned before the worker finished"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
