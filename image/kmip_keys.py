@@ -7,22 +7,16 @@ Usage: kmip_keys.py HOST PORT CLIENT_CERT CLIENT_KEY CA_CERT create N FILE
 Gets each and fails unless every key is there with the same bytes (used by image/test
 across a reboot and by image/upgrade-test across an upgrade).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
-import pykmip_compat  # noqa: E402,F401  (PyKMIP on Python 3.12+)
+from kmip_smoke import client  # this folder is on the path; it sets PyKMIP up
 
 from kmip import enums  # noqa: E402
-from kmip.pie import client as pie_client  # noqa: E402
 
 
 def main():
     host, port, cert, key, ca, mode = sys.argv[1:7]
-    c = pie_client.ProxyKmipClient(
-        hostname=host, port=int(port), cert=cert, key=key, ca=ca,
-        config_file="/dev/null", kmip_version=enums.KMIPVersion.KMIP_1_1)
-    with c:
+    with client(host, port, cert, key, ca) as c:
         if mode == "create":
             count, path = int(sys.argv[7]), sys.argv[8]
             with open(path, "w") as out:

@@ -20,13 +20,17 @@ def step(name, ok, detail=""):
         sys.exit(1)
 
 
-def main():
-    host, port, cert, key, ca = sys.argv[1:6]
-    # KMIP 1.1, as every vCenter request is; the server's certificate must chain to CA.
-    c = pie_client.ProxyKmipClient(
+def client(host, port, cert, key, ca):
+    """A PyKMIP client speaking KMIP 1.1, as every vCenter request does; the
+    server's certificate must chain to CA."""
+    return pie_client.ProxyKmipClient(
         hostname=host, port=int(port), cert=cert, key=key, ca=ca,
         config_file="/dev/null", kmip_version=enums.KMIPVersion.KMIP_1_1)
-    with c:
+
+
+def main():
+    host, port, cert, key, ca = sys.argv[1:6]
+    with client(host, port, cert, key, ca) as c:
         result = c.proxy.discover_versions()
         versions = ["%d.%d" % (v.major, v.minor) for v in (result.protocol_versions or [])]
         step("discover versions lists 1.1",

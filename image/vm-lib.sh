@@ -161,6 +161,28 @@ vm_server_fingerprint() {
         grep -Eo '([0-9A-F]{2}:){31}[0-9A-F]{2}' || true
 }
 
+# keyward's version, from the checkout's Cargo.toml.
+keyward_version() { awk -F'"' '/^version = / { print $2; exit }' "$repo/Cargo.toml"; }
+
+# An upgrade: boots the system disk SYSTEM as NAME on STATE_OVERLAY, the state disk the
+# VM just powered off ran on. Its banner must name another version than that VM's,
+# with the same server certificate and CA; then waits until CLIENT is served.
+# Sets upgraded_from to the earlier version.
+#   vm_start_upgraded NAME SYSTEM STATE_OVERLAY CLIENT
+vm_start_upgraded() {
+    local name=$1 system=$2 state=$3 client=$4 from_fingerprint from_ca
+    upgraded_from=$(vm_banner_version)
+    from_fingerprint=$(vm_server_fingerprint)
+    from_ca=$work/$vm_name.ca.pem
+    vm_start "$name" "$system" "$state"
+    vm_wait_banner
+    [ -n "$(vm_banner_version)" ] && [ "$(vm_banner_version)" != "$upgraded_from" ] ||
+        die "$name's banner names version \"$(vm_banner_version)\", the earlier image's was \"$upgraded_from\""
+    [ "$(vm_server_fingerprint)" = "$from_fingerprint" ] || die "the server certificate changed in the upgrade"
+    cmp -s "$from_ca" "$work/$name.ca.pem" || die "the CA changed in the upgrade"
+    vm_wait_serving "$client"
+}
+
 # Waits until the service completes a TLS handshake with client CLIENT ($work/CLIENT.*).
 vm_wait_serving() {
     until python3 - "$vm_kmip_port" "$work/$vm_name.ca.pem" "$work/$1.pem" "$work/$1.key" 2>/dev/null <<'PY'

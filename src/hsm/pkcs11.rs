@@ -235,19 +235,16 @@ fn ensure_token_readable(ctx: &Pkcs11, session: &Session) -> Result<(), Fail> {
     // SoftHSM can fail to describe a token for a moment while another process
     // rewrites its token file (every login does): ask again before calling the
     // token lost, which re-initializes the module.
-    let mut last = None;
-    for attempt in 0..TOKEN_INFO_ATTEMPTS {
-        if attempt > 0 {
-            std::thread::sleep(TOKEN_INFO_RETRY);
-        }
+    let mut attempt = 1;
+    loop {
         match ctx.get_token_info(slot) {
             Ok(_) => return Ok(()),
-            Err(e) => last = Some(e),
+            Err(e) if attempt >= TOKEN_INFO_ATTEMPTS => return Err(token_lost(&e)),
+            Err(_) => {
+                attempt += 1;
+                std::thread::sleep(TOKEN_INFO_RETRY);
+            }
         }
-    }
-    match last {
-        Some(e) => Err(token_lost(&e)),
-        None => Ok(()),
     }
 }
 

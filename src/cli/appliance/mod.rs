@@ -155,13 +155,11 @@ impl Settings {
         let ipv4 = match (static_mode, get("ipv4-address")) {
             (true, Some(cidr)) => {
                 let (addr, prefix) = cidr_v4(cidr).map_err(|why| bad("ipv4-address", why))?;
-                let gateway = get("ipv4-gateway")
-                    .map(|g| {
-                        g.parse::<Ipv4Addr>()
-                            .map_err(|_| bad("ipv4-gateway", format!("{g:?} is not an IPv4 address")))
-                    })
-                    .transpose()?;
-                Some((addr, prefix, gateway))
+                Some((
+                    addr,
+                    prefix,
+                    gateway(get("ipv4-gateway"), "ipv4-gateway", "IPv4")?,
+                ))
             }
             (true, None) => return Err(bad("ipv4-address", "static addressing needs an address")),
             (false, Some(_)) => return Err(bad("ipv4-address", "given, but ip-mode is dhcp")),
@@ -170,13 +168,11 @@ impl Settings {
         let ipv6 = match get("ipv6-address") {
             Some(cidr) => {
                 let (addr, prefix) = cidr_v6(cidr).map_err(|why| bad("ipv6-address", why))?;
-                let gateway = get("ipv6-gateway")
-                    .map(|g| {
-                        g.parse::<Ipv6Addr>()
-                            .map_err(|_| bad("ipv6-gateway", format!("{g:?} is not an IPv6 address")))
-                    })
-                    .transpose()?;
-                Some((addr, prefix, gateway))
+                Some((
+                    addr,
+                    prefix,
+                    gateway(get("ipv6-gateway"), "ipv6-gateway", "IPv6")?,
+                ))
             }
             None => None,
         };
@@ -319,6 +315,21 @@ impl Settings {
             }
         )
     }
+}
+
+/// A gateway property, if given: an address of the family of the address it
+/// goes with.
+fn gateway<A: std::str::FromStr>(
+    value: Option<&str>,
+    key: &str,
+    family: &str,
+) -> Result<Option<A>, PropertyError> {
+    value
+        .map(|g| {
+            g.parse::<A>()
+                .map_err(|_| bad(key, format!("{g:?} is not an {family} address")))
+        })
+        .transpose()
 }
 
 /// The `custodians` and `custodian-threshold` properties: none (or 0) custodians
