@@ -305,15 +305,23 @@ fn check_hsm(config: &Config, report: &mut Report) {
     };
     match hsm.health() {
         Ok(status) => {
+            let token = match &status.token_unreadable {
+                None => format!("token {:?} serial {}", status.token_label, status.token_serial),
+                Some(why) => format!("token in slot {} ({why})", status.slot_id),
+            };
             report.ok(
                 "hsm",
                 format!(
-                    "{} {}, token {:?} serial {}, logged in",
-                    status.library, status.library_version, status.token_label, status.token_serial
+                    "{} {}, {token}, logged in",
+                    status.library, status.library_version
                 ),
             );
             if status.mechanisms_missing.is_empty() {
-                report.ok("hsm mechanisms", status.mechanisms_needed.join(", "));
+                let profile = status.sealing_profile.map(|p| p.to_string()).unwrap_or_default();
+                report.ok(
+                    "hsm mechanisms",
+                    format!("{} (sealing with {profile})", status.mechanisms_needed.join(", ")),
+                );
             } else {
                 report.fail(
                     "hsm mechanisms",
@@ -339,8 +347,8 @@ fn check_hsm(config: &Config, report: &mut Report) {
 }
 
 /// Seals a test value under `crk` and opens it again: what every Create and Get
-/// will do. A module whose AES-GCM behaves unlike the standard (an IV it does not
-/// hand back, a tag it does not check) fails here, before any key is sealed.
+/// will do. A module whose AES-GCM or HMAC behaves unlike the standard (an IV it
+/// does not hand back, a tag it does not check) fails here, before any key is sealed.
 fn check_seal_round_trip(hsm: &dyn crate::hsm::Hsm, crk: crate::hsm::CrkVersion, report: &mut Report) {
     let probe = [0x5au8; 32];
     let aad = b"keyward check-config seal probe";
@@ -348,21 +356,21 @@ fn check_seal_round_trip(hsm: &dyn crate::hsm::Hsm, crk: crate::hsm::CrkVersion,
         .seal(crk, aad, &probe)
         .and_then(|blob| Ok((hsm.unseal(crk, aad, &blob)?, blob)))
         .map(|(opened, mut blob)| {
+            let profile = crate::hsm::seal::SealingProfile::of_blob(&blob);
             // A flipped bit must be refused, or the token does not check the tag.
             if let Some(last) = blob.last_mut() {
                 *last ^= 1;
             }
             let tampered_opens = hsm.unseal(crk, aad, &blob).is_ok();
-            (opened, tampered_opens)
+            (opened, tampered_opens, profile)
         });
     match result {
-        Ok((opened, false)) if opened.expose() == probe.as_slice() => report.ok(
+        Ok((opened, false, Some(profile))) if opened.expose() == probe.as_slice() => {
+            report.ok("hsm seal", format!("{profile} round trip under {}", crk.label()))
+        }
+        Ok((_, true, _)) => report.fail(
             "hsm seal",
-            format!("AES-256-GCM round trip under {}", crk.label()),
-        ),
-        Ok((_, true)) => report.fail(
-            "hsm seal",
-            "the token opened a tampered blob (GCM tag not checked)",
+            "the token opened a tampered blob (its tag was not checked)",
         ),
         Ok(_) => report.fail("hsm seal", "the token gave back other bytes than were sealed"),
         Err(e) => report.fail("hsm seal", format!("sealing under {} failed: {e}", crk.label())),

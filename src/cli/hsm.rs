@@ -96,10 +96,13 @@ impl RunCommand for HsmCommand {
                     s.library, s.library_version, s.cryptoki_version
                 );
                 println!("slot:          {}", s.slot_id);
-                println!(
-                    "token:         {:?} serial {} model {}",
-                    s.token_label, s.token_serial, s.token_model
-                );
+                match &s.token_unreadable {
+                    None => println!(
+                        "token:         {:?} serial {} model {}",
+                        s.token_label, s.token_serial, s.token_model
+                    ),
+                    Some(why) => println!("token:         not described: {why}"),
+                };
                 println!("logged in:     {}", if s.logged_in { "yes" } else { "no" });
                 println!(
                     "root keys:     {}",
@@ -117,6 +120,11 @@ impl RunCommand for HsmCommand {
                     None => "none".to_owned(),
                 };
                 println!("recovery:      {recovery}");
+                let profile = match s.sealing_profile {
+                    Some(p) => p.to_string(),
+                    None => "none (the token can do no sealing profile keyward has)".to_owned(),
+                };
+                println!("sealing:       {profile}");
                 println!("mechanisms:    {}", s.mechanisms_needed.join(", "));
                 if s.mechanisms_missing.is_empty() {
                     println!("missing:       none");

@@ -11,8 +11,10 @@
 //! The blob format and the choice of AES-GCM are documented in [`seal`].
 
 mod async_hsm;
+mod cbc_hmac;
 mod config;
 pub mod custodian;
+mod description;
 mod error;
 mod open;
 mod pkcs11;
@@ -21,6 +23,7 @@ pub mod provision;
 mod recovery;
 pub mod seal;
 pub mod softhsm;
+pub mod test_module;
 pub mod uri;
 
 use std::fmt;
@@ -79,8 +82,14 @@ pub struct HsmStatus {
     pub token_label: String,
     pub token_serial: String,
     pub token_model: String,
+    /// Why the token's label, serial and model are empty: its description
+    /// did not parse (it is then selected by slot id; see `description`).
+    pub token_unreadable: Option<String>,
     /// Whether the pool's sessions are in the logged-in (R/W user) state.
     pub logged_in: bool,
+    /// How the token seals new records; `None` when it has the mechanisms of
+    /// no profile (then `mechanisms_missing` says what GCM would need).
+    pub sealing_profile: Option<seal::SealingProfile>,
     /// Mechanisms keyward needs (names like `CKM_AES_GCM`).
     pub mechanisms_needed: Vec<String>,
     /// Those of `mechanisms_needed` the token does not offer (empty when healthy).

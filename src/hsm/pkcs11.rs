@@ -6,15 +6,18 @@ use std::time::{Duration, Instant};
 
 use cryptoki::context::{Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState};
+use cryptoki::slot::TokenInfo;
 use cryptoki::types::Ulong;
 
+use super::cbc_hmac;
+use super::description::{Description, describe};
 use super::error::{Recovery, ck_name, recovery_for, rv_of, to_hsm_error};
 use super::pool::{SessionPool, initialize};
-use super::seal::{self, IV_LEN, TAG_LEN};
+use super::seal::{self, IV_LEN, SealingProfile, TAG_LEN};
 use super::{CRK_LABEL_PREFIX, CrkVersion, Hsm, HsmConfig, HsmError, HsmStatus, MAX_RANDOM_LEN};
 use crate::secret::SecretBytes;
 
@@ -27,8 +30,13 @@ const MAX_ATTEMPTS: usize = 3;
 /// a destroyed root key cannot make the module start over more often than this.
 const STALE_VIEW_REFRESH: Duration = Duration::from_secs(10);
 
-/// Mechanisms keyward uses on the CRK.
-const NEEDED_MECHANISMS: [MechanismType; 2] = [MechanismType::AES_KEY_GEN, MechanismType::AES_GCM];
+/// One key object of a root key version: its cipher key, or (CBC + HMAC
+/// profile) its MAC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum KeyPart {
+    Cipher(CrkVersion),
+    Mac(CrkVersion),
+}
 
 /// Outcome of one attempt: a PKCS#11 error the pool may recover from, a
 /// token that is gone (re-initialize the module and retry), or a final answer.
@@ -58,7 +66,9 @@ pub struct Pkcs11Hsm {
     /// CRK object handles by version, for the pool generation they were found
     /// in; valid for every session of this application until the token goes
     /// away or the module is re-initialized (then cleared and re-found).
-    handles: Mutex<(u64, HashMap<CrkVersion, ObjectHandle>)>,
+    handles: Mutex<(u64, HashMap<KeyPart, ObjectHandle>)>,
+    /// How new seals are made, chosen from the token's mechanisms at connect.
+    profile: SealingProfile,
     /// The last IV drawn, to catch an RNG that repeats itself.
     last_iv: Mutex<[u8; IV_LEN]>,
     /// When a root key that was not found last made the module start over.
@@ -74,15 +84,23 @@ impl Pkcs11Hsm {
         let ctx = Pkcs11::new(&cfg.module)
             .map_err(|e| HsmError::Unavailable(format!("{} ({})", ck_name(&e), cfg.module.display())))?;
         let initialized_here = initialize(&ctx)?;
-        let hsm = Pkcs11Hsm {
+        let mut hsm = Pkcs11Hsm {
             pool: SessionPool::new(ctx, cfg, initialized_here),
             handles: Mutex::new((0, HashMap::new())),
+            profile: SealingProfile::AesGcm,
             last_iv: Mutex::new([0; IV_LEN]),
             last_stale_refresh: Mutex::new(None),
             restart_on_missing_root_key: cfg.restart_on_missing_root_key,
         };
-        // Open (and log in) one session now; `hsm` finalizes on drop if this fails.
-        drop(hsm.pool.checkout()?);
+        // Open (and log in) one session now, and ask the token what it can do.
+        let offered = hsm.run(|session| {
+            let slot = session.get_session_info()?.slot_id();
+            Ok(hsm.pool.ctx().get_mechanism_list(slot)?)
+        })?;
+        // A token that can do neither profile still connects, so that
+        // `hsm status` and `check-config` can say what it lacks; its seals fail.
+        let profile = SealingProfile::choose(&offered).unwrap_or(SealingProfile::AesGcm);
+        hsm.profile = profile;
         Ok(hsm)
     }
 
@@ -156,12 +174,65 @@ impl Pkcs11Hsm {
         due
     }
 
+    /// How this token seals new records.
+    pub fn sealing_profile(&self) -> SealingProfile {
+        self.profile
+    }
+
+    /// Seal new records another way than the token's mechanisms chose (tests
+    /// of blobs of both formats on one token).
+    #[cfg(test)]
+    pub(super) fn force_profile(&mut self, profile: SealingProfile) {
+        self.profile = profile;
+    }
+
+    /// The session pool, for tests that look into the token.
+    #[cfg(test)]
+    pub(super) fn pool_for_tests(&self) -> &SessionPool {
+        &self.pool
+    }
+
+    /// Opens a CBC + HMAC blob: the tag is checked in the token before
+    /// anything is decrypted.
+    fn unseal_cbc_hmac(&self, crk: CrkVersion, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
+        let parsed = cbc_hmac::parse(blob)?;
+        if parsed.crk != crk {
+            return Err(HsmError::BadBlob);
+        }
+        let mac_input = cbc_hmac::mac_input(parsed.header_and_iv, aad, parsed.ciphertext);
+        self.run(|session| {
+            let mac_key = self.key_handle(session, KeyPart::Mac(crk))?;
+            session
+                .verify(&Mechanism::Sha256Hmac, mac_key, &mac_input, parsed.tag)
+                .map_err(decrypt_failure)?;
+            let key = self.crk_handle(session, crk)?;
+            let opened = session
+                .decrypt(&Mechanism::AesCbcPad(parsed.iv), key, parsed.ciphertext)
+                .map_err(decrypt_failure)?;
+            Ok(SecretBytes::new(opened))
+        })
+    }
+
     /// The CRK's handle, from the cache or by label + id.
     fn crk_handle(&self, session: &Session, crk: CrkVersion) -> Result<ObjectHandle, Fail> {
-        if let Some(h) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).1.get(&crk) {
+        self.key_handle(session, KeyPart::Cipher(crk))
+    }
+
+    /// A root key object's handle, from the cache or by label + id.
+    fn key_handle(&self, session: &Session, part: KeyPart) -> Result<ObjectHandle, Fail> {
+        if let Some(h) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .get(&part)
+        {
             return Ok(*h);
         }
-        let found = find_crk(session, crk)?;
+        let found = match part {
+            KeyPart::Cipher(crk) => find_crk(session, crk)?,
+            KeyPart::Mac(crk) => cbc_hmac::find_mac_key(session, crk)?,
+        };
         let handle = match found.as_slice() {
             [] => {
                 // Private objects are invisible when logged out, and a token
@@ -184,14 +255,14 @@ impl Pkcs11Hsm {
             }
             [h] => *h,
             _ => {
-                return Err(HsmError::Other(format!("several objects labelled {}", crk.label())).into());
+                return Err(HsmError::Other(format!("several objects for {part:?}")).into());
             }
         };
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .1
-            .insert(crk, handle);
+            .insert(part, handle);
         Ok(handle)
     }
 
@@ -237,7 +308,8 @@ fn ensure_token_readable(ctx: &Pkcs11, session: &Session) -> Result<(), Fail> {
     // token lost, which re-initializes the module.
     let mut attempt = 1;
     loop {
-        match ctx.get_token_info(slot) {
+        match describe(ctx, slot) {
+            // A malformed description is still an answer from the token.
             Ok(_) => return Ok(()),
             Err(e) if attempt >= TOKEN_INFO_ATTEMPTS => return Err(token_lost(&e)),
             Err(_) => {
@@ -245,6 +317,14 @@ fn ensure_token_readable(ctx: &Pkcs11, session: &Session) -> Result<(), Fail> {
                 std::thread::sleep(TOKEN_INFO_RETRY);
             }
         }
+    }
+}
+
+/// One field of a token's description; empty when it could not be parsed.
+fn field(token: &Description, get: fn(&TokenInfo) -> &str) -> String {
+    match token {
+        Description::Read(info) => get(info).trim_end().to_string(),
+        Description::Malformed(_) => String::new(),
     }
 }
 
@@ -334,6 +414,17 @@ fn tag_bits() -> Ulong {
 impl Hsm for Pkcs11Hsm {
     fn seal(&self, crk: CrkVersion, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
         seal::check_sizes(aad, plaintext.len())?;
+        if self.profile == SealingProfile::AesCbcHmacSha256 {
+            return self.run(|session| {
+                let keys = (
+                    self.crk_handle(session, crk)?,
+                    self.key_handle(session, KeyPart::Mac(crk))?,
+                );
+                let mut iv = [0u8; cbc_hmac::IV_LEN];
+                session.generate_random_slice(&mut iv)?;
+                Ok(cbc_hmac::seal(session, keys, crk, iv, aad, plaintext)?)
+            });
+        }
         let header = seal::header(crk);
         let full_aad = seal::full_aad(&header, aad);
         self.run(|session| {
@@ -356,6 +447,10 @@ impl Hsm for Pkcs11Hsm {
 
     fn unseal(&self, crk: CrkVersion, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
         seal::check_sizes(aad, 0)?;
+        // Whatever profile the token seals with now, a blob opens by its own format.
+        if blob.first() == Some(&seal::FORMAT_AES256_CBC_HMAC_SHA256) {
+            return self.unseal_cbc_hmac(crk, aad, blob);
+        }
         let parsed = seal::parse(blob)?;
         if parsed.crk != crk {
             return Err(HsmError::BadBlob);
@@ -412,7 +507,28 @@ impl Hsm for Pkcs11Hsm {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .1
-                .insert(version, handle);
+                .insert(KeyPart::Cipher(version), handle);
+            if self.profile == SealingProfile::AesCbcHmacSha256 {
+                // The version's second key. (A token without GCM that could
+                // derive from a recovery master would need a derived MAC key
+                // too; no such token is known, so that is refused.)
+                if super::recovery::find_master(session)?.is_some() {
+                    let _ = session.destroy_object(handle);
+                    return Err(HsmError::Other(
+                        "root keys from a recovery master need a token with AES-GCM".into(),
+                    )
+                    .into());
+                }
+                let mac = session.generate_key(
+                    &Mechanism::GenericSecretKeyGen,
+                    &cbc_hmac::mac_key_template(version),
+                )?;
+                self.handles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .1
+                    .insert(KeyPart::Mac(version), mac);
+            }
             Ok(())
         })
     }
@@ -461,12 +577,14 @@ impl Hsm for Pkcs11Hsm {
             if found.is_empty() {
                 return Err(HsmError::NotFound.into());
             }
-            self.handles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .1
-                .remove(&version);
-            for handle in found {
+            {
+                let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+                handles.1.remove(&KeyPart::Cipher(version));
+                handles.1.remove(&KeyPart::Mac(version));
+            }
+            // The MAC key of a CBC + HMAC version goes with it, whatever
+            // profile the token seals with now.
+            for handle in found.into_iter().chain(cbc_hmac::find_mac_key(session, version)?) {
                 session.destroy_object(handle)?;
             }
             Ok(())
@@ -480,13 +598,21 @@ impl Hsm for Pkcs11Hsm {
             let info = ctx.get_library_info()?;
             let slot = session.get_session_info()?.slot_id();
             let logged_in = matches!(session.get_session_info()?.session_state(), SessionState::RwUser);
-            let token = ctx.get_token_info(slot).map_err(|e| token_lost(&e))?;
+            let token = describe(ctx, slot).map_err(|e| token_lost(&e))?;
             let offered = ctx.get_mechanism_list(slot)?;
-            let needed: Vec<String> = NEEDED_MECHANISMS.iter().map(|m| m.to_string()).collect();
-            let mechanisms_missing = NEEDED_MECHANISMS
+            let profile = SealingProfile::choose(&offered);
+            // A token that can do neither profile is told what GCM needs.
+            let needed: Vec<String> = profile
+                .unwrap_or(SealingProfile::AesGcm)
+                .mechanisms()
                 .iter()
-                .filter(|m| !offered.contains(m))
                 .map(|m| m.to_string())
+                .collect();
+            let offered_names: Vec<String> = offered.iter().map(|m| m.to_string()).collect();
+            let mechanisms_missing = needed
+                .iter()
+                .filter(|m| !offered_names.contains(m))
+                .cloned()
                 .collect();
             Ok(HsmStatus {
                 library: format!(
@@ -497,10 +623,15 @@ impl Hsm for Pkcs11Hsm {
                 library_version: info.library_version().to_string(),
                 cryptoki_version: info.cryptoki_version().to_string(),
                 slot_id: slot.id(),
-                token_label: token.label().trim_end().to_string(),
-                token_serial: token.serial_number().trim_end().to_string(),
-                token_model: token.model().trim_end().to_string(),
+                token_label: field(&token, TokenInfo::label),
+                token_unreadable: match &token {
+                    Description::Read(_) => None,
+                    Description::Malformed(why) => Some(why.clone()),
+                },
+                token_serial: field(&token, TokenInfo::serial_number),
+                token_model: field(&token, TokenInfo::model),
                 logged_in,
+                sealing_profile: profile,
                 mechanisms_needed: needed,
                 mechanisms_missing,
                 crk_versions: list_crks(ctx, session)?,

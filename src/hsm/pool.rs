@@ -30,6 +30,7 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
+use super::description::{Description, describe, described_slots};
 use super::error::{ck_name, rv_of, to_hsm_error};
 use super::{HsmConfig, HsmError};
 use crate::secret::SecretString;
@@ -292,7 +293,7 @@ impl SessionPool {
     /// describe any more is an unavailable HSM, whatever the open call said
     /// (SoftHSM answers `CKR_GENERAL_ERROR` on a token whose files went away).
     fn unavailable_if_token_unreadable(&self, slot: Slot, err: HsmError) -> HsmError {
-        match (&err, self.ctx.get_token_info(slot)) {
+        match (&err, describe(&self.ctx, slot)) {
             (HsmError::Other(_), Err(e)) => {
                 HsmError::Unavailable(format!("token cannot be read ({})", ck_name(&e)))
             }
@@ -349,32 +350,48 @@ impl SessionPool {
     }
 
     /// The one slot whose token the configuration selects (by label, or by the
-    /// fields of a PKCS#11 URI, slot id included).
+    /// fields of a PKCS#11 URI, slot id included). A token whose description
+    /// cannot be parsed is selected only by its slot id alone.
     fn find_slot(&self) -> Result<Slot, HsmError> {
-        let slots = self
-            .ctx
-            .get_slots_with_initialized_token()
-            .map_err(|e| to_hsm_error(&e))?;
+        let slots = described_slots(&self.ctx).map_err(|e| to_hsm_error(&e))?;
         let mut found = Vec::new();
-        for slot in slots {
-            let info = match self.ctx.get_token_info(slot) {
-                Ok(info) => info,
-                Err(_) => continue, // a slot that just lost its token
-            };
-            let facts = super::TokenFacts {
-                slot_id: slot.id(),
-                label: info.label(),
-                manufacturer: info.manufacturer_id(),
-                model: info.model(),
-                serial: info.serial_number(),
-            };
-            if self.token.matches(&facts) {
-                found.push(slot);
+        let mut undescribed = Vec::new();
+        for (slot, description) in slots {
+            match description {
+                Description::Read(info) => {
+                    let facts = super::TokenFacts {
+                        slot_id: slot.id(),
+                        label: info.label(),
+                        manufacturer: info.manufacturer_id(),
+                        model: info.model(),
+                        serial: info.serial_number(),
+                    };
+                    if info.token_initialized() && self.token.matches(&facts) {
+                        found.push(slot);
+                    }
+                }
+                Description::Malformed(why) => {
+                    if self.token.slot_only() == Some(slot.id()) {
+                        found.push(slot);
+                    } else {
+                        undescribed.push(format!(
+                            "the token in slot {} cannot be matched, {why} (select it by its slot id alone: \
+                             token_uri = \"pkcs11:slot-id={}\")",
+                            slot.id(),
+                            slot.id()
+                        ));
+                    }
+                }
             }
         }
         match found.as_slice() {
             [slot] => Ok(*slot),
-            [] => Err(HsmError::Unavailable(format!("no {}", self.token))),
+            [] if undescribed.is_empty() => Err(HsmError::Unavailable(format!("no {}", self.token))),
+            [] => Err(HsmError::Unavailable(format!(
+                "no {}; {}",
+                self.token,
+                undescribed.join("; ")
+            ))),
             _ => Err(HsmError::Other(format!(
                 "{} slots hold {}; select one by serial or slot-id (a PKCS#11 URI in [hsm] token_uri, or [hsm] slot)",
                 found.len(),

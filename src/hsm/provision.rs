@@ -12,6 +12,7 @@ use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 
 use super::HsmError;
+use super::description::{Description, describe, described_slots};
 use super::error::{ck_name, to_hsm_error};
 use crate::secret::SecretString;
 
@@ -36,12 +37,14 @@ pub fn init_token(
 ) -> Result<InitializedToken, HsmError> {
     let ctx = Pkcs11::new(module)
         .map_err(|e| HsmError::Unavailable(format!("{} ({})", ck_name(&e), module.display())))?;
-    ctx.initialize(cryptoki::context::CInitializeArgs::new(
-        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
-    ))
-    .map_err(|e| to_hsm_error(&e))?;
+    // A module that stays loaded (one written in Rust cannot be unloaded) may
+    // still be initialized by an earlier user in this process: only finalize
+    // what this call initialized.
+    let initialized_here = super::pool::initialize(&ctx)?;
     let result = init_with(&ctx, label, so_pin, user_pin);
-    let _ = ctx.finalize();
+    if initialized_here {
+        let _ = ctx.finalize();
+    }
     result
 }
 
@@ -55,19 +58,34 @@ fn init_with(
     if label.is_empty() || label.len() > 32 {
         return Err(HsmError::InvalidRequest("token label must be 1 to 32 bytes"));
     }
-    for slot in ctx.get_slots_with_initialized_token().map_err(ck)? {
-        if ctx.get_token_info(slot).map_err(ck)?.label().trim_end() == label {
-            return Err(HsmError::AlreadyExists);
-        }
-    }
+    let slots = described_slots(ctx).map_err(ck)?;
     let mut free = None;
-    for slot in ctx.get_slots_with_token().map_err(ck)? {
-        if !ctx.get_token_info(slot).map_err(ck)?.token_initialized() {
-            free = Some(slot);
-            break;
+    let mut undescribed = Vec::new();
+    for (slot, description) in &slots {
+        match description {
+            Description::Read(info) if info.token_initialized() => {
+                if info.label().trim_end() == label {
+                    return Err(HsmError::AlreadyExists);
+                }
+            }
+            Description::Read(_) => {
+                free = free.or(Some(*slot));
+            }
+            // Whether it is initialized is not known: C_InitToken on it could
+            // erase another application's keys.
+            Description::Malformed(why) => undescribed.push(format!("slot {}: {why}", slot.id())),
         }
     }
-    let slot = free.ok_or_else(|| HsmError::Other("no slot with an uninitialized token".into()))?;
+    let slot = free.ok_or_else(|| {
+        let mut why = "no slot with an uninitialized token".to_owned();
+        if !undescribed.is_empty() {
+            why.push_str(&format!(
+                " that describes itself ({}); initialize such a token with its vendor's tool and select it by slot id",
+                undescribed.join("; ")
+            ));
+        }
+        HsmError::Other(why)
+    })?;
     let so = AuthPin::from(so_pin.expose());
     let user = AuthPin::from(user_pin.expose());
     ctx.init_token(slot, &so, label).map_err(ck)?;
@@ -76,12 +94,10 @@ fn init_with(
     session.init_pin(&user).map_err(ck)?;
     session.logout().map_err(ck)?;
     drop(session);
-    let serial = ctx
-        .get_token_info(slot)
-        .map_err(ck)?
-        .serial_number()
-        .trim_end()
-        .to_string();
+    let serial = match describe(ctx, slot).map_err(ck)? {
+        Description::Read(info) => info.serial_number().trim_end().to_string(),
+        Description::Malformed(_) => String::new(),
+    };
     Ok(InitializedToken {
         slot_id: slot.id(),
         serial,

@@ -1,5 +1,11 @@
 //! The sealed-blob format: what a KEK looks like at rest.
 //!
+//! The first byte names the sealing profile, so that records sealed under
+//! any profile stay readable whatever the token now seals with. The token's
+//! mechanisms choose the profile for new seals ([`SealingProfile::choose`]):
+//! AES-256-GCM (format 0x01, below) where the token has it, else
+//! AES-256-CBC + HMAC-SHA-256 (format 0x02, see `cbc_hmac`).
+//!
 //! ```text
 //! offset  size  field
 //! 0       1     format = 0x01 (AES-256-GCM under a CRK, 96-bit IV, 128-bit tag)
@@ -50,6 +56,77 @@ use super::{CrkVersion, HsmError};
 
 /// Format byte of AES-256-GCM blobs.
 pub const FORMAT_AES256_GCM: u8 = 0x01;
+/// Format byte of AES-256-CBC + HMAC-SHA-256 blobs (`cbc_hmac`).
+pub const FORMAT_AES256_CBC_HMAC_SHA256: u8 = 0x02;
+
+/// How new seals are made; chosen from the token's mechanisms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealingProfile {
+    /// AES-256-GCM through `C_Encrypt`, the IV the token reports kept.
+    AesGcm,
+    /// AES-256-CBC-PAD then HMAC-SHA-256, two keys per root key version.
+    AesCbcHmacSha256,
+}
+
+impl SealingProfile {
+    /// The profile a token offering `mechanisms` seals with: GCM where it can,
+    /// else CBC + HMAC; `None` when it can do neither.
+    pub fn choose(mechanisms: &[cryptoki::mechanism::MechanismType]) -> Option<SealingProfile> {
+        use cryptoki::mechanism::MechanismType as M;
+        let has = |all: &[M]| all.iter().all(|m| mechanisms.contains(m));
+        if has(&[M::AES_KEY_GEN, M::AES_GCM]) {
+            Some(SealingProfile::AesGcm)
+        } else if has(&[
+            M::AES_KEY_GEN,
+            M::AES_CBC_PAD,
+            M::GENERIC_SECRET_KEY_GEN,
+            M::SHA256_HMAC,
+        ]) {
+            Some(SealingProfile::AesCbcHmacSha256)
+        } else {
+            None
+        }
+    }
+
+    /// The profile a blob was sealed with, by its format byte.
+    pub fn of_blob(blob: &[u8]) -> Option<SealingProfile> {
+        match blob.first() {
+            Some(&FORMAT_AES256_GCM) => Some(SealingProfile::AesGcm),
+            Some(&FORMAT_AES256_CBC_HMAC_SHA256) => Some(SealingProfile::AesCbcHmacSha256),
+            _ => None,
+        }
+    }
+
+    /// The mechanisms the profile needs, by their PKCS#11 names.
+    pub fn mechanisms(self) -> &'static [&'static str] {
+        match self {
+            SealingProfile::AesGcm => &["CKM_AES_KEY_GEN", "CKM_AES_GCM"],
+            SealingProfile::AesCbcHmacSha256 => &[
+                "CKM_AES_KEY_GEN",
+                "CKM_AES_CBC_PAD",
+                "CKM_GENERIC_SECRET_KEY_GEN",
+                "CKM_SHA256_HMAC",
+            ],
+        }
+    }
+
+    /// Bytes of a blob sealed from `plaintext_len` bytes.
+    pub fn sealed_len(self, plaintext_len: usize) -> usize {
+        match self {
+            SealingProfile::AesGcm => plaintext_len + OVERHEAD,
+            SealingProfile::AesCbcHmacSha256 => super::cbc_hmac::sealed_len(plaintext_len),
+        }
+    }
+}
+
+impl std::fmt::Display for SealingProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SealingProfile::AesGcm => "AES-256-GCM",
+            SealingProfile::AesCbcHmacSha256 => "AES-256-CBC + HMAC-SHA-256",
+        })
+    }
+}
 /// Bytes of the header authenticated as AAD: format + CRK version.
 pub const HEADER_LEN: usize = 1 + 4;
 /// GCM IV length.
@@ -75,7 +152,10 @@ pub const MAX_AAD: usize = 4 * 1024;
 /// The CRK version a blob says it was sealed under, without opening it.
 /// Used by root rotation to find records still under an old CRK.
 pub fn blob_crk_version(blob: &[u8]) -> Option<CrkVersion> {
-    parse(blob).ok().map(|p| p.crk)
+    match blob.first() {
+        Some(&FORMAT_AES256_CBC_HMAC_SHA256) => super::cbc_hmac::parse(blob).ok().map(|p| p.crk),
+        _ => parse(blob).ok().map(|p| p.crk),
+    }
 }
 
 /// A blob split into its parts (nothing authenticated yet).
@@ -159,7 +239,7 @@ mod tests {
         assert_eq!(parse(&[1u8; OVERHEAD - 1]).err(), Some(HsmError::BadBlob));
         let mut blob = assemble(CrkVersion(1), &[0; IV_LEN], &[0; TAG_LEN]);
         assert!(parse(&blob).is_ok());
-        blob[0] = 2;
+        blob[0] = 3;
         assert_eq!(parse(&blob).err(), Some(HsmError::BadBlob));
         assert_eq!(blob_crk_version(&blob), None);
         assert_eq!(

@@ -104,6 +104,16 @@ impl TokenSelector {
             && same(&self.serial, token.serial)
     }
 
+    /// The slot id, when it is all that selects the token: the only way to
+    /// select a token that cannot describe itself.
+    pub fn slot_only(&self) -> Option<u64> {
+        let only_slot = self.label.is_none()
+            && self.manufacturer.is_none()
+            && self.model.is_none()
+            && self.serial.is_none();
+        self.slot_id.filter(|_| only_slot)
+    }
+
     /// Reads an RFC 7512 URI's token selection.
     pub fn from_uri(uri: &str) -> Result<TokenSelector, UriError> {
         if uri.len() > MAX_URI_BYTES {

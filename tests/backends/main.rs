@@ -8,7 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod hsm_softhsm;
+mod hsm_module;
 mod store_cli;
 mod store_conformance;
 mod store_durability;

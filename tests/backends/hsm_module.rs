@@ -1,6 +1,8 @@
-//! The HSM layer against a real SoftHSM2 token. Each test runs in its own
-//! child process with its own token (see `keyward::hsm::softhsm`). SoftHSM
-//! missing is a failure, not a skip.
+//! The HSM layer against a real PKCS#11 module: SoftHSM2 by default, and the
+//! same tests against Kryoptic and openCryptoki's soft token when
+//! `$KEYWARD_TEST_PKCS11` names one (`scripts/test` runs all three; see
+//! `keyward::hsm::test_module`). Each test runs in its own child process with
+//! a fresh token. A module that cannot be loaded is a failure, not a skip.
 // Helpers below are test code too (clippy.toml only exempts #[test] fns).
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -8,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use keyward::hsm::softhsm::{TestToken, run_isolated};
+use keyward::hsm::seal::SealingProfile;
+use keyward::hsm::test_module::{Implementation, TestToken, run_isolated};
 use keyward::hsm::{AsyncHsm, CrkVersion, Hsm, HsmError, Pkcs11Hsm, TokenSelector, provision, seal};
 use keyward::secret::SecretString;
 
@@ -26,6 +30,14 @@ fn connect(token: &TestToken) -> Pkcs11Hsm {
 }
 
 const KEK: [u8; 32] = [0x5a; 32];
+
+/// openCryptoki's soft token (3.8, Debian 12) has no AES-GCM.
+fn expected_profile(token: &TestToken) -> SealingProfile {
+    match token.implementation {
+        Implementation::OpenCryptoki => SealingProfile::AesCbcHmacSha256,
+        _ => SealingProfile::AesGcm,
+    }
+}
 
 #[test]
 fn create_crk_and_refuse_duplicate() {
@@ -50,7 +62,8 @@ fn seal_unseal_round_trip_and_bad_blobs() {
         hsm.create_crk(crk).unwrap();
         let aad = b"uid=1234|type=SymmetricKey|crk=1";
         let blob = hsm.seal(crk, aad, &KEK).unwrap();
-        assert_eq!(blob.len(), KEK.len() + seal::OVERHEAD);
+        assert_eq!(blob.len(), hsm.sealing_profile().sealed_len(KEK.len()));
+        assert_eq!(hsm.sealing_profile(), expected_profile(token));
         assert_eq!(seal::blob_crk_version(&blob), Some(crk));
         assert!(
             !blob.windows(8).any(|w| w == &KEK[..8]),
@@ -143,9 +156,17 @@ fn crk_is_sensitive_and_never_extractable() {
         drop(hsm);
         // Read the attributes back with plain cryptoki.
         let ctx = Pkcs11::new(&token.module).unwrap();
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        // Kryoptic stays loaded, and initialized, after the HSM above let go of it.
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => panic!("C_Initialize: {e}"),
+        }
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| token.selector.slot_only().is_none_or(|id| id == s.id()))
             .unwrap();
-        let slot = ctx.get_slots_with_initialized_token().unwrap()[0];
         let session = ctx.open_ro_session(slot).unwrap();
         // Private: invisible before login.
         let label = Attribute::Label(b"keyward-crk-4".to_vec());
@@ -210,6 +231,35 @@ fn crk_is_sensitive_and_never_extractable() {
         }
         // Value is sensitive: the module omits it.
         assert_eq!(seen, 14);
+        // The CBC + HMAC profile's MAC key: sensitive, never extractable, MAC only.
+        let mac = session
+            .find_objects(&[Attribute::Label(b"keyward-crk-mac-4".to_vec())])
+            .unwrap();
+        if expected_profile(token) == SealingProfile::AesCbcHmacSha256 {
+            assert_eq!(mac.len(), 1);
+            let attrs = session
+                .get_attributes(
+                    mac[0],
+                    &[
+                        AttributeType::Sensitive,
+                        AttributeType::Extractable,
+                        AttributeType::Sign,
+                        AttributeType::Encrypt,
+                        AttributeType::Value,
+                    ],
+                )
+                .unwrap();
+            for attr in &attrs {
+                match attr {
+                    Attribute::Sensitive(b) | Attribute::Sign(b) => assert!(b),
+                    Attribute::Extractable(b) | Attribute::Encrypt(b) => assert!(!b),
+                    other => panic!("unexpected MAC key attribute {other:?}"),
+                }
+            }
+            assert_eq!(attrs.len(), 4, "{attrs:?}");
+        } else {
+            assert!(mac.is_empty());
+        }
         drop(session);
         ctx.finalize().unwrap();
     });
@@ -238,11 +288,28 @@ fn health_report() {
         let hsm = connect(token);
         hsm.create_crk(CrkVersion(3)).unwrap();
         let status = hsm.health().unwrap();
-        assert!(status.library.contains("SoftHSM"), "{status:?}");
-        assert_eq!(status.token_label, token.label);
-        assert!(!status.token_serial.is_empty());
+        let (library, described) = match token.implementation {
+            Implementation::SoftHsm2 => ("SoftHSM", true),
+            Implementation::Kryoptic => ("Kryoptic", true),
+            // Its token description does not parse (a malformed clock field).
+            Implementation::OpenCryptoki => ("IBM", false),
+        };
+        assert!(status.library.contains(library), "{status:?}");
+        if described {
+            assert_eq!(status.token_label, token.label);
+            assert!(!status.token_serial.is_empty());
+        } else {
+            assert!(
+                status
+                    .token_unreadable
+                    .as_ref()
+                    .is_some_and(|why| why.contains("malformed")),
+                "{status:?}"
+            );
+        }
         assert!(status.logged_in);
-        assert_eq!(status.mechanisms_needed, vec!["CKM_AES_KEY_GEN", "CKM_AES_GCM"]);
+        assert_eq!(status.sealing_profile, Some(expected_profile(token)));
+        assert_eq!(status.mechanisms_needed, expected_profile(token).mechanisms());
         assert!(status.mechanisms_missing.is_empty(), "{status:?}");
         assert_eq!(status.crk_versions, vec![CrkVersion(3)]);
         let shown = format!("{status:?}");
@@ -272,13 +339,19 @@ fn unknown_label_is_unavailable_and_provisioning_refuses_a_second_token() {
         let mut cfg = token.config();
         cfg.token = TokenSelector::by_label("no-such-token");
         assert!(matches!(Pkcs11Hsm::connect(&cfg), Err(HsmError::Unavailable(_))));
+        let status = connect(token).health().unwrap();
+        if token.implementation == Implementation::OpenCryptoki {
+            return undescribed_token_is_selected_by_slot_id_only(token, status.slot_id);
+        }
         // By an RFC 7512 URI: the token's own serial and slot select it; the
         // right label with another serial selects nothing.
-        let serial = connect(token).health().unwrap().token_serial;
-        let slot = connect(token).health().unwrap().slot_id;
+        let manufacturer = match token.implementation {
+            Implementation::SoftHsm2 => "SoftHSM%20project",
+            _ => "Kryoptic%20Project",
+        };
         cfg.token = TokenSelector::from_uri(&format!(
-            "pkcs11:token={};manufacturer=SoftHSM%20project;serial={serial};slot-id={slot}",
-            token.label
+            "pkcs11:token={};manufacturer={manufacturer};serial={};slot-id={}",
+            token.label, status.token_serial, status.slot_id
         ))
         .unwrap();
         assert!(Pkcs11Hsm::connect(&cfg).unwrap().health().unwrap().logged_in);
@@ -292,6 +365,27 @@ fn unknown_label_is_unavailable_and_provisioning_refuses_a_second_token() {
         let again = provision::init_token(&token.module, &token.label, &token.so_pin, &token.user_pin);
         assert_eq!(again, Err(HsmError::AlreadyExists));
     });
+}
+
+/// A token whose description cannot be parsed: its label cannot be matched,
+/// and the refusal says how to select it; `hsm init-token` does not
+/// initialize it, since it cannot tell whether it holds keys.
+fn undescribed_token_is_selected_by_slot_id_only(token: &TestToken, slot: u64) {
+    let mut cfg = token.config();
+    cfg.token = TokenSelector::by_label(token.label.clone());
+    match Pkcs11Hsm::connect(&cfg) {
+        Err(HsmError::Unavailable(why)) => {
+            assert!(why.contains(&format!("pkcs11:slot-id={slot}")), "{why}")
+        }
+        Err(other) => panic!("expected Unavailable, got {other}"),
+        Ok(_) => panic!("matched a label the token cannot report"),
+    }
+    cfg.token = TokenSelector::from_uri(&format!("pkcs11:slot-id={slot}")).unwrap();
+    assert!(Pkcs11Hsm::connect(&cfg).unwrap().health().unwrap().logged_in);
+    match provision::init_token(&token.module, "another", &token.so_pin, &token.user_pin) {
+        Err(HsmError::Other(why)) => assert!(why.contains("select it by slot id"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[test]

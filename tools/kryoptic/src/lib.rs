@@ -1,0 +1,1 @@
+// Empty: this package only pins Kryoptic's source (see Cargo.toml).
