@@ -19,7 +19,7 @@ use crate::store::backup::{self, Summary};
 pub struct BackupCommand {
     /// The configuration file naming the store and the HSM (whose newest root
     /// key MACs the backup's manifest).
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
     /// The backup file to write (0600); refused if it exists.
     #[arg(long)]

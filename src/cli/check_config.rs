@@ -19,7 +19,7 @@ const EXPIRY_WARNING_DAYS: i64 = 30;
 #[derive(Debug, clap::Args)]
 pub struct CheckConfigCommand {
     /// The configuration file.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
     /// Skip the HSM checks (e.g. on a machine without the token).
     #[arg(long)]

@@ -159,7 +159,7 @@ fn write_share(share: &Share, path: &Path) -> Result<(), (CliError, bool)> {
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
     /// The configuration file naming the module, the (fresh) token and its PIN.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     pub(super) config: PathBuf,
     /// A custodian's share file; give as many as the threshold.
     #[arg(long = "share", required = true)]

@@ -23,14 +23,14 @@ pub enum HsmCommand {
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
     /// The configuration file naming the module, token and PIN.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// The configuration file naming the module, token and PIN.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
     #[command(flatten)]
     custodians: super::custodians::CustodianArgs,

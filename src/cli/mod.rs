@@ -9,6 +9,10 @@
 /// Where the package and the appliance keep the configuration: the default of
 /// every command that reads one.
 const DEFAULT_CONFIG: &str = "/etc/keyward/keyward.toml";
+/// Names the configuration when `--config` is not given: how the appliance's
+/// `keyward-ctl` points every command at the configuration rendered for this
+/// boot (`keyward appliance render-config`).
+const CONFIG_ENV: &str = "KEYWARD_CONFIG";
 
 mod appliance;
 mod audit;

@@ -27,7 +27,7 @@ const DEFAULT_SAMPLE: u64 = 64;
 #[derive(Debug, clap::Args)]
 pub struct RestoreCommand {
     /// The configuration file naming the HSM and the store to restore into.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
     /// The backup file (from `keyward backup`).
     #[arg(long)]

@@ -18,6 +18,7 @@ use quick_xml::events::Event;
 
 use super::{CliError, CliResult, RunCommand};
 
+mod hsm_module;
 mod syslog;
 use syslog::RemoteSyslog;
 
@@ -37,6 +38,13 @@ pub enum ApplianceCommand {
     /// KMIP port, remote syslog) into a new folder; nothing is written if any
     /// property is bad.
     OvfEnv(OvfEnvArgs),
+    /// Keep a vendor's PKCS#11 library, its files, environment and the token's
+    /// PIN on the state disk for the service to use (checked against the
+    /// SHA-256 the vendor publishes), or go back to the SoftHSM token.
+    UseModule(hsm_module::UseModuleArgs),
+    /// Write the service's configuration for this boot: the configuration as
+    /// built, with the KMIP port property and the module `use-module` chose.
+    RenderConfig(hsm_module::RenderConfigArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +72,8 @@ impl RunCommand for ApplianceCommand {
                 println!("{}", settings.summary());
                 Ok(())
             }
+            ApplianceCommand::UseModule(a) => hsm_module::use_module(a),
+            ApplianceCommand::RenderConfig(a) => hsm_module::render_config(a),
         }
     }
 }

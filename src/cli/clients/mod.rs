@@ -52,7 +52,7 @@ impl RunCommand for ClientsCommand {
 #[derive(Debug, clap::Args)]
 pub struct ConfigOption {
     /// The configuration file (its `tls.clients_dir` holds the client entries).
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     pub config: PathBuf,
 }
 

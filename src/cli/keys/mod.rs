@@ -53,7 +53,7 @@ impl RunCommand for KeysCommand {
 #[derive(Debug, clap::Args)]
 pub(super) struct ConfigOption {
     /// The configuration file naming the key store.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     pub config: PathBuf,
 }
 

@@ -12,7 +12,7 @@ pub struct RetireArgs {
     /// The root key version to destroy (N of `keyward-crk-N`).
     version: u32,
     /// The configuration file naming the HSM and the store.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
 }
 

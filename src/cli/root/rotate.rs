@@ -13,7 +13,7 @@ use crate::keys::rotate::{Progress, RotationOptions, RotationStart, missing_crks
 #[derive(Debug, clap::Args)]
 pub struct RotateArgs {
     /// The configuration file naming the HSM and the store.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
     /// Re-seals in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]

@@ -12,7 +12,7 @@ use crate::store::{OpenMode, backup};
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The configuration file naming the HSM and the store.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
 }
 

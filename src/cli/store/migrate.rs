@@ -24,7 +24,7 @@ const PAGE: usize = 256;
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// The configuration whose store is copied (the source).
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
     /// The configuration naming the destination store (only its [store] and
     /// [cluster] sections are used).

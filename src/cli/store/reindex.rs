@@ -15,7 +15,7 @@ use crate::store::{IndexedStore, OpenMode};
 #[derive(Debug, clap::Args)]
 pub struct ReindexArgs {
     /// The configuration file naming the store and `[cluster] index`.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
 }
 

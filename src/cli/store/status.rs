@@ -13,7 +13,7 @@ use crate::store::{OpenMode, SqliteOptions, SqliteStore};
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The configuration file naming the store.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
 }
 

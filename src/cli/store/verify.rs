@@ -14,7 +14,7 @@ const SHOWN_FAILURES: usize = 20;
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// The configuration file naming the HSM and the store.
-    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG)]
+    #[arg(long, short, default_value = crate::cli::DEFAULT_CONFIG, env = crate::cli::CONFIG_ENV)]
     config: PathBuf,
 }
 
