@@ -68,7 +68,8 @@ impl Service {
         tracing::info!(addrs = %serving_on, "keyward serving");
         // Listener bound, HSM and store open: tell systemd (no-ops outside it).
         report_notify("READY", notify::ready());
-        report_notify("STATUS", notify::status(&format!("serving KMIP on {serving_on}")));
+        let status = Arc::new(StatusLine::new(serving_on.clone()));
+        status.publish();
         // Pinged from the server's own runtime, so a stalled runtime stops the pings.
         let watchdog = notify::spawn_watchdog(|| true);
         let tls = Arc::clone(&listener.tls);
@@ -86,12 +87,13 @@ impl Service {
         let hsm_probe = tokio::spawn(probe_hsm(
             Arc::clone(&keys),
             Arc::clone(&health),
-            serving_on.clone(),
+            Arc::clone(&status),
             stop_rx.clone(),
         ));
         let store_probe = tokio::spawn(probe_store(
             Arc::clone(keys.store()),
             Arc::clone(&health),
+            Arc::clone(&status),
             STORE_PROBE_INTERVAL,
             stop_rx.clone(),
         ));
@@ -191,7 +193,7 @@ async fn follow_root_key(
 async fn probe_hsm(
     keys: Arc<KeyService>,
     health: Arc<Health>,
-    serving_on: String,
+    status: Arc<StatusLine>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut down_since: Option<Instant> = None;
@@ -210,7 +212,7 @@ async fn probe_hsm(
                         down_for_ms = since.elapsed().as_millis() as u64,
                         "HSM available again"
                     );
-                    report_notify("STATUS", notify::status(&format!("serving KMIP on {serving_on}")));
+                    status.set_hsm_trouble(None);
                 }
             }
             Err(e) => {
@@ -221,10 +223,7 @@ async fn probe_hsm(
                         error = %e,
                         "HSM unavailable: key operations fail with \"HSM unavailable; retry\" until it is back"
                     );
-                    report_notify(
-                        "STATUS",
-                        notify::status(&format!("serving KMIP on {serving_on}; HSM unavailable: {e}")),
-                    );
+                    status.set_hsm_trouble(Some(e.to_string()));
                 }
             }
         }
@@ -236,6 +235,7 @@ async fn probe_hsm(
 async fn probe_store(
     store: Arc<dyn Store>,
     health: Arc<Health>,
+    status: Arc<StatusLine>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -255,6 +255,7 @@ async fn probe_store(
                         down_for_ms = since.elapsed().as_millis() as u64,
                         "store available again"
                     );
+                    status.set_store_trouble(None);
                 }
             }
             Err(e) => {
@@ -262,9 +263,62 @@ async fn probe_store(
                 if down_since.is_none() {
                     down_since = Some(Instant::now());
                     tracing::warn!(error = %e, "store unavailable: key operations fail until it is back");
+                    status.set_store_trouble(Some(e.to_string()));
                 }
             }
         }
+    }
+}
+
+/// The one line `systemctl status keyward` shows (sd_notify `STATUS=`), which the
+/// appliance's console also shows: where the service listens and, while the
+/// HSM or the store is unreachable, that it is degraded and why.
+pub(super) struct StatusLine {
+    serving_on: String,
+    /// What is wrong with the HSM and with the store, if anything.
+    trouble: std::sync::Mutex<(Option<String>, Option<String>)>,
+}
+
+impl StatusLine {
+    pub(super) fn new(serving_on: String) -> StatusLine {
+        StatusLine {
+            serving_on,
+            trouble: std::sync::Mutex::new((None, None)),
+        }
+    }
+
+    fn set_hsm_trouble(&self, why: Option<String>) {
+        self.trouble.lock().unwrap_or_else(|p| p.into_inner()).0 = why;
+        self.publish();
+    }
+
+    fn set_store_trouble(&self, why: Option<String>) {
+        self.trouble.lock().unwrap_or_else(|p| p.into_inner()).1 = why;
+        self.publish();
+    }
+
+    pub(super) fn text(&self) -> String {
+        let trouble = self.trouble.lock().unwrap_or_else(|p| p.into_inner());
+        let mut parts = Vec::new();
+        if let Some(why) = &trouble.0 {
+            parts.push(format!("HSM unavailable: {why}"));
+        }
+        if let Some(why) = &trouble.1 {
+            parts.push(format!("store unavailable: {why}"));
+        }
+        if parts.is_empty() {
+            format!("serving KMIP on {}", self.serving_on)
+        } else {
+            format!(
+                "DEGRADED: serving KMIP on {}; {}",
+                self.serving_on,
+                parts.join("; ")
+            )
+        }
+    }
+
+    fn publish(&self) {
+        report_notify("STATUS", notify::status(&self.text()));
     }
 }
 
@@ -430,9 +484,11 @@ mod tests {
         let health = Arc::new(Health::new());
         health.set_store_usable(true);
         let (stop_tx, stop) = watch::channel(false);
+        let status = Arc::new(StatusLine::new("127.0.0.1:5696".into()));
         let probe = tokio::spawn(probe_store(
             Arc::clone(&store) as Arc<dyn Store>,
             Arc::clone(&health),
+            Arc::clone(&status),
             Duration::from_millis(1),
             stop,
         ));
@@ -444,9 +500,17 @@ mod tests {
         }
         settled(&mut probed, false).await;
         assert!(!health.snapshot().store_usable);
+        assert!(
+            status
+                .text()
+                .starts_with("DEGRADED: serving KMIP on 127.0.0.1:5696; store unavailable: "),
+            "{}",
+            status.text()
+        );
         store.up.store(true, Ordering::SeqCst);
         settled(&mut probed, true).await;
         assert!(health.snapshot().store_usable);
+        assert_eq!(status.text(), "serving KMIP on 127.0.0.1:5696");
         stop_tx.send(true).unwrap();
         probe.await.unwrap();
     }
