@@ -312,6 +312,14 @@ mod tests {
     }
 
     #[test]
+    fn only_a_bare_slot_id_selects_a_token_that_cannot_describe_itself() {
+        assert_eq!(TokenSelector::from_uri("pkcs11:slot-id=3").unwrap().slot_only(), Some(3));
+        assert_eq!(TokenSelector::from_uri("pkcs11:slot-id=3;token=k").unwrap().slot_only(), None);
+        assert_eq!(TokenSelector::from_uri("pkcs11:serial=1").unwrap().slot_only(), None);
+        assert_eq!(TokenSelector::by_label("k").slot_only(), None);
+    }
+
+    #[test]
     fn a_label_selects_as_before() {
         let s = TokenSelector::by_label("keyward");
         assert!(s.matches(&facts(0, "keyward                         ", "1")));
