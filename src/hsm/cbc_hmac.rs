@@ -28,7 +28,6 @@ use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use cryptoki::types::Ulong;
 
 use super::seal::{FORMAT_AES256_CBC_HMAC_SHA256, HEADER_LEN, MAX_PLAINTEXT};
 use super::{CrkVersion, HsmError};
@@ -120,30 +119,6 @@ pub(super) fn seal(
     blob.extend_from_slice(&ciphertext);
     blob.extend_from_slice(&tag);
     Ok(blob)
-}
-
-/// Template of a version's MAC key: a 256-bit generic secret that can only
-/// sign and verify, made inside the token like the cipher key.
-pub(super) fn mac_key_template(crk: CrkVersion) -> Vec<Attribute> {
-    vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::ValueLen(Ulong::new(32)),
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Modifiable(false),
-        Attribute::Sign(true),
-        Attribute::Verify(true),
-        Attribute::Encrypt(false),
-        Attribute::Decrypt(false),
-        Attribute::Wrap(false),
-        Attribute::Unwrap(false),
-        Attribute::Derive(false),
-        Attribute::Label(mac_label(crk).into_bytes()),
-        Attribute::Id(crk.object_id().to_vec()),
-    ]
 }
 
 /// The version's MAC keys in the token (one, normally).

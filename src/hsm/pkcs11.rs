@@ -364,23 +364,34 @@ fn find_crk(session: &Session, crk: CrkVersion) -> Result<Vec<ObjectHandle>, CkE
 /// Template of a new CRK: AES-256 token object, private, sensitive, never
 /// extractable, usable only to encrypt and decrypt, not modifiable.
 fn crk_template(crk: CrkVersion) -> Vec<Attribute> {
+    root_key_template(KeyPart::Cipher(crk))
+}
+
+/// Template of a root key object: 256 bits, a private token object, sensitive,
+/// never extractable, not modifiable, usable for one thing only — the cipher
+/// key to encrypt and decrypt, the MAC key (CBC + HMAC profile) to sign and verify.
+fn root_key_template(part: KeyPart) -> Vec<Attribute> {
+    let (key_type, cipher, crk, label) = match part {
+        KeyPart::Cipher(crk) => (KeyType::AES, true, crk, crk.label()),
+        KeyPart::Mac(crk) => (KeyType::GENERIC_SECRET, false, crk, cbc_hmac::mac_label(crk)),
+    };
     vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
+        Attribute::KeyType(key_type),
         Attribute::ValueLen(Ulong::new(32)),
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Modifiable(false),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
+        Attribute::Encrypt(cipher),
+        Attribute::Decrypt(cipher),
+        Attribute::Sign(!cipher),
+        Attribute::Verify(!cipher),
         Attribute::Wrap(false),
         Attribute::Unwrap(false),
-        Attribute::Sign(false),
-        Attribute::Verify(false),
         Attribute::Derive(false),
-        Attribute::Label(crk.label().into_bytes()),
+        Attribute::Label(label.into_bytes()),
         Attribute::Id(crk.object_id().to_vec()),
     ]
 }
@@ -521,7 +532,7 @@ impl Hsm for Pkcs11Hsm {
                 }
                 let mac = session.generate_key(
                     &Mechanism::GenericSecretKeyGen,
-                    &cbc_hmac::mac_key_template(version),
+                    &root_key_template(KeyPart::Mac(version)),
                 )?;
                 self.handles
                     .lock()

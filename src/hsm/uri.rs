@@ -313,9 +313,20 @@ mod tests {
 
     #[test]
     fn only_a_bare_slot_id_selects_a_token_that_cannot_describe_itself() {
-        assert_eq!(TokenSelector::from_uri("pkcs11:slot-id=3").unwrap().slot_only(), Some(3));
-        assert_eq!(TokenSelector::from_uri("pkcs11:slot-id=3;token=k").unwrap().slot_only(), None);
-        assert_eq!(TokenSelector::from_uri("pkcs11:serial=1").unwrap().slot_only(), None);
+        assert_eq!(
+            TokenSelector::from_uri("pkcs11:slot-id=3").unwrap().slot_only(),
+            Some(3)
+        );
+        assert_eq!(
+            TokenSelector::from_uri("pkcs11:slot-id=3;token=k")
+                .unwrap()
+                .slot_only(),
+            None
+        );
+        assert_eq!(
+            TokenSelector::from_uri("pkcs11:serial=1").unwrap().slot_only(),
+            None
+        );
         assert_eq!(TokenSelector::by_label("k").slot_only(), None);
     }
 
