@@ -60,3 +60,13 @@ pub(super) fn stamp_creator(attributes: &mut Vec<Attribute>, client: &str) {
         Value::TextString(client.to_owned()),
     ));
 }
+
+/// Whether an attribute is shown to a client that asks for every attribute
+/// (Get Attributes without names, Get Attribute List). keyward's own
+/// bookkeeping (`y-` attributes, such as y-Created-By) is not: clients that
+/// read every attribute back, PyKMIP among them, parse only the `x-` custom
+/// attributes and refuse the whole answer otherwise. A client that names a
+/// `y-` attribute still gets it; administrators see them in `keyward keys show`.
+pub(super) fn shown_unasked(a: &Attribute) -> bool {
+    !a.name.starts_with("y-")
+}

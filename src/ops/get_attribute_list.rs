@@ -13,7 +13,8 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
         .map_err(about(&uid))?;
     let mut attribute_names: Vec<String> = Vec::new();
     for a in stored.into_object().attributes {
-        if !attribute_names.contains(&a.name) {
+        // The list a client reads every attribute by: not keyward's own.
+        if super::attributes::shown_unasked(&a) && !attribute_names.contains(&a.name) {
             attribute_names.push(a.name);
         }
     }

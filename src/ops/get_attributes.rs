@@ -1,4 +1,5 @@
-//! Get Attributes: all of them, or those named. A name that is not set gives
+//! Get Attributes: all of them (but keyward's own `y-` bookkeeping, see
+//! `attributes::shown_unasked`), or those named. A name that is not set gives
 //! nothing — Success with no attribute, which vCenter relies on.
 
 use std::collections::HashSet;
@@ -34,7 +35,11 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
         .map_err(about(&uid))?;
     let stored = stored.into_object();
     let attributes = if request.attribute_names.is_empty() {
-        stored.attributes
+        stored
+            .attributes
+            .into_iter()
+            .filter(super::attributes::shown_unasked)
+            .collect()
     } else {
         stored
             .attributes

@@ -46,6 +46,17 @@ def main():
         state = c.get_attributes(uid, ["State"])[1]
         step("new key is Pre-Active", state[0].attribute_value.value == enums.State.PRE_ACTIVE, state[0].attribute_value)
 
+        # Every attribute, as tools built on PyKMIP read them: PyKMIP parses no
+        # custom attribute but x- ones, so keyward's own y- bookkeeping must not
+        # be in the answer (it failed with "No value type for Y-CREATED-BY").
+        every = c.get_attributes(uid)[1]
+        names = sorted(a.attribute_name.value for a in every)
+        step("get_attributes with no names reads every attribute",
+             "Cryptographic Algorithm" in names and "State" in names
+             and not any(n.lower().startswith("y-") for n in names), names)
+        listed = c.get_attribute_list(uid)
+        step("get_attribute_list names the same attributes", sorted(set(listed)) == sorted(set(names)), listed)
+
         c.activate(uid)
         state = c.get_attributes(uid, ["State"])[1]
         step("activate -> Active", state[0].attribute_value.value == enums.State.ACTIVE)
