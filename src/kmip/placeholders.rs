@@ -16,6 +16,13 @@
 //!   placeholder text; date-times are a per-name base far beyond year 9999 plus
 //!   the offset, which is why those need the table that made them.
 //!
+//! A Text String that starts with `$` but is no placeholder read through the
+//! table (text in a binary capture: `keyward ttlv decode` has read none) is
+//! written as `$$…`, and `$$…` reads back as that text: bytes → XML/JSON →
+//! bytes gives the same bytes whatever the strings hold. Byte-string and
+//! date-time sentinels likewise stand for placeholders only in the table that
+//! made them.
+//!
 //! So XML → tree → TTLV → tree → XML reproduces every placeholder, and
 //! [`Placeholders::learn`] lets a harness bind them from a real response that
 //! matches an expected one.
@@ -166,6 +173,14 @@ impl Placeholders {
         }
     }
 
+    /// Whether a Text String is the sentinel of a placeholder read, unbound,
+    /// through this table (text strings are their own sentinel), rather than
+    /// text that merely looks like one.
+    pub(crate) fn is_text_sentinel(&self, text: &str) -> bool {
+        Placeholder::parse(text)
+            .is_some_and(|p| self.seen.iter().any(|n| n == p.name) && !self.bound.contains_key(p.name))
+    }
+
     /// The placeholder a sentinel value stands for, for the writers.
     pub fn placeholder_of(&self, value: &Value) -> Option<Placeholder<'_>> {
         match value {
@@ -190,7 +205,13 @@ impl Placeholders {
     /// this before formatting a Text String, Byte String or Date-Time.
     pub(crate) fn text_for(&self, value: &Value) -> Option<String> {
         match value {
-            Value::ByteString(b) => Placeholders::bytes_placeholder(b.expose()).map(str::to_owned),
+            // Only a sentinel this table made: bytes that merely carry the
+            // marker (a capture of keyward's own test traffic) are bytes.
+            Value::ByteString(b) => Placeholders::bytes_placeholder(b.expose())
+                .filter(|text| {
+                    Placeholder::parse(text).is_some_and(|p| self.seen.iter().any(|n| n == p.name))
+                })
+                .map(str::to_owned),
             Value::DateTime(_) | Value::DateTimeExtended(_) => self.placeholder_of(value).map(|p| p.text()),
             _ => None,
         }

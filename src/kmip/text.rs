@@ -17,6 +17,12 @@ pub(crate) fn parse_value(
     names: Option<ValueNames>,
     placeholders: &mut Placeholders,
 ) -> Result<Value, String> {
+    // `$$…` is a text that itself starts with `$` (see `format_value`).
+    if ty == ItemType::TextString
+        && let Some(literal) = text.strip_prefix("$$")
+    {
+        return Ok(Value::TextString(format!("${literal}")));
+    }
     if text.starts_with('$')
         && let Some(v) = placeholders.resolve(text, ty)?
     {
@@ -50,7 +56,8 @@ pub(crate) fn parse_value(
 }
 
 /// The text form of a non-Structure value; `mask_sep` joins mask bit names
-/// (space in XML, `|` in JSON).
+/// (space in XML, `|` in JSON). Placeholders read through `placeholders` are
+/// written as placeholders; a literal text starting with `$` as `$$…`.
 pub(crate) fn format_value(
     value: &Value,
     names: Option<ValueNames>,
@@ -80,6 +87,10 @@ pub(crate) fn format_value(
             None => format!("0x{v:08X}"),
         },
         Value::Boolean(v) => v.to_string(),
+        // A text that starts with `$` but is no placeholder this table read
+        // (text from a binary capture, say) is written with one more `$`, so
+        // that reading it back gives the same text and not a placeholder.
+        Value::TextString(s) if s.starts_with('$') && !placeholders.is_text_sentinel(s) => format!("${s}"),
         Value::TextString(s) => s.clone(),
         Value::DateTime(t) => format_datetime(*t, false),
         Value::DateTimeExtended(t) => format_datetime(*t, true),

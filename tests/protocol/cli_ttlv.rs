@@ -68,6 +68,13 @@ fn cases_dir() -> PathBuf {
 
 /// The placeholder-free messages of one version directory.
 fn captures(version: &str) -> Vec<Item> {
+    messages(version, false)
+}
+
+/// Every message of one version directory, placeholders read unbound: in
+/// TTLV a Text String placeholder is the text `$UNIQUE_IDENTIFIER_0` itself,
+/// as in a capture of a test suite's traffic.
+fn messages(version: &str, with_placeholders: bool) -> Vec<Item> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(cases_dir().join(version))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -83,7 +90,7 @@ fn captures(version: &str) -> Vec<Item> {
         };
         for m in messages {
             let text = xml::write_item(&m, &ph).unwrap();
-            if !text.contains("value=\"$") {
+            if with_placeholders || !text.contains("value=\"$") {
                 out.push(m);
             }
         }
@@ -119,6 +126,42 @@ fn decode_then_encode_reproduces_oasis_captures_byte_for_byte() {
     }
     println!("{total} placeholder-free OASIS v1.x messages round-tripped via JSON and XML");
     assert!(total > 400, "only {total} messages");
+}
+
+/// Bytes in, the same bytes out, whatever the text strings hold: a capture
+/// whose text looks like a placeholder (`$UNIQUE_IDENTIFIER_0`, `$NOW`) is
+/// decoded to `$$…` and encoded back to the same text.
+#[test]
+fn decode_then_encode_reproduces_captures_whose_text_looks_like_placeholders() {
+    let mut looked_like = 0;
+    for version in ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1"] {
+        let all = messages(version, true);
+        let capture = hex_lines(&all);
+        for format in ["json", "xml"] {
+            let text = ok(
+                &["ttlv", "decode", "--format", format, "--reveal"],
+                capture.as_bytes(),
+            );
+            if format == "xml" {
+                looked_like += String::from_utf8_lossy(&text).matches("value=\"$$").count();
+            }
+            let back = String::from_utf8(ok(&["ttlv", "encode", "--format", format], &text)).unwrap();
+            assert!(back == capture, "{version} via {format}: bytes differ");
+        }
+    }
+    println!("{looked_like} text strings that look like placeholders round-tripped");
+    assert!(looked_like > 100, "only {looked_like}");
+    // A literal `$$` survives too: it is written `$$$`.
+    let doc = r#"<RequestMessage><Description type="TextString" value="$$$NOW"/></RequestMessage>"#;
+    let h = ok(&["ttlv", "encode"], doc.as_bytes());
+    let x = String::from_utf8(ok(&["ttlv", "decode", "--format", "xml"], &h)).unwrap();
+    assert!(x.contains(r#"value="$$$NOW""#), "{x}");
+    assert!(
+        hex::decode(String::from_utf8(h).unwrap().trim())
+            .unwrap()
+            .windows(6)
+            .any(|w| w == b"$$NOW\0" || w.starts_with(b"$$NOW"))
+    );
 }
 
 #[test]
