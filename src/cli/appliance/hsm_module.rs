@@ -60,7 +60,7 @@ const DEFAULT_PORT: u16 = 5696;
 #[derive(Debug, clap::Args)]
 pub struct UseModuleArgs {
     /// The vendor's PKCS#11 library (an ELF shared object), copied into the state folder.
-    #[arg(long, required_unless_present = "softhsm", conflicts_with = "softhsm")]
+    #[arg(required_unless_present = "softhsm", conflicts_with = "softhsm")]
     library: Option<PathBuf>,
     /// The library's SHA-256 as the vendor publishes it (64 hex digits).
     #[arg(long, requires = "library")]
@@ -118,7 +118,7 @@ pub(super) fn use_module(a: UseModuleArgs) -> CliResult {
             Err(e) => Err(CliError::from(e).context(a.state.display())),
         };
     }
-    let missing = |what: &str| CliError::new(format!("--{what} is needed with --library"));
+    let missing = |what: &str| CliError::new(format!("--{what} is needed with a library"));
     let library = a.library.ok_or_else(|| missing("library"))?;
     let sha256 = a.sha256.ok_or_else(|| missing("sha256"))?.to_ascii_lowercase();
     let token_uri = a.token_uri.ok_or_else(|| missing("token-uri"))?;
