@@ -19,6 +19,7 @@ pub mod names {
     pub const CRYPTOGRAPHIC_ALGORITHM: &str = "Cryptographic Algorithm";
     pub const CRYPTOGRAPHIC_LENGTH: &str = "Cryptographic Length";
     pub const CRYPTOGRAPHIC_USAGE_MASK: &str = "Cryptographic Usage Mask";
+    pub const CRYPTOGRAPHIC_PARAMETERS: &str = "Cryptographic Parameters";
     pub const INITIAL_DATE: &str = "Initial Date";
     pub const LAST_CHANGE_DATE: &str = "Last Change Date";
     pub const ORIGINAL_CREATION_DATE: &str = "Original Creation Date";

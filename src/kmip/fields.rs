@@ -159,6 +159,8 @@ enum_fields!(
     HashingAlgorithm,
     UsageLimitsUnit,
     ClientRegistrationMethod,
+    BlockCipherMode,
+    PaddingMethod,
 );
 
 macro_rules! mask_fields {

@@ -4,8 +4,8 @@
 use super::context::{Context, ItemResult};
 use super::error::OpError;
 use super::{
-    activate, add_attribute, check, create, delete_attribute, destroy, discover_versions, get,
-    get_attribute_list, get_attributes, locate, modify_attribute, query, register, rekey, revoke,
+    activate, add_attribute, check, create, decrypt, delete_attribute, destroy, discover_versions, encrypt,
+    get, get_attribute_list, get_attributes, locate, modify_attribute, query, register, rekey, revoke,
 };
 use crate::kmip::request::Request;
 
@@ -21,9 +21,11 @@ pub(super) async fn dispatch(ctx: &mut Context<'_>, request: Request) -> ItemRes
         Request::AddAttribute(r) => add_attribute::run(ctx, r).await,
         Request::Check(r) => check::run(ctx, r).await,
         Request::Create(r) => create::run(ctx, r).await,
+        Request::Decrypt(r) => decrypt::run(ctx, r).await,
         Request::DeleteAttribute(r) => delete_attribute::run(ctx, r).await,
         Request::Destroy(r) => destroy::run(ctx, r).await,
         Request::DiscoverVersions(r) => discover_versions::run(ctx, r).await,
+        Request::Encrypt(r) => encrypt::run(ctx, r).await,
         Request::Get(r) => get::run(ctx, r).await,
         Request::GetAttributeList(r) => get_attribute_list::run(ctx, r).await,
         Request::GetAttributes(r) => get_attributes::run(ctx, r).await,

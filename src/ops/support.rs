@@ -13,7 +13,7 @@ pub const SUPPORTED_VERSIONS: [ProtocolVersion; 5] = [
 ];
 
 /// The operations the dispatch implements (Query reports these).
-pub const SUPPORTED_OPERATIONS: [Operation; 16] = [
+pub const SUPPORTED_OPERATIONS: [Operation; 18] = [
     Operation::CREATE,
     Operation::REGISTER,
     Operation::RE_KEY,
@@ -28,6 +28,8 @@ pub const SUPPORTED_OPERATIONS: [Operation; 16] = [
     Operation::ACTIVATE,
     Operation::REVOKE,
     Operation::DESTROY,
+    Operation::ENCRYPT,
+    Operation::DECRYPT,
     Operation::QUERY,
     Operation::DISCOVER_VERSIONS,
 ];

@@ -64,6 +64,27 @@ def main():
         again = c.get(uid)
         step("get again returns the same bytes", again.value == key_obj.value)
 
+        # Server-side encryption (KMIP Encrypt/Decrypt): AES-CBC with PKCS#5
+        # padding, checked against the `cryptography` package with the key's bytes.
+        from cryptography.hazmat.primitives import padding as sym_padding
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        cbc = {"block_cipher_mode": enums.BlockCipherMode.CBC,
+               "padding_method": enums.PaddingMethod.PKCS5,
+               "cryptographic_algorithm": enums.CryptographicAlgorithm.AES}
+        iv = bytes(range(16))
+        plain = b"keyward encrypts for clients that never take the key out"
+        sealed, made_iv = c.encrypt(plain, uid=uid, cryptographic_parameters=cbc, iv_counter_nonce=iv)
+        padder = sym_padding.PKCS7(128).padder()
+        local = Cipher(algorithms.AES(bytes(key_obj.value)), modes.CBC(iv)).encryptor()
+        expected = local.update(padder.update(plain) + padder.finalize()) + local.finalize()
+        step("encrypt (CBC, PKCS5) gives what AES-CBC gives", sealed == expected and made_iv is None, len(sealed))
+        opened = c.decrypt(sealed, uid=uid, cryptographic_parameters=cbc, iv_counter_nonce=iv)
+        step("decrypt gives the plaintext back", opened == plain)
+        sealed, made_iv = c.encrypt(plain, uid=uid, cryptographic_parameters=dict(cbc, random_iv=True))
+        step("encrypt without an IV returns the IV the server made", made_iv is not None and len(made_iv) == 16)
+        opened = c.decrypt(sealed, uid=uid, cryptographic_parameters=cbc, iv_counter_nonce=made_iv)
+        step("decrypt with that IV gives the plaintext back", opened == plain)
+
         found = c.locate(attributes=[attr_factory.AttributeFactory().create_attribute(
             enums.AttributeType.NAME, name)])
         step("locate by name finds it", uid in found, found)

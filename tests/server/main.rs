@@ -22,6 +22,7 @@ mod hsm_outage;
 mod listener_stats;
 mod metrics_health;
 mod server_bad_input;
+mod server_crypto;
 mod server_durability;
 mod server_refusals;
 mod tls_trust;

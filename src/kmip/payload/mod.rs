@@ -16,6 +16,7 @@ pub mod activate;
 pub mod add_attribute;
 pub mod check;
 pub mod create;
+pub mod crypt;
 pub mod delete_attribute;
 pub mod destroy;
 pub mod discover_versions;

@@ -1,0 +1,278 @@
+//! Encrypt and Decrypt against the running server: AES-GCM with additional
+//! data and AES-CBC, the answers checked against aws-lc-rs with the key's own
+//! bytes; and what a client may not do — another group's key, a key whose
+//! usage mask or state forbids it, a forged tag, too much data — each refused
+//! without the plaintext reaching the audit trail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+
+use common::TestServer;
+use common::admin::{audit_file_once, call, failure, issue_client, runtime, with_audit_file};
+use common::vcenter::{Vcenter, expect_success, uid_payload};
+use keyward::kmip::payload::Payload;
+use keyward::kmip::payload::crypt::{
+    CryptographicParameters, DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse,
+};
+use keyward::kmip::{
+    BlockCipherMode, CryptographicAlgorithm, ObjectType, Operation, PaddingMethod, ResultReason, tags,
+};
+use keyward::secret::SecretBytes;
+use keyward::ttlv::{Item, Value};
+
+const PLAINTEXT: &[u8] = b"card 4111 1111 1111 1111, expires 12/29";
+
+fn gcm() -> Option<CryptographicParameters> {
+    Some(CryptographicParameters {
+        block_cipher_mode: Some(BlockCipherMode::GCM),
+        ..CryptographicParameters::default()
+    })
+}
+
+fn encrypt(uid: &str, params: Option<CryptographicParameters>, data: &[u8], aad: Option<&[u8]>) -> Item {
+    EncryptRequest {
+        unique_identifier: Some(uid.to_owned()),
+        cryptographic_parameters: params,
+        data: SecretBytes::from_slice(data),
+        iv_counter_nonce: None,
+        aad: aad.map(<[u8]>::to_vec),
+        tag: None,
+        extra: Vec::new(),
+    }
+    .to_payload()
+}
+
+fn decrypt(uid: &str, sealed: &EncryptResponse, aad: &[u8], tag: Vec<u8>) -> Item {
+    DecryptRequest {
+        unique_identifier: Some(uid.to_owned()),
+        cryptographic_parameters: gcm(),
+        data: sealed.data.clone(),
+        iv_counter_nonce: sealed.iv_counter_nonce.clone(),
+        aad: Some(aad.to_vec()),
+        tag: Some(tag),
+        extra: Vec::new(),
+    }
+    .to_payload()
+}
+
+/// Create's payload for an AES-256 key with this usage mask.
+fn create_with_mask(mask: i32) -> Item {
+    let attribute = |name: &str, value: Value| {
+        Item::structure(
+            tags::ATTRIBUTE,
+            vec![
+                Item::new(tags::ATTRIBUTE_NAME, Value::TextString(name.into())),
+                Item::new(tags::ATTRIBUTE_VALUE, value),
+            ],
+        )
+    };
+    Item::structure(
+        tags::REQUEST_PAYLOAD,
+        vec![
+            Item::new(tags::OBJECT_TYPE, Value::Enumeration(ObjectType::SYMMETRIC_KEY.0)),
+            Item::structure(
+                tags::TEMPLATE_ATTRIBUTE,
+                vec![
+                    attribute(
+                        "Cryptographic Algorithm",
+                        Value::Enumeration(CryptographicAlgorithm::AES.0),
+                    ),
+                    attribute("Cryptographic Length", Value::Integer(256)),
+                    attribute("Cryptographic Usage Mask", Value::Integer(mask)),
+                ],
+            ),
+        ],
+    )
+}
+
+fn created_uid(answer: &keyward::kmip::message::ResponseBatchItem) -> String {
+    expect_success(answer)
+        .child(tags::UNIQUE_IDENTIFIER)
+        .and_then(Item::as_text)
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
+    let server = TestServer::start_with(with_audit_file);
+    let tls_a = issue_client(&server, "a", "g1", &[]);
+    let tls_b = issue_client(&server, "b", "g2", &[]);
+    let rt = runtime();
+    rt.block_on(async {
+        let vc = Vcenter::new(server.addr, tls_a.clone());
+        // vCenter's kind of key: AES-256, Encrypt|Decrypt, Active.
+        let (uid, key) = vc
+            .encrypt_vm("564d0000-0000-0000-0000-0000000c0001", "db-01")
+            .await;
+        let aad = b"row 17";
+
+        // GCM, the IV made by the server: standard AES-GCM under the key's bytes.
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            encrypt(&uid, gcm(), PLAINTEXT, Some(aad)),
+        )
+        .await;
+        let sealed = EncryptResponse::from_payload(expect_success(&answer)).unwrap();
+        let iv: [u8; 12] = sealed.iv_counter_nonce.clone().unwrap().try_into().unwrap();
+        let tag = sealed.tag.clone().unwrap();
+        assert_eq!((sealed.data.len(), tag.len()), (PLAINTEXT.len(), 16));
+        let local = aws_lc_rs::aead::LessSafeKey::new(
+            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key.0).unwrap(),
+        );
+        let mut in_out = [sealed.data.expose(), &tag].concat();
+        let opened = local
+            .open_in_place(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(iv),
+                aws_lc_rs::aead::Aad::from(aad),
+                &mut in_out,
+            )
+            .unwrap();
+        assert_eq!(opened, PLAINTEXT);
+
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::DECRYPT,
+            decrypt(&uid, &sealed, aad, tag.clone()),
+        )
+        .await;
+        let back = DecryptResponse::from_payload(expect_success(&answer)).unwrap();
+        assert_eq!(back.data.expose(), PLAINTEXT);
+
+        // A forged tag, other additional data: Cryptographic Failure, nothing else said.
+        let mut forged = tag.clone();
+        forged[15] ^= 1;
+        for (aad, tag) in [(&aad[..], forged), (&b"row 18"[..], tag.clone())] {
+            let answer = call(
+                server.addr,
+                &tls_a,
+                None,
+                Operation::DECRYPT,
+                decrypt(&uid, &sealed, aad, tag),
+            )
+            .await;
+            assert_eq!(failure(&answer), ResultReason::CRYPTOGRAPHIC_FAILURE);
+        }
+
+        // CBC with PKCS#5 padding, the client's IV.
+        let cbc = Some(CryptographicParameters {
+            block_cipher_mode: Some(BlockCipherMode::CBC),
+            padding_method: Some(PaddingMethod::PKCS5),
+            ..CryptographicParameters::default()
+        });
+        let mut request = EncryptRequest::from_payload(&encrypt(&uid, cbc.clone(), PLAINTEXT, None)).unwrap();
+        request.iv_counter_nonce = Some(vec![7; 16]);
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            request.to_payload(),
+        )
+        .await;
+        let sealed = EncryptResponse::from_payload(expect_success(&answer)).unwrap();
+        assert_eq!(sealed.iv_counter_nonce, None, "the client's IV is not sent back");
+        // PKCS#5 always pads: one to sixteen bytes.
+        assert_eq!(sealed.data.len(), (PLAINTEXT.len() / 16 + 1) * 16);
+
+        // Another group's key: Item Not Found, as for an id never issued.
+        let never = "00000000-0000-4000-8000-000000000000";
+        for id in [uid.as_str(), never] {
+            let answer = call(
+                server.addr,
+                &tls_b,
+                None,
+                Operation::ENCRYPT,
+                encrypt(id, gcm(), PLAINTEXT, None),
+            )
+            .await;
+            assert_eq!(failure(&answer), ResultReason::ITEM_NOT_FOUND);
+        }
+
+        // No mode given, ECB asked for, too much data.
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            encrypt(&uid, None, PLAINTEXT, None),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::INVALID_FIELD);
+        let ecb = Some(CryptographicParameters {
+            block_cipher_mode: Some(BlockCipherMode::ECB),
+            ..CryptographicParameters::default()
+        });
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            encrypt(&uid, ecb, PLAINTEXT, None),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::FEATURE_NOT_SUPPORTED);
+        let big = vec![0u8; 64 * 1024 + 1];
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            encrypt(&uid, gcm(), &big, None),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::INVALID_FIELD);
+
+        // A key whose mask allows Decrypt only, then one not yet Active.
+        let decrypt_only =
+            created_uid(&call(server.addr, &tls_a, None, Operation::CREATE, create_with_mask(8)).await);
+        expect_success(
+            &call(
+                server.addr,
+                &tls_a,
+                None,
+                Operation::ACTIVATE,
+                uid_payload(&decrypt_only),
+            )
+            .await,
+        );
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            encrypt(&decrypt_only, gcm(), PLAINTEXT, None),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+        );
+        let pre_active =
+            created_uid(&call(server.addr, &tls_a, None, Operation::CREATE, create_with_mask(12)).await);
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::ENCRYPT,
+            encrypt(&pre_active, gcm(), PLAINTEXT, None),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::WRONG_KEY_LIFECYCLE_STATE);
+    });
+    // Audited by operation and key, never with the data.
+    let audit = audit_file_once(&server, "the Encrypt and Decrypt events", |t| {
+        t.contains("Encrypt") && t.contains("Decrypt")
+    });
+    assert!(!audit.contains("4111"), "plaintext in the audit trail");
+    assert!(
+        !audit.contains(&hex::encode(PLAINTEXT)),
+        "plaintext (hex) in the audit trail"
+    );
+}
