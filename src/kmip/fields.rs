@@ -161,6 +161,7 @@ enum_fields!(
     ClientRegistrationMethod,
     BlockCipherMode,
     PaddingMethod,
+    ValidityIndicator,
 );
 
 macro_rules! mask_fields {

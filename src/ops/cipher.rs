@@ -118,25 +118,44 @@ pub(super) fn parameters(
 }
 
 /// The object may be used for `usage` now: an AES symmetric key whose usage
-/// mask allows it, in a state that allows it (KMIP 1.4 §3.22: protect only
-/// while Active; process also while Deactivated or Compromised).
+/// mask allows it, in a state that allows it (see [`check_key_use`]).
 pub(super) fn check_usable(object: &StoredObject, usage: CryptographicUsageMask) -> Result<(), OpError> {
+    check_key_use(object, usage, usage == CryptographicUsageMask::ENCRYPT)?;
+    let algorithm = object
+        .attribute(names::CRYPTOGRAPHIC_ALGORITHM)
+        .and_then(|a| a.value.as_enum());
+    if algorithm != Some(CryptographicAlgorithm::AES.0) {
+        return Err(OpError::new(
+            ResultReason::CRYPTOGRAPHIC_FAILURE,
+            "only AES keys encrypt and decrypt here",
+        ));
+    }
+    Ok(())
+}
+
+/// A symmetric key whose usage mask holds `usage`, in a state that allows it
+/// (KMIP 1.4 §3.22: to protect — encrypt, make a MAC — only while Active; to
+/// process — decrypt, verify — also while Deactivated or Compromised).
+pub(super) fn check_key_use(
+    object: &StoredObject,
+    usage: CryptographicUsageMask,
+    protecting: bool,
+) -> Result<(), OpError> {
     if object.object_type != ObjectType::SYMMETRIC_KEY {
         return Err(OpError::new(
             ResultReason::CRYPTOGRAPHIC_FAILURE,
-            "only symmetric keys encrypt and decrypt here",
+            "only symmetric keys are used for this here",
         ));
     }
-    let protecting = usage == CryptographicUsageMask::ENCRYPT;
     let state_ok = object.state == State::ACTIVE
         || (!protecting && matches!(object.state, State::DEACTIVATED | State::COMPROMISED));
     if !state_ok {
         return Err(OpError::new(
             ResultReason::WRONG_KEY_LIFECYCLE_STATE,
             if protecting {
-                "only an Active key encrypts"
+                "only an Active key is used for this"
             } else {
-                "an Active, Deactivated or Compromised key decrypts"
+                "only an Active, Deactivated or Compromised key is used for this"
             },
         ));
     }
@@ -147,20 +166,10 @@ pub(super) fn check_usable(object: &StoredObject, usage: CryptographicUsageMask)
     if mask & usage.0 == 0 {
         return Err(OpError::new(
             ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
-            if protecting {
-                "the key's usage mask does not allow Encrypt"
-            } else {
-                "the key's usage mask does not allow Decrypt"
-            },
-        ));
-    }
-    let algorithm = object
-        .attribute(names::CRYPTOGRAPHIC_ALGORITHM)
-        .and_then(|a| a.value.as_enum());
-    if algorithm != Some(CryptographicAlgorithm::AES.0) {
-        return Err(OpError::new(
-            ResultReason::CRYPTOGRAPHIC_FAILURE,
-            "only AES keys encrypt and decrypt here",
+            format!(
+                "the key's usage mask does not allow {}",
+                CryptographicUsageMask::DEF.format(usage.0)
+            ),
         ));
     }
     Ok(())

@@ -108,6 +108,13 @@ fn material_len(algorithm: CryptographicAlgorithm, length: i32) -> Option<usize>
         (CryptographicAlgorithm::DES3, 112) => Some(16),
         (CryptographicAlgorithm::DES3, 168) => Some(24),
         (CryptographicAlgorithm::SKIPJACK, 80) => Some(10),
+        // HMAC keys (MAC, MAC Verify): 128 to 1024 bits, whole bytes.
+        (
+            CryptographicAlgorithm::HMAC_SHA256
+            | CryptographicAlgorithm::HMAC_SHA384
+            | CryptographicAlgorithm::HMAC_SHA512,
+            128..=1024,
+        ) if length % 8 == 0 => Some(length as usize / 8),
         _ => None,
     }
 }

@@ -5,7 +5,8 @@ use super::context::{Context, ItemResult};
 use super::error::OpError;
 use super::{
     activate, add_attribute, check, create, decrypt, delete_attribute, destroy, discover_versions, encrypt,
-    get, get_attribute_list, get_attributes, locate, modify_attribute, query, register, rekey, revoke,
+    get, get_attribute_list, get_attributes, locate, mac, mac_verify, modify_attribute, query, register,
+    rekey, revoke,
 };
 use crate::kmip::request::Request;
 
@@ -30,6 +31,8 @@ pub(super) async fn dispatch(ctx: &mut Context<'_>, request: Request) -> ItemRes
         Request::GetAttributeList(r) => get_attribute_list::run(ctx, r).await,
         Request::GetAttributes(r) => get_attributes::run(ctx, r).await,
         Request::Locate(r) => locate::run(ctx, r).await,
+        Request::Mac(r) => mac::run(ctx, r).await,
+        Request::MacVerify(r) => mac_verify::run(ctx, r).await,
         Request::ModifyAttribute(r) => modify_attribute::run(ctx, r).await,
         Request::Query(r) => query::run(ctx, r).await,
         Request::Register(r) => register::run(ctx, r).await,

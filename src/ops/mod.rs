@@ -30,6 +30,8 @@ mod get;
 mod get_attribute_list;
 mod get_attributes;
 mod locate;
+mod mac;
+mod mac_verify;
 mod modify_attribute;
 mod query;
 mod register;

@@ -13,7 +13,7 @@ pub const SUPPORTED_VERSIONS: [ProtocolVersion; 5] = [
 ];
 
 /// The operations the dispatch implements (Query reports these).
-pub const SUPPORTED_OPERATIONS: [Operation; 18] = [
+pub const SUPPORTED_OPERATIONS: [Operation; 20] = [
     Operation::CREATE,
     Operation::REGISTER,
     Operation::RE_KEY,
@@ -30,6 +30,8 @@ pub const SUPPORTED_OPERATIONS: [Operation; 18] = [
     Operation::DESTROY,
     Operation::ENCRYPT,
     Operation::DECRYPT,
+    Operation::MAC,
+    Operation::MAC_VERIFY,
     Operation::QUERY,
     Operation::DISCOVER_VERSIONS,
 ];

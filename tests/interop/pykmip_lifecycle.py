@@ -85,6 +85,20 @@ def main():
         opened = c.decrypt(sealed, uid=uid, cryptographic_parameters=cbc, iv_counter_nonce=made_iv)
         step("decrypt with that IV gives the plaintext back", opened == plain)
 
+        # MAC with an HMAC key made by the server, checked with Python's hmac.
+        import hashlib
+        import hmac as py_hmac
+        mac_uid = c.create(enums.CryptographicAlgorithm.HMAC_SHA256, 256,
+                           cryptographic_usage_mask=[enums.CryptographicUsageMask.MAC_GENERATE,
+                                                     enums.CryptographicUsageMask.MAC_VERIFY])
+        c.activate(mac_uid)
+        mac_key = bytes(c.get(mac_uid).value)
+        _, mac = c.mac(plain, uid=mac_uid, algorithm=enums.CryptographicAlgorithm.HMAC_SHA256)
+        step("mac (HMAC-SHA256) gives what HMAC-SHA256 gives",
+             mac == py_hmac.new(mac_key, plain, hashlib.sha256).digest(), len(mac))
+        c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, mac_uid)
+        c.destroy(mac_uid)
+
         found = c.locate(attributes=[attr_factory.AttributeFactory().create_attribute(
             enums.AttributeType.NAME, name)])
         step("locate by name finds it", uid in found, found)

@@ -276,3 +276,171 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         "plaintext (hex) in the audit trail"
     );
 }
+
+/// Create's payload for an HMAC key.
+fn create_hmac(algorithm: CryptographicAlgorithm, mask: i32) -> Item {
+    let mut payload = create_with_mask(mask);
+    if let Value::Structure(items) = &mut payload.value
+        && let Some(template) = items.iter_mut().find(|i| i.tag == tags::TEMPLATE_ATTRIBUTE)
+        && let Value::Structure(attributes) = &mut template.value
+    {
+        attributes[0] = Item::structure(
+            tags::ATTRIBUTE,
+            vec![
+                Item::new(
+                    tags::ATTRIBUTE_NAME,
+                    Value::TextString("Cryptographic Algorithm".into()),
+                ),
+                Item::new(tags::ATTRIBUTE_VALUE, Value::Enumeration(algorithm.0)),
+            ],
+        );
+    }
+    payload
+}
+
+#[test]
+fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
+    use keyward::kmip::ValidityIndicator;
+    use keyward::kmip::payload::mac::{MacRequest, MacResponse, MacVerifyRequest, MacVerifyResponse};
+    let server = TestServer::start();
+    let tls = server.client_tls();
+    runtime().block_on(async {
+        // MAC Generate | MAC Verify.
+        let created = call(
+            server.addr,
+            &tls,
+            None,
+            Operation::CREATE,
+            create_hmac(CryptographicAlgorithm::HMAC_SHA256, 0x180),
+        )
+        .await;
+        let uid = created_uid(&created);
+        expect_success(&call(server.addr, &tls, None, Operation::ACTIVATE, uid_payload(&uid)).await);
+        let got = call(server.addr, &tls, None, Operation::GET, uid_payload(&uid)).await;
+        let key = match keyward::kmip::payload::get::Response::from_payload(expect_success(&got))
+            .unwrap()
+            .object
+        {
+            keyward::kmip::object::ManagedObject::SymmetricKey { key_block } => match key_block.key_value {
+                Some(keyward::kmip::object::KeyValue::Plain {
+                    key_material: keyward::kmip::object::KeyMaterial::Bytes(b),
+                    ..
+                }) => b,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        let mac_request = |uid: &str, params: Option<CryptographicParameters>| MacRequest {
+            unique_identifier: Some(uid.to_owned()),
+            cryptographic_parameters: params,
+            data: SecretBytes::from_slice(PLAINTEXT),
+            extra: Vec::new(),
+        };
+        let answer = call(
+            server.addr,
+            &tls,
+            None,
+            Operation::MAC,
+            mac_request(&uid, None).to_payload(),
+        )
+        .await;
+        let mac = MacResponse::from_payload(expect_success(&answer))
+            .unwrap()
+            .mac_data;
+        let local = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.expose()),
+            PLAINTEXT,
+        );
+        assert_eq!(mac, local.as_ref());
+
+        let verify = |mac_data: Vec<u8>| MacVerifyRequest {
+            unique_identifier: Some(uid.clone()),
+            cryptographic_parameters: None,
+            data: SecretBytes::from_slice(PLAINTEXT),
+            mac_data,
+            extra: Vec::new(),
+        };
+        let mut wrong = mac.clone();
+        wrong[0] ^= 1;
+        for (mac_data, expected) in [
+            (mac.clone(), ValidityIndicator::VALID),
+            (wrong, ValidityIndicator::INVALID),
+        ] {
+            let answer = call(
+                server.addr,
+                &tls,
+                None,
+                Operation::MAC_VERIFY,
+                verify(mac_data).to_payload(),
+            )
+            .await;
+            let got = MacVerifyResponse::from_payload(expect_success(&answer))
+                .unwrap()
+                .validity_indicator;
+            assert_eq!(got, expected);
+        }
+
+        // The parameters may not ask for another hash than the key's.
+        let sha512 = Some(CryptographicParameters {
+            cryptographic_algorithm: Some(CryptographicAlgorithm::HMAC_SHA512),
+            ..CryptographicParameters::default()
+        });
+        let answer = call(
+            server.addr,
+            &tls,
+            None,
+            Operation::MAC,
+            mac_request(&uid, sha512).to_payload(),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::INVALID_FIELD);
+        // An AES key makes no MAC; an HMAC key allowed only to verify makes none either.
+        let (aes, _) = Vcenter::new(server.addr, tls.clone())
+            .encrypt_vm("564d0000-0000-0000-0000-0000000c0002", "m")
+            .await;
+        let answer = call(
+            server.addr,
+            &tls,
+            None,
+            Operation::MAC,
+            mac_request(&aes, None).to_payload(),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+        );
+        let verify_only = created_uid(
+            &call(
+                server.addr,
+                &tls,
+                None,
+                Operation::CREATE,
+                create_hmac(CryptographicAlgorithm::HMAC_SHA256, 0x100),
+            )
+            .await,
+        );
+        expect_success(
+            &call(
+                server.addr,
+                &tls,
+                None,
+                Operation::ACTIVATE,
+                uid_payload(&verify_only),
+            )
+            .await,
+        );
+        let answer = call(
+            server.addr,
+            &tls,
+            None,
+            Operation::MAC,
+            mac_request(&verify_only, None).to_payload(),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+        );
+    });
+}

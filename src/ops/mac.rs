@@ -1,0 +1,34 @@
+//! MAC: HMAC-SHA-256/384/512 under a managed HMAC key that stays in the
+//! server (see `hmac_key`).
+
+use super::cipher::{self, MAX_DATA_BYTES};
+use super::context::{Context, ItemResult, about};
+use super::error::OpError;
+use super::mac_verify::hmac_key;
+use crate::kmip::CryptographicUsageMask;
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::mac::{MacRequest, MacResponse};
+
+pub(super) async fn run(ctx: &Context<'_>, request: MacRequest) -> ItemResult {
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    let response = mac(ctx, &uid, request).await.map_err(about(&uid))?;
+    Ok((Some(response.to_payload()), Some(uid)))
+}
+
+async fn mac(ctx: &Context<'_>, uid: &str, request: MacRequest) -> Result<MacResponse, OpError> {
+    cipher::request_checks(&request.extra, request.data.len(), MAX_DATA_BYTES)?;
+    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
+    cipher::check_key_use(&stored, CryptographicUsageMask::MAC_GENERATE, true)?;
+    let params = cipher::parameters(request.cryptographic_parameters, &stored)?;
+    let key = hmac_key(
+        &stored,
+        params.as_ref(),
+        cipher::key_bytes(ctx.keys.open(&stored).await?)?,
+    )?;
+    let tag = aws_lc_rs::hmac::sign(&key, request.data.expose());
+    Ok(MacResponse {
+        unique_identifier: uid.to_owned(),
+        mac_data: tag.as_ref().to_vec(),
+        extra: Vec::new(),
+    })
+}

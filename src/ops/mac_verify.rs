@@ -1,0 +1,80 @@
+//! MAC Verify: whether a MAC over the data holds under a managed HMAC key,
+//! compared in constant time. A MAC that does not hold is an answer (Invalid),
+//! not a failure.
+
+use aws_lc_rs::hmac;
+
+use super::cipher::{self, MAX_DATA_BYTES};
+use super::context::{Context, ItemResult, about};
+use super::error::OpError;
+use crate::keys::{StoredObject, names};
+use crate::kmip::payload::Payload;
+use crate::kmip::payload::crypt::CryptographicParameters;
+use crate::kmip::payload::mac::{MacVerifyRequest, MacVerifyResponse};
+use crate::kmip::{CryptographicAlgorithm, CryptographicUsageMask, ResultReason, ValidityIndicator};
+use crate::secret::SecretBytes;
+
+pub(super) async fn run(ctx: &Context<'_>, request: MacVerifyRequest) -> ItemResult {
+    let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
+    let response = verify(ctx, &uid, request).await.map_err(about(&uid))?;
+    Ok((Some(response.to_payload()), Some(uid)))
+}
+
+async fn verify(
+    ctx: &Context<'_>,
+    uid: &str,
+    request: MacVerifyRequest,
+) -> Result<MacVerifyResponse, OpError> {
+    cipher::request_checks(&request.extra, request.data.len(), MAX_DATA_BYTES)?;
+    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
+    cipher::check_key_use(&stored, CryptographicUsageMask::MAC_VERIFY, false)?;
+    let params = cipher::parameters(request.cryptographic_parameters, &stored)?;
+    let key = hmac_key(
+        &stored,
+        params.as_ref(),
+        cipher::key_bytes(ctx.keys.open(&stored).await?)?,
+    )?;
+    let holds = hmac::verify(&key, request.data.expose(), &request.mac_data).is_ok();
+    Ok(MacVerifyResponse {
+        unique_identifier: uid.to_owned(),
+        validity_indicator: if holds {
+            ValidityIndicator::VALID
+        } else {
+            ValidityIndicator::INVALID
+        },
+        extra: Vec::new(),
+    })
+}
+
+/// The HMAC key: the key's algorithm is HMAC-SHA-256, -384 or -512, and the
+/// parameters, if they name an algorithm, name the same one (a key is made
+/// for one hash).
+pub(super) fn hmac_key(
+    key: &StoredObject,
+    params: Option<&CryptographicParameters>,
+    bytes: SecretBytes,
+) -> Result<hmac::Key, OpError> {
+    let algorithm = key
+        .attribute(names::CRYPTOGRAPHIC_ALGORITHM)
+        .and_then(|a| a.value.as_enum())
+        .map(CryptographicAlgorithm);
+    let hash = match algorithm {
+        Some(CryptographicAlgorithm::HMAC_SHA256) => hmac::HMAC_SHA256,
+        Some(CryptographicAlgorithm::HMAC_SHA384) => hmac::HMAC_SHA384,
+        Some(CryptographicAlgorithm::HMAC_SHA512) => hmac::HMAC_SHA512,
+        _ => {
+            return Err(OpError::new(
+                ResultReason::CRYPTOGRAPHIC_FAILURE,
+                "MACs are made with HMAC-SHA256, -384 or -512 keys here",
+            ));
+        }
+    };
+    if let Some(asked) = params.and_then(|p| p.cryptographic_algorithm)
+        && Some(asked) != algorithm
+    {
+        return Err(OpError::invalid_field(
+            "the parameters name another algorithm than the key's",
+        ));
+    }
+    Ok(hmac::Key::new(hash, bytes.expose()))
+}
