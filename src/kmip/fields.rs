@@ -162,6 +162,8 @@ enum_fields!(
     BlockCipherMode,
     PaddingMethod,
     ValidityIndicator,
+    WrappingMethod,
+    EncodingOption,
 );
 
 macro_rules! mask_fields {

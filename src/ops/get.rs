@@ -15,12 +15,19 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
 }
 
 async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response, OpError> {
-    if request.key_wrapping_specification.is_some() || request.key_wrap_type.is_some() {
+    if request.key_wrap_type.is_some() {
         return Err(OpError::new(
             ResultReason::FEATURE_NOT_SUPPORTED,
-            "key wrapping on Get is not supported",
+            "Key Wrap Type is not supported (ask for a Key Wrapping Specification)",
         ));
     }
+    // Read before anything is loaded: a specification keyward cannot follow
+    // is refused without touching the key.
+    let wrap_spec = request
+        .key_wrapping_specification
+        .as_ref()
+        .map(super::wrap::read_spec)
+        .transpose()?;
     if request.key_compression_type.is_some() {
         return Err(OpError::new(
             ResultReason::KEY_COMPRESSION_TYPE_NOT_SUPPORTED,
@@ -36,6 +43,10 @@ async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response
     }
     let object = ctx.keys.open(&stored).await?;
     let object = convert(object, request.key_format_type)?;
+    let object = match &wrap_spec {
+        Some(spec) => super::wrap::wrap(ctx, uid, spec, object).await?,
+        None => object,
+    };
     Ok(Response {
         object_type: stored.object_type,
         unique_identifier: uid.to_owned(),

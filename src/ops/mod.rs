@@ -38,6 +38,7 @@ mod register;
 mod rekey;
 mod revoke;
 mod support;
+mod wrap;
 
 use std::sync::Arc;
 

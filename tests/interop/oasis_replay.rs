@@ -111,6 +111,12 @@ const GATED_EXTRA: &[&str] = &[
     "TC-REKEY-1-10.xml",
     "TC-RNG-ATTR-1-14.xml",
     "TL-M-2-14.xml",
+    // Get wrapped under another key (AES key wrap), Encrypt/Decrypt with CBC.
+    "TC_141_11_Key_Wrapping_using_AES_Key_Wrap_and_No_Encoding.xml",
+    "TC_141_12_Key_Wrapping_using_AES_Key_Wrap_and_No_Encoding.xml",
+    "CS-BC-M-10-12_Encrypt_and_Decrypt_with_Known_Symmetric_Key_and_PKCS5_Padding_and_CBC.xml",
+    "CS-BC-M-10-13.xml",
+    "CS-BC-M-10-14.xml",
 ];
 
 const VERSIONS: [&str; 5] = ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4"];

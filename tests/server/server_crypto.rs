@@ -444,3 +444,172 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
         );
     });
 }
+
+/// A Get payload asking for the key wrapped under `wrapping` (AES key wrap).
+fn get_wrapped(uid: &str, wrapping: &str, encoding: Option<u32>) -> Item {
+    let mut spec = vec![
+        Item::new(tags::WRAPPING_METHOD, Value::Enumeration(1)),
+        Item::structure(
+            tags::ENCRYPTION_KEY_INFORMATION,
+            vec![
+                Item::new(tags::UNIQUE_IDENTIFIER, Value::TextString(wrapping.into())),
+                Item::structure(
+                    tags::CRYPTOGRAPHIC_PARAMETERS,
+                    vec![Item::new(
+                        tags::BLOCK_CIPHER_MODE,
+                        Value::Enumeration(BlockCipherMode::NISTKEYWRAP.0),
+                    )],
+                ),
+            ],
+        ),
+    ];
+    if let Some(e) = encoding {
+        spec.push(Item::new(tags::ENCODING_OPTION, Value::Enumeration(e)));
+    }
+    Item::structure(
+        tags::REQUEST_PAYLOAD,
+        vec![
+            Item::new(tags::UNIQUE_IDENTIFIER, Value::TextString(uid.into())),
+            Item::structure(tags::KEY_WRAPPING_SPECIFICATION, spec),
+        ],
+    )
+}
+
+#[test]
+fn get_hands_a_key_out_wrapped_under_a_key_that_stays_in_the_server() {
+    use keyward::kmip::object::{KeyValue, ManagedObject};
+    let server = TestServer::start();
+    let tls_a = issue_client(&server, "a", "g1", &[]);
+    let tls_b = issue_client(&server, "b", "g2", &[]);
+    runtime().block_on(async {
+        let vc = Vcenter::new(server.addr, tls_a.clone());
+        let (uid, key) = vc.encrypt_vm("564d0000-0000-0000-0000-0000000c0003", "w").await;
+        // Wrap Key (0x10) | Unwrap Key (0x20).
+        let wrapping = created_uid(
+            &call(
+                server.addr,
+                &tls_a,
+                None,
+                Operation::CREATE,
+                create_with_mask(0x30),
+            )
+            .await,
+        );
+        expect_success(
+            &call(
+                server.addr,
+                &tls_a,
+                None,
+                Operation::ACTIVATE,
+                uid_payload(&wrapping),
+            )
+            .await,
+        );
+        let kek = vc.get(&wrapping).await;
+
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::GET,
+            get_wrapped(&uid, &wrapping, Some(1)),
+        )
+        .await;
+        let got = keyward::kmip::payload::get::Response::from_payload(expect_success(&answer)).unwrap();
+        let ManagedObject::SymmetricKey { key_block } = got.object else {
+            panic!("not a symmetric key")
+        };
+        let Some(KeyValue::Wrapped(wrapped)) = key_block.key_value else {
+            panic!("not wrapped")
+        };
+        assert!(key_block.key_wrapping_data.is_some());
+        // It unwraps, under the wrapping key's bytes, to the key (RFC 3394).
+        use aws_lc_rs::key_wrap::{AES_256, KeyEncryptionKey, KeyWrap};
+        let mut out = [0u8; 40];
+        let unwrapped = KeyEncryptionKey::new(&AES_256, &kek.0)
+            .unwrap()
+            .unwrap(wrapped.expose(), &mut out)
+            .unwrap();
+        assert_eq!(unwrapped, key.0.as_slice());
+
+        // Refused: under itself, under a key not allowed to wrap, TTLV encoding,
+        // and for another group (its own wrapping key or not): Item Not Found.
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::GET,
+            get_wrapped(&uid, &uid, None),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::INVALID_FIELD);
+        let (no_wrap, _) = vc.encrypt_vm("564d0000-0000-0000-0000-0000000c0004", "x").await;
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::GET,
+            get_wrapped(&uid, &no_wrap, None),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+        );
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::GET,
+            get_wrapped(&uid, &wrapping, Some(2)),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::ENCODING_OPTION_ERROR);
+        let theirs = created_uid(
+            &call(
+                server.addr,
+                &tls_b,
+                None,
+                Operation::CREATE,
+                create_with_mask(0x30),
+            )
+            .await,
+        );
+        expect_success(
+            &call(
+                server.addr,
+                &tls_b,
+                None,
+                Operation::ACTIVATE,
+                uid_payload(&theirs),
+            )
+            .await,
+        );
+        let answer = call(
+            server.addr,
+            &tls_a,
+            None,
+            Operation::GET,
+            get_wrapped(&uid, &theirs, None),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::ITEM_NOT_FOUND,
+            "another group's wrapping key"
+        );
+        let answer = call(
+            server.addr,
+            &tls_b,
+            None,
+            Operation::GET,
+            get_wrapped(&uid, &theirs, None),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::ITEM_NOT_FOUND,
+            "another group's key"
+        );
+    });
+}
