@@ -17,14 +17,13 @@ pub(super) async fn run(ctx: &Context<'_>, request: MacRequest) -> ItemResult {
 
 async fn mac(ctx: &Context<'_>, uid: &str, request: MacRequest) -> Result<MacResponse, OpError> {
     cipher::request_checks(&request.extra, request.data.len(), MAX_DATA_BYTES)?;
-    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    cipher::check_key_use(&stored, CryptographicUsageMask::MAC_GENERATE, true)?;
-    let params = cipher::parameters(request.cryptographic_parameters, &stored)?;
     let key = hmac_key(
-        &stored,
-        params.as_ref(),
-        cipher::key_bytes(ctx.keys.open(&stored).await?)?,
-    )?;
+        ctx,
+        uid,
+        request.cryptographic_parameters,
+        CryptographicUsageMask::MAC_GENERATE,
+    )
+    .await?;
     let tag = aws_lc_rs::hmac::sign(&key, request.data.expose());
     Ok(MacResponse {
         unique_identifier: uid.to_owned(),

@@ -26,14 +26,13 @@ async fn verify(
     request: MacVerifyRequest,
 ) -> Result<MacVerifyResponse, OpError> {
     cipher::request_checks(&request.extra, request.data.len(), MAX_DATA_BYTES)?;
-    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    cipher::check_key_use(&stored, CryptographicUsageMask::MAC_VERIFY, false)?;
-    let params = cipher::parameters(request.cryptographic_parameters, &stored)?;
     let key = hmac_key(
-        &stored,
-        params.as_ref(),
-        cipher::key_bytes(ctx.keys.open(&stored).await?)?,
-    )?;
+        ctx,
+        uid,
+        request.cryptographic_parameters,
+        CryptographicUsageMask::MAC_VERIFY,
+    )
+    .await?;
     let holds = hmac::verify(&key, request.data.expose(), &request.mac_data).is_ok();
     Ok(MacVerifyResponse {
         unique_identifier: uid.to_owned(),
@@ -46,10 +45,24 @@ async fn verify(
     })
 }
 
-/// The HMAC key: the key's algorithm is HMAC-SHA-256, -384 or -512, and the
-/// parameters, if they name an algorithm, name the same one (a key is made
-/// for one hash).
-pub(super) fn hmac_key(
+/// The HMAC key `uid` for `usage` (MAC Generate protects, MAC Verify
+/// processes): loaded for the client, its mask and state checked, its
+/// algorithm HMAC-SHA-256, -384 or -512 and the same as the parameters name,
+/// if they name one (a key is made for one hash).
+pub(super) async fn hmac_key(
+    ctx: &Context<'_>,
+    uid: &str,
+    params: Option<CryptographicParameters>,
+    usage: CryptographicUsageMask,
+) -> Result<hmac::Key, OpError> {
+    let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
+    cipher::check_key_use(&stored, usage, usage == CryptographicUsageMask::MAC_GENERATE)?;
+    let params = cipher::parameters(params, &stored)?;
+    let bytes = cipher::key_bytes(ctx.keys.open(&stored).await?)?;
+    hmac_of(&stored, params.as_ref(), bytes)
+}
+
+fn hmac_of(
     key: &StoredObject,
     params: Option<&CryptographicParameters>,
     bytes: SecretBytes,

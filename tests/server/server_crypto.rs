@@ -10,7 +10,9 @@ use crate::common;
 
 use common::TestServer;
 use common::admin::{audit_file_once, call, failure, issue_client, runtime, with_audit_file};
+use common::kmip_client::ClientTls;
 use common::vcenter::{Vcenter, expect_success, uid_payload};
+use keyward::kmip::message::ResponseBatchItem;
 use keyward::kmip::payload::Payload;
 use keyward::kmip::payload::crypt::{
     CryptographicParameters, DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse,
@@ -20,6 +22,11 @@ use keyward::kmip::{
 };
 use keyward::secret::SecretBytes;
 use keyward::ttlv::{Item, Value};
+
+/// One request on its own connection, without a credential.
+async fn ask(server: &TestServer, tls: &ClientTls, operation: Operation, payload: Item) -> ResponseBatchItem {
+    call(server.addr, tls, None, operation, payload).await
+}
 
 const PLAINTEXT: &[u8] = b"card 4111 1111 1111 1111, expires 12/29";
 
@@ -86,7 +93,7 @@ fn create_with_mask(mask: i32) -> Item {
     )
 }
 
-fn created_uid(answer: &keyward::kmip::message::ResponseBatchItem) -> String {
+fn created_uid(answer: &ResponseBatchItem) -> String {
     expect_success(answer)
         .child(tags::UNIQUE_IDENTIFIER)
         .and_then(Item::as_text)
@@ -109,10 +116,9 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         let aad = b"row 17";
 
         // GCM, the IV made by the server: standard AES-GCM under the key's bytes.
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::ENCRYPT,
             encrypt(&uid, gcm(), PLAINTEXT, Some(aad)),
         )
@@ -134,10 +140,9 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
             .unwrap();
         assert_eq!(opened, PLAINTEXT);
 
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::DECRYPT,
             decrypt(&uid, &sealed, aad, tag.clone()),
         )
@@ -149,10 +154,9 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         let mut forged = tag.clone();
         forged[15] ^= 1;
         for (aad, tag) in [(&aad[..], forged), (&b"row 18"[..], tag.clone())] {
-            let answer = call(
-                server.addr,
+            let answer = ask(
+                &server,
                 &tls_a,
-                None,
                 Operation::DECRYPT,
                 decrypt(&uid, &sealed, aad, tag),
             )
@@ -168,14 +172,7 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         });
         let mut request = EncryptRequest::from_payload(&encrypt(&uid, cbc.clone(), PLAINTEXT, None)).unwrap();
         request.iv_counter_nonce = Some(vec![7; 16]);
-        let answer = call(
-            server.addr,
-            &tls_a,
-            None,
-            Operation::ENCRYPT,
-            request.to_payload(),
-        )
-        .await;
+        let answer = ask(&server, &tls_a, Operation::ENCRYPT, request.to_payload()).await;
         let sealed = EncryptResponse::from_payload(expect_success(&answer)).unwrap();
         assert_eq!(sealed.iv_counter_nonce, None, "the client's IV is not sent back");
         // PKCS#5 always pads: one to sixteen bytes.
@@ -184,10 +181,9 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         // Another group's key: Item Not Found, as for an id never issued.
         let never = "00000000-0000-4000-8000-000000000000";
         for id in [uid.as_str(), never] {
-            let answer = call(
-                server.addr,
+            let answer = ask(
+                &server,
                 &tls_b,
-                None,
                 Operation::ENCRYPT,
                 encrypt(id, gcm(), PLAINTEXT, None),
             )
@@ -196,10 +192,9 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         }
 
         // No mode given, ECB asked for, too much data.
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::ENCRYPT,
             encrypt(&uid, None, PLAINTEXT, None),
         )
@@ -209,20 +204,18 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
             block_cipher_mode: Some(BlockCipherMode::ECB),
             ..CryptographicParameters::default()
         });
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::ENCRYPT,
             encrypt(&uid, ecb, PLAINTEXT, None),
         )
         .await;
         assert_eq!(failure(&answer), ResultReason::FEATURE_NOT_SUPPORTED);
         let big = vec![0u8; 64 * 1024 + 1];
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::ENCRYPT,
             encrypt(&uid, gcm(), &big, None),
         )
@@ -230,22 +223,11 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
         assert_eq!(failure(&answer), ResultReason::INVALID_FIELD);
 
         // A key whose mask allows Decrypt only, then one not yet Active.
-        let decrypt_only =
-            created_uid(&call(server.addr, &tls_a, None, Operation::CREATE, create_with_mask(8)).await);
-        expect_success(
-            &call(
-                server.addr,
-                &tls_a,
-                None,
-                Operation::ACTIVATE,
-                uid_payload(&decrypt_only),
-            )
-            .await,
-        );
-        let answer = call(
-            server.addr,
+        let decrypt_only = created_uid(&ask(&server, &tls_a, Operation::CREATE, create_with_mask(8)).await);
+        expect_success(&ask(&server, &tls_a, Operation::ACTIVATE, uid_payload(&decrypt_only)).await);
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::ENCRYPT,
             encrypt(&decrypt_only, gcm(), PLAINTEXT, None),
         )
@@ -254,12 +236,10 @@ fn encrypt_and_decrypt_under_a_key_that_stays_in_the_server() {
             failure(&answer),
             ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
         );
-        let pre_active =
-            created_uid(&call(server.addr, &tls_a, None, Operation::CREATE, create_with_mask(12)).await);
-        let answer = call(
-            server.addr,
+        let pre_active = created_uid(&ask(&server, &tls_a, Operation::CREATE, create_with_mask(12)).await);
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::ENCRYPT,
             encrypt(&pre_active, gcm(), PLAINTEXT, None),
         )
@@ -306,17 +286,16 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
     let tls = server.client_tls();
     runtime().block_on(async {
         // MAC Generate | MAC Verify.
-        let created = call(
-            server.addr,
+        let created = ask(
+            &server,
             &tls,
-            None,
             Operation::CREATE,
             create_hmac(CryptographicAlgorithm::HMAC_SHA256, 0x180),
         )
         .await;
         let uid = created_uid(&created);
-        expect_success(&call(server.addr, &tls, None, Operation::ACTIVATE, uid_payload(&uid)).await);
-        let got = call(server.addr, &tls, None, Operation::GET, uid_payload(&uid)).await;
+        expect_success(&ask(&server, &tls, Operation::ACTIVATE, uid_payload(&uid)).await);
+        let got = ask(&server, &tls, Operation::GET, uid_payload(&uid)).await;
         let key = match keyward::kmip::payload::get::Response::from_payload(expect_success(&got))
             .unwrap()
             .object
@@ -336,10 +315,9 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
             data: SecretBytes::from_slice(PLAINTEXT),
             extra: Vec::new(),
         };
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls,
-            None,
             Operation::MAC,
             mac_request(&uid, None).to_payload(),
         )
@@ -366,10 +344,9 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
             (mac.clone(), ValidityIndicator::VALID),
             (wrong, ValidityIndicator::INVALID),
         ] {
-            let answer = call(
-                server.addr,
+            let answer = ask(
+                &server,
                 &tls,
-                None,
                 Operation::MAC_VERIFY,
                 verify(mac_data).to_payload(),
             )
@@ -385,10 +362,9 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
             cryptographic_algorithm: Some(CryptographicAlgorithm::HMAC_SHA512),
             ..CryptographicParameters::default()
         });
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls,
-            None,
             Operation::MAC,
             mac_request(&uid, sha512).to_payload(),
         )
@@ -398,10 +374,9 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
         let (aes, _) = Vcenter::new(server.addr, tls.clone())
             .encrypt_vm("564d0000-0000-0000-0000-0000000c0002", "m")
             .await;
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls,
-            None,
             Operation::MAC,
             mac_request(&aes, None).to_payload(),
         )
@@ -411,29 +386,18 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
             ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
         );
         let verify_only = created_uid(
-            &call(
-                server.addr,
+            &ask(
+                &server,
                 &tls,
-                None,
                 Operation::CREATE,
                 create_hmac(CryptographicAlgorithm::HMAC_SHA256, 0x100),
             )
             .await,
         );
-        expect_success(
-            &call(
-                server.addr,
-                &tls,
-                None,
-                Operation::ACTIVATE,
-                uid_payload(&verify_only),
-            )
-            .await,
-        );
-        let answer = call(
-            server.addr,
+        expect_success(&ask(&server, &tls, Operation::ACTIVATE, uid_payload(&verify_only)).await);
+        let answer = ask(
+            &server,
             &tls,
-            None,
             Operation::MAC,
             mac_request(&verify_only, None).to_payload(),
         )
@@ -485,32 +449,13 @@ fn get_hands_a_key_out_wrapped_under_a_key_that_stays_in_the_server() {
         let vc = Vcenter::new(server.addr, tls_a.clone());
         let (uid, key) = vc.encrypt_vm("564d0000-0000-0000-0000-0000000c0003", "w").await;
         // Wrap Key (0x10) | Unwrap Key (0x20).
-        let wrapping = created_uid(
-            &call(
-                server.addr,
-                &tls_a,
-                None,
-                Operation::CREATE,
-                create_with_mask(0x30),
-            )
-            .await,
-        );
-        expect_success(
-            &call(
-                server.addr,
-                &tls_a,
-                None,
-                Operation::ACTIVATE,
-                uid_payload(&wrapping),
-            )
-            .await,
-        );
+        let wrapping = created_uid(&ask(&server, &tls_a, Operation::CREATE, create_with_mask(0x30)).await);
+        expect_success(&ask(&server, &tls_a, Operation::ACTIVATE, uid_payload(&wrapping)).await);
         let kek = vc.get(&wrapping).await;
 
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::GET,
             get_wrapped(&uid, &wrapping, Some(1)),
         )
@@ -534,78 +479,31 @@ fn get_hands_a_key_out_wrapped_under_a_key_that_stays_in_the_server() {
 
         // Refused: under itself, under a key not allowed to wrap, TTLV encoding,
         // and for another group (its own wrapping key or not): Item Not Found.
-        let answer = call(
-            server.addr,
-            &tls_a,
-            None,
-            Operation::GET,
-            get_wrapped(&uid, &uid, None),
-        )
-        .await;
+        let answer = ask(&server, &tls_a, Operation::GET, get_wrapped(&uid, &uid, None)).await;
         assert_eq!(failure(&answer), ResultReason::INVALID_FIELD);
         let (no_wrap, _) = vc.encrypt_vm("564d0000-0000-0000-0000-0000000c0004", "x").await;
-        let answer = call(
-            server.addr,
-            &tls_a,
-            None,
-            Operation::GET,
-            get_wrapped(&uid, &no_wrap, None),
-        )
-        .await;
+        let answer = ask(&server, &tls_a, Operation::GET, get_wrapped(&uid, &no_wrap, None)).await;
         assert_eq!(
             failure(&answer),
             ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
         );
-        let answer = call(
-            server.addr,
+        let answer = ask(
+            &server,
             &tls_a,
-            None,
             Operation::GET,
             get_wrapped(&uid, &wrapping, Some(2)),
         )
         .await;
         assert_eq!(failure(&answer), ResultReason::ENCODING_OPTION_ERROR);
-        let theirs = created_uid(
-            &call(
-                server.addr,
-                &tls_b,
-                None,
-                Operation::CREATE,
-                create_with_mask(0x30),
-            )
-            .await,
-        );
-        expect_success(
-            &call(
-                server.addr,
-                &tls_b,
-                None,
-                Operation::ACTIVATE,
-                uid_payload(&theirs),
-            )
-            .await,
-        );
-        let answer = call(
-            server.addr,
-            &tls_a,
-            None,
-            Operation::GET,
-            get_wrapped(&uid, &theirs, None),
-        )
-        .await;
+        let theirs = created_uid(&ask(&server, &tls_b, Operation::CREATE, create_with_mask(0x30)).await);
+        expect_success(&ask(&server, &tls_b, Operation::ACTIVATE, uid_payload(&theirs)).await);
+        let answer = ask(&server, &tls_a, Operation::GET, get_wrapped(&uid, &theirs, None)).await;
         assert_eq!(
             failure(&answer),
             ResultReason::ITEM_NOT_FOUND,
             "another group's wrapping key"
         );
-        let answer = call(
-            server.addr,
-            &tls_b,
-            None,
-            Operation::GET,
-            get_wrapped(&uid, &theirs, None),
-        )
-        .await;
+        let answer = ask(&server, &tls_b, Operation::GET, get_wrapped(&uid, &theirs, None)).await;
         assert_eq!(
             failure(&answer),
             ResultReason::ITEM_NOT_FOUND,
