@@ -44,11 +44,16 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
         ));
     }
     let mut attributes = client_attributes(request.template_attribute.attributes)?;
-    if let Some(block) = request.object.key_block() {
+    let mut object = request.object;
+    // Material wrapped under a managed key is unwrapped, then stored like any.
+    if object.key_block().is_some_and(|b| b.key_wrapping_data.is_some()) {
+        object = super::wrap::unwrap_registered(ctx, object).await?;
+    }
+    if let Some(block) = object.key_block() {
         if matches!(block.key_value, Some(KeyValue::Wrapped(_)) | None) || block.key_wrapping_data.is_some() {
             return Err(OpError::new(
                 ResultReason::FEATURE_NOT_SUPPORTED,
-                "wrapped key material is not supported",
+                "wrapped key material needs its Key Wrapping Data, naming a managed key",
             ));
         }
         if !matches!(
@@ -79,7 +84,7 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
     }
     stamp_creator(&mut attributes, ctx.caller.name());
     // Moved, not copied: the client's key material is encoded once, to be sealed.
-    let object = request.object.into_item();
+    let object = object.into_item();
     Ok(ctx
         .keys
         .create(ctx.caller.group(), object_type, &object, attributes, ctx.now)

@@ -124,15 +124,74 @@ pub(super) async fn wrap(
     Ok(ManagedObject::SymmetricKey { key_block })
 }
 
-/// RFC 3394 (a whole number of 64-bit blocks, at least two) or RFC 5649.
-fn wrap_bytes(kek: &[u8], key: &[u8], padded: bool) -> Result<SecretBytes, OpError> {
+/// Register of wrapped material: a symmetric key whose Key Value arrives
+/// wrapped under a managed key (Key Wrapping Data naming it) is unwrapped here,
+/// so that it is stored sealed under the root key like any other. The
+/// unwrapping key is loaded for the same client and must allow Unwrap Key.
+pub(super) async fn unwrap_registered(
+    ctx: &Context<'_>,
+    object: ManagedObject,
+) -> Result<ManagedObject, OpError> {
+    let ManagedObject::SymmetricKey { mut key_block } = object else {
+        return Err(unsupported("only symmetric keys are registered wrapped"));
+    };
+    let (Some(KeyValue::Wrapped(wrapped)), Some(data)) =
+        (key_block.key_value.take(), key_block.key_wrapping_data.take())
+    else {
+        return Err(OpError::invalid_field(
+            "a wrapped Key Value goes with its Key Wrapping Data",
+        ));
+    };
+    // The Key Wrapping Data reads like a Key Wrapping Specification.
+    let spec = read_spec(&Item::structure(
+        tags::KEY_WRAPPING_SPECIFICATION,
+        data.children().to_vec(),
+    ))?;
+    let unwrapping = ctx.keys.load(ctx.caller, &spec.wrapping_uid, ctx.now).await?;
+    cipher::check_key_use(&unwrapping, CryptographicUsageMask::UNWRAP_KEY, false)?;
+    let kek = cipher::key_bytes(ctx.keys.open(&unwrapping).await?)?;
+    let key = unwrap_bytes(kek.expose(), wrapped.expose(), spec.padded)?;
+    key_block.key_value = Some(KeyValue::Plain {
+        key_material: KeyMaterial::Bytes(key),
+        attributes: Vec::new(),
+    });
+    Ok(ManagedObject::SymmetricKey { key_block })
+}
+
+fn kek(kek: &[u8]) -> Result<KeyEncryptionKey<key_wrap::AesBlockCipher>, OpError> {
     let failure = |what: &str| OpError::new(ResultReason::CRYPTOGRAPHIC_FAILURE, what);
     let cipher = match kek.len() {
         16 => &key_wrap::AES_128,
         32 => &key_wrap::AES_256,
         _ => return Err(failure("wrapping keys are AES-128 or AES-256")),
     };
-    let kek = KeyEncryptionKey::new(cipher, kek).map_err(|_| failure("bad wrapping key"))?;
+    KeyEncryptionKey::new(cipher, kek).map_err(|_| failure("bad wrapping key"))
+}
+
+/// The inverse of [`wrap_bytes`]; a wrapped value that does not check is a
+/// Cryptographic Failure.
+fn unwrap_bytes(kek_bytes: &[u8], wrapped: &[u8], padded: bool) -> Result<SecretBytes, OpError> {
+    let failure = || {
+        OpError::new(
+            ResultReason::CRYPTOGRAPHIC_FAILURE,
+            "the wrapped key does not unwrap",
+        )
+    };
+    let kek = kek(kek_bytes)?;
+    let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+    let key = if padded {
+        kek.unwrap_with_padding(wrapped, &mut out[..])
+            .map_err(|_| failure())?
+    } else {
+        kek.unwrap(wrapped, &mut out[..]).map_err(|_| failure())?
+    };
+    Ok(SecretBytes::from_slice(key))
+}
+
+/// RFC 3394 (a whole number of 64-bit blocks, at least two) or RFC 5649.
+fn wrap_bytes(kek: &[u8], key: &[u8], padded: bool) -> Result<SecretBytes, OpError> {
+    let failure = |what: &str| OpError::new(ResultReason::CRYPTOGRAPHIC_FAILURE, what);
+    let kek = self::kek(kek)?;
     let mut out = Zeroizing::new(vec![0u8; key.len() + 16]);
     let written = if padded {
         kek.wrap_with_padding(key, &mut out[..])
@@ -173,10 +232,17 @@ mod tests {
             "28c9f404c4b810f4cbccb35cfb87f8263f5786e2d80ed326cbc7f0e71a99f43bfb988b9b7a02dd21"
         );
         assert!(wrap_bytes(&kek, &key[..20], false).is_err(), "not whole blocks");
+        let padded = wrap_bytes(&kek, &key[..20], true).unwrap();
+        assert_eq!(padded.len(), 32, "RFC 5649 pads");
         assert_eq!(
-            wrap_bytes(&kek, &key[..20], true).unwrap().len(),
-            32,
-            "RFC 5649 pads"
+            unwrap_bytes(&kek, padded.expose(), true).unwrap().expose(),
+            &key[..20]
+        );
+        let mut forged = wrapped.expose().to_vec();
+        forged[9] ^= 1;
+        assert_eq!(
+            unwrap_bytes(&kek, &forged, false).unwrap_err().reason,
+            ResultReason::CRYPTOGRAPHIC_FAILURE
         );
     }
 }

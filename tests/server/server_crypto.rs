@@ -511,3 +511,114 @@ fn get_hands_a_key_out_wrapped_under_a_key_that_stays_in_the_server() {
         );
     });
 }
+
+/// Register's payload for an AES-256 key whose value is `wrapped` under `wrapping`.
+fn register_wrapped(wrapping: &str, wrapped: &[u8]) -> Item {
+    let mask = Item::structure(
+        tags::ATTRIBUTE,
+        vec![
+            Item::new(
+                tags::ATTRIBUTE_NAME,
+                Value::TextString("Cryptographic Usage Mask".into()),
+            ),
+            Item::new(tags::ATTRIBUTE_VALUE, Value::Integer(12)),
+        ],
+    );
+    Item::structure(
+        tags::REQUEST_PAYLOAD,
+        vec![
+            Item::new(tags::OBJECT_TYPE, Value::Enumeration(ObjectType::SYMMETRIC_KEY.0)),
+            Item::structure(tags::TEMPLATE_ATTRIBUTE, vec![mask]),
+            Item::structure(
+                tags::SYMMETRIC_KEY,
+                vec![Item::structure(
+                    tags::KEY_BLOCK,
+                    vec![
+                        Item::new(tags::KEY_FORMAT_TYPE, Value::Enumeration(1)),
+                        Item::new(
+                            tags::KEY_VALUE,
+                            Value::ByteString(SecretBytes::from_slice(wrapped)),
+                        ),
+                        Item::new(
+                            tags::CRYPTOGRAPHIC_ALGORITHM,
+                            Value::Enumeration(CryptographicAlgorithm::AES.0),
+                        ),
+                        Item::new(tags::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+                        Item::structure(
+                            tags::KEY_WRAPPING_DATA,
+                            vec![
+                                Item::new(tags::WRAPPING_METHOD, Value::Enumeration(1)),
+                                Item::structure(
+                                    tags::ENCRYPTION_KEY_INFORMATION,
+                                    vec![Item::new(
+                                        tags::UNIQUE_IDENTIFIER,
+                                        Value::TextString(wrapping.into()),
+                                    )],
+                                ),
+                            ],
+                        ),
+                    ],
+                )],
+            ),
+        ],
+    )
+}
+
+#[test]
+fn register_takes_key_material_wrapped_under_a_managed_key() {
+    use aws_lc_rs::key_wrap::{AES_256, KeyEncryptionKey, KeyWrap};
+    let server = TestServer::start();
+    let tls = server.client_tls();
+    runtime().block_on(async {
+        let wrapping = created_uid(&ask(&server, &tls, Operation::CREATE, create_with_mask(0x30)).await);
+        expect_success(&ask(&server, &tls, Operation::ACTIVATE, uid_payload(&wrapping)).await);
+        let vc = Vcenter::new(server.addr, tls.clone());
+        let kek = vc.get(&wrapping).await;
+        let key = [0x3c_u8; 32];
+        let mut out = [0u8; 40];
+        let wrapped = KeyEncryptionKey::new(&AES_256, &kek.0)
+            .unwrap()
+            .wrap(&key, &mut out)
+            .unwrap()
+            .to_vec();
+
+        let answer = ask(
+            &server,
+            &tls,
+            Operation::REGISTER,
+            register_wrapped(&wrapping, &wrapped),
+        )
+        .await;
+        let uid = created_uid(&answer);
+        expect_success(&ask(&server, &tls, Operation::ACTIVATE, uid_payload(&uid)).await);
+        assert_eq!(
+            vc.get(&uid).await.0,
+            key,
+            "stored unwrapped, handed out as registered"
+        );
+
+        // A value that does not unwrap, or a key not allowed to unwrap: refused, nothing stored.
+        let mut forged = wrapped.clone();
+        forged[5] ^= 1;
+        let answer = ask(
+            &server,
+            &tls,
+            Operation::REGISTER,
+            register_wrapped(&wrapping, &forged),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::CRYPTOGRAPHIC_FAILURE);
+        let (no_unwrap, _) = vc.encrypt_vm("564d0000-0000-0000-0000-0000000c0005", "u").await;
+        let answer = ask(
+            &server,
+            &tls,
+            Operation::REGISTER,
+            register_wrapped(&no_unwrap, &wrapped),
+        )
+        .await;
+        assert_eq!(
+            failure(&answer),
+            ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+        );
+    });
+}
