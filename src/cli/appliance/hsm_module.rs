@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -184,8 +185,12 @@ pub(super) fn use_module(a: UseModuleArgs) -> CliResult {
     let old = sibling(&a.state, "old");
     let _ = std::fs::remove_dir_all(&partial);
     let written = (|| -> std::io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = |p: &Path| std::fs::DirBuilder::new().mode(0o750).create(p);
+        // Modes set outright: keyward-ctl runs this under umask 0077, and the
+        // service (group keyward) must read the library and its files.
+        let dir = |p: &Path| {
+            std::fs::create_dir(p)?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o750))
+        };
         dir(&partial)?;
         dir(&partial.join(LIB_DIR))?;
         dir(&partial.join(FILES_DIR))?;
@@ -429,6 +434,7 @@ fn write_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         .mode(mode)
         .open(path)?;
     file.write_all(bytes)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.sync_all()
 }
 
