@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use cryptoki::context::{Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::TokenInfo;
@@ -95,7 +95,11 @@ impl Pkcs11Hsm {
         // Open (and log in) one session now, and ask the token what it can do.
         let offered = hsm.run(|session| {
             let slot = session.get_session_info()?.slot_id();
-            Ok(hsm.pool.ctx().get_mechanism_list(slot)?)
+            Ok(offered_mechanisms(
+                hsm.pool.ctx(),
+                slot,
+                &SealingProfile::CANDIDATE_MECHANISMS,
+            )?)
         })?;
         // A token that can do neither profile still connects, so that
         // `hsm status` and `check-config` can say what it lacks; its seals fail.
@@ -318,6 +322,25 @@ fn ensure_token_readable(ctx: &Pkcs11, session: &Session) -> Result<(), Fail> {
             }
         }
     }
+}
+
+/// Which of `wanted` the token offers, asked one by one (`C_GetMechanismInfo`):
+/// the whole list (`C_GetMechanismList`) would make cryptoki log an error for
+/// every vendor-defined mechanism it has no name for, at every start.
+fn offered_mechanisms(
+    ctx: &Pkcs11,
+    slot: cryptoki::slot::Slot,
+    wanted: &[MechanismType],
+) -> Result<Vec<MechanismType>, CkError> {
+    let mut offered = Vec::new();
+    for mechanism in wanted {
+        match ctx.get_mechanism_info(slot, *mechanism) {
+            Ok(_) => offered.push(*mechanism),
+            Err(e) if rv_of(&e) == Some(RvError::MechanismInvalid) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(offered)
 }
 
 /// One field of a token's description; empty when it could not be parsed.
@@ -562,9 +585,8 @@ impl Hsm for Pkcs11Hsm {
         let ctx = self.pool.ctx();
         self.run(|session| {
             let slot = session.get_session_info()?.slot_id();
-            Ok(ctx
-                .get_mechanism_list(slot)?
-                .contains(&cryptoki::mechanism::MechanismType::AES_CBC_ENCRYPT_DATA))
+            let derive = [MechanismType::AES_CBC_ENCRYPT_DATA];
+            Ok(!offered_mechanisms(ctx, slot, &derive)?.is_empty())
         })
     }
 
@@ -610,7 +632,7 @@ impl Hsm for Pkcs11Hsm {
             let slot = session.get_session_info()?.slot_id();
             let logged_in = matches!(session.get_session_info()?.session_state(), SessionState::RwUser);
             let token = describe(ctx, slot).map_err(|e| token_lost(&e))?;
-            let offered = ctx.get_mechanism_list(slot)?;
+            let offered = offered_mechanisms(ctx, slot, &SealingProfile::CANDIDATE_MECHANISMS)?;
             let profile = SealingProfile::choose(&offered);
             // A token that can do neither profile is told what GCM needs.
             let needed: Vec<String> = profile

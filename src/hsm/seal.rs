@@ -69,6 +69,15 @@ pub enum SealingProfile {
 }
 
 impl SealingProfile {
+    /// Every mechanism either profile uses: what is asked of a token.
+    pub const CANDIDATE_MECHANISMS: [cryptoki::mechanism::MechanismType; 5] = [
+        cryptoki::mechanism::MechanismType::AES_KEY_GEN,
+        cryptoki::mechanism::MechanismType::AES_GCM,
+        cryptoki::mechanism::MechanismType::AES_CBC_PAD,
+        cryptoki::mechanism::MechanismType::GENERIC_SECRET_KEY_GEN,
+        cryptoki::mechanism::MechanismType::SHA256_HMAC,
+    ];
+
     /// The profile a token offering `mechanisms` seals with: GCM where it can,
     /// else CBC + HMAC; `None` when it can do neither.
     pub fn choose(mechanisms: &[cryptoki::mechanism::MechanismType]) -> Option<SealingProfile> {
