@@ -121,16 +121,24 @@ pub(super) fn parameters(
 /// mask allows it, in a state that allows it (see [`check_key_use`]).
 pub(super) fn check_usable(object: &StoredObject, usage: CryptographicUsageMask) -> Result<(), OpError> {
     check_key_use(object, usage, usage == CryptographicUsageMask::ENCRYPT)?;
-    let algorithm = object
+    require_aes(object, "only AES keys encrypt and decrypt here")
+}
+
+/// The key's Cryptographic Algorithm attribute.
+pub(super) fn algorithm_of(object: &StoredObject) -> Option<CryptographicAlgorithm> {
+    object
         .attribute(names::CRYPTOGRAPHIC_ALGORITHM)
-        .and_then(|a| a.value.as_enum());
-    if algorithm != Some(CryptographicAlgorithm::AES.0) {
-        return Err(OpError::new(
-            ResultReason::CRYPTOGRAPHIC_FAILURE,
-            "only AES keys encrypt and decrypt here",
-        ));
+        .and_then(|a| a.value.as_enum())
+        .map(CryptographicAlgorithm)
+}
+
+/// Refuses, with `why`, a key that is not an AES key.
+pub(super) fn require_aes(object: &StoredObject, why: &'static str) -> Result<(), OpError> {
+    if algorithm_of(object) == Some(CryptographicAlgorithm::AES) {
+        Ok(())
+    } else {
+        Err(OpError::new(ResultReason::CRYPTOGRAPHIC_FAILURE, why))
     }
-    Ok(())
 }
 
 /// A symmetric key whose usage mask holds `usage`, in a state that allows it

@@ -7,7 +7,7 @@ use aws_lc_rs::hmac;
 use super::cipher::{self, MAX_DATA_BYTES};
 use super::context::{Context, ItemResult, about};
 use super::error::OpError;
-use crate::keys::{StoredObject, names};
+use crate::keys::StoredObject;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::crypt::CryptographicParameters;
 use crate::kmip::payload::mac::{MacVerifyRequest, MacVerifyResponse};
@@ -67,10 +67,7 @@ fn hmac_of(
     params: Option<&CryptographicParameters>,
     bytes: SecretBytes,
 ) -> Result<hmac::Key, OpError> {
-    let algorithm = key
-        .attribute(names::CRYPTOGRAPHIC_ALGORITHM)
-        .and_then(|a| a.value.as_enum())
-        .map(CryptographicAlgorithm);
+    let algorithm = cipher::algorithm_of(key);
     let hash = match algorithm {
         Some(CryptographicAlgorithm::HMAC_SHA256) => hmac::HMAC_SHA256,
         Some(CryptographicAlgorithm::HMAC_SHA384) => hmac::HMAC_SHA384,

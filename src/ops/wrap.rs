@@ -10,12 +10,10 @@ use zeroize::Zeroizing;
 use super::cipher;
 use super::context::Context;
 use super::error::OpError;
-use crate::keys::names;
 use crate::kmip::fields::{Builder, Fields};
 use crate::kmip::object::{KeyMaterial, KeyValue, ManagedObject};
 use crate::kmip::{
-    BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, EncodingOption, ResultReason,
-    WrappingMethod, tags,
+    BlockCipherMode, CryptographicUsageMask, EncodingOption, ResultReason, WrappingMethod, tags,
 };
 use crate::secret::SecretBytes;
 use crate::ttlv::Item;
@@ -102,18 +100,7 @@ pub(super) async fn wrap(
         }) => key,
         _ => return Err(unsupported("this key's value cannot be wrapped")),
     };
-    let wrapping = ctx.keys.load(ctx.caller, &spec.wrapping_uid, ctx.now).await?;
-    cipher::check_key_use(&wrapping, CryptographicUsageMask::WRAP_KEY, true)?;
-    let algorithm = wrapping
-        .attribute(names::CRYPTOGRAPHIC_ALGORITHM)
-        .and_then(|a| a.value.as_enum());
-    if algorithm != Some(CryptographicAlgorithm::AES.0) {
-        return Err(OpError::new(
-            ResultReason::CRYPTOGRAPHIC_FAILURE,
-            "the wrapping key is not an AES key",
-        ));
-    }
-    let kek_bytes = cipher::key_bytes(ctx.keys.open(&wrapping).await?)?;
+    let kek_bytes = wrapping_key(ctx, &spec.wrapping_uid, CryptographicUsageMask::WRAP_KEY).await?;
     let wrapped = wrap_bytes(kek_bytes.expose(), key.expose(), spec.padded)?;
     key_block.key_value = Some(KeyValue::Wrapped(wrapped));
     let mut data = Builder::new();
@@ -147,15 +134,26 @@ pub(super) async fn unwrap_registered(
         tags::KEY_WRAPPING_SPECIFICATION,
         data.children().to_vec(),
     ))?;
-    let unwrapping = ctx.keys.load(ctx.caller, &spec.wrapping_uid, ctx.now).await?;
-    cipher::check_key_use(&unwrapping, CryptographicUsageMask::UNWRAP_KEY, false)?;
-    let kek = cipher::key_bytes(ctx.keys.open(&unwrapping).await?)?;
+    let kek = wrapping_key(ctx, &spec.wrapping_uid, CryptographicUsageMask::UNWRAP_KEY).await?;
     let key = unwrap_bytes(kek.expose(), wrapped.expose(), spec.padded)?;
     key_block.key_value = Some(KeyValue::Plain {
         key_material: KeyMaterial::Bytes(key),
         attributes: Vec::new(),
     });
     Ok(ManagedObject::SymmetricKey { key_block })
+}
+
+/// The bytes of the managed AES key `uid`, loaded for the client, for `usage`
+/// (Wrap Key: Active only; Unwrap Key: also Deactivated or Compromised).
+async fn wrapping_key(
+    ctx: &Context<'_>,
+    uid: &str,
+    usage: CryptographicUsageMask,
+) -> Result<SecretBytes, OpError> {
+    let key = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
+    cipher::check_key_use(&key, usage, usage == CryptographicUsageMask::WRAP_KEY)?;
+    cipher::require_aes(&key, "the wrapping key is not an AES key")?;
+    cipher::key_bytes(ctx.keys.open(&key).await?)
 }
 
 fn kek(kek: &[u8]) -> Result<KeyEncryptionKey<key_wrap::AesBlockCipher>, OpError> {

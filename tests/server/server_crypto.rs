@@ -28,6 +28,25 @@ async fn ask(server: &TestServer, tls: &ClientTls, operation: Operation, payload
     call(server.addr, tls, None, operation, payload).await
 }
 
+/// A key's bytes by Get, whatever its algorithm (vCenter's helper expects AES).
+async fn raw_key(server: &TestServer, tls: &ClientTls, uid: &str) -> SecretBytes {
+    use keyward::kmip::object::{KeyMaterial, KeyValue, ManagedObject};
+    let got = ask(server, tls, Operation::GET, uid_payload(uid)).await;
+    match keyward::kmip::payload::get::Response::from_payload(expect_success(&got))
+        .unwrap()
+        .object
+    {
+        ManagedObject::SymmetricKey { key_block } => match key_block.key_value {
+            Some(KeyValue::Plain {
+                key_material: KeyMaterial::Bytes(b),
+                ..
+            }) => b,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
 const PLAINTEXT: &[u8] = b"card 4111 1111 1111 1111, expires 12/29";
 
 fn gcm() -> Option<CryptographicParameters> {
@@ -295,20 +314,7 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
         .await;
         let uid = created_uid(&created);
         expect_success(&ask(&server, &tls, Operation::ACTIVATE, uid_payload(&uid)).await);
-        let got = ask(&server, &tls, Operation::GET, uid_payload(&uid)).await;
-        let key = match keyward::kmip::payload::get::Response::from_payload(expect_success(&got))
-            .unwrap()
-            .object
-        {
-            keyward::kmip::object::ManagedObject::SymmetricKey { key_block } => match key_block.key_value {
-                Some(keyward::kmip::object::KeyValue::Plain {
-                    key_material: keyward::kmip::object::KeyMaterial::Bytes(b),
-                    ..
-                }) => b,
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        };
+        let key = raw_key(&server, &tls, &uid).await;
         let mac_request = |uid: &str, params: Option<CryptographicParameters>| MacRequest {
             unique_identifier: Some(uid.to_owned()),
             cryptographic_parameters: params,
@@ -620,5 +626,32 @@ fn register_takes_key_material_wrapped_under_a_managed_key() {
             failure(&answer),
             ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
         );
+        // A 256-bit HMAC key allowed to unwrap is still no AES key-encryption
+        // key, even for a value wrapped under its bytes.
+        let hmac_unwrap = created_uid(
+            &ask(
+                &server,
+                &tls,
+                Operation::CREATE,
+                create_hmac(CryptographicAlgorithm::HMAC_SHA256, 0x20),
+            )
+            .await,
+        );
+        expect_success(&ask(&server, &tls, Operation::ACTIVATE, uid_payload(&hmac_unwrap)).await);
+        let hmac_bytes = raw_key(&server, &tls, &hmac_unwrap).await;
+        let mut out = [0u8; 40];
+        let under_hmac = KeyEncryptionKey::new(&AES_256, hmac_bytes.expose())
+            .unwrap()
+            .wrap(&key, &mut out)
+            .unwrap()
+            .to_vec();
+        let answer = ask(
+            &server,
+            &tls,
+            Operation::REGISTER,
+            register_wrapped(&hmac_unwrap, &under_hmac),
+        )
+        .await;
+        assert_eq!(failure(&answer), ResultReason::CRYPTOGRAPHIC_FAILURE);
     });
 }
