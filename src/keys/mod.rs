@@ -225,7 +225,21 @@ impl KeyService {
         attributes: Vec<Attribute>,
         now: i64,
     ) -> Result<String, KeyError> {
-        let uid = uuid::Uuid::new_v4().to_string();
+        self.create_as(new_uid(), group, object_type, object, attributes, now)
+            .await
+    }
+
+    /// [`KeyService::create`] under an identifier from [`new_uid`], for
+    /// objects whose attributes name each other (a key pair's Links).
+    pub async fn create_as(
+        &self,
+        uid: String,
+        group: &str,
+        object_type: ObjectType,
+        object: &Item,
+        attributes: Vec<Attribute>,
+        now: i64,
+    ) -> Result<String, KeyError> {
         let mut stored = self.new_object(uid.clone(), group, object_type, attributes, now);
         // Every bound before any HSM work: the attributes do not depend on the
         // seal, and a refused object costs no seal.
@@ -614,6 +628,11 @@ fn check_attribute_bounds(object: &StoredObject, record: &crate::store::Record) 
 }
 
 /// Maps a refused lifecycle transition to the service's error.
+/// A fresh unique identifier for a managed object (a random UUID).
+pub fn new_uid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 pub fn transition_error(e: lifecycle::TransitionError) -> KeyError {
     match e {
         lifecycle::TransitionError::WrongState(s) => KeyError::WrongState(s),

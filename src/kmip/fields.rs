@@ -164,6 +164,10 @@ enum_fields!(
     ValidityIndicator,
     WrappingMethod,
     EncodingOption,
+    CertificateType,
+    InteropFunction,
+    DigitalSignatureAlgorithm,
+    RecommendedCurve,
 );
 
 macro_rules! mask_fields {

@@ -29,6 +29,8 @@ impl ProtocolVersion {
     pub const V1_2: ProtocolVersion = ProtocolVersion { major: 1, minor: 2 };
     pub const V1_3: ProtocolVersion = ProtocolVersion { major: 1, minor: 3 };
     pub const V1_4: ProtocolVersion = ProtocolVersion { major: 1, minor: 4 };
+    pub const V2_0: ProtocolVersion = ProtocolVersion { major: 2, minor: 0 };
+    pub const V2_1: ProtocolVersion = ProtocolVersion { major: 2, minor: 1 };
 
     pub fn from_item(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, tags::PROTOCOL_VERSION)?;

@@ -21,6 +21,7 @@ pub mod request;
 pub mod schema;
 pub mod tag;
 mod text;
+pub mod v2;
 pub mod xml;
 
 pub use enums::*;

@@ -7,7 +7,8 @@ use std::fmt;
 
 use super::attribute::Attribute;
 use super::enums::{
-    CryptographicAlgorithm, KeyCompressionType, KeyFormatType, ObjectType, OpaqueDataType, SecretDataType,
+    CertificateType, CryptographicAlgorithm, KeyCompressionType, KeyFormatType, ObjectType, OpaqueDataType,
+    SecretDataType,
 };
 use super::error::MessageError;
 use super::fields::{Builder, Fields};
@@ -224,6 +225,19 @@ pub enum ManagedObject {
     SymmetricKey {
         key_block: KeyBlock,
     },
+    PublicKey {
+        key_block: KeyBlock,
+    },
+    /// Sealed like every key; its material is a PKCS#1 or PKCS#8 DER, or a
+    /// transparent structure, in the key block.
+    PrivateKey {
+        key_block: KeyBlock,
+    },
+    /// An X.509 (DER) or PGP certificate.
+    Certificate {
+        certificate_type: CertificateType,
+        value: SecretBytes,
+    },
     SecretData {
         secret_data_type: SecretDataType,
         key_block: KeyBlock,
@@ -236,7 +250,7 @@ pub enum ManagedObject {
     Template {
         attributes: Vec<Attribute>,
     },
-    /// Certificates, public, private, split and PGP keys: kept as they are.
+    /// Split and PGP keys: kept as they are.
     Other {
         tag: Tag,
         item: Item,
@@ -273,6 +287,9 @@ impl ManagedObject {
     pub fn object_type(&self) -> ObjectType {
         match self {
             ManagedObject::SymmetricKey { .. } => ObjectType::SYMMETRIC_KEY,
+            ManagedObject::PublicKey { .. } => ObjectType::PUBLIC_KEY,
+            ManagedObject::PrivateKey { .. } => ObjectType::PRIVATE_KEY,
+            ManagedObject::Certificate { .. } => ObjectType::CERTIFICATE,
             ManagedObject::SecretData { .. } => ObjectType::SECRET_DATA,
             ManagedObject::OpaqueObject { .. } => ObjectType::OPAQUE_OBJECT,
             ManagedObject::Template { .. } => ObjectType::TEMPLATE,
@@ -284,6 +301,9 @@ impl ManagedObject {
     pub fn tag(&self) -> Tag {
         match self {
             ManagedObject::SymmetricKey { .. } => tags::SYMMETRIC_KEY,
+            ManagedObject::PublicKey { .. } => tags::PUBLIC_KEY,
+            ManagedObject::PrivateKey { .. } => tags::PRIVATE_KEY,
+            ManagedObject::Certificate { .. } => tags::CERTIFICATE,
             ManagedObject::SecretData { .. } => tags::SECRET_DATA,
             ManagedObject::OpaqueObject { .. } => tags::OPAQUE_OBJECT,
             ManagedObject::Template { .. } => tags::TEMPLATE,
@@ -294,9 +314,10 @@ impl ManagedObject {
     /// The Key Block, for objects that have one.
     pub fn key_block(&self) -> Option<&KeyBlock> {
         match self {
-            ManagedObject::SymmetricKey { key_block } | ManagedObject::SecretData { key_block, .. } => {
-                Some(key_block)
-            }
+            ManagedObject::SymmetricKey { key_block }
+            | ManagedObject::PublicKey { key_block }
+            | ManagedObject::PrivateKey { key_block }
+            | ManagedObject::SecretData { key_block, .. } => Some(key_block),
             _ => None,
         }
     }
@@ -307,6 +328,16 @@ impl ManagedObject {
         Ok(match tag {
             t if t == tags::SYMMETRIC_KEY => ManagedObject::SymmetricKey {
                 key_block: KeyBlock::from_item(f.req_item(tags::KEY_BLOCK)?)?,
+            },
+            t if t == tags::PUBLIC_KEY => ManagedObject::PublicKey {
+                key_block: KeyBlock::from_item(f.req_item(tags::KEY_BLOCK)?)?,
+            },
+            t if t == tags::PRIVATE_KEY => ManagedObject::PrivateKey {
+                key_block: KeyBlock::from_item(f.req_item(tags::KEY_BLOCK)?)?,
+            },
+            t if t == tags::CERTIFICATE => ManagedObject::Certificate {
+                certificate_type: f.req(tags::CERTIFICATE_TYPE)?,
+                value: f.req(tags::CERTIFICATE_VALUE)?,
             },
             t if t == tags::SECRET_DATA => ManagedObject::SecretData {
                 secret_data_type: f.req(tags::SECRET_DATA_TYPE)?,
@@ -344,7 +375,10 @@ impl ManagedObject {
         let mut object = ManagedObject::from_item(&item)?;
         if let Some(bytes) = taken {
             match &mut object {
-                ManagedObject::SymmetricKey { key_block } | ManagedObject::SecretData { key_block, .. } => {
+                ManagedObject::SymmetricKey { key_block }
+                | ManagedObject::PublicKey { key_block }
+                | ManagedObject::PrivateKey { key_block }
+                | ManagedObject::SecretData { key_block, .. } => {
                     if let Some(KeyValue::Plain {
                         key_material: KeyMaterial::Bytes(slot),
                         ..
@@ -353,7 +387,9 @@ impl ManagedObject {
                         *slot = bytes;
                     }
                 }
-                ManagedObject::OpaqueObject { value, .. } => *value = bytes,
+                ManagedObject::OpaqueObject { value, .. } | ManagedObject::Certificate { value, .. } => {
+                    *value = bytes
+                }
                 ManagedObject::Template { .. } | ManagedObject::Other { .. } => {}
             }
         }
@@ -365,7 +401,15 @@ impl ManagedObject {
         let tag = self.tag();
         let mut b = Builder::new();
         match self {
-            ManagedObject::SymmetricKey { key_block } => b.push(key_block.into_item()),
+            ManagedObject::SymmetricKey { key_block }
+            | ManagedObject::PublicKey { key_block }
+            | ManagedObject::PrivateKey { key_block } => b.push(key_block.into_item()),
+            ManagedObject::Certificate {
+                certificate_type,
+                value,
+            } => b
+                .put(tags::CERTIFICATE_TYPE, &certificate_type)
+                .push(Item::new(tags::CERTIFICATE_VALUE, Value::ByteString(value))),
             ManagedObject::SecretData {
                 secret_data_type,
                 key_block,
@@ -392,7 +436,15 @@ impl ManagedObject {
     pub fn to_item(&self) -> Item {
         let mut b = Builder::new();
         match self {
-            ManagedObject::SymmetricKey { key_block } => b.push(key_block.to_item()),
+            ManagedObject::SymmetricKey { key_block }
+            | ManagedObject::PublicKey { key_block }
+            | ManagedObject::PrivateKey { key_block } => b.push(key_block.to_item()),
+            ManagedObject::Certificate {
+                certificate_type,
+                value,
+            } => b
+                .put(tags::CERTIFICATE_TYPE, certificate_type)
+                .put(tags::CERTIFICATE_VALUE, value),
             ManagedObject::SecretData {
                 secret_data_type,
                 key_block,
@@ -426,11 +478,19 @@ fn material_slot(item: &mut Item) -> Option<&mut SecretBytes> {
             _ => None,
         }
     }
-    let slot = if item.tag == tags::SYMMETRIC_KEY || item.tag == tags::SECRET_DATA {
+    let keyed = [
+        tags::SYMMETRIC_KEY,
+        tags::SECRET_DATA,
+        tags::PUBLIC_KEY,
+        tags::PRIVATE_KEY,
+    ];
+    let slot = if keyed.contains(&item.tag) {
         let value = child(child(item, tags::KEY_BLOCK)?, tags::KEY_VALUE)?;
         child(value, tags::KEY_MATERIAL)?
     } else if item.tag == tags::OPAQUE_OBJECT {
         child(item, tags::OPAQUE_DATA_VALUE)?
+    } else if item.tag == tags::CERTIFICATE {
+        child(item, tags::CERTIFICATE_VALUE)?
     } else {
         return None;
     };
@@ -522,11 +582,37 @@ mod tests {
         let template = ManagedObject::Template {
             attributes: vec![Attribute::new("Object Group", Value::TextString("g".into()))],
         };
-        let cert = ManagedObject::Other {
-            tag: tags::CERTIFICATE,
-            item: Item::structure(tags::CERTIFICATE, vec![]),
+        let cert = ManagedObject::Certificate {
+            certificate_type: CertificateType::X_509,
+            value: SecretBytes::new(vec![0x30, 0x00]),
         };
-        for o in [aes_key(), transparent, wrapped, opaque, template, cert] {
+        let public = ManagedObject::PublicKey {
+            key_block: KeyBlock {
+                key_format_type: KeyFormatType::PKCS_1,
+                ..KeyBlock::raw(CryptographicAlgorithm::RSA, SecretBytes::new(vec![0x30, 0x00]))
+            },
+        };
+        let private = ManagedObject::PrivateKey {
+            key_block: KeyBlock {
+                key_format_type: KeyFormatType::PKCS_8,
+                ..KeyBlock::raw(CryptographicAlgorithm::RSA, SecretBytes::new(vec![0x30, 0x01]))
+            },
+        };
+        let split = ManagedObject::Other {
+            tag: tags::SPLIT_KEY,
+            item: Item::structure(tags::SPLIT_KEY, vec![]),
+        };
+        for o in [
+            aes_key(),
+            transparent,
+            wrapped,
+            opaque,
+            template,
+            cert,
+            public,
+            private,
+            split,
+        ] {
             // The moving forms read and write exactly what the copying ones do.
             assert_eq!(o.clone().into_item(), o.to_item());
             assert_eq!(ManagedObject::from_tree(o.to_item()).unwrap(), o);

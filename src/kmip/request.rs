@@ -28,6 +28,7 @@ pub enum Request {
     AddAttribute(payload::add_attribute::Request),
     Check(payload::check::Request),
     Create(payload::create::Request),
+    CreateKeyPair(payload::create_key_pair::Request),
     Decrypt(payload::crypt::DecryptRequest),
     DeleteAttribute(payload::delete_attribute::Request),
     Destroy(payload::destroy::Request),
@@ -44,6 +45,10 @@ pub enum Request {
     Register(payload::register::Request),
     ReKey(payload::rekey::Request),
     Revoke(payload::revoke::Request),
+    Interop(payload::interop::InteropRequest),
+    Log(payload::interop::LogRequest),
+    Sign(payload::sign::SignRequest),
+    SignatureVerify(payload::sign::VerifyRequest),
     /// An operation keyward does not implement; its payload is not read.
     Unknown(Operation),
 }
@@ -53,18 +58,21 @@ impl Request {
     /// protocol `version`. A missing payload reads as an empty one (vCenter's
     /// first Discover Versions has none).
     ///
-    /// keyward's payload models cover KMIP 1.0–1.4, whose request payloads
-    /// differ only by optional fields added in later versions, so `version`
-    /// does not change how they read today; it is the place where 2.x payloads
-    /// (Attributes instead of Template-Attribute) would branch.
+    /// keyward's payload models are KMIP 1.0–1.4's, whose request payloads
+    /// differ only by optional fields added in later versions; a 2.x payload
+    /// is first read into the 1.x form of the same operation ([`super::v2`]).
     pub fn decode(
         operation: Operation,
         payload: Option<&Item>,
         version: ProtocolVersion,
     ) -> Result<Request, MessageError> {
-        let _ = version;
         let empty;
+        let converted;
         let item = match payload {
+            Some(item) if super::v2::is_v2(version) => {
+                converted = super::v2::request_to_v1(operation, item)?;
+                &converted
+            }
             Some(item) => item,
             None => {
                 empty = Item::structure(tags::REQUEST_PAYLOAD, Vec::new());
@@ -89,6 +97,11 @@ impl Request {
             Operation::GET_ATTRIBUTES => read(item, Request::GetAttributes),
             Operation::LOCATE => read(item, Request::Locate),
             Operation::MAC => read(item, Request::Mac),
+            Operation::INTEROP => read(item, Request::Interop),
+            Operation::LOG => read(item, Request::Log),
+            Operation::CREATE_KEY_PAIR => read(item, Request::CreateKeyPair),
+            Operation::SIGN => read(item, Request::Sign),
+            Operation::SIGNATURE_VERIFY => read(item, Request::SignatureVerify),
             Operation::MAC_VERIFY => read(item, Request::MacVerify),
             Operation::MODIFY_ATTRIBUTE => read(item, Request::ModifyAttribute),
             Operation::QUERY => read(item, Request::Query),
@@ -116,6 +129,11 @@ impl Request {
             Request::GetAttributes(_) => Operation::GET_ATTRIBUTES,
             Request::Locate(_) => Operation::LOCATE,
             Request::Mac(_) => Operation::MAC,
+            Request::Interop(_) => Operation::INTEROP,
+            Request::Log(_) => Operation::LOG,
+            Request::CreateKeyPair(_) => Operation::CREATE_KEY_PAIR,
+            Request::Sign(_) => Operation::SIGN,
+            Request::SignatureVerify(_) => Operation::SIGNATURE_VERIFY,
             Request::MacVerify(_) => Operation::MAC_VERIFY,
             Request::ModifyAttribute(_) => Operation::MODIFY_ATTRIBUTE,
             Request::Query(_) => Operation::QUERY,

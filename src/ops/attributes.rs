@@ -61,6 +61,24 @@ pub(super) fn stamp_creator(attributes: &mut Vec<Attribute>, client: &str) {
     ));
 }
 
+/// The value a 2.x Current Attribute names (kept in a Modify or Delete
+/// Attribute request's extra fields by [`crate::kmip::v2::request_to_v1`]):
+/// the instance to change is the one holding it.
+pub(super) fn current_value(extra: &[crate::ttlv::Item]) -> Option<&crate::ttlv::Item> {
+    extra
+        .iter()
+        .find(|i| i.tag == crate::kmip::tags::CURRENT_ATTRIBUTE)
+        .and_then(|i| i.child(crate::kmip::tags::ATTRIBUTE_VALUE))
+}
+
+/// The index of the instance of `name` holding `value`, if any.
+pub(super) fn index_holding(attributes: &[Attribute], name: &str, value: &crate::ttlv::Item) -> Option<i32> {
+    attributes
+        .iter()
+        .find(|a| a.name == name && a.value.value == value.value)
+        .map(|a| a.index.unwrap_or(0))
+}
+
 /// Whether an attribute is shown to a client that asks for every attribute
 /// (Get Attributes without names, Get Attribute List). keyward's own
 /// bookkeeping (`y-` attributes, such as y-Created-By) is not: clients that

@@ -119,8 +119,12 @@ pub(super) fn parameters(
 
 /// The object may be used for `usage` now: an AES symmetric key whose usage
 /// mask allows it, in a state that allows it (see [`check_key_use`]).
-pub(super) fn check_usable(object: &StoredObject, usage: CryptographicUsageMask) -> Result<(), OpError> {
-    check_key_use(object, usage, usage == CryptographicUsageMask::ENCRYPT)?;
+pub(super) fn check_usable(
+    object: &StoredObject,
+    usage: CryptographicUsageMask,
+    now: i64,
+) -> Result<(), OpError> {
+    check_key_use(object, usage, usage == CryptographicUsageMask::ENCRYPT, now)?;
     require_aes(object, "only AES keys encrypt and decrypt here")
 }
 
@@ -148,11 +152,39 @@ pub(super) fn check_key_use(
     object: &StoredObject,
     usage: CryptographicUsageMask,
     protecting: bool,
+    now: i64,
 ) -> Result<(), OpError> {
     if object.object_type != ObjectType::SYMMETRIC_KEY {
         return Err(OpError::new(
             ResultReason::CRYPTOGRAPHIC_FAILURE,
             "only symmetric keys are used for this here",
+        ));
+    }
+    check_state_and_mask(object, usage, protecting, now)
+}
+
+/// Any key (symmetric, public, private) whose usage mask holds `usage`, in a
+/// state that allows it (see [`check_key_use`]), inside its usage window:
+/// nothing is protected after the Protect Stop Date, nothing processed
+/// before the Process Start Date (KMIP 1.4 §3.25, §3.26).
+pub(super) fn check_state_and_mask(
+    object: &StoredObject,
+    usage: CryptographicUsageMask,
+    protecting: bool,
+    now: i64,
+) -> Result<(), OpError> {
+    let date = |name: &str| match object.attribute(name).map(|a| &a.value.value) {
+        Some(crate::ttlv::Value::DateTime(t)) => Some(*t),
+        _ => None,
+    };
+    if protecting && date(crate::kmip::attribute::attr::PROTECT_STOP_DATE).is_some_and(|t| now >= t) {
+        return Err(OpError::permission_denied(
+            "the key's Protect Stop Date has passed",
+        ));
+    }
+    if !protecting && date(crate::kmip::attribute::attr::PROCESS_START_DATE).is_some_and(|t| now < t) {
+        return Err(OpError::permission_denied(
+            "the key's Process Start Date has not come",
         ));
     }
     let state_ok = object.state == State::ACTIVE

@@ -66,7 +66,8 @@ async fn create(ctx: &Context<'_>, request: Request) -> Result<String, OpError> 
 /// The algorithm and length of a new symmetric key, from its attributes:
 /// AES of 128, 192 or 256 bits (what vCenter uses), and the other algorithms of
 /// the Symmetric Key Foundry profile: two- and three-key Triple DES (112 and
-/// 168 bits) and SKIPJACK (80 bits).
+/// 168 bits) and SKIPJACK (80 bits), Camellia, IDEA and ChaCha20 keys, and
+/// HMAC keys.
 pub(super) fn algorithm_and_length(
     attributes: &[Attribute],
 ) -> Result<(CryptographicAlgorithm, usize), OpError> {
@@ -108,6 +109,11 @@ fn material_len(algorithm: CryptographicAlgorithm, length: i32) -> Option<usize>
         (CryptographicAlgorithm::DES3, 112) => Some(16),
         (CryptographicAlgorithm::DES3, 168) => Some(24),
         (CryptographicAlgorithm::SKIPJACK, 80) => Some(10),
+        // Keys for ciphers keyward does not run itself, generated for clients
+        // that do (PyKMIP's suite creates IDEA keys).
+        (CryptographicAlgorithm::CAMELLIA, 128 | 192 | 256) => Some(length as usize / 8),
+        (CryptographicAlgorithm::IDEA, 128) => Some(16),
+        (CryptographicAlgorithm::CHACHA20, 256) => Some(32),
         // HMAC keys (MAC, MAC Verify): 128 to 1024 bits, whole bytes.
         (
             CryptographicAlgorithm::HMAC_SHA256

@@ -19,7 +19,7 @@ async fn decrypt(ctx: &Context<'_>, uid: &str, request: DecryptRequest) -> Resul
     // GCM's tag travels apart from the data: allow for it.
     cipher::request_checks(&request.extra, request.data.len(), MAX_DATA_BYTES + 16)?;
     let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    cipher::check_usable(&stored, CryptographicUsageMask::DECRYPT)?;
+    cipher::check_usable(&stored, CryptographicUsageMask::DECRYPT, ctx.now)?;
     let mode = cipher::mode(cipher::parameters(request.cryptographic_parameters, &stored)?.as_ref())?;
     let key = cipher::key_bytes(ctx.keys.open(&stored).await?)?;
     let data = cipher::decrypt(

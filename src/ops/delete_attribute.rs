@@ -17,9 +17,17 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
             Some(uid),
         ));
     }
+    let current = super::attributes::current_value(&request.extra);
     let index = request.attribute_index;
     let removed = ctx
         .update(&uid, |object| {
+            let index = match current {
+                Some(value) => Some(
+                    super::attributes::index_holding(&object.attributes, &name, value)
+                        .ok_or(KeyError::NotFound)?,
+                ),
+                None => index,
+            };
             object.remove_instance(&name, index).ok_or(KeyError::NotFound)
         })
         .await

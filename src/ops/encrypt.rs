@@ -17,7 +17,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: EncryptRequest) -> ItemResul
 async fn encrypt(ctx: &Context<'_>, uid: &str, request: EncryptRequest) -> Result<EncryptResponse, OpError> {
     cipher::request_checks(&request.extra, request.data.len(), MAX_DATA_BYTES)?;
     let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    cipher::check_usable(&stored, CryptographicUsageMask::ENCRYPT)?;
+    cipher::check_usable(&stored, CryptographicUsageMask::ENCRYPT, ctx.now)?;
     let mode = cipher::mode(cipher::parameters(request.cryptographic_parameters, &stored)?.as_ref())?;
     let key = cipher::key_bytes(ctx.keys.open(&stored).await?)?;
     let sealed = cipher::encrypt(

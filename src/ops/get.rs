@@ -35,10 +35,13 @@ async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response
         ));
     }
     let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
+    // A destroyed object is gone as far as Get is concerned: Item Not Found,
+    // as the OASIS case TC-314 expects (and PyKMIP's suite); its attributes
+    // stay readable with Get Attributes.
     if !lifecycle::material_available(stored.state) {
         return Err(OpError::new(
-            ResultReason::WRONG_KEY_LIFECYCLE_STATE,
-            "the object's key material was destroyed",
+            ResultReason::ITEM_NOT_FOUND,
+            "the object was destroyed; only its attributes remain",
         ));
     }
     let object = ctx.keys.open(&stored).await?;

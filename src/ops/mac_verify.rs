@@ -56,7 +56,12 @@ pub(super) async fn hmac_key(
     usage: CryptographicUsageMask,
 ) -> Result<hmac::Key, OpError> {
     let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    cipher::check_key_use(&stored, usage, usage == CryptographicUsageMask::MAC_GENERATE)?;
+    cipher::check_key_use(
+        &stored,
+        usage,
+        usage == CryptographicUsageMask::MAC_GENERATE,
+        ctx.now,
+    )?;
     let params = cipher::parameters(params, &stored)?;
     let bytes = cipher::key_bytes(ctx.keys.open(&stored).await?)?;
     hmac_of(&stored, params.as_ref(), bytes)

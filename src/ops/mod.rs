@@ -14,11 +14,13 @@
 
 mod activate;
 mod add_attribute;
+mod asymmetric;
 mod attributes;
 mod check;
 mod cipher;
 mod context;
 mod create;
+mod create_key_pair;
 mod decrypt;
 mod delete_attribute;
 mod destroy;
@@ -29,6 +31,7 @@ pub mod error;
 mod get;
 mod get_attribute_list;
 mod get_attributes;
+mod interop;
 mod locate;
 mod mac;
 mod mac_verify;
@@ -37,6 +40,8 @@ mod query;
 mod register;
 mod rekey;
 mod revoke;
+mod sign;
+mod signature_verify;
 mod support;
 mod wrap;
 
@@ -187,7 +192,7 @@ impl Operations {
                 None => too_large(batch_item, None),
                 Some(room) => {
                     let result = run_item(&mut ctx, batch_item).await;
-                    let (response, outcome) = answer(batch_item, result);
+                    let (response, outcome) = answer(batch_item, result, version);
                     if encoded_item_len(&response) > room {
                         // The refused payload may hold key material (Get): its
                         // secrets are wiped when it drops.
@@ -348,20 +353,33 @@ fn encoded_item_len(item: &ResponseBatchItem) -> usize {
 }
 
 /// The answer and outcome of an item that ran.
-fn answer(batch_item: &DecodedItem, result: context::ItemResult) -> (ResponseBatchItem, ItemOutcome) {
+fn answer(
+    batch_item: &DecodedItem,
+    result: context::ItemResult,
+    version: ProtocolVersion,
+) -> (ResponseBatchItem, ItemOutcome) {
     match result {
-        Ok((payload, uid)) => (
-            ResponseBatchItem::success(
-                batch_item.operation,
-                batch_item.unique_batch_item_id.clone(),
-                payload,
-            ),
-            ItemOutcome {
-                operation: batch_item.operation,
-                unique_identifier: uid,
-                result: Ok(()),
-            },
-        ),
+        Ok((payload, uid)) => {
+            // The operations answer in the 1.x forms; 2.x clients get theirs.
+            let payload = match payload {
+                Some(p) if crate::kmip::v2::is_v2(version) => {
+                    Some(crate::kmip::v2::response_to_v2(batch_item.operation, p))
+                }
+                other => other,
+            };
+            (
+                ResponseBatchItem::success(
+                    batch_item.operation,
+                    batch_item.unique_batch_item_id.clone(),
+                    payload,
+                ),
+                ItemOutcome {
+                    operation: batch_item.operation,
+                    unique_identifier: uid,
+                    result: Ok(()),
+                },
+            )
+        }
         Err((error, uid)) => (
             failure_item(batch_item, &error),
             ItemOutcome {

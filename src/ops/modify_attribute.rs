@@ -18,6 +18,7 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
             Some(uid),
         ));
     }
+    let current = super::attributes::current_value(&request.extra).cloned();
     let want_index = wanted.index.unwrap_or(0);
     let stored = ctx
         .update(&uid, |object| {
@@ -27,6 +28,11 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
                     "Activation Date is fixed once the object is active".into(),
                 ));
             }
+            let want_index = match &current {
+                Some(value) => super::attributes::index_holding(&object.attributes, &wanted.name, value)
+                    .ok_or(KeyError::NotFound)?,
+                None => want_index,
+            };
             let slot = object
                 .attributes
                 .iter_mut()

@@ -1,5 +1,6 @@
-//! Register: a client-supplied object (symmetric key, secret data, opaque
-//! object), stored sealed like a generated one.
+//! Register: a client-supplied object (symmetric, public or private key,
+//! X.509 certificate, secret data, opaque object), stored sealed like a
+//! generated one.
 
 use super::attributes::{client_attributes, stamp_creator};
 use super::context::{Context, ItemResult};
@@ -7,7 +8,7 @@ use super::error::OpError;
 use super::support::SUPPORTED_OBJECT_TYPES;
 use crate::keys::names;
 use crate::kmip::attribute::Attribute;
-use crate::kmip::object::KeyValue;
+use crate::kmip::object::{KeyValue, ManagedObject};
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::register::{Request, Response};
 use crate::kmip::{KeyFormatType, ResultReason};
@@ -56,7 +57,18 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
                 "wrapped key material needs its Key Wrapping Data, naming a managed key",
             ));
         }
-        if !matches!(
+        let asymmetric = matches!(
+            object,
+            ManagedObject::PublicKey { .. } | ManagedObject::PrivateKey { .. }
+        );
+        if asymmetric {
+            // The material must parse and be what the key block says.
+            let implied: Vec<Attribute> = super::asymmetric::inspect_registered(&object)?
+                .into_iter()
+                .filter(|a| !attributes.iter().any(|b| b.name == a.name))
+                .collect();
+            attributes.extend(implied);
+        } else if !matches!(
             block.key_format_type,
             KeyFormatType::RAW | KeyFormatType::OPAQUE | KeyFormatType::TRANSPARENT_SYMMETRIC_KEY
         ) {
@@ -82,6 +94,7 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
             attributes.push(Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)));
         }
     }
+    attributes.extend(super::asymmetric::inspect_certificate(&object)?);
     stamp_creator(&mut attributes, ctx.caller.name());
     // Moved, not copied: the client's key material is encoded once, to be sealed.
     let object = object.into_item();

@@ -4,7 +4,9 @@ use crate::kmip::message::ProtocolVersion;
 use crate::kmip::{ObjectType, Operation};
 
 /// The protocol versions this server speaks, most preferred first.
-pub const SUPPORTED_VERSIONS: [ProtocolVersion; 5] = [
+pub const SUPPORTED_VERSIONS: [ProtocolVersion; 7] = [
+    ProtocolVersion::V2_1,
+    ProtocolVersion::V2_0,
     ProtocolVersion::V1_4,
     ProtocolVersion::V1_3,
     ProtocolVersion::V1_2,
@@ -13,8 +15,9 @@ pub const SUPPORTED_VERSIONS: [ProtocolVersion; 5] = [
 ];
 
 /// The operations the dispatch implements (Query reports these).
-pub const SUPPORTED_OPERATIONS: [Operation; 20] = [
+pub const SUPPORTED_OPERATIONS: [Operation; 25] = [
     Operation::CREATE,
+    Operation::CREATE_KEY_PAIR,
     Operation::REGISTER,
     Operation::RE_KEY,
     Operation::LOCATE,
@@ -32,13 +35,20 @@ pub const SUPPORTED_OPERATIONS: [Operation; 20] = [
     Operation::DECRYPT,
     Operation::MAC,
     Operation::MAC_VERIFY,
+    Operation::SIGN,
+    Operation::SIGNATURE_VERIFY,
     Operation::QUERY,
     Operation::DISCOVER_VERSIONS,
+    Operation::LOG,
+    Operation::INTEROP,
 ];
 
 /// Object types Create, Register and Get handle.
-pub(super) const SUPPORTED_OBJECT_TYPES: [ObjectType; 3] = [
+pub(super) const SUPPORTED_OBJECT_TYPES: [ObjectType; 6] = [
     ObjectType::SYMMETRIC_KEY,
+    ObjectType::PUBLIC_KEY,
+    ObjectType::PRIVATE_KEY,
+    ObjectType::CERTIFICATE,
     ObjectType::SECRET_DATA,
     ObjectType::OPAQUE_OBJECT,
 ];

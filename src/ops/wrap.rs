@@ -151,7 +151,7 @@ async fn wrapping_key(
     usage: CryptographicUsageMask,
 ) -> Result<SecretBytes, OpError> {
     let key = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    cipher::check_key_use(&key, usage, usage == CryptographicUsageMask::WRAP_KEY)?;
+    cipher::check_key_use(&key, usage, usage == CryptographicUsageMask::WRAP_KEY, ctx.now)?;
     cipher::require_aes(&key, "the wrapping key is not an AES key")?;
     cipher::key_bytes(ctx.keys.open(&key).await?)
 }

@@ -10,7 +10,7 @@ fn pykmip_client_lifecycle_in_every_version() {
     let server = common::TestServer::start();
     let (cert, key, ca) = server.client_files();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pykmip_lifecycle.py");
-    for version in ["1.0", "1.1", "1.2", "1.3", "1.4"] {
+    for version in ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"] {
         let out = Command::new(common::python())
             .arg(&script)
             .args(["127.0.0.1", &server.addr.port().to_string()])

@@ -9,3 +9,4 @@ mod common;
 
 mod interop_pykmip;
 mod oasis_replay;
+mod pykmip_suite;

@@ -3,10 +3,11 @@
 //!
 //! **Gated set**: every file of the Symmetric Key Lifecycle (`SKLC*`) and
 //! Symmetric Key Foundry (`SKFF*`) profiles, mandatory and optional, in KMIP
-//! 1.0–1.4 (there are none for 1.2), plus [`GATED_EXTRA`]. The test fails if any
-//! of them fails, except files in [`KNOWN_GAPS`]. A second test replays the
-//! other 1.x files whose requests use only operations the server implements
-//! and prints how they fare, without failing.
+//! 1.0–1.4 (there are none for 1.2) and 2.1, the 2.1 Baseline (`BL-M*`), plus
+//! [`GATED_EXTRA`]. The test fails if any of them fails, except files in
+//! [`KNOWN_GAPS`]. A second test replays the other files whose requests use
+//! only operations the server implements and prints how they fare, without
+//! failing.
 //!
 //! **Replay.** Each file runs against an empty store (the server is restarted
 //! on a fresh database: the cases assume no other objects exist, for Locate)
@@ -117,12 +118,48 @@ const GATED_EXTRA: &[&str] = &[
     "CS-BC-M-10-12_Encrypt_and_Decrypt_with_Known_Symmetric_Key_and_PKCS5_Padding_and_CBC.xml",
     "CS-BC-M-10-13.xml",
     "CS-BC-M-10-14.xml",
+    // Asymmetric keys, Sign/Signature Verify, usage-window dates.
+    "AKLC_M_1_10_AsymmetricKey_1.xml",
+    "AKLC_M_2_10_AsymmetricKey-2.xml",
+    "AKLC_M_3_10_AsymmetricKey-3.xml",
+    "AKLC_O_1_10_AsymmetricKey-4.xml",
+    "TC_131_10_Register_an_Asymmetric_Key_Pair_in_PKCS1_Format.xml",
+    "TC_ECC_1_10_Register_an_ECC_Key_Pair.xml",
+    "TC_ECC_2_10_Register_an_ECC_Key_Pair_in_PKCS8_Format_Unencrypted.xml",
+    "AKLC_M_1_11_AsymmetricKey_1.xml",
+    "AKLC_M_2_11_AsymmetricKey_2.xml",
+    "AKLC_M_3_11_AsymmetricKey_3.xml",
+    "AKLC_O_1_11_AsymmetricKey_1.xml",
+    "TC_131_11_Register_an_Asymmetric_Key_Pair_in_PKCS1_Format.xml",
+    "TC_ECC_1_11_Register_an_ECC_Key_Pair.xml",
+    "CS_BC_M_14_12_Encrypt_and_Decrypt_with_Known_Symmetric_Key_Date_Checks.xml",
+    "TC_131_12_Register_an_Asymmetric_Key_Pair_in_PKCS1_Format.xml",
+    "AKLC-M-1-13.xml",
+    "AKLC-M-2-13.xml",
+    "AKLC-M-3-13.xml",
+    "AKLC-O-1-13.xml",
+    "CS-AC-M-1-13.xml",
+    "CS-AC-M-2-13.xml",
+    "CS-AC-M-8-13.xml",
+    "CS-BC-M-14-13.xml",
+    "AKLC-M-1-14.xml",
+    "AKLC-M-2-14.xml",
+    "AKLC-M-3-14.xml",
+    "AKLC-O-1-14.xml",
+    "AX-M-1-14.xml",
+    "AX-M-2-14.xml",
+    "CS-AC-M-1-14.xml",
+    "CS-AC-M-2-14.xml",
+    "CS-AC-M-8-14.xml",
+    "CS-BC-M-14-14.xml",
 ];
 
-const VERSIONS: [&str; 5] = ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4"];
+const VERSIONS: [&str; 6] = ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1"];
 
+/// The profiles gated whole: Symmetric Key Lifecycle and Foundry (1.x and
+/// 2.1) and the 2.1 Baseline (`BL-M`).
 fn is_symmetric_key_profile(file: &str) -> bool {
-    file.starts_with("SKLC") || file.starts_with("SKFF")
+    file.starts_with("SKLC") || file.starts_with("SKFF") || file.starts_with("BL-M")
 }
 
 fn unix_now() -> i64 {

@@ -26,7 +26,7 @@ def main():
     kmip_version = {
         "1.0": enums.KMIPVersion.KMIP_1_0, "1.1": enums.KMIPVersion.KMIP_1_1,
         "1.2": enums.KMIPVersion.KMIP_1_2, "1.3": enums.KMIPVersion.KMIP_1_3,
-        "1.4": enums.KMIPVersion.KMIP_1_4,
+        "1.4": enums.KMIPVersion.KMIP_1_4, "2.0": enums.KMIPVersion.KMIP_2_0,
     }[version]
     c = pie_client.ProxyKmipClient(
         hostname=host, port=int(port), cert=cert, key=key, ca=ca,

@@ -101,7 +101,15 @@ impl Comparer<'_> {
             expected.child(tags::RESPONSE_HEADER),
             actual.child(tags::RESPONSE_HEADER),
         ) {
-            (Some(e), Some(a)) => self.generic(e, a, "header")?,
+            (Some(e), Some(a)) => {
+                // Server Correlation Value (2.1) is the reference server's own
+                // tracking number, optional for a server: not compared.
+                let mut e = e.clone();
+                if let Value::Structure(children) = &mut e.value {
+                    children.retain(|c| c.tag != tags::SERVER_CORRELATION_VALUE);
+                }
+                self.generic(&e, a, "header")?
+            }
             (Some(_), None) => return Err("response has no header".into()),
             _ => {}
         }
@@ -284,6 +292,26 @@ impl Comparer<'_> {
                     }
                 }
             }
+            (Value::ByteString(b), Value::ByteString(_))
+                if Placeholders::bytes_placeholder(b.expose())
+                    .and_then(Placeholder::parse)
+                    .is_some_and(|p| p.offset == 0) =>
+            {
+                // `$SIGNATURE_DATA` and the like: bytes the server makes
+                // (a randomized signature), bound at first sight like an
+                // identifier and sent back as bound in later requests.
+                let Some(p) = Placeholders::bytes_placeholder(b.expose()).and_then(Placeholder::parse) else {
+                    return differ(self);
+                };
+                match self.bindings.get(p.name) {
+                    Some(bound) if bound == &a.value => Ok(()),
+                    Some(_) => Err(format!("{here}: ${} differs from its first value", p.name)),
+                    None => {
+                        self.bindings.insert(p.name.to_owned(), a.value.clone());
+                        Ok(())
+                    }
+                }
+            }
             (Value::DateTime(_), Value::DateTime(t)) if !self.rules.client_values.contains(&e.value) => {
                 // `$NOW±k`, or a literal time of the reference run (1.0–1.1
                 // files) the client did not send: a reading of the server's clock.
@@ -298,6 +326,13 @@ impl Comparer<'_> {
                 } else {
                     Err(format!("{here}: {text} should be within [{lo}, {hi}], got {t}"))
                 }
+            }
+            (Value::ByteString(_), Value::ByteString(_))
+                if e.tag == tags::SIGNATURE_DATA && !self.rules.client_values.contains(&e.value) =>
+            {
+                // A signature of the reference run (1.3 files): PSS and ECDSA
+                // signatures are randomized, so any byte string stands.
+                Ok(())
             }
             (Value::ByteString(eb), Value::ByteString(ab))
                 if (e.tag == tags::KEY_MATERIAL || e.tag == tags::KEY || e.tag == tags::DIGEST_VALUE)

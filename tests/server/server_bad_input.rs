@@ -306,7 +306,7 @@ fn readable_but_wrong_kmip_is_answered_with_a_kmip_error() {
             V1_1,
             None,
             &[Outgoing {
-                operation: Operation(0x0000_0002),
+                operation: Operation::CERTIFY,
                 id: Some(id.to_vec()),
                 payload: Item::structure(tags::REQUEST_PAYLOAD, Vec::new()),
             }],

@@ -8,7 +8,10 @@
 use crate::kmip::error::MessageError;
 use crate::kmip::fields::{Builder, FieldValue, Fields};
 use crate::kmip::payload::Payload;
-use crate::kmip::{BlockCipherMode, CryptographicAlgorithm, Operation, PaddingMethod, tags};
+use crate::kmip::{
+    BlockCipherMode, CryptographicAlgorithm, DigitalSignatureAlgorithm, HashingAlgorithm, Operation,
+    PaddingMethod, tags,
+};
 use crate::secret::SecretBytes;
 use crate::ttlv::{Item, Tag, Value};
 
@@ -18,6 +21,10 @@ use crate::ttlv::{Item, Tag, Value};
 pub struct CryptographicParameters {
     pub block_cipher_mode: Option<BlockCipherMode>,
     pub padding_method: Option<PaddingMethod>,
+    /// Sign and Signature Verify: the hash (with RSA or ECDSA).
+    pub hashing_algorithm: Option<HashingAlgorithm>,
+    /// Sign and Signature Verify: algorithm and hash in one name.
+    pub digital_signature_algorithm: Option<DigitalSignatureAlgorithm>,
     pub cryptographic_algorithm: Option<CryptographicAlgorithm>,
     /// Whether the server makes the IV.
     pub random_iv: Option<bool>,
@@ -34,6 +41,8 @@ impl CryptographicParameters {
         Ok(CryptographicParameters {
             block_cipher_mode: f.opt(tags::BLOCK_CIPHER_MODE)?,
             padding_method: f.opt(tags::PADDING_METHOD)?,
+            hashing_algorithm: f.opt(tags::HASHING_ALGORITHM)?,
+            digital_signature_algorithm: f.opt(tags::DIGITAL_SIGNATURE_ALGORITHM)?,
             cryptographic_algorithm: f.opt(tags::CRYPTOGRAPHIC_ALGORITHM)?,
             random_iv: f.opt(tags::RANDOM_IV)?,
             iv_length: f.opt(tags::IV_LENGTH)?,
@@ -46,6 +55,11 @@ impl CryptographicParameters {
         Builder::new()
             .opt(tags::BLOCK_CIPHER_MODE, &self.block_cipher_mode)
             .opt(tags::PADDING_METHOD, &self.padding_method)
+            .opt(tags::HASHING_ALGORITHM, &self.hashing_algorithm)
+            .opt(
+                tags::DIGITAL_SIGNATURE_ALGORITHM,
+                &self.digital_signature_algorithm,
+            )
             .opt(tags::CRYPTOGRAPHIC_ALGORITHM, &self.cryptographic_algorithm)
             .opt(tags::RANDOM_IV, &self.random_iv)
             .opt(tags::IV_LENGTH, &self.iv_length)

@@ -16,6 +16,7 @@ pub mod activate;
 pub mod add_attribute;
 pub mod check;
 pub mod create;
+pub mod create_key_pair;
 pub mod crypt;
 pub mod delete_attribute;
 pub mod destroy;
@@ -23,6 +24,7 @@ pub mod discover_versions;
 pub mod get;
 pub mod get_attribute_list;
 pub mod get_attributes;
+pub mod interop;
 pub mod locate;
 pub mod mac;
 pub mod modify_attribute;
@@ -30,6 +32,7 @@ pub mod query;
 pub mod register;
 pub mod rekey;
 pub mod revoke;
+pub mod sign;
 
 /// A request or response payload of one operation.
 pub trait Payload: Sized {
