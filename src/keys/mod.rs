@@ -18,6 +18,7 @@ mod object;
 pub mod rotate;
 #[cfg(test)]
 mod testing;
+mod undo;
 
 use std::sync::{Arc, RwLock};
 

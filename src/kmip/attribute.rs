@@ -30,6 +30,31 @@ pub mod attr {
     pub const CERTIFICATE_SUBJECT: &str = "Certificate Subject";
     pub const CERTIFICATE_ISSUER: &str = "Certificate Issuer";
     pub const DIGITAL_SIGNATURE_ALGORITHM: &str = "Digital Signature Algorithm";
+    // KMIP 2.x: the name fields of an X.509 certificate, derived by the server.
+    pub const CERTIFICATE_SUBJECT_CN: &str = "Certificate Subject CN";
+    pub const CERTIFICATE_SUBJECT_O: &str = "Certificate Subject O";
+    pub const CERTIFICATE_SUBJECT_OU: &str = "Certificate Subject OU";
+    pub const CERTIFICATE_SUBJECT_EMAIL: &str = "Certificate Subject Email";
+    pub const CERTIFICATE_SUBJECT_C: &str = "Certificate Subject C";
+    pub const CERTIFICATE_SUBJECT_ST: &str = "Certificate Subject ST";
+    pub const CERTIFICATE_SUBJECT_L: &str = "Certificate Subject L";
+    pub const CERTIFICATE_SUBJECT_UID: &str = "Certificate Subject UID";
+    pub const CERTIFICATE_SUBJECT_SERIAL_NUMBER: &str = "Certificate Subject Serial Number";
+    pub const CERTIFICATE_SUBJECT_TITLE: &str = "Certificate Subject Title";
+    pub const CERTIFICATE_SUBJECT_DC: &str = "Certificate Subject DC";
+    pub const CERTIFICATE_SUBJECT_DN_QUALIFIER: &str = "Certificate Subject DN Qualifier";
+    pub const CERTIFICATE_ISSUER_CN: &str = "Certificate Issuer CN";
+    pub const CERTIFICATE_ISSUER_O: &str = "Certificate Issuer O";
+    pub const CERTIFICATE_ISSUER_OU: &str = "Certificate Issuer OU";
+    pub const CERTIFICATE_ISSUER_EMAIL: &str = "Certificate Issuer Email";
+    pub const CERTIFICATE_ISSUER_C: &str = "Certificate Issuer C";
+    pub const CERTIFICATE_ISSUER_ST: &str = "Certificate Issuer ST";
+    pub const CERTIFICATE_ISSUER_L: &str = "Certificate Issuer L";
+    pub const CERTIFICATE_ISSUER_UID: &str = "Certificate Issuer UID";
+    pub const CERTIFICATE_ISSUER_SERIAL_NUMBER: &str = "Certificate Issuer Serial Number";
+    pub const CERTIFICATE_ISSUER_TITLE: &str = "Certificate Issuer Title";
+    pub const CERTIFICATE_ISSUER_DC: &str = "Certificate Issuer DC";
+    pub const CERTIFICATE_ISSUER_DN_QUALIFIER: &str = "Certificate Issuer DN Qualifier";
     pub const DIGEST: &str = "Digest";
     pub const OPERATION_POLICY_NAME: &str = "Operation Policy Name";
     pub const CRYPTOGRAPHIC_USAGE_MASK: &str = "Cryptographic Usage Mask";
@@ -109,7 +134,8 @@ use ItemType::{
 
 /// The standard attributes of KMIP 1.0–1.4 and their rules (the "attribute
 /// rules" table of each §3 subsection): name, value type, multi-instance,
-/// client may set, modify, delete.
+/// client may set, modify, delete; then the 2.x certificate name fields
+/// keyward derives from a registered certificate.
 pub const STANDARD_ATTRIBUTES: &[AttributeSpec] = &[
     spec(attr::UNIQUE_IDENTIFIER, T, false, false, false, false),
     spec(attr::NAME, S, true, true, true, true),
@@ -168,6 +194,59 @@ pub const STANDARD_ATTRIBUTES: &[AttributeSpec] = &[
     spec(attr::ALWAYS_SENSITIVE, B, false, false, false, false),
     spec(attr::EXTRACTABLE, B, false, true, true, false),
     spec(attr::NEVER_EXTRACTABLE, B, false, false, false, false),
+    // KMIP 2.x certificate name fields (server-set; 1.x clients may read them).
+    spec(attr::CERTIFICATE_SUBJECT_CN, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_O, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_OU, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_EMAIL, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_C, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_ST, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_L, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_UID, T, true, false, false, false),
+    spec(
+        attr::CERTIFICATE_SUBJECT_SERIAL_NUMBER,
+        T,
+        true,
+        false,
+        false,
+        false,
+    ),
+    spec(attr::CERTIFICATE_SUBJECT_TITLE, T, true, false, false, false),
+    spec(attr::CERTIFICATE_SUBJECT_DC, T, true, false, false, false),
+    spec(
+        attr::CERTIFICATE_SUBJECT_DN_QUALIFIER,
+        T,
+        true,
+        false,
+        false,
+        false,
+    ),
+    spec(attr::CERTIFICATE_ISSUER_CN, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_O, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_OU, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_EMAIL, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_C, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_ST, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_L, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_UID, T, true, false, false, false),
+    spec(
+        attr::CERTIFICATE_ISSUER_SERIAL_NUMBER,
+        T,
+        true,
+        false,
+        false,
+        false,
+    ),
+    spec(attr::CERTIFICATE_ISSUER_TITLE, T, true, false, false, false),
+    spec(attr::CERTIFICATE_ISSUER_DC, T, true, false, false, false),
+    spec(
+        attr::CERTIFICATE_ISSUER_DN_QUALIFIER,
+        T,
+        true,
+        false,
+        false,
+        false,
+    ),
 ];
 
 /// The rules of a standard attribute (runs of white space in `name` ignored).

@@ -155,7 +155,7 @@ pub fn attribute_to_v2(attribute: &Attribute) -> Option<Item> {
 
 /// An Attribute Reference (an Enumeration naming the attribute's tag, or a
 /// structure of vendor and name) as the 1.x Attribute Name.
-fn reference_to_name(item: &Item) -> Result<Item, MessageError> {
+pub fn reference_to_name(item: &Item) -> Result<Item, MessageError> {
     let name =
         match &item.value {
             Value::Enumeration(tag) => attribute_name(Tag(*tag)).map(str::to_owned).ok_or_else(|| {

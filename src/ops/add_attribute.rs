@@ -14,6 +14,16 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let wanted = request.attribute;
     let stored = ctx
         .update(&uid, |object| {
+            // An object does not carry the same Name twice.
+            if wanted.name == crate::keys::names::NAME
+                && object
+                    .attributes_named(&wanted.name)
+                    .any(|a| a.value == wanted.value)
+            {
+                return Err(crate::keys::KeyError::Invalid(
+                    "the object already has this Name".into(),
+                ));
+            }
             let exists = object.attributes_named(&wanted.name).next().is_some();
             if exists && !attribute::is_multi_instance(&wanted.name) {
                 return Err(crate::keys::KeyError::Invalid(format!(
@@ -31,6 +41,16 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
         })
         .await
         .map_err(|e| match e {
+            // KMIP 2.x names the case (Attribute Single Valued); 1.x has
+            // only Illegal Operation for it.
+            crate::keys::KeyError::Invalid(m) if crate::kmip::v2::is_v2(ctx.version) => {
+                let reason = if wanted.name == crate::keys::names::NAME {
+                    ResultReason::NON_UNIQUE_NAME_ATTRIBUTE
+                } else {
+                    ResultReason::ATTRIBUTE_SINGLE_VALUED
+                };
+                OpError::new(reason, m)
+            }
             crate::keys::KeyError::Invalid(m) => OpError::new(ResultReason::ILLEGAL_OPERATION, m),
             crate::keys::KeyError::TooManyAttributes { max_count, max_bytes } => OpError::new(
                 ResultReason::ILLEGAL_OPERATION,

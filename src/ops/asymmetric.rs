@@ -350,14 +350,128 @@ impl PublicKey {
     }
 }
 
+/// The bit length of a big-endian unsigned integer (leading zeros ignored).
+fn bit_length(bytes: &[u8]) -> i32 {
+    let bytes = match bytes.iter().position(|b| *b != 0) {
+        Some(first) => &bytes[first..],
+        None => return 0,
+    };
+    let whole = i32::try_from(bytes.len().saturating_sub(1) * 8).unwrap_or(i32::MAX);
+    whole.saturating_add(8 - bytes[0].leading_zeros() as i32)
+}
+
+/// One DER value and nothing after it.
+fn der_value(der: &[u8]) -> Option<x509_parser::der_parser::ber::BerObject<'_>> {
+    match x509_parser::der_parser::parse_der(der) {
+        Ok((rest, value)) if rest.is_empty() => Some(value),
+        _ => None,
+    }
+}
+
+/// The modulus length of an RSA key aws-lc does not take (under 2048 bits),
+/// read from its DER structure: RSAPrivateKey or RSAPublicKey (PKCS#1),
+/// PrivateKeyInfo (PKCS#8) or SubjectPublicKeyInfo (X.509).
+fn rsa_bits_from_structure(format: KeyFormatType, private: bool, der: &[u8]) -> Option<i32> {
+    const RSA_OID: &str = "1.2.840.113549.1.1.1";
+    let top = der_value(der)?;
+    let fields = top.as_sequence().ok()?;
+    let modulus = match (format, private) {
+        (KeyFormatType::PKCS_1, true) if fields.len() >= 9 => fields[1].as_slice().ok()?,
+        (KeyFormatType::PKCS_1, false) if fields.len() == 2 => fields[0].as_slice().ok()?,
+        (KeyFormatType::PKCS_8, true) if fields.len() >= 3 => {
+            let algorithm = fields[1]
+                .as_sequence()
+                .ok()?
+                .first()?
+                .as_oid()
+                .ok()?
+                .to_id_string();
+            if algorithm != RSA_OID {
+                return None;
+            }
+            return rsa_bits_from_structure(KeyFormatType::PKCS_1, true, fields[2].as_slice().ok()?);
+        }
+        _ => return None,
+    };
+    Some(bit_length(modulus))
+}
+
+/// A transparent key's family and length, its required fields checked: RSA
+/// (Modulus, and Public or Private Exponent) and DSA (P, Q, G, and Y or X).
+fn transparent_bits(block: &KeyBlock, private: bool) -> Result<(CryptographicAlgorithm, i32), OpError> {
+    let Some(KeyValue::Plain {
+        key_material: KeyMaterial::Other(material),
+        ..
+    }) = &block.key_value
+    else {
+        return Err(invalid("a transparent key's material is a structure"));
+    };
+    let big = |tag| match material.child(tag).map(|i| &i.value) {
+        Some(crate::ttlv::Value::BigInteger(b)) => Ok(bit_length(b.expose())),
+        _ => Err(invalid("the transparent key lacks a required field")),
+    };
+    match (block.key_format_type, private) {
+        (KeyFormatType::TRANSPARENT_RSA_PUBLIC_KEY, false) => {
+            big(tags::PUBLIC_EXPONENT)?;
+            Ok((CryptographicAlgorithm::RSA, big(tags::MODULUS)?))
+        }
+        (KeyFormatType::TRANSPARENT_RSA_PRIVATE_KEY, true) => {
+            big(tags::PRIVATE_EXPONENT).or_else(|_| big(tags::P).and(big(tags::Q)))?;
+            Ok((CryptographicAlgorithm::RSA, big(tags::MODULUS)?))
+        }
+        (KeyFormatType::TRANSPARENT_DSA_PUBLIC_KEY, false)
+        | (KeyFormatType::TRANSPARENT_DSA_PRIVATE_KEY, true) => {
+            big(tags::Q)?;
+            big(tags::G)?;
+            big(if private { tags::X } else { tags::Y })?;
+            Ok((CryptographicAlgorithm::DSA, big(tags::P)?))
+        }
+        _ => Err(OpError::new(
+            ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+            "this key format type is not taken for this object",
+        )),
+    }
+}
+
+/// A key's family and length as Register checks it: keys keyward can use
+/// are parsed whole; RSA keys under 2048 bits, transparent RSA and DSA keys
+/// are stored (the Baseline profile asks a server to keep them) after their
+/// structure is checked, and Sign and Signature Verify refuse them.
+fn registered_bits(block: &KeyBlock, private: bool) -> Result<(CryptographicAlgorithm, i32), OpError> {
+    let transparent = [
+        KeyFormatType::TRANSPARENT_RSA_PUBLIC_KEY,
+        KeyFormatType::TRANSPARENT_RSA_PRIVATE_KEY,
+        KeyFormatType::TRANSPARENT_DSA_PUBLIC_KEY,
+        KeyFormatType::TRANSPARENT_DSA_PRIVATE_KEY,
+    ];
+    if transparent.contains(&block.key_format_type) {
+        return transparent_bits(block, private);
+    }
+    let parsed = if private {
+        read_private(block).map(|k| k.algorithm_and_bits())
+    } else {
+        read_public(block).and_then(|k| k.algorithm_and_bits())
+    };
+    match parsed {
+        Ok(found) => Ok(found),
+        Err(e) => match der_of(block)
+            .ok()
+            .and_then(|der| rsa_bits_from_structure(block.key_format_type, private, der.expose()))
+        {
+            Some(bits) if bits < 2048 => Ok((CryptographicAlgorithm::RSA, bits)),
+            _ => Err(e),
+        },
+    }
+}
+
 /// Checks a registered public or private key and returns the attributes its
 /// material implies (algorithm, length) that the client did not give. A key
 /// block that claims another algorithm family or length than the material
 /// holds is refused.
 pub(super) fn inspect_registered(object: &ManagedObject) -> Result<Vec<Attribute>, OpError> {
     let (block, found) = match object {
-        ManagedObject::PrivateKey { key_block } => (key_block, read_private(key_block)?.algorithm_and_bits()),
-        ManagedObject::PublicKey { key_block } => (key_block, read_public(key_block)?.algorithm_and_bits()?),
+        ManagedObject::PrivateKey { key_block } => (key_block, registered_bits(key_block, true)?),
+        ManagedObject::PublicKey { key_block } => (key_block, registered_bits(key_block, false)?),
         _ => return Ok(Vec::new()),
     };
     let (family, bits) = found;
@@ -397,40 +511,6 @@ pub(super) fn inspect_registered(object: &ManagedObject) -> Result<Vec<Attribute
     Ok(implied)
 }
 
-/// Checks a registered certificate (an X.509 DER certificate that parses,
-/// nothing after it) and returns its Certificate Type and Certificate Length.
-pub(super) fn inspect_certificate(object: &ManagedObject) -> Result<Vec<Attribute>, OpError> {
-    let ManagedObject::Certificate {
-        certificate_type,
-        value,
-    } = object
-    else {
-        return Ok(Vec::new());
-    };
-    if *certificate_type != crate::kmip::CertificateType::X_509 {
-        return Err(OpError::new(
-            ResultReason::FEATURE_NOT_SUPPORTED,
-            "only X.509 certificates are registered here",
-        ));
-    }
-    let (rest, _) = x509_parser::parse_x509_certificate(value.expose())
-        .map_err(|_| invalid("the certificate is not an X.509 DER certificate"))?;
-    if !rest.is_empty() {
-        return Err(invalid("bytes follow the certificate"));
-    }
-    let length = i32::try_from(value.len()).unwrap_or(i32::MAX);
-    Ok(vec![
-        Attribute::new(
-            crate::kmip::attribute::attr::CERTIFICATE_TYPE,
-            Value::Enumeration(certificate_type.0),
-        ),
-        Attribute::new(
-            crate::kmip::attribute::attr::CERTIFICATE_LENGTH,
-            Value::Integer(length),
-        ),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,11 +548,6 @@ mod tests {
             SecretBytes::from_slice(b"not a key"),
         );
         assert!(inspect_registered(&ManagedObject::PrivateKey { key_block }).is_err());
-        let cert = ManagedObject::Certificate {
-            certificate_type: crate::kmip::CertificateType::X_509,
-            value: SecretBytes::from_slice(&[0x30, 0x03, 0x02, 0x01, 0x01]),
-        };
-        assert!(inspect_certificate(&cert).is_err());
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
             .unwrap_or(0);
         if have & wanted != wanted {
             return Err((
-                OpError::permission_denied("usage mask not permitted for this object"),
+                OpError::new(
+                    ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
+                    "usage mask not permitted for this object",
+                ),
                 Some(uid),
             ));
         }

@@ -35,21 +35,50 @@ async fn get(ctx: &Context<'_>, uid: &str, request: &Request) -> Result<Response
         ));
     }
     let stored = ctx.keys.load(ctx.caller, uid, ctx.now).await?;
-    // A destroyed object is gone as far as Get is concerned: Item Not Found,
-    // as the OASIS case TC-314 expects (and PyKMIP's suite); its attributes
-    // stay readable with Get Attributes.
+    let v2 = crate::kmip::v2::is_v2(ctx.version);
+    // A destroyed object is gone as far as Get is concerned: Item Not Found
+    // in 1.x, as the OASIS case TC-314 expects (and PyKMIP's suite), Object
+    // Destroyed in 2.x (BL-M-8); its attributes stay readable.
     if !lifecycle::material_available(stored.state) {
         return Err(OpError::new(
-            ResultReason::ITEM_NOT_FOUND,
+            if v2 {
+                ResultReason::OBJECT_DESTROYED
+            } else {
+                ResultReason::ITEM_NOT_FOUND
+            },
             "the object was destroyed; only its attributes remain",
         ));
     }
+    // A Sensitive object leaves the server only wrapped (KMIP 1.4 §3.47).
+    let flag = |name: &str| stored.attribute(name).and_then(|a| a.value.as_bool()) == Some(true);
+    if wrap_spec.is_none() && flag(crate::kmip::attribute::attr::SENSITIVE) {
+        return Err(OpError::new(
+            if v2 {
+                ResultReason::SENSITIVE
+            } else {
+                ResultReason::PERMISSION_DENIED
+            },
+            "the object is Sensitive: ask for it wrapped (Key Wrapping Specification)",
+        ));
+    }
+    let fresh = flag(crate::kmip::attribute::attr::FRESH);
     let object = ctx.keys.open(&stored).await?;
     let object = convert(object, request.key_format_type)?;
     let object = match &wrap_spec {
         Some(spec) => super::wrap::wrap(ctx, uid, spec, object).await?,
         None => object,
     };
+    // Fresh holds until the object is first served (KMIP 1.4 §3.34).
+    if fresh {
+        ctx.update(uid, |o| {
+            o.set_single(
+                crate::kmip::attribute::attr::FRESH,
+                crate::ttlv::Value::Boolean(false),
+            );
+            Ok(())
+        })
+        .await?;
+    }
     Ok(Response {
         object_type: stored.object_type,
         unique_identifier: uid.to_owned(),

@@ -16,6 +16,7 @@ mod activate;
 mod add_attribute;
 mod asymmetric;
 mod attributes;
+mod certificate;
 mod check;
 mod cipher;
 mod context;
@@ -43,6 +44,7 @@ mod revoke;
 mod sign;
 mod signature_verify;
 mod support;
+mod undo;
 mod wrap;
 
 use std::sync::Arc;
@@ -171,6 +173,16 @@ impl Operations {
         };
         let continue_on_error =
             header.batch_error_continuation_option == Some(BatchErrorContinuationOption::CONTINUE);
+        let undoing = header.batch_error_continuation_option == Some(BatchErrorContinuationOption::UNDO);
+        let plans: Vec<undo::Plan> = items
+            .iter()
+            .map(|b| match (&b.request, undoing) {
+                (Ok(r), true) => undo::plan(r),
+                _ => undo::Plan::Nothing,
+            })
+            .collect();
+        let mut undo_log = undo::UndoLog::default();
+        let mut succeeded = Vec::new();
         // The response budget: the configured maximum message size, or the
         // client's Maximum Response Size when smaller. It is spent while the
         // batch is built, so that no response larger than it is ever held.
@@ -186,11 +198,12 @@ impl Operations {
         };
         let mut responses = Vec::with_capacity(items.len());
         let mut outcomes = Vec::with_capacity(items.len());
-        for batch_item in &mut items {
+        for (index, batch_item) in items.iter_mut().enumerate() {
             let (response, outcome) = match budget.room_for_next() {
                 // Spent: answered without running (no side effect without an answer).
                 None => too_large(batch_item, None),
                 Some(room) => {
+                    undo_log.before(&ctx, index, &plans[index]).await;
                     let result = run_item(&mut ctx, batch_item).await;
                     let (response, outcome) = answer(batch_item, result, version);
                     if encoded_item_len(&response) > room {
@@ -203,12 +216,21 @@ impl Operations {
                 }
             };
             let failed = outcome.result.is_err();
+            if !failed && plans[index] != undo::Plan::Irreversible {
+                undo_log.made(index, &plans[index], outcome.unique_identifier.as_deref());
+                succeeded.push(index);
+            }
             budget.spend(&response);
             responses.push(response);
             outcomes.push(outcome);
-            // Stop (the default) and Undo both end the batch at the first failure;
-            // nothing done before it is undone.
+            // Stop (the default) and Undo both end the batch at the first
+            // failure; Undo then takes back what the items before it did.
             if failed && !continue_on_error {
+                if undoing {
+                    for i in undo_log.undo(&ctx, &succeeded).await {
+                        responses[i].result_status = crate::kmip::ResultStatus::OPERATION_UNDONE;
+                    }
+                }
                 break;
             }
         }
@@ -380,8 +402,14 @@ fn answer(
                 },
             )
         }
-        Err((error, uid)) => (
-            failure_item(batch_item, &error),
+        Err((mut error, uid)) => (
+            {
+                // 2.x names a missing object Object Not Found.
+                if crate::kmip::v2::is_v2(version) && error.reason == ResultReason::ITEM_NOT_FOUND {
+                    error.reason = ResultReason::OBJECT_NOT_FOUND;
+                }
+                failure_item(batch_item, &error)
+            },
             ItemOutcome {
                 operation: batch_item.operation,
                 unique_identifier: uid,

@@ -13,8 +13,13 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
     let wanted = request.attribute;
     attribute::validate_value(&wanted).map_err(about(&uid))?;
     if !attribute::client_may_modify(&wanted.name) {
+        let e = OpError::permission_denied(format!("attribute {} cannot be modified", wanted.name));
         return Err((
-            OpError::permission_denied(format!("attribute {} cannot be modified", wanted.name)),
+            ctx.v2_reason(
+                e,
+                ResultReason::PERMISSION_DENIED,
+                ResultReason::ATTRIBUTE_READ_ONLY,
+            ),
             Some(uid),
         ));
     }
@@ -51,7 +56,12 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
                 ResultReason::ITEM_NOT_FOUND,
                 "no such object or attribute instance",
             ),
-            other => OpError::from(other),
+            // 2.x: the Activation Date of an active object is fixed by its state.
+            other => ctx.v2_reason(
+                OpError::from(other),
+                ResultReason::PERMISSION_DENIED,
+                ResultReason::WRONG_KEY_LIFECYCLE_STATE,
+            ),
         })
         .map_err(about(&uid))?;
     let response = Response {

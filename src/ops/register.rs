@@ -44,7 +44,22 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
             "templates are not supported",
         ));
     }
-    let mut attributes = client_attributes(request.template_attribute.attributes)?;
+    // A certificate's type is the object's: a client may repeat it (2.x
+    // clients do), not contradict it.
+    let mut given = request.template_attribute.attributes;
+    if let ManagedObject::Certificate { certificate_type, .. } = &request.object {
+        let name = crate::kmip::attribute::attr::CERTIFICATE_TYPE;
+        if given
+            .iter()
+            .any(|a| a.name == name && a.value.as_enum() != Some(certificate_type.0))
+        {
+            return Err(OpError::invalid_field(
+                "Certificate Type is not the certificate's",
+            ));
+        }
+        given.retain(|a| a.name != name);
+    }
+    let mut attributes = client_attributes(given)?;
     let mut object = request.object;
     // Material wrapped under a managed key is unwrapped, then stored like any.
     if object.key_block().is_some_and(|b| b.key_wrapping_data.is_some()) {
@@ -94,7 +109,7 @@ async fn register(ctx: &Context<'_>, request: Request) -> Result<String, OpError
             attributes.push(Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(len)));
         }
     }
-    attributes.extend(super::asymmetric::inspect_certificate(&object)?);
+    attributes.extend(super::certificate::inspect_certificate(&object)?);
     stamp_creator(&mut attributes, ctx.caller.name());
     // Moved, not copied: the client's key material is encoded once, to be sealed.
     let object = object.into_item();

@@ -172,8 +172,10 @@ impl Comparer<'_> {
             (Some(_), None) => Err(format!("{where_}: no Response Payload")),
             (None, Some(_)) => Err(format!("{where_}: a Response Payload where none was expected")),
             (Some(ep), Some(ap)) => match op {
-                Some(Operation::GET_ATTRIBUTES) => self.get_attributes(ep, ap, &where_),
-                Some(Operation::GET_ATTRIBUTE_LIST) => self.get_attribute_list(ep, ap, &where_),
+                Some(Operation::GET_ATTRIBUTES) => self.get_attributes(&v1_form(ep)?, &v1_form(ap)?, &where_),
+                Some(Operation::GET_ATTRIBUTE_LIST) => {
+                    self.get_attribute_list(&v1_form(ep)?, &v1_form(ap)?, &where_)
+                }
                 _ => self.generic(ep, ap, &format!("{where_} payload")),
             },
         }
@@ -354,4 +356,25 @@ impl Comparer<'_> {
             _ => differ(self),
         }
     }
+}
+
+/// A 2.x Get Attributes or Get Attribute List payload in the 1.x form (an
+/// Attributes structure as Attribute items, Attribute References as names),
+/// so both versions are compared by the same rules; a 1.x payload as it is.
+fn v1_form(payload: &Item) -> Result<Item, String> {
+    use keyward::kmip::v2;
+    let mut out = Vec::new();
+    for child in payload.children() {
+        if child.tag == tags::ATTRIBUTES {
+            for a in child.children() {
+                let a = v2::attribute_from_v2(a).map_err(|e| format!("2.x attribute: {e}"))?;
+                out.push(a.to_item());
+            }
+        } else if child.tag == tags::ATTRIBUTE_REFERENCE {
+            out.push(v2::reference_to_name(child).map_err(|e| format!("2.x reference: {e}"))?);
+        } else {
+            out.push(child.clone());
+        }
+    }
+    Ok(Item::structure(payload.tag, out))
 }
