@@ -34,7 +34,37 @@ pub fn is_v2(version: ProtocolVersion) -> bool {
 /// Length" → CryptographicLength, "X.509 Certificate Identifier" →
 /// X_509CertificateIdentifier, "PKCS#12 Friendly Name" → PKCS_12FriendlyName).
 pub fn attribute_tag(name: &str) -> Option<Tag> {
-    tag_by_name(&table_spelling(name))
+    let canonical = super::attribute::standard(name)?.name;
+    tables().by_name.get(canonical).copied()
+}
+
+/// The 1.x name of the standard attribute that travels under `tag`.
+pub fn attribute_name(tag: Tag) -> Option<&'static str> {
+    tables().by_tag.get(&tag.0).copied()
+}
+
+/// Both directions, built once: a 2.x request may name thousands of
+/// attributes, each looked up in constant time.
+struct Tables {
+    by_name: std::collections::HashMap<&'static str, Tag>,
+    by_tag: std::collections::HashMap<u32, &'static str>,
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut t = Tables {
+            by_name: std::collections::HashMap::new(),
+            by_tag: std::collections::HashMap::new(),
+        };
+        for spec in STANDARD_ATTRIBUTES {
+            if let Some(tag) = tag_by_name(&table_spelling(spec.name)) {
+                t.by_name.insert(spec.name, tag);
+                t.by_tag.insert(tag.0, spec.name);
+            }
+        }
+        t
+    })
 }
 
 /// Words joined, each capitalized; punctuation inside a word becomes `_`
@@ -65,14 +95,6 @@ fn table_spelling(name: &str) -> String {
         }
     }
     out
-}
-
-/// The 1.x name of the standard attribute that travels under `tag`.
-pub fn attribute_name(tag: Tag) -> Option<&'static str> {
-    STANDARD_ATTRIBUTES
-        .iter()
-        .map(|s| s.name)
-        .find(|n| attribute_tag(n) == Some(tag))
 }
 
 /// Separates another vendor's identification from the attribute's name in the
