@@ -17,6 +17,8 @@ pub enum KeyError {
     /// No such object — or one the caller's group may not see (never a hint that
     /// it exists).
     NotFound,
+    /// The object has no such attribute instance.
+    AttributeNotFound,
     /// The object is not in a state the operation applies to.
     WrongState(State),
     /// The lifecycle forbids the operation in this state (destroying an Active
@@ -114,6 +116,7 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::NotFound => f.write_str("object not found"),
+            KeyError::AttributeNotFound => f.write_str("no such attribute instance"),
             KeyError::WrongState(s) => {
                 write!(f, "object is in state {}", s.name().unwrap_or("unknown"))
             }

@@ -298,6 +298,17 @@ impl fmt::Display for EnumDef {
     }
 }
 
+impl ValidityIndicator {
+    /// Valid when a MAC or signature holds, Invalid when it does not.
+    pub fn of(holds: bool) -> ValidityIndicator {
+        if holds {
+            ValidityIndicator::VALID
+        } else {
+            ValidityIndicator::INVALID
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

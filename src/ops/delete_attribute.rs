@@ -24,17 +24,22 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
             let index = match current {
                 Some(value) => Some(
                     super::attributes::index_holding(&object.attributes, &name, value)
-                        .ok_or(KeyError::NotFound)?,
+                        .ok_or(KeyError::AttributeNotFound)?,
                 ),
                 None => index,
             };
-            object.remove_instance(&name, index).ok_or(KeyError::NotFound)
+            object
+                .remove_instance(&name, index)
+                .ok_or(KeyError::AttributeNotFound)
         })
         .await
         .map_err(|e| match e {
-            KeyError::NotFound => OpError::new(
+            KeyError::NotFound => OpError::new(ResultReason::ITEM_NOT_FOUND, "no such object"),
+            // 2.x names it Attribute Not Found; 1.x has only Item Not Found.
+            KeyError::AttributeNotFound => ctx.v2_reason(
+                OpError::new(ResultReason::ITEM_NOT_FOUND, "no such attribute instance"),
                 ResultReason::ITEM_NOT_FOUND,
-                "no such object or attribute instance",
+                ResultReason::ATTRIBUTE_NOT_FOUND,
             ),
             other => OpError::from(other),
         })

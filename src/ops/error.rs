@@ -148,7 +148,7 @@ impl From<KeyError> for OpError {
             return OpError::internal(e.to_string());
         }
         let reason = match &e {
-            KeyError::NotFound => ResultReason::ITEM_NOT_FOUND,
+            KeyError::NotFound | KeyError::AttributeNotFound => ResultReason::ITEM_NOT_FOUND,
             KeyError::WrongState(_) => ResultReason::WRONG_KEY_LIFECYCLE_STATE,
             // KMIP 1.4 has no quota reason; the client may not make more objects.
             KeyError::NotPermitted(_) | KeyError::NotAllowedInState(_) | KeyError::GroupFull { .. } => {

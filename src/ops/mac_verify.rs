@@ -36,11 +36,7 @@ async fn verify(
     let holds = hmac::verify(&key, request.data.expose(), &request.mac_data).is_ok();
     Ok(MacVerifyResponse {
         unique_identifier: uid.to_owned(),
-        validity_indicator: if holds {
-            ValidityIndicator::VALID
-        } else {
-            ValidityIndicator::INVALID
-        },
+        validity_indicator: ValidityIndicator::of(holds),
         extra: Vec::new(),
     })
 }

@@ -35,14 +35,14 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
             }
             let want_index = match &current {
                 Some(value) => super::attributes::index_holding(&object.attributes, &wanted.name, value)
-                    .ok_or(KeyError::NotFound)?,
+                    .ok_or(KeyError::AttributeNotFound)?,
                 None => want_index,
             };
             let slot = object
                 .attributes
                 .iter_mut()
                 .find(|a| a.name == wanted.name && a.index.unwrap_or(0) == want_index)
-                .ok_or(KeyError::NotFound)?;
+                .ok_or(KeyError::AttributeNotFound)?;
             slot.value = wanted.value.clone();
             Ok(Attribute {
                 name: slot.name.clone(),
@@ -52,9 +52,12 @@ pub(super) async fn run(ctx: &Context<'_>, request: Request) -> ItemResult {
         })
         .await
         .map_err(|e| match e {
-            KeyError::NotFound => OpError::new(
+            KeyError::NotFound => OpError::new(ResultReason::ITEM_NOT_FOUND, "no such object"),
+            // 2.x names it Attribute Not Found; 1.x has only Item Not Found.
+            KeyError::AttributeNotFound => ctx.v2_reason(
+                OpError::new(ResultReason::ITEM_NOT_FOUND, "no such attribute instance"),
                 ResultReason::ITEM_NOT_FOUND,
-                "no such object or attribute instance",
+                ResultReason::ATTRIBUTE_NOT_FOUND,
             ),
             // 2.x: the Activation Date of an active object is fixed by its state.
             other => ctx.v2_reason(

@@ -96,11 +96,7 @@ async fn verify(ctx: &Context<'_>, uid: &str, request: VerifyRequest) -> Result<
         };
     Ok(VerifyResponse {
         unique_identifier: uid.to_owned(),
-        validity_indicator: if holds {
-            ValidityIndicator::VALID
-        } else {
-            ValidityIndicator::INVALID
-        },
+        validity_indicator: ValidityIndicator::of(holds),
         extra: Vec::new(),
     })
 }

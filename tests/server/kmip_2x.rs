@@ -266,7 +266,7 @@ fn one_key_store_under_kmip_1_and_2() {
             Item::structure(tags::CURRENT_ATTRIBUTE, vec![vendor("note", "never there")]),
         ]);
         let answer = v21.call(Operation::DELETE_ATTRIBUTE, gone).await.unwrap();
-        assert_eq!(failure(&answer), ResultReason::ITEM_NOT_FOUND);
+        assert_eq!(failure(&answer), ResultReason::ATTRIBUTE_NOT_FOUND);
 
         // Refused: a reference to something that is no attribute.
         let bad = payload(vec![

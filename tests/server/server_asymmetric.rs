@@ -442,3 +442,53 @@ fn register_checks_certificates_and_keys_against_what_they_claim() {
         assert_eq!(failure(&answer), ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED);
     });
 }
+
+#[test]
+fn the_new_operations_need_the_credential_of_a_password_client() {
+    let server = TestServer::start();
+    let password_file = server.path("signer.password");
+    std::fs::write(&password_file, "correct horse battery staple\n").unwrap();
+    let tls = issue_client(
+        &server,
+        "signer",
+        "signers",
+        &[
+            "--username",
+            "signer",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+    );
+    let credential = Some(("signer", "correct horse battery staple"));
+    let rt = runtime();
+    rt.block_on(async {
+        let pair = pair_request(CryptographicAlgorithm::EC, 256, SIGN, VERIFY);
+        let answer = call(server.addr, &tls, None, Operation::CREATE_KEY_PAIR, pair.clone()).await;
+        assert_eq!(failure(&answer), ResultReason::AUTHENTICATION_NOT_SUCCESSFUL);
+        let answer = call(server.addr, &tls, credential, Operation::CREATE_KEY_PAIR, pair).await;
+        let made = create_key_pair::Response::from_payload(expect_success(&answer)).unwrap();
+        let ecdsa = params(Some(DigitalSignatureAlgorithm::ECDSA_WITH_SHA256), None);
+        for (op, payload) in [
+            (
+                Operation::SIGN,
+                sign_request(&made.private_key_unique_identifier, ecdsa.clone(), MESSAGE),
+            ),
+            (
+                Operation::SIGNATURE_VERIFY,
+                verify_request(
+                    &made.public_key_unique_identifier,
+                    ecdsa.clone(),
+                    MESSAGE,
+                    &[0; 8],
+                ),
+            ),
+        ] {
+            let answer = call(server.addr, &tls, None, op, payload).await;
+            assert_eq!(
+                failure(&answer),
+                ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
+                "{op:?}"
+            );
+        }
+    });
+}
