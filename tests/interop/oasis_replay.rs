@@ -152,6 +152,14 @@ const GATED_EXTRA: &[&str] = &[
     "CS-AC-M-2-14.xml",
     "CS-AC-M-8-14.xml",
     "CS-BC-M-14-14.xml",
+    // Registered RSA halves (1024-bit keys are stored, never used), digests,
+    // a correlation value.
+    "TC_82_10_Register_Both_Halves_of_a_Key_Pair.xml",
+    "TC_182_11_Digests_of_RSA_Private_Keys.xml",
+    "TC_82_11_Register_Both_Halves_of_a_Key_Pair.xml",
+    "TC_182_12_Digests_of_RSA_Private_Keys.xml",
+    "TC_82_12_Register_Both_Halves_of_a_Key_Pair.xml",
+    "TC-CS-CORVAL-1-14.xml",
 ];
 
 const VERSIONS: [&str; 6] = ["v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1"];
