@@ -174,13 +174,16 @@ impl Operations {
         let continue_on_error =
             header.batch_error_continuation_option == Some(BatchErrorContinuationOption::CONTINUE);
         let undoing = header.batch_error_continuation_option == Some(BatchErrorContinuationOption::UNDO);
-        let plans: Vec<undo::Plan> = items
-            .iter()
-            .map(|b| match (&b.request, undoing) {
-                (Ok(r), true) => undo::plan(r),
-                _ => undo::Plan::Nothing,
-            })
-            .collect();
+        // Only an Undo batch plans its undoing (nothing is kept otherwise).
+        let plans: Vec<undo::Plan> = if undoing {
+            items
+                .iter()
+                .map(|b| b.request.as_ref().map_or(undo::Plan::Nothing, undo::plan))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let plan_of = |index: usize| plans.get(index).unwrap_or(&undo::Plan::Nothing);
         let mut undo_log = undo::UndoLog::default();
         let mut succeeded = Vec::new();
         // The response budget: the configured maximum message size, or the
@@ -203,7 +206,7 @@ impl Operations {
                 // Spent: answered without running (no side effect without an answer).
                 None => too_large(batch_item, None),
                 Some(room) => {
-                    undo_log.before(&ctx, index, &plans[index]).await;
+                    undo_log.before(&ctx, index, plan_of(index)).await;
                     let result = run_item(&mut ctx, batch_item).await;
                     let (response, outcome) = answer(batch_item, result, version);
                     if encoded_item_len(&response) > room {
@@ -216,8 +219,8 @@ impl Operations {
                 }
             };
             let failed = outcome.result.is_err();
-            if !failed && plans[index] != undo::Plan::Irreversible {
-                undo_log.made(index, &plans[index], outcome.unique_identifier.as_deref());
+            if undoing && !failed && *plan_of(index) != undo::Plan::Irreversible {
+                undo_log.made(index, plan_of(index), outcome.unique_identifier.as_deref());
                 succeeded.push(index);
             }
             budget.spend(&response);
