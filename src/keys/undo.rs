@@ -7,8 +7,10 @@ use crate::kmip::State;
 use crate::kmip::attribute::Attribute;
 
 impl KeyService {
-    /// Removes an object made earlier in the same batch (the client gets
-    /// Operation Undone for the item that made it, never a working key).
+    /// Removes an object made earlier in the same request and never handed
+    /// out as working: a Create an Undo batch takes back (the item answers
+    /// Operation Undone), the private half of a pair whose public half could
+    /// not be stored.
     pub async fn take_back_new(&self, target: Visible) -> Result<(), KeyError> {
         let object = target.into_object();
         self.store

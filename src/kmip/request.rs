@@ -38,8 +38,8 @@ pub enum Request {
     GetAttributeList(payload::get_attribute_list::Request),
     GetAttributes(payload::get_attributes::Request),
     Locate(payload::locate::Request),
-    Mac(payload::mac::MacRequest),
-    MacVerify(payload::mac::MacVerifyRequest),
+    Mac(payload::proof::MacRequest),
+    MacVerify(payload::proof::MacVerifyRequest),
     ModifyAttribute(payload::modify_attribute::Request),
     Query(payload::query::Request),
     Register(payload::register::Request),
@@ -47,8 +47,8 @@ pub enum Request {
     Revoke(payload::revoke::Request),
     Interop(payload::interop::InteropRequest),
     Log(payload::interop::LogRequest),
-    Sign(payload::sign::SignRequest),
-    SignatureVerify(payload::sign::VerifyRequest),
+    Sign(payload::proof::SignRequest),
+    SignatureVerify(payload::proof::VerifyRequest),
     /// An operation keyward does not implement; its payload is not read.
     Unknown(Operation),
 }

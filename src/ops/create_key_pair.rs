@@ -131,10 +131,10 @@ async fn create_pair(ctx: &Context<'_>, request: Request) -> Result<(String, Str
         )
         .await;
     if let Err(e) = stored {
-        // No half pair stays usable: the private key is destroyed (its
-        // attributes remain, as for any destroyed key).
+        // No half pair stays: the private key, never reported to the
+        // client, is taken back like an undone Create.
         if let Ok(orphan) = ctx.keys.load(ctx.caller, &private_uid, ctx.now).await {
-            let _ = ctx.keys.destroy(orphan, ctx.now).await;
+            let _ = ctx.keys.take_back_new(orphan).await;
         }
         return Err(e.into());
     }

@@ -7,7 +7,7 @@ use super::error::OpError;
 use super::mac_verify::hmac_key;
 use crate::kmip::CryptographicUsageMask;
 use crate::kmip::payload::Payload;
-use crate::kmip::payload::mac::{MacRequest, MacResponse};
+use crate::kmip::payload::proof::{MacRequest, MacResponse};
 
 pub(super) async fn run(ctx: &Context<'_>, request: MacRequest) -> ItemResult {
     let uid = ctx.uid(&request.unique_identifier).map_err(|e| (e, None))?;
@@ -27,7 +27,7 @@ async fn mac(ctx: &Context<'_>, uid: &str, request: MacRequest) -> Result<MacRes
     let tag = aws_lc_rs::hmac::sign(&key, request.data.expose());
     Ok(MacResponse {
         unique_identifier: uid.to_owned(),
-        mac_data: tag.as_ref().to_vec(),
+        proof: tag.as_ref().to_vec(),
         extra: Vec::new(),
     })
 }

@@ -10,7 +10,7 @@ use super::error::OpError;
 use crate::keys::StoredObject;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::crypt::CryptographicParameters;
-use crate::kmip::payload::mac::{MacVerifyRequest, MacVerifyResponse};
+use crate::kmip::payload::proof::{MacVerifyRequest, MacVerifyResponse};
 use crate::kmip::{CryptographicAlgorithm, CryptographicUsageMask, ResultReason, ValidityIndicator};
 use crate::secret::SecretBytes;
 
@@ -33,7 +33,7 @@ async fn verify(
         CryptographicUsageMask::MAC_VERIFY,
     )
     .await?;
-    let holds = hmac::verify(&key, request.data.expose(), &request.mac_data).is_ok();
+    let holds = hmac::verify(&key, request.data.expose(), &request.proof).is_ok();
     Ok(MacVerifyResponse {
         unique_identifier: uid.to_owned(),
         validity_indicator: ValidityIndicator::of(holds),

@@ -13,7 +13,7 @@ use super::error::OpError;
 use crate::kmip::object::ManagedObject;
 use crate::kmip::payload::Payload;
 use crate::kmip::payload::crypt::CryptographicParameters;
-use crate::kmip::payload::sign::{SignRequest, SignResponse};
+use crate::kmip::payload::proof::{SignRequest, SignResponse};
 use crate::kmip::{
     CryptographicAlgorithm, CryptographicUsageMask, DigitalSignatureAlgorithm, HashingAlgorithm, ObjectType,
     PaddingMethod, ResultReason, tags,
@@ -174,7 +174,7 @@ async fn sign(ctx: &Context<'_>, uid: &str, request: SignRequest) -> Result<Sign
     };
     Ok(SignResponse {
         unique_identifier: uid.to_owned(),
-        signature_data: signature,
+        proof: signature,
         extra: Vec::new(),
     })
 }

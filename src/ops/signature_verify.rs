@@ -11,7 +11,7 @@ use super::error::OpError;
 use super::sign::{self, Hash, Scheme};
 use crate::kmip::object::ManagedObject;
 use crate::kmip::payload::Payload;
-use crate::kmip::payload::sign::{VerifyRequest, VerifyResponse};
+use crate::kmip::payload::proof::{VerifyRequest, VerifyResponse};
 use crate::kmip::{
     CryptographicAlgorithm, CryptographicUsageMask, ObjectType, ResultReason, ValidityIndicator,
 };
@@ -81,7 +81,7 @@ async fn verify(ctx: &Context<'_>, uid: &str, request: VerifyRequest) -> Result<
     };
     let check = |algorithm: &'static dyn VerificationAlgorithm| {
         UnparsedPublicKey::new(algorithm, &bytes)
-            .verify(request.data.expose(), &request.signature_data)
+            .verify(request.data.expose(), &request.proof)
             .is_ok()
     };
     // PSS signers pick the salt length: the digest's (RFC 8017's advice, what

@@ -20,8 +20,8 @@ use keyward::kmip::object::{KeyBlock, KeyMaterial, KeyValue, ManagedObject};
 use keyward::kmip::payload::Payload;
 use keyward::kmip::payload::create_key_pair;
 use keyward::kmip::payload::crypt::CryptographicParameters;
+use keyward::kmip::payload::proof::{SignRequest, SignResponse, VerifyRequest, VerifyResponse};
 use keyward::kmip::payload::register;
-use keyward::kmip::payload::sign::{SignRequest, SignResponse, VerifyRequest, VerifyResponse};
 use keyward::kmip::{
     CertificateType, CryptographicAlgorithm, DigitalSignatureAlgorithm, HashingAlgorithm, KeyFormatType,
     ObjectType, Operation, PaddingMethod, ResultReason, ValidityIndicator, tags,
@@ -123,7 +123,7 @@ fn verify_request(uid: &str, p: Option<CryptographicParameters>, data: &[u8], si
         unique_identifier: Some(uid.to_owned()),
         cryptographic_parameters: p,
         data: SecretBytes::from_slice(data),
-        signature_data: sig.to_vec(),
+        proof: sig.to_vec(),
         extra: Vec::new(),
     }
     .to_payload()
@@ -140,9 +140,7 @@ async fn signed(
     p: Option<CryptographicParameters>,
 ) -> Vec<u8> {
     let answer = ask(server, tls, Operation::SIGN, sign_request(uid, p, MESSAGE)).await;
-    SignResponse::from_payload(expect_success(&answer))
-        .unwrap()
-        .signature_data
+    SignResponse::from_payload(expect_success(&answer)).unwrap().proof
 }
 
 async fn verdict(

@@ -300,7 +300,7 @@ fn create_hmac(algorithm: CryptographicAlgorithm, mask: i32) -> Item {
 #[test]
 fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
     use keyward::kmip::ValidityIndicator;
-    use keyward::kmip::payload::mac::{MacRequest, MacResponse, MacVerifyRequest, MacVerifyResponse};
+    use keyward::kmip::payload::proof::{MacRequest, MacResponse, MacVerifyRequest, MacVerifyResponse};
     let server = TestServer::start();
     let tls = server.client_tls();
     runtime().block_on(async {
@@ -328,9 +328,7 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
             mac_request(&uid, None).to_payload(),
         )
         .await;
-        let mac = MacResponse::from_payload(expect_success(&answer))
-            .unwrap()
-            .mac_data;
+        let mac = MacResponse::from_payload(expect_success(&answer)).unwrap().proof;
         let local = aws_lc_rs::hmac::sign(
             &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.expose()),
             PLAINTEXT,
@@ -341,7 +339,7 @@ fn mac_and_mac_verify_under_an_hmac_key_that_stays_in_the_server() {
             unique_identifier: Some(uid.clone()),
             cryptographic_parameters: None,
             data: SecretBytes::from_slice(PLAINTEXT),
-            mac_data,
+            proof: mac_data,
             extra: Vec::new(),
         };
         let mut wrong = mac.clone();

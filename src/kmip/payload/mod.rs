@@ -26,13 +26,12 @@ pub mod get_attribute_list;
 pub mod get_attributes;
 pub mod interop;
 pub mod locate;
-pub mod mac;
 pub mod modify_attribute;
+pub mod proof;
 pub mod query;
 pub mod register;
 pub mod rekey;
 pub mod revoke;
-pub mod sign;
 
 /// A request or response payload of one operation.
 pub trait Payload: Sized {

@@ -1,7 +1,10 @@
-//! Sign and Signature Verify (KMIP 1.4 §4.31, §4.32): data, the key by
-//! identifier, the algorithm in Cryptographic Parameters; a signature back,
-//! or whether one holds. Streaming and Digested Data stay in `extra`, where
-//! the server refuses them by name.
+//! MAC and MAC Verify (KMIP 1.4 §4.33, §4.34), Sign and Signature Verify
+//! (§4.31, §4.32): data, the key by identifier and how to use it
+//! (Cryptographic Parameters); a proof over the data back — a MAC or a
+//! signature — or whether a given proof holds. The four payloads have one
+//! shape and differ only by operation and by the tag the proof travels under
+//! (MAC Data, Signature Data). Streaming and Digested Data stay in `extra`,
+//! where the server refuses them by name.
 
 use super::crypt::CryptographicParameters;
 use crate::kmip::error::MessageError;
@@ -11,8 +14,9 @@ use crate::kmip::{Operation, ValidityIndicator, tags};
 use crate::secret::SecretBytes;
 use crate::ttlv::{Item, Tag};
 
+/// Asks for a proof over `data` (MAC, Sign).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignRequest {
+pub struct ProveRequest<const OP: u32> {
     /// Absent: the ID Placeholder.
     pub unique_identifier: Option<String>,
     pub cryptographic_parameters: Option<CryptographicParameters>,
@@ -20,8 +24,44 @@ pub struct SignRequest {
     pub extra: Vec<Item>,
 }
 
-impl Payload for SignRequest {
-    const OPERATION: Operation = Operation::SIGN;
+/// The proof, under tag `PROOF` (MAC Data, Signature Data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProveResponse<const OP: u32, const PROOF: u32> {
+    pub unique_identifier: String,
+    pub proof: Vec<u8>,
+    pub extra: Vec<Item>,
+}
+
+/// Asks whether `proof` holds over `data` (MAC Verify, Signature Verify).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRequest<const OP: u32, const PROOF: u32> {
+    /// Absent: the ID Placeholder.
+    pub unique_identifier: Option<String>,
+    pub cryptographic_parameters: Option<CryptographicParameters>,
+    pub data: SecretBytes,
+    pub proof: Vec<u8>,
+    pub extra: Vec<Item>,
+}
+
+/// Whether the proof holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResponse<const OP: u32> {
+    pub unique_identifier: String,
+    pub validity_indicator: ValidityIndicator,
+    pub extra: Vec<Item>,
+}
+
+pub type MacRequest = ProveRequest<{ Operation::MAC.0 }>;
+pub type MacResponse = ProveResponse<{ Operation::MAC.0 }, { tags::MAC_DATA.0 }>;
+pub type MacVerifyRequest = CheckRequest<{ Operation::MAC_VERIFY.0 }, { tags::MAC_DATA.0 }>;
+pub type MacVerifyResponse = CheckResponse<{ Operation::MAC_VERIFY.0 }>;
+pub type SignRequest = ProveRequest<{ Operation::SIGN.0 }>;
+pub type SignResponse = ProveResponse<{ Operation::SIGN.0 }, { tags::SIGNATURE_DATA.0 }>;
+pub type VerifyRequest = CheckRequest<{ Operation::SIGNATURE_VERIFY.0 }, { tags::SIGNATURE_DATA.0 }>;
+pub type VerifyResponse = CheckResponse<{ Operation::SIGNATURE_VERIFY.0 }>;
+
+impl<const OP: u32> Payload for ProveRequest<OP> {
+    const OPERATION: Operation = Operation(OP);
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
     fn extra(&self) -> &[Item] {
@@ -30,7 +70,7 @@ impl Payload for SignRequest {
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
-        Ok(SignRequest {
+        Ok(ProveRequest {
             unique_identifier: f.opt(tags::UNIQUE_IDENTIFIER)?,
             cryptographic_parameters: f.opt(tags::CRYPTOGRAPHIC_PARAMETERS)?,
             data: f.req(tags::DATA)?,
@@ -48,15 +88,8 @@ impl Payload for SignRequest {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignResponse {
-    pub unique_identifier: String,
-    pub signature_data: Vec<u8>,
-    pub extra: Vec<Item>,
-}
-
-impl Payload for SignResponse {
-    const OPERATION: Operation = Operation::SIGN;
+impl<const OP: u32, const PROOF: u32> Payload for ProveResponse<OP, PROOF> {
+    const OPERATION: Operation = Operation(OP);
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
 
     fn extra(&self) -> &[Item] {
@@ -65,9 +98,9 @@ impl Payload for SignResponse {
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
-        Ok(SignResponse {
+        Ok(ProveResponse {
             unique_identifier: f.req(tags::UNIQUE_IDENTIFIER)?,
-            signature_data: f.req(tags::SIGNATURE_DATA)?,
+            proof: f.req(Tag(PROOF))?,
             extra: f.rest(),
         })
     }
@@ -75,24 +108,14 @@ impl Payload for SignResponse {
     fn to_payload(&self) -> Item {
         Builder::new()
             .put(tags::UNIQUE_IDENTIFIER, &self.unique_identifier)
-            .put(tags::SIGNATURE_DATA, &self.signature_data)
+            .put(Tag(PROOF), &self.proof)
             .items(&self.extra)
             .finish(Self::TAG)
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyRequest {
-    /// Absent: the ID Placeholder.
-    pub unique_identifier: Option<String>,
-    pub cryptographic_parameters: Option<CryptographicParameters>,
-    pub data: SecretBytes,
-    pub signature_data: Vec<u8>,
-    pub extra: Vec<Item>,
-}
-
-impl Payload for VerifyRequest {
-    const OPERATION: Operation = Operation::SIGNATURE_VERIFY;
+impl<const OP: u32, const PROOF: u32> Payload for CheckRequest<OP, PROOF> {
+    const OPERATION: Operation = Operation(OP);
     const TAG: Tag = tags::REQUEST_PAYLOAD;
 
     fn extra(&self) -> &[Item] {
@@ -101,11 +124,11 @@ impl Payload for VerifyRequest {
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
-        Ok(VerifyRequest {
+        Ok(CheckRequest {
             unique_identifier: f.opt(tags::UNIQUE_IDENTIFIER)?,
             cryptographic_parameters: f.opt(tags::CRYPTOGRAPHIC_PARAMETERS)?,
             data: f.req(tags::DATA)?,
-            signature_data: f.req(tags::SIGNATURE_DATA)?,
+            proof: f.req(Tag(PROOF))?,
             extra: f.rest(),
         })
     }
@@ -115,21 +138,14 @@ impl Payload for VerifyRequest {
             .opt(tags::UNIQUE_IDENTIFIER, &self.unique_identifier)
             .opt(tags::CRYPTOGRAPHIC_PARAMETERS, &self.cryptographic_parameters)
             .put(tags::DATA, &self.data)
-            .put(tags::SIGNATURE_DATA, &self.signature_data)
+            .put(Tag(PROOF), &self.proof)
             .items(&self.extra)
             .finish(Self::TAG)
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyResponse {
-    pub unique_identifier: String,
-    pub validity_indicator: ValidityIndicator,
-    pub extra: Vec<Item>,
-}
-
-impl Payload for VerifyResponse {
-    const OPERATION: Operation = Operation::SIGNATURE_VERIFY;
+impl<const OP: u32> Payload for CheckResponse<OP> {
+    const OPERATION: Operation = Operation(OP);
     const TAG: Tag = tags::RESPONSE_PAYLOAD;
 
     fn extra(&self) -> &[Item] {
@@ -138,7 +154,7 @@ impl Payload for VerifyResponse {
 
     fn from_payload(item: &Item) -> Result<Self, MessageError> {
         let mut f = Fields::of(item, Self::TAG)?;
-        Ok(VerifyResponse {
+        Ok(CheckResponse {
             unique_identifier: f.req(tags::UNIQUE_IDENTIFIER)?,
             validity_indicator: f.req(tags::VALIDITY_INDICATOR)?,
             extra: f.rest(),
@@ -160,26 +176,32 @@ mod tests {
     use crate::kmip::payload::test_support::round_trip;
 
     #[test]
-    fn payloads_round_trip() {
+    fn payloads_round_trip_and_carry_their_proof_tag() {
         round_trip(&SignRequest {
             unique_identifier: Some("k".into()),
             cryptographic_parameters: None,
             data: SecretBytes::from_slice(b"message"),
             extra: Vec::new(),
         });
-        round_trip(&SignResponse {
+        let mac = MacResponse {
             unique_identifier: "k".into(),
-            signature_data: vec![1; 256],
+            proof: vec![1; 32],
             extra: Vec::new(),
-        });
-        round_trip(&VerifyRequest {
+        };
+        round_trip(&mac);
+        assert!(mac.to_payload().child(tags::MAC_DATA).is_some());
+        let check = VerifyRequest {
             unique_identifier: Some("k".into()),
             cryptographic_parameters: None,
             data: SecretBytes::from_slice(b"message"),
-            signature_data: vec![2; 64],
+            proof: vec![2; 64],
             extra: Vec::new(),
-        });
-        round_trip(&VerifyResponse {
+        };
+        round_trip(&check);
+        assert!(check.to_payload().child(tags::SIGNATURE_DATA).is_some());
+        // A MAC Verify payload does not read as a Signature Verify one.
+        assert!(MacVerifyRequest::from_payload(&check.to_payload()).is_err());
+        round_trip(&MacVerifyResponse {
             unique_identifier: "k".into(),
             validity_indicator: ValidityIndicator::INVALID,
             extra: Vec::new(),
