@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use keyward::cli::{Cli, RunCommand};
 
+/// mimalloc for Rust's own allocations: a Get allocates a few dozen small objects
+/// (decoded TTLV, attributes, the answer), and glibc's malloc spent a fifth of the
+/// server's CPU on them at 64 connections (bench/NOTES.md). The C libraries (SoftHSM,
+/// SQLite, aws-lc) keep glibc's malloc. Secrets are wiped by their own types
+/// (`SecretBytes`, `Zeroizing`), whatever the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match Cli::parse().command.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,16 +9,47 @@
 //! number of workers drain one queue: a job wakes a worker only when one is
 //! idle, and under load a busy worker takes the next job without sleeping.
 //!
+//! Even one wake-up per job is most of a job's cost when the server is nearly
+//! idle (one client, one request at a time: 8 context switches per Get, see
+//! bench/NOTES.md). So a pool may run a job on the caller's own thread instead
+//! ([`WorkerPool::with_inline_calls`]), when all of these hold:
+//! - nothing waits in the queue (a job never overtakes queued ones) and one of
+//!   the pool's states (session, connection) is free, so the pool's bound on
+//!   concurrent jobs still holds;
+//! - the pool's last [`FAST_STREAK`] jobs each finished within
+//!   [`INLINE_MAX_JOB`]: jobs that may block for long (a network HSM, a cold
+//!   disk) stay on the workers, and one slow job sends the next
+//!   [`FAST_STREAK`] back to them;
+//! - no other job runs inline in the process ([`INLINE_LIMIT`]): the caller is an
+//!   async worker thread, and if a job that used to be fast hangs (the HSM
+//!   stops answering), it holds one async thread, never all of them. Such a
+//!   call cannot be timed out, as a queued one can; it is the price of the
+//!   fast path, bounded to one thread.
+//!
 //! A job whose caller stopped waiting (timed out, cancelled) is skipped, so a
 //! queue that built up behind a hung HSM does not replay stale work.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+
+/// Longest a job may take and still count as fast (see the module comment).
+pub const INLINE_MAX_JOB: Duration = Duration::from_millis(1);
+
+/// How many fast jobs in a row a pool needs before it runs one inline.
+pub const FAST_STREAK: u32 = 64;
+
+/// Most jobs running inline at once, process-wide (the async runtime has at
+/// least two worker threads: one stays free).
+pub const INLINE_LIMIT: usize = 1;
+
+/// Jobs running inline now, in every pool.
+static INLINE_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 /// Why a job did not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +74,14 @@ impl std::fmt::Display for PoolError {
 
 impl std::error::Error for PoolError {}
 
-/// A job: runs on a worker with that worker's own state.
-type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+/// A job: runs on a worker with a state of the pool; false when it was
+/// skipped (its caller stopped waiting), so that it is not timed.
+type Job<S> = Box<dyn FnOnce(&mut S) -> bool + Send>;
 
 struct Queue<S> {
     jobs: VecDeque<Job<S>>,
+    /// States no job is using: a job (on a worker or inline) takes one.
+    free: Vec<S>,
     /// Workers waiting for a job.
     idle: usize,
     /// Workers still running.
@@ -61,12 +95,61 @@ struct Shared<S> {
     /// Signalled by each worker as it stops.
     exited: Condvar,
     capacity: usize,
+    /// Whether jobs may run on the caller's thread at all.
+    inline: AtomicBool,
+    /// The count of inline jobs this pool's [`INLINE_LIMIT`] applies to.
+    inline_running: &'static AtomicUsize,
+    /// Jobs in a row that took at most [`INLINE_MAX_JOB`].
+    fast_streak: AtomicU32,
 }
 
 impl<S> Shared<S> {
     fn lock(&self) -> MutexGuard<'_, Queue<S>> {
         // Jobs run outside the lock; a poisoned lock still holds a valid queue.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a finished job towards (or against) the fast streak.
+    fn timed(&self, took: Duration) {
+        if took <= INLINE_MAX_JOB {
+            let streak = self.fast_streak.load(Ordering::Relaxed);
+            if streak < FAST_STREAK {
+                self.fast_streak.store(streak + 1, Ordering::Relaxed);
+            }
+        } else {
+            self.fast_streak.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts a state back and wakes a worker if a job waits for one.
+    fn give_back(&self, state: S) {
+        let mut queue = self.lock();
+        queue.free.push(state);
+        let wake = !queue.jobs.is_empty() && queue.idle > 0;
+        drop(queue);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+}
+
+/// The permission to run one job inline; released on drop.
+struct InlinePermit(&'static AtomicUsize);
+
+impl InlinePermit {
+    fn take(running: &'static AtomicUsize) -> Option<InlinePermit> {
+        running
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < INLINE_LIMIT).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InlinePermit(running))
+    }
+}
+
+impl Drop for InlinePermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -89,9 +172,21 @@ impl<S: Send + 'static> WorkerPool<S> {
     /// A thread that cannot start is left out; with none, every job fails
     /// with [`PoolError::Stopped`].
     pub fn new(name: &str, states: Vec<S>, capacity: usize) -> Self {
+        Self::counting_inline_in(name, states, capacity, &INLINE_RUNNING)
+    }
+
+    /// [`WorkerPool::new`] whose inline jobs count in `inline_running` (tests
+    /// give each pool its own, as they run side by side in one process).
+    fn counting_inline_in(
+        name: &str,
+        states: Vec<S>,
+        capacity: usize,
+        inline_running: &'static AtomicUsize,
+    ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
+                free: Vec::new(),
                 idle: 0,
                 alive: 0,
                 closed: false,
@@ -99,6 +194,9 @@ impl<S: Send + 'static> WorkerPool<S> {
             ready: Condvar::new(),
             exited: Condvar::new(),
             capacity: capacity.max(1),
+            inline: AtomicBool::new(false),
+            inline_running,
+            fast_streak: AtomicU32::new(0),
         });
         let mut threads = Vec::new();
         for state in states {
@@ -106,13 +204,39 @@ impl<S: Send + 'static> WorkerPool<S> {
             shared.lock().alive += 1;
             match std::thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(move || work(&worker, state))
+                .spawn(move || work(&worker))
             {
-                Ok(thread) => threads.push(thread),
+                Ok(thread) => {
+                    threads.push(thread);
+                    shared.lock().free.push(state);
+                }
                 Err(_) => shared.lock().alive -= 1,
             }
         }
         WorkerPool { shared, threads }
+    }
+
+    /// Lets short jobs run on the caller's thread when the pool is idle (see
+    /// the module comment). For pools whose jobs are usually microseconds.
+    pub fn with_inline_calls(self) -> Self {
+        self.shared.inline.store(true, Ordering::Relaxed);
+        self
+    }
+
+    /// A free state and the inline permit, when a job may run inline now.
+    fn try_inline(&self) -> Option<(S, InlinePermit)> {
+        if !self.shared.inline.load(Ordering::Relaxed)
+            || self.shared.fast_streak.load(Ordering::Relaxed) < FAST_STREAK
+        {
+            return None;
+        }
+        let permit = InlinePermit::take(self.shared.inline_running)?;
+        let mut queue = self.shared.lock();
+        if queue.closed || !queue.jobs.is_empty() {
+            return None;
+        }
+        let state = queue.free.pop()?;
+        Some((state, permit))
     }
 
     /// Runs `job` on a worker and returns its result.
@@ -121,13 +245,22 @@ impl<S: Send + 'static> WorkerPool<S> {
         T: Send + 'static,
         F: FnOnce(&mut S) -> T + Send + 'static,
     {
+        if let Some((mut state, permit)) = self.try_inline() {
+            let started = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| job(&mut state)));
+            self.shared.timed(started.elapsed());
+            drop(permit);
+            self.shared.give_back(state);
+            return result.map_err(|_| PoolError::Panicked);
+        }
         let (reply, answer) = oneshot::channel();
         self.submit(Box::new(move |state: &mut S| {
             if reply.is_closed() {
-                return; // nobody waits for this any more
+                return false; // nobody waits for this any more
             }
             let result = catch_unwind(AssertUnwindSafe(|| job(state)));
             let _ = reply.send(result.map_err(|_| PoolError::Panicked));
+            true
         }))?;
         answer.await.map_err(|_| PoolError::Stopped)?
     }
@@ -141,8 +274,9 @@ impl<S: Send + 'static> WorkerPool<S> {
             return Err(PoolError::Full);
         }
         queue.jobs.push_back(job);
-        // Wake a worker only if one sleeps; busy workers will find the job.
-        let wake = queue.idle > 0;
+        // Wake a worker only if one sleeps and a state is free for it; busy
+        // workers (and inline callers giving their state back) find the job.
+        let wake = queue.idle > 0 && !queue.free.is_empty();
         drop(queue);
         if wake {
             self.shared.ready.notify_one();
@@ -184,15 +318,19 @@ impl<S: Send + 'static> Drop for WorkerPool<S> {
     }
 }
 
-fn work<S>(shared: &Shared<S>, mut state: S) {
+fn work<S>(shared: &Shared<S>) {
     loop {
-        let job = {
+        let (job, mut state) = {
             let mut queue = shared.lock();
             loop {
-                if let Some(job) = queue.jobs.pop_front() {
-                    break job;
-                }
-                if queue.closed {
+                if !queue.jobs.is_empty() {
+                    if let Some(state) = queue.free.pop() {
+                        if let Some(job) = queue.jobs.pop_front() {
+                            break (job, state);
+                        }
+                        queue.free.push(state);
+                    }
+                } else if queue.closed {
                     queue.alive -= 1;
                     shared.exited.notify_all();
                     return;
@@ -202,7 +340,11 @@ fn work<S>(shared: &Shared<S>, mut state: S) {
                 queue.idle -= 1;
             }
         };
-        job(&mut state);
+        let started = Instant::now();
+        if job(&mut state) {
+            shared.timed(started.elapsed());
+        }
+        shared.give_back(state);
     }
 }
 
@@ -235,6 +377,7 @@ mod tests {
             let _ = started.send(());
             let _ = released.recv();
             flag.store(true, Ordering::SeqCst);
+            true
         }))
         .unwrap();
         is_started.recv().unwrap();
@@ -252,6 +395,52 @@ mod tests {
         let failed = pool.run(|_: &mut ()| -> u8 { panic!("job failure") }).await;
         assert_eq!(failed, Err(PoolError::Panicked));
         assert_eq!(pool.run(|_: &mut ()| 7u8).await, Ok(7));
+    }
+
+    /// After a streak of fast jobs an idle pool runs the next one on the
+    /// caller's thread; a slow job sends the following ones back to the
+    /// workers until a new streak is made.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_pool_runs_fast_jobs_inline_after_a_streak() {
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        let pool = WorkerPool::counting_inline_in("test-worker", vec![()], 16, &RUNNING).with_inline_calls();
+        let caller = std::thread::current().id();
+        let on_caller = || async {
+            pool.run(move |_: &mut ()| std::thread::current().id() == caller)
+                .await
+                .unwrap()
+        };
+        for _ in 0..FAST_STREAK {
+            assert!(!on_caller().await, "no streak yet: on a worker");
+        }
+        assert!(on_caller().await, "a streak of fast jobs: inline");
+        // A slow job (inline, as the pool is idle) ends the streak.
+        pool.run(|_: &mut ()| std::thread::sleep(INLINE_MAX_JOB * 2))
+            .await
+            .unwrap();
+        assert!(!on_caller().await, "after a slow job: on a worker again");
+    }
+
+    /// Inline jobs keep the pool's bounds: never more at once than
+    /// [`INLINE_LIMIT`] in the process, never more than the pool's states.
+    #[test]
+    fn inline_jobs_are_bounded_by_the_permit_and_the_states() {
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        let pool = WorkerPool::counting_inline_in("test-worker", vec![()], 16, &RUNNING).with_inline_calls();
+        pool.shared.fast_streak.store(FAST_STREAK, Ordering::Relaxed);
+        let (state, permit) = pool.try_inline().expect("idle pool, streak made: inline");
+        assert!(pool.try_inline().is_none(), "the only state is taken");
+        let other = WorkerPool::counting_inline_in("test-worker", vec![()], 16, &RUNNING).with_inline_calls();
+        other.shared.fast_streak.store(FAST_STREAK, Ordering::Relaxed);
+        if INLINE_LIMIT == 1 {
+            assert!(other.try_inline().is_none(), "the process-wide permit is taken");
+        }
+        drop(permit);
+        pool.shared.give_back(state);
+        assert!(other.try_inline().is_some(), "permit back: inline again");
+        let plain = WorkerPool::counting_inline_in("test-worker", vec![()], 16, &RUNNING);
+        plain.shared.fast_streak.store(FAST_STREAK, Ordering::Relaxed);
+        assert!(plain.try_inline().is_none(), "pools run inline only when told to");
     }
 
     /// Waits on events only (job started, job left the queue), never on time:

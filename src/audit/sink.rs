@@ -1,7 +1,8 @@
 //! [`AuditSink`]: where events go, without ever making the caller wait.
 //!
 //! `emit` puts the event on a bounded queue and returns at once; one writer thread
-//! drains the queue into the destinations. When the queue is full the event is
+//! drains the queue into the destinations, in batches and without a wake-up per
+//! event (see [`Mailbox`]). When the queue is full the event is
 //! dropped and counted, and the writer reports the count as an event of its own
 //! (kind `Trail`, operation `EventsDropped`) as soon as it catches up — so a gap in
 //! the trail is always visible in the trail.
@@ -12,13 +13,14 @@
 //! (and an administrator's terminal is not cluttered when they are kept anyway).
 //! A destination that fails passes the batch on to stderr with one warning line.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::event::AuditEvent;
 use super::file::JsonlFile;
@@ -135,39 +137,90 @@ impl Destination {
 }
 
 /// Events to stderr, one line each, after a warning line when `failure` is given.
+/// The batch goes out in one write: stderr is unbuffered, and a write per line
+/// was most of the writer's time.
 fn write_stderr(failure: &str, events: &[AuditEvent]) {
-    let mut err = io::stderr().lock();
+    let mut lines = Vec::with_capacity(events.len() * 256);
     if !failure.is_empty() {
         let _ = writeln!(
-            err,
+            lines,
             "keyward: audit destination failed ({failure}); events follow on stderr"
         );
     }
     for event in events {
-        let _ = writeln!(err, "{event}");
+        let _ = writeln!(lines, "{event}");
+    }
+    let _ = io::stderr().lock().write_all(&lines);
+}
+
+/// What waits for the writer. Events are bounded by the capacity; flush
+/// requests (a handful, from commands and shutdown) are not.
+struct Inbox {
+    events: VecDeque<AuditEvent>,
+    /// Answered once every event queued before each was written.
+    flushes: Vec<(usize, mpsc::Sender<()>)>,
+    /// Events taken by the writer so far (flush requests count against it).
+    taken: usize,
+    /// The writer sleeps until woken (it is not lingering): the next event must wake it.
+    parked: bool,
+    /// Every sink handle is gone: write what is queued, then stop.
+    closed: bool,
+}
+
+/// The queue between [`AuditSink::emit`] and the writer thread.
+///
+/// Why not a channel: a channel wakes the writer for every event, and at one
+/// client's pace (thousands of Gets a second, one at a time) that wake-up was an
+/// eighth of the server's CPU. After writing a batch the writer lingers for
+/// [`LINGER`] and takes whatever came meanwhile; only a writer that found
+/// nothing to do sleeps until the next event wakes it, and a queue filling
+/// towards [`MAX_BATCH`] or a flush request wakes it at once.
+struct Mailbox {
+    inbox: Mutex<Inbox>,
+    wake: Condvar,
+    capacity: usize,
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-enum Command {
-    Event(Box<AuditEvent>),
-    /// Answer once everything queued before is written.
-    Flush(mpsc::Sender<()>),
-}
+/// How long the writer waits for more events after a batch before it sleeps
+/// until woken. An event reaches its destinations at most this much later
+/// than it would with a wake-up per event.
+const LINGER: Duration = Duration::from_millis(10);
+
+/// Queued events that wake a lingering writer at once.
+const WAKE_AT: usize = MAX_BATCH / 2;
 
 #[derive(Default)]
 struct Counters {
     /// Dropped since the last report.
     unreported: AtomicU64,
     dropped_total: AtomicU64,
-    /// Events in the queue (counted before they enter it, so it never underflows).
+    /// Events in the queue.
     queued: AtomicU64,
+}
+
+/// Closes the mailbox when the last [`AuditSink`] clone is dropped.
+struct Entrance {
+    mailbox: Arc<Mailbox>,
+}
+
+impl Drop for Entrance {
+    fn drop(&mut self) {
+        self.mailbox.lock().closed = true;
+        self.mailbox.wake.notify_all();
+    }
 }
 
 /// The audit trail's entrance. Cheap to clone; all clones feed one writer, which
 /// ends once every clone is dropped and the queue is drained.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: SyncSender<Command>,
+    entrance: Arc<Entrance>,
     counters: Arc<Counters>,
     destinations: Arc<[String]>,
 }
@@ -237,7 +290,18 @@ impl AuditSink {
         destinations: Vec<Destination>,
         start_gate: Option<Receiver<()>>,
     ) -> io::Result<AuditSink> {
-        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let mailbox = Arc::new(Mailbox {
+            inbox: Mutex::new(Inbox {
+                events: VecDeque::new(),
+                flushes: Vec::new(),
+                taken: 0,
+                parked: false,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            capacity: capacity.max(1),
+        });
+        let writer_mailbox = Arc::clone(&mailbox);
         let counters = Arc::new(Counters::default());
         let described: Arc<[String]> = destinations.iter().map(Destination::describe).collect();
         let writer_counters = Arc::clone(&counters);
@@ -247,10 +311,10 @@ impl AuditSink {
                 if let Some(gate) = start_gate {
                     let _ = gate.recv();
                 }
-                write_loop(&rx, destinations, &writer_counters);
+                write_loop(&writer_mailbox, destinations, &writer_counters);
             })?;
         Ok(AuditSink {
-            tx,
+            entrance: Arc::new(Entrance { mailbox }),
             counters,
             destinations: described,
         })
@@ -259,15 +323,24 @@ impl AuditSink {
     /// Queues `event` (fields cut to their bound) and returns at once; never
     /// blocks, never fails. A full queue drops the event and counts it.
     pub fn emit(&self, event: AuditEvent) {
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if self
-            .tx
-            .try_send(Command::Event(Box::new(event.bounded())))
-            .is_err()
-        {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+        let event = event.bounded();
+        let mailbox = &self.entrance.mailbox;
+        let mut inbox = mailbox.lock();
+        if inbox.events.len() >= mailbox.capacity {
+            drop(inbox);
             self.counters.unreported.fetch_add(1, Ordering::Relaxed);
             self.counters.dropped_total.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        inbox.events.push_back(event);
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let wake = inbox.parked || inbox.events.len() == WAKE_AT;
+        if wake {
+            inbox.parked = false;
+        }
+        drop(inbox);
+        if wake {
+            mailbox.wake.notify_one();
         }
     }
 
@@ -275,22 +348,16 @@ impl AuditSink {
     /// before is written and synced. For CLI commands before they exit and for
     /// the server's shutdown; not for request paths. False on timeout.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
         let (ack_tx, ack_rx) = mpsc::channel();
-        let mut command = Command::Flush(ack_tx);
-        loop {
-            match self.tx.try_send(command) {
-                Ok(()) => break,
-                Err(TrySendError::Full(c)) if Instant::now() < deadline => {
-                    command = c;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return false,
-            }
+        let mailbox = &self.entrance.mailbox;
+        {
+            let mut inbox = mailbox.lock();
+            let upto = inbox.taken + inbox.events.len();
+            inbox.flushes.push((upto, ack_tx));
+            inbox.parked = false;
         }
-        ack_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        mailbox.wake.notify_one();
+        ack_rx.recv_timeout(timeout).is_ok()
     }
 
     /// Events dropped because the queue was full, since start.
@@ -333,56 +400,67 @@ impl CapturedEvents {
     }
 }
 
-fn write_loop(rx: &Receiver<Command>, mut destinations: Vec<Destination>, counters: &Counters) {
+fn write_loop(mailbox: &Mailbox, mut destinations: Vec<Destination>, counters: &Counters) {
     let mut batch = Vec::new();
-    let mut flushes = Vec::new();
+    let mut answered = Vec::new();
+    // Whether the last round wrote something: then linger rather than sleep.
+    let mut lingering = false;
     loop {
-        let ended = match rx.recv_timeout(DROP_REPORT_INTERVAL) {
-            Ok(command) => {
-                take(command, &mut batch, &mut flushes, counters);
-                false
+        let ended = {
+            let mut inbox = mailbox.lock();
+            let nothing_to_do = |i: &Inbox| i.events.is_empty() && i.flushes.is_empty() && !i.closed;
+            if nothing_to_do(&inbox) {
+                if lingering {
+                    inbox = mailbox
+                        .wake
+                        .wait_timeout(inbox, LINGER)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                } else {
+                    // Asleep until an event comes; awake once a while anyway
+                    // to report drops that no event follows.
+                    inbox.parked = true;
+                    inbox = mailbox
+                        .wake
+                        .wait_timeout(inbox, DROP_REPORT_INTERVAL)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    inbox.parked = false;
+                }
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
+            let n = inbox.events.len().min(MAX_BATCH);
+            batch.extend(inbox.events.drain(..n));
+            inbox.taken += n;
+            let taken = inbox.taken;
+            let mut i = 0;
+            while i < inbox.flushes.len() {
+                if inbox.flushes[i].0 <= taken {
+                    answered.push(inbox.flushes.swap_remove(i).1);
+                } else {
+                    i += 1;
+                }
+            }
+            inbox.closed && inbox.events.is_empty()
         };
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(command) => take(command, &mut batch, &mut flushes, counters),
-                Err(_) => break,
-            }
-        }
+        counters.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         let dropped = counters.unreported.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             batch.push(AuditEvent::dropped_report(dropped));
         }
+        lingering = !batch.is_empty();
         if !batch.is_empty() {
             for destination in &mut destinations {
                 destination.write(&batch);
             }
             batch.clear();
         }
-        for ack in flushes.drain(..) {
+        for ack in answered.drain(..) {
             // The flusher may have given up waiting; nothing to do then.
             let _ = ack.send(());
         }
         if ended {
             return;
         }
-    }
-}
-
-fn take(
-    command: Command,
-    batch: &mut Vec<AuditEvent>,
-    flushes: &mut Vec<mpsc::Sender<()>>,
-    counters: &Counters,
-) {
-    match command {
-        Command::Event(event) => {
-            counters.queued.fetch_sub(1, Ordering::Relaxed);
-            batch.push(*event);
-        }
-        Command::Flush(ack) => flushes.push(ack),
     }
 }
 

@@ -1,5 +1,6 @@
 use std::sync::mpsc;
 use std::time::Duration;
+use std::time::Instant;
 
 use super::*;
 use crate::audit::{AuditResult, EventKind};

@@ -53,6 +53,9 @@ const MAX_CONNECTIONS: usize = 4096;
 enum Scenario {
     Get,
     Create,
+    /// Create, then Activate the new key: two requests, as a client that
+    /// wants a usable key sends them.
+    CreateActivate,
     Handshake,
     VcenterGet,
     Populate,
@@ -325,6 +328,10 @@ async fn worker(plan: Arc<Plan>, index: usize) -> Tally {
             match (plan.scenario, kept.as_mut()) {
                 (Scenario::Get, Some(client)) => get_key(client, &plan.keys[key]).await,
                 (Scenario::Create, Some(client)) => create_key(client).await.map(|_| ()),
+                (Scenario::CreateActivate, Some(client)) => {
+                    let uid = create_key(client).await?;
+                    activate_key(client, uid).await
+                }
                 (Scenario::Handshake, _) => handshake_op(&plan).await,
                 (Scenario::VcenterGet, _) => vcenter_get_op(&plan, &plan.keys[key]).await,
                 (Scenario::Populate, Some(client)) => populate_key(client, plan.population + n).await,
@@ -491,20 +498,24 @@ async fn populate_key(client: &mut Client, n: u64) -> Result<(), String> {
         .map_err(|e| format!("Create: {e}"))?
         .unique_identifier;
     if n.is_multiple_of(2) {
-        let activate = keyward::ttlv::Item::structure(
-            keyward::kmip::tags::REQUEST_PAYLOAD,
-            vec![keyward::ttlv::Item::new(
-                keyward::kmip::tags::UNIQUE_IDENTIFIER,
-                Value::TextString(uid),
-            )],
-        );
-        let mut items = client
-            .batch(vec![(Operation::ACTIVATE, Some(batch_id(1)), activate)])
-            .await
-            .map_err(|e| e.to_string())?;
-        succeeded(&items.pop().ok_or("Activate: no batch item")?, "Activate")?;
+        activate_key(client, uid).await?;
     }
     Ok(())
+}
+
+async fn activate_key(client: &mut Client, uid: String) -> Result<(), String> {
+    let activate = keyward::ttlv::Item::structure(
+        keyward::kmip::tags::REQUEST_PAYLOAD,
+        vec![keyward::ttlv::Item::new(
+            keyward::kmip::tags::UNIQUE_IDENTIFIER,
+            Value::TextString(uid),
+        )],
+    );
+    let mut items = client
+        .batch(vec![(Operation::ACTIVATE, Some(batch_id(1)), activate)])
+        .await
+        .map_err(|e| e.to_string())?;
+    succeeded(&items.pop().ok_or("Activate: no batch item")?, "Activate")
 }
 
 /// Locate with Maximum Items 100 by what `scenario` names, for key `i`.
@@ -581,12 +592,11 @@ fn report(args: &Args, mut tally: Tally, elapsed: f64, rss: (Option<u64>, Option
     let lat = &tally.latencies_us;
     let ok = lat.len() as u64;
     let ops = if elapsed > 0.0 { ok as f64 / elapsed } else { 0.0 };
-    let scenario = format!("{:?}", args.scenario).to_lowercase();
-    let scenario = if scenario == "vcenterget" {
-        "vcenter-get".to_owned()
-    } else {
-        scenario
-    };
+    // The name the command line takes (`vcenter-get`, `create-activate`).
+    let scenario = args
+        .scenario
+        .to_possible_value()
+        .map_or_else(|| format!("{:?}", args.scenario), |v| v.get_name().to_owned());
     let (p50, p90, p99, max) = (
         quantile_ms(lat, 0.50),
         quantile_ms(lat, 0.90),

@@ -53,7 +53,10 @@ impl AsyncHsm {
     /// Like [`AsyncHsm::new`] with `threads` HSM threads (match the session
     /// pool: more threads than sessions only wait for a session).
     pub fn with_threads(hsm: Arc<dyn Hsm>, timeout: Duration, threads: usize) -> Self {
-        let threads = WorkerPool::new("keyward-hsm", vec![(); threads.max(1)], MAX_QUEUED_CALLS);
+        // Inline when idle: a SoftHSM call takes microseconds, less than the
+        // wake-up of an HSM thread (see `crate::workers` for the bounds).
+        let threads =
+            WorkerPool::new("keyward-hsm", vec![(); threads.max(1)], MAX_QUEUED_CALLS).with_inline_calls();
         AsyncHsm {
             inner: hsm,
             timeout,

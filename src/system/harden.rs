@@ -31,12 +31,13 @@ use rustix::process::{
 };
 use rustix::thread::{CapabilitySet, capabilities};
 
-/// Default least `RLIMIT_MEMLOCK` under which memory is locked (1 GiB).
+/// Default least `RLIMIT_MEMLOCK` under which memory is locked (4 GiB).
 ///
-/// A tokio server on a few cores maps a few hundred MiB of address space (thread stacks,
-/// one malloc arena per thread up to 8 per core, the binary and its libraries); every byte
-/// of it counts against the limit once `MCL_FUTURE` is set.
-pub const DEFAULT_MIN_MEMLOCK_BYTES: u64 = 1 << 30;
+/// The server maps about 2 GiB of address space (thread stacks, the C libraries' malloc
+/// arenas, the binary and its libraries, and mimalloc, which reserves address space 1 GiB
+/// at a time); every byte of it counts against the limit once `MCL_FUTURE` is set, and
+/// the next reservation must fit too.
+pub const DEFAULT_MIN_MEMLOCK_BYTES: u64 = 4 << 30;
 
 /// What [`apply`] should do.
 #[derive(Debug, Clone, PartialEq, Eq)]

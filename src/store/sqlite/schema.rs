@@ -68,9 +68,12 @@ pub(super) fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
             "cannot enable WAL (journal mode is {mode})"
         )));
     }
+    // temp_store: a batch's savepoints keep their statement journals in
+    // memory (a batch is bounded), not in temporary files.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(sql_error)
 }

@@ -102,21 +102,18 @@ fn apply_batch(
     batch: &[WriteRequest],
 ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
+    if let [request] = batch {
+        // Alone in its transaction, an operation needs no savepoint: if it
+        // fails, the transaction is rolled back whole. (A savepoint copies each
+        // page it touches to a statement journal first.)
+        let result = apply(conn, &request.op);
+        exec(conn, if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        return Ok(vec![result]);
+    }
     let mut results = Vec::with_capacity(batch.len());
     for request in batch {
         exec(conn, "SAVEPOINT op")?;
-        let result = match &request.op {
-            WriteOp::Create(record) => create(conn, record),
-            WriteOp::Update {
-                record,
-                expected_version,
-            } => update(conn, record, *expected_version),
-            WriteOp::Delete {
-                uid,
-                expected_version,
-            } => delete(conn, uid, *expected_version),
-            WriteOp::Put(record) => put(conn, record),
-        };
+        let result = apply(conn, &request.op);
         if result.is_err() {
             exec(conn, "ROLLBACK TO op")?;
         }
@@ -125,6 +122,21 @@ fn apply_batch(
     }
     exec(conn, "COMMIT")?;
     Ok(results)
+}
+
+fn apply(conn: &Connection, op: &WriteOp) -> Result<u64, StoreError> {
+    match op {
+        WriteOp::Create(record) => create(conn, record),
+        WriteOp::Update {
+            record,
+            expected_version,
+        } => update(conn, record, *expected_version),
+        WriteOp::Delete {
+            uid,
+            expected_version,
+        } => delete(conn, uid, *expected_version),
+        WriteOp::Put(record) => put(conn, record),
+    }
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
