@@ -31,7 +31,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -47,6 +47,10 @@ pub const FAST_STREAK: u32 = 64;
 /// Most jobs running inline at once, process-wide (the async runtime has at
 /// least two worker threads: one stays free).
 pub const INLINE_LIMIT: usize = 1;
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Jobs running inline now, in every pool.
 static INLINE_RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -99,8 +103,10 @@ struct Shared<S> {
     inline: AtomicBool,
     /// The count of inline jobs this pool's [`INLINE_LIMIT`] applies to.
     inline_running: &'static AtomicUsize,
-    /// Jobs in a row that took at most [`INLINE_MAX_JOB`].
+    /// Jobs in a row that took at most `fast_job_ns`.
     fast_streak: AtomicU32,
+    /// The longest a job may take and count as fast, in nanoseconds.
+    fast_job_ns: AtomicU64,
 }
 
 impl<S> Shared<S> {
@@ -111,7 +117,7 @@ impl<S> Shared<S> {
 
     /// Counts a finished job towards (or against) the fast streak.
     fn timed(&self, took: Duration) {
-        if took <= INLINE_MAX_JOB {
+        if took.as_nanos() <= u128::from(self.fast_job_ns.load(Ordering::Relaxed)) {
             let streak = self.fast_streak.load(Ordering::Relaxed);
             if streak < FAST_STREAK {
                 self.fast_streak.store(streak + 1, Ordering::Relaxed);
@@ -197,6 +203,7 @@ impl<S: Send + 'static> WorkerPool<S> {
             inline: AtomicBool::new(false),
             inline_running,
             fast_streak: AtomicU32::new(0),
+            fast_job_ns: AtomicU64::new(duration_ns(INLINE_MAX_JOB)),
         });
         let mut threads = Vec::new();
         for state in states {
@@ -216,9 +223,24 @@ impl<S: Send + 'static> WorkerPool<S> {
         WorkerPool { shared, threads }
     }
 
+    /// Whether the pool still has a worker and takes jobs.
+    pub fn is_running(&self) -> bool {
+        let queue = self.shared.lock();
+        !queue.closed && queue.alive > 0
+    }
+
     /// Lets short jobs run on the caller's thread when the pool is idle (see
     /// the module comment). For pools whose jobs are usually microseconds.
     pub fn with_inline_calls(self) -> Self {
+        self.with_inline_calls_under(INLINE_MAX_JOB)
+    }
+
+    /// [`WorkerPool::with_inline_calls`] for jobs that count as fast up to
+    /// `max_job` (a commit's fsync takes longer than an HSM call).
+    pub fn with_inline_calls_under(self, max_job: Duration) -> Self {
+        self.shared
+            .fast_job_ns
+            .store(duration_ns(max_job), Ordering::Relaxed);
         self.shared.inline.store(true, Ordering::Relaxed);
         self
     }
@@ -245,7 +267,24 @@ impl<S: Send + 'static> WorkerPool<S> {
         T: Send + 'static,
         F: FnOnce(&mut S) -> T + Send + 'static,
     {
-        if let Some((mut state, permit)) = self.try_inline() {
+        self.run_inline_or_queued(job, true).await
+    }
+
+    /// Like [`WorkerPool::run`], never on the caller's thread.
+    pub async fn run_queued<T, F>(&self, job: F) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut S) -> T + Send + 'static,
+    {
+        self.run_inline_or_queued(job, false).await
+    }
+
+    async fn run_inline_or_queued<T, F>(&self, job: F, inline: bool) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut S) -> T + Send + 'static,
+    {
+        if let Some((mut state, permit)) = inline.then(|| self.try_inline()).flatten() {
             let started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| job(&mut state)));
             self.shared.timed(started.elapsed());

@@ -1,11 +1,12 @@
 //! SQLite backend: the embedded default (DESIGN §4).
 //!
-//! One writer thread owns the only writable connection and group-commits
-//! creates and updates (see `writer`); reads run on a small pool of read-only
-//! connections (see `reader`). The file is in WAL mode with
+//! One writable connection group-commits creates and updates (see `writer`;
+//! its own thread under load, the caller's when idle); reads run on a small
+//! pool of read-only connections (see `reader`). The file is in WAL mode with
 //! `synchronous=FULL`: a call that returned `Ok` is on disk.
 
 mod bulk;
+mod checkpoint;
 mod reader;
 mod rows;
 mod schema;
@@ -14,15 +15,13 @@ mod writer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
 
 use self::reader::ReadPool;
 use self::rows::sql_error;
-use self::writer::{WriteOp, WriteRequest};
+use self::writer::{WriteOp, Writer};
 use super::{Capabilities, Export, Query, Record, Store, StoreError, StoreFuture};
 
 /// Tuning knobs; the defaults suit a 2-core appliance.
@@ -53,8 +52,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     path: PathBuf,
     busy_timeout: Duration,
-    writes: Option<mpsc::Sender<WriteRequest>>,
-    writer_thread: Option<JoinHandle<()>>,
+    /// None when opened read-only.
+    writer: Option<Writer>,
     reads: Arc<ReadPool>,
     /// Commit latency, batch size and availability go here once set.
     instruments: writer::InstrumentSlot,
@@ -79,20 +78,23 @@ impl SqliteStore {
         schema::configure_writer(&conn)?;
         schema::migrate(&conn)?;
 
-        let (writes, queue) = mpsc::channel(options.queue_depth.max(1));
-        let max_batch = options.max_batch.max(1);
         let instruments = writer::InstrumentSlot::default();
-        let writer_instruments = Arc::clone(&instruments);
-        let writer_thread = std::thread::Builder::new()
-            .name("keyward-store-writer".into())
-            .spawn(move || writer::run(conn, queue, max_batch, &writer_instruments))
-            .map_err(|err| StoreError::Other(format!("cannot start store writer thread: {err}")))?;
+        let checkpointer = checkpoint::Checkpointer::start(&path, options.busy_timeout)?;
+        let writer = Writer::start(
+            conn,
+            checkpointer,
+            options.max_batch,
+            options.queue_depth,
+            Arc::clone(&instruments),
+        )?;
+        if !writer.is_running() {
+            return Err(StoreError::Other("cannot start the store writer thread".into()));
+        }
         let reads = Arc::new(ReadPool::new(path.clone(), options.readers, options.busy_timeout));
         Ok(SqliteStore {
             path,
             busy_timeout: options.busy_timeout,
-            writes: Some(writes),
-            writer_thread: Some(writer_thread),
+            writer: Some(writer),
             reads,
             instruments,
         })
@@ -152,8 +154,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             busy_timeout: options.busy_timeout,
-            writes: None,
-            writer_thread: None,
+            writer: None,
             reads,
             instruments: writer::InstrumentSlot::default(),
         })
@@ -193,30 +194,11 @@ impl SqliteStore {
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
-        let writes = self
-            .writes
+        self.writer
             .as_ref()
-            // Only a store opened read-only has no writer (`Drop` needs `&mut self`).
-            .ok_or_else(|| StoreError::Other("the store is open read-only".into()))?;
-        let (reply, answer) = oneshot::channel();
-        writes
-            .send(WriteRequest { op, reply })
+            .ok_or_else(|| StoreError::Other("the store is open read-only".into()))?
+            .write(op)
             .await
-            .map_err(|_| StoreError::unavailable("store writer stopped"))?;
-        answer
-            .await
-            .map_err(|_| StoreError::unavailable("store writer stopped"))?
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the queue lets the writer drain it and exit; joining makes a
-        // reopen of the same file in this process see every queued write.
-        self.writes = None;
-        if let Some(thread) = self.writer_thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -308,8 +290,8 @@ impl Store for SqliteStore {
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             // A read-only store (no writer at all) is healthy when it can be read.
-            if let Some(writes) = &self.writes
-                && writes.is_closed()
+            if let Some(writer) = &self.writer
+                && !writer.is_running()
             {
                 return Err(StoreError::unavailable("store writer stopped"));
             }
@@ -323,7 +305,7 @@ impl Store for SqliteStore {
 
     fn import(&self, records: Export, replace: bool) -> StoreFuture<'_, u64> {
         Box::pin(async move {
-            if self.writes.is_none() {
+            if self.writer.is_none() {
                 return Err(StoreError::Other("the store is open read-only".into()));
             }
             let (path, busy_timeout) = (self.path.clone(), self.busy_timeout);

@@ -69,11 +69,13 @@ pub(super) fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         )));
     }
     // temp_store: a batch's savepoints keep their statement journals in
-    // memory (a batch is bounded), not in temporary files.
+    // memory (a batch is bounded), not in temporary files. journal_size_limit:
+    // a WAL that a burst grew past 64 MiB shrinks back once checkpointed.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(sql_error)
 }

@@ -1,22 +1,33 @@
-//! The single writer thread and its group commit.
+//! The one writable connection and its group commit.
 //!
-//! Every create and update is queued to one thread that owns the only writable
-//! connection. It takes whatever is queued (up to a batch limit), applies each
-//! operation inside one transaction (each under its own savepoint, so one
-//! failing operation does not sink the others), commits once — one fsync for
-//! the whole batch — and only then answers each caller. While one batch is
-//! being fsynced the next one queues up, so throughput grows with concurrency
-//! instead of being capped at one fsync per create.
+//! Every create and update goes to the pending list; whoever holds the only
+//! writable connection takes whatever is pending (up to a batch limit),
+//! applies each operation inside one transaction (each under its own
+//! savepoint, so one failing operation does not sink the others), commits
+//! once — one fsync for the whole batch — and only then answers each caller.
+//! While one batch is being fsynced the next one gathers, so throughput grows
+//! with concurrency instead of being capped at one fsync per create.
+//!
+//! The connection is the single state of a [`WorkerPool`]: each write submits
+//! a job that commits what is pending. Under load the writer thread runs those
+//! jobs back to back (a job finding the list empty, its write taken by an
+//! earlier batch, costs nothing). When the writer is idle and its commits have
+//! been quick, the pool runs the job on the caller's thread instead: a single
+//! client's Create no longer pays two thread wake-ups on top of its fsync (see
+//! `crate::workers` for the bounds on that).
 
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::rows::{load_record, sql_error, version_to_sql};
 use crate::metrics::StoreInstruments;
 use crate::store::{Record, StoreError};
+use crate::workers::{PoolError, WorkerPool};
 
 /// Where the writer records commits; empty until `SqliteStore::set_instruments`.
 pub(super) type InstrumentSlot = Arc<OnceLock<StoreInstruments>>;
@@ -46,24 +57,134 @@ pub(super) struct WriteRequest {
     pub reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// Runs until every sender is dropped; then the connection closes (which also
-/// checkpoints the WAL).
-pub(super) fn run(
+/// The longest a commit may take and still count as quick (see
+/// `crate::workers`): one fsync of the WAL on a busy disk.
+const INLINE_MAX_COMMIT: Duration = Duration::from_millis(5);
+
+/// Writes waiting for a batch.
+type Pending = Mutex<VecDeque<WriteRequest>>;
+
+/// The writable connection, owned by the writer's pool.
+struct Connected {
     conn: Connection,
-    mut queue: mpsc::Receiver<WriteRequest>,
     max_batch: usize,
-    instruments: &InstrumentSlot,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+    instruments: InstrumentSlot,
+}
+
+/// Where writes go. Dropping it commits what is queued and closes the
+/// connection (which also checkpoints the WAL).
+pub(super) struct Writer {
+    /// Stopped (and joined) before the pool closes the writer's connection.
+    checkpointer: Option<Checkpointer>,
+    pending: Arc<Pending>,
+    /// Writes that may wait at once; beyond, callers wait to enqueue.
+    room: Semaphore,
+    /// The room when no write waits.
+    depth: usize,
+    pool: WorkerPool<Connected>,
+}
+
+impl Writer {
+    pub(super) fn start(
+        mut conn: Connection,
+        checkpointer: Checkpointer,
+        max_batch: usize,
+        queue_depth: usize,
+        instruments: InstrumentSlot,
+    ) -> Result<Writer, StoreError> {
+        checkpointer.watch(&mut conn)?;
+        let queue_depth = queue_depth.max(1);
+        let connected = Connected {
+            conn,
+            max_batch: max_batch.max(1),
+            instruments,
+        };
+        Ok(Writer {
+            checkpointer: Some(checkpointer),
+            pending: Arc::new(Mutex::new(VecDeque::new())),
+            room: Semaphore::new(queue_depth),
+            depth: queue_depth,
+            // One job per waiting write at most (each holds room).
+            pool: WorkerPool::new("keyward-store-writer", vec![connected], queue_depth + 1)
+                .with_inline_calls_under(INLINE_MAX_COMMIT),
+        })
+    }
+
+    /// Whether writes can still be committed.
+    pub(super) fn is_running(&self) -> bool {
+        self.pool.is_running()
+    }
+
+    /// Applies `op` in the next batch; answers once that batch is on disk.
+    pub(super) async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
+        let stopped = || StoreError::unavailable("store writer stopped");
+        let _room = self.room.acquire().await.map_err(|_| stopped())?;
+        let (reply, mut answer) = oneshot::channel();
+        lock(&self.pending).push_back(WriteRequest { op, reply });
+        // Only a write with no company (no other write waiting, queued or being
+        // committed) may commit on the caller's thread: under load the writer
+        // thread batches them (group commit), and no async thread waits on an
+        // fsync.
+        let mut inline = self.room.available_permits() + 1 == self.depth;
+        loop {
+            let pending = Arc::clone(&self.pending);
+            let commit = move |connected: &mut Connected| connected.commit_pending(&pending);
+            let job = async {
+                if inline {
+                    self.pool.run(commit).await
+                } else {
+                    self.pool.run_queued(commit).await
+                }
+            };
+            // The answer comes from whichever job commits the write, often an
+            // earlier caller's: then this caller's own job is dropped unrun
+            // (the pool skips it) instead of waiting for a batch of its own.
+            let committed = tokio::select! {
+                biased;
+                answered = &mut answer => return answered.map_err(|_| stopped())?,
+                ran = job => ran,
+            };
+            inline = false;
+            committed.map_err(|e| match e {
+                PoolError::Panicked => StoreError::Other("the store writer failed".into()),
+                PoolError::Full | PoolError::Stopped => stopped(),
+            })?;
+            // This job or an earlier one (which had the connection before it)
+            // has committed the write — unless a full batch was ahead of it.
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Empty) => continue,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(stopped()),
             }
         }
-        commit_batch(&conn, &mut batch, instruments.get());
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The checkpoint thread's connection closes first: the writer's, closed
+        // last when the pool drops, then checkpoints and removes the WAL.
+        self.checkpointer = None;
+    }
+}
+
+fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, VecDeque<WriteRequest>> {
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Connected {
+    /// Commits up to a batch of the pending writes, in arrival order. Writes
+    /// whose callers stopped waiting are dropped, not committed late.
+    fn commit_pending(&mut self, pending: &Pending) {
+        let mut batch: Vec<WriteRequest> = {
+            let mut queue = lock(pending);
+            let n = queue.len().min(self.max_batch);
+            queue.drain(..n).collect()
+        };
+        batch.retain(|request| !request.reply.is_closed());
+        if !batch.is_empty() {
+            commit_batch(&self.conn, &mut batch, self.instruments.get());
+        }
     }
 }
 
@@ -280,6 +401,37 @@ mod tests {
     use crate::store::Store;
     use crate::store::conformance::sample_record;
     use crate::store::sqlite::{SqliteOptions, SqliteStore};
+
+    /// Many writers at once, batches smaller than the crowd: every write is
+    /// answered once its own batch is on disk, whichever caller's job took it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crowd_of_writes_is_committed_in_small_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            max_batch: 3,
+            ..SqliteOptions::default()
+        };
+        let store = std::sync::Arc::new(SqliteStore::open(dir.path().join("b.db"), options).unwrap());
+        let mut writers = tokio::task::JoinSet::new();
+        for n in 0..60u32 {
+            let store = std::sync::Arc::clone(&store);
+            writers.spawn(async move { store.create(&sample_record(&format!("uid-{n}"), n)).await });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.unwrap().unwrap();
+        }
+        for n in 0..60u32 {
+            assert!(store.get(&format!("uid-{n}")).await.unwrap().is_some(), "uid-{n}");
+        }
+        // A failing write alone in its transaction leaves nothing behind.
+        let mut other = sample_record("uid-0", 99);
+        other.sealed = vec![9; 8];
+        assert!(store.create(&other).await.is_err());
+        assert_eq!(
+            store.get("uid-0").await.unwrap().unwrap().sealed,
+            sample_record("uid-0", 0).sealed
+        );
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn commits_are_recorded_once_instruments_are_set() {
