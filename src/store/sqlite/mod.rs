@@ -190,7 +190,7 @@ impl SqliteStore {
     /// (the index of a remote store checks it on every read through).
     pub async fn version_of(&self, uid: &str) -> Result<Option<u64>, StoreError> {
         let uid = uid.to_owned();
-        self.reads.run(move |conn| reader::version_of(conn, &uid)).await
+        self.reads.point(move |conn| reader::version_of(conn, &uid)).await
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
@@ -209,7 +209,7 @@ impl Store for SqliteStore {
 
     fn get<'a>(&'a self, uid: &'a str) -> StoreFuture<'a, Option<Record>> {
         let uid = uid.to_owned();
-        Box::pin(async move { self.reads.run(move |conn| reader::get(conn, &uid)).await })
+        Box::pin(async move { self.reads.point(move |conn| reader::get(conn, &uid)).await })
     }
 
     fn get_indexed_many<'a>(&'a self, uids: &'a [String]) -> StoreFuture<'a, Vec<Option<Record>>> {

@@ -76,14 +76,28 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.threads
-            .run(move |reader: &mut Reader| job(reader.conn()?))
-            .await
-            .map_err(|e| match e {
-                PoolError::Full => StoreError::unavailable("too many reads waiting"),
-                PoolError::Stopped => StoreError::unavailable("store readers stopped"),
-                PoolError::Panicked => StoreError::Other("read task failed".into()),
-            })?
+        let job = move |reader: &mut Reader| job(reader.conn()?);
+        Self::answer(self.threads.run_queued(job).await)
+    }
+
+    /// [`ReadPool::run`] for a point read (one record by its uid), which may
+    /// run on the caller's thread when the pool is idle. Only point reads: a
+    /// client's Locate over many keys must not hold an async thread.
+    pub(super) async fn point<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let job = move |reader: &mut Reader| job(reader.conn()?);
+        Self::answer(self.threads.run(job).await)
+    }
+
+    fn answer<T>(ran: Result<Result<T, StoreError>, PoolError>) -> Result<T, StoreError> {
+        ran.map_err(|e| match e {
+            PoolError::Full => StoreError::unavailable("too many reads waiting"),
+            PoolError::Stopped => StoreError::unavailable("store readers stopped"),
+            PoolError::Panicked => StoreError::Other("read task failed".into()),
+        })?
     }
 }
 
