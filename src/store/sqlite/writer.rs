@@ -71,8 +71,10 @@ struct Connected {
     instruments: InstrumentSlot,
 }
 
-/// Where writes go. Dropping it commits what is queued and closes the
-/// connection (which also checkpoints the WAL).
+/// Where writes go. Dropping it waits for the batch being committed and
+/// closes the connection (which also checkpoints the WAL and removes it).
+/// A write whose caller stopped waiting before a batch took it is dropped,
+/// not committed late.
 pub(super) struct Writer {
     /// Stopped (and joined) before the pool closes the writer's connection.
     checkpointer: Option<Checkpointer>,
