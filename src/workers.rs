@@ -26,6 +26,18 @@
 //!   call cannot be timed out, as a queued one can; it is the price of the
 //!   fast path, bounded to one thread.
 //!
+//! Under load, a queued job wakes a sleeping worker only when the workers
+//! already awake are behind: when the queue would take them more than
+//! [`WAKE_WHEN_BEHIND`] to drain at the pool's recent pace per job. Short CPU
+//! jobs (SoftHSM's ~20 µs calls) then stay with one or two awake workers, which
+//! take job after job without sleeping, instead of four threads contending for
+//! two cores and for the module's locks (Get at 64 connections: 11% less server
+//! CPU per Get, bench/NOTES.md). Jobs that wait on a device or a network (a
+//! network HSM's millisecond calls) are behind at once and wake every idle
+//! worker they need, as before. A worker stuck in one job for long stops
+//! counting as awake ([`STALLED_AFTER_JOBS`]), so the next job queued wakes
+//! another.
+//!
 //! A job whose caller stopped waiting (timed out, cancelled) is skipped, so a
 //! queue that built up behind a hung HSM does not replay stale work.
 
@@ -43,6 +55,28 @@ pub const INLINE_MAX_JOB: Duration = Duration::from_millis(1);
 
 /// How many fast jobs in a row a pool needs before it runs one inline.
 pub const FAST_STREAK: u32 = 64;
+
+/// How far behind the awake workers may fall (queued jobs times the recent
+/// time per job, shared among them) before a sleeping worker is woken.
+pub const WAKE_WHEN_BEHIND: Duration = Duration::from_micros(400);
+
+/// A worker on one job for longer than this many times the recent time per
+/// job (and at least [`WAKE_WHEN_BEHIND`]) no longer counts as awake: a job
+/// that hangs does not hold back the ones queued after it.
+const STALLED_AFTER_JOBS: u32 = 8;
+
+/// Whether `queued` jobs need another worker, with `awake` workers running
+/// and jobs recently taking `job_ns` each (see the module comment).
+fn behind(queued: usize, awake: usize, job_ns: u64) -> bool {
+    if queued == 0 {
+        return false;
+    }
+    let Some(awake) = u64::try_from(awake).ok().filter(|&n| n > 0) else {
+        return true; // nobody would take the job
+    };
+    let queued = u64::try_from(queued).unwrap_or(u64::MAX);
+    job_ns.saturating_mul(queued) / awake > duration_ns(WAKE_WHEN_BEHIND)
+}
 
 /// Most jobs running inline at once, process-wide (the async runtime has at
 /// least two worker threads: one stays free).
@@ -88,6 +122,10 @@ struct Queue<S> {
     free: Vec<S>,
     /// Workers waiting for a job.
     idle: usize,
+    /// Idle workers signalled but not yet running (counted as awake).
+    waking: usize,
+    /// When each worker (by index) took the job it runs now.
+    busy_since: Vec<Option<Instant>>,
     /// Workers still running.
     alive: usize,
     closed: bool,
@@ -107,6 +145,8 @@ struct Shared<S> {
     fast_streak: AtomicU32,
     /// The longest a job may take and count as fast, in nanoseconds.
     fast_job_ns: AtomicU64,
+    /// Recent time per job (a moving average), in nanoseconds.
+    job_ns: AtomicU64,
 }
 
 impl<S> Shared<S> {
@@ -117,6 +157,10 @@ impl<S> Shared<S> {
 
     /// Counts a finished job towards (or against) the fast streak.
     fn timed(&self, took: Duration) {
+        let took_ns = duration_ns(took);
+        let average = self.job_ns.load(Ordering::Relaxed);
+        let average = average - average / 8 + took_ns / 8;
+        self.job_ns.store(average, Ordering::Relaxed);
         if took.as_nanos() <= u128::from(self.fast_job_ns.load(Ordering::Relaxed)) {
             let streak = self.fast_streak.load(Ordering::Relaxed);
             if streak < FAST_STREAK {
@@ -127,11 +171,39 @@ impl<S> Shared<S> {
         }
     }
 
-    /// Puts a state back and wakes a worker if a job waits for one.
-    fn give_back(&self, state: S) {
+    /// Puts a state back (from `worker`, or from an inline caller) and wakes
+    /// a worker if the queue needs one.
+    fn give_back(&self, state: S, worker: Option<usize>) {
         let mut queue = self.lock();
+        if let Some(since) = worker.and_then(|i| queue.busy_since.get_mut(i)) {
+            *since = None;
+        }
         queue.free.push(state);
-        let wake = !queue.jobs.is_empty() && queue.idle > 0;
+        self.wake_if_behind(queue);
+    }
+
+    /// Wakes one sleeping worker if a state is free for it and the awake
+    /// workers are behind with the queue; releases the lock either way.
+    fn wake_if_behind(&self, mut queue: MutexGuard<'_, Queue<S>>) {
+        let asleep = queue.idle.saturating_sub(queue.waking);
+        let wake = asleep > 0 && !queue.free.is_empty() && !queue.jobs.is_empty() && {
+            let job_ns = self.job_ns.load(Ordering::Relaxed);
+            let stalled = Duration::from_nanos(job_ns)
+                .saturating_mul(STALLED_AFTER_JOBS)
+                .max(WAKE_WHEN_BEHIND);
+            let now = Instant::now();
+            let stuck = queue
+                .busy_since
+                .iter()
+                .flatten()
+                .filter(|since| now.saturating_duration_since(**since) > stalled)
+                .count();
+            let awake = queue.alive.saturating_sub(asleep).saturating_sub(stuck);
+            behind(queue.jobs.len(), awake, job_ns)
+        };
+        if wake {
+            queue.waking += 1;
+        }
         drop(queue);
         if wake {
             self.ready.notify_one();
@@ -194,6 +266,8 @@ impl<S: Send + 'static> WorkerPool<S> {
                 jobs: VecDeque::new(),
                 free: Vec::new(),
                 idle: 0,
+                waking: 0,
+                busy_since: Vec::new(),
                 alive: 0,
                 closed: false,
             }),
@@ -204,14 +278,20 @@ impl<S: Send + 'static> WorkerPool<S> {
             inline_running,
             fast_streak: AtomicU32::new(0),
             fast_job_ns: AtomicU64::new(duration_ns(INLINE_MAX_JOB)),
+            // Until jobs have been timed, assume slow ones: wake eagerly.
+            job_ns: AtomicU64::new(duration_ns(INLINE_MAX_JOB)),
         });
         let mut threads = Vec::new();
-        for state in states {
+        for (index, state) in states.into_iter().enumerate() {
             let worker = Arc::clone(&shared);
-            shared.lock().alive += 1;
+            {
+                let mut queue = shared.lock();
+                queue.alive += 1;
+                queue.busy_since.push(None);
+            }
             match std::thread::Builder::new()
                 .name(name.to_owned())
-                .spawn(move || work(&worker))
+                .spawn(move || work(&worker, index))
             {
                 Ok(thread) => {
                     threads.push(thread);
@@ -289,7 +369,7 @@ impl<S: Send + 'static> WorkerPool<S> {
             let result = catch_unwind(AssertUnwindSafe(|| job(&mut state)));
             self.shared.timed(started.elapsed());
             drop(permit);
-            self.shared.give_back(state);
+            self.shared.give_back(state, None);
             return result.map_err(|_| PoolError::Panicked);
         }
         let (reply, answer) = oneshot::channel();
@@ -313,13 +393,9 @@ impl<S: Send + 'static> WorkerPool<S> {
             return Err(PoolError::Full);
         }
         queue.jobs.push_back(job);
-        // Wake a worker only if one sleeps and a state is free for it; busy
-        // workers (and inline callers giving their state back) find the job.
-        let wake = queue.idle > 0 && !queue.free.is_empty();
-        drop(queue);
-        if wake {
-            self.shared.ready.notify_one();
-        }
+        // Awake workers (and inline callers giving their state back) find the
+        // job; a sleeping one is woken only if they are behind.
+        self.shared.wake_if_behind(queue);
         Ok(())
     }
 }
@@ -357,7 +433,7 @@ impl<S: Send + 'static> Drop for WorkerPool<S> {
     }
 }
 
-fn work<S>(shared: &Shared<S>) {
+fn work<S>(shared: &Shared<S>, index: usize) {
     loop {
         let (job, mut state) = {
             let mut queue = shared.lock();
@@ -365,6 +441,9 @@ fn work<S>(shared: &Shared<S>) {
                 if !queue.jobs.is_empty() {
                     if let Some(state) = queue.free.pop() {
                         if let Some(job) = queue.jobs.pop_front() {
+                            if let Some(since) = queue.busy_since.get_mut(index) {
+                                *since = Some(Instant::now());
+                            }
                             break (job, state);
                         }
                         queue.free.push(state);
@@ -377,13 +456,14 @@ fn work<S>(shared: &Shared<S>) {
                 queue.idle += 1;
                 queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
                 queue.idle -= 1;
+                queue.waking = queue.waking.saturating_sub(1);
             }
         };
         let started = Instant::now();
         if job(&mut state) {
             shared.timed(started.elapsed());
         }
-        shared.give_back(state);
+        shared.give_back(state, Some(index));
     }
 }
 
@@ -475,11 +555,94 @@ mod tests {
             assert!(other.try_inline().is_none(), "the process-wide permit is taken");
         }
         drop(permit);
-        pool.shared.give_back(state);
+        pool.shared.give_back(state, None);
         assert!(other.try_inline().is_some(), "permit back: inline again");
         let plain = WorkerPool::counting_inline_in("test-worker", vec![()], 16, &RUNNING);
         plain.shared.fast_streak.store(FAST_STREAK, Ordering::Relaxed);
         assert!(plain.try_inline().is_none(), "pools run inline only when told to");
+    }
+
+    #[test]
+    fn a_sleeping_worker_is_woken_only_when_the_awake_ones_fall_behind() {
+        let us = |n: u64| n * 1_000;
+        assert!(!behind(0, 0, us(20)), "nothing queued");
+        assert!(behind(1, 0, us(1)), "nobody awake takes the job");
+        assert!(!behind(4, 1, us(20)), "80 µs of SoftHSM calls: the awake worker takes them");
+        assert!(behind(40, 1, us(20)), "800 µs of work for one worker");
+        assert!(!behind(40, 2, us(9)), "360 µs shared by two");
+        assert!(behind(1, 4, us(2_000)), "a network HSM's call: wake at once");
+        assert!(behind(usize::MAX, 1, u64::MAX), "no overflow");
+    }
+
+    /// A pool of two workers whose recent jobs took `job` each, both asleep,
+    /// and a job that holds one worker until `release` is dropped or sent.
+    fn pool_with_one_worker_held(
+        job: Duration,
+    ) -> (WorkerPool<()>, std::sync::mpsc::Sender<()>) {
+        let pool = WorkerPool::new("test-worker", vec![(), ()], 16);
+        pool.shared.job_ns.store(duration_ns(job), Ordering::Relaxed);
+        // Both threads start and go to sleep (thread start-up, not time).
+        while pool.shared.lock().idle < 2 {
+            std::thread::yield_now();
+        }
+        let (started, is_started) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        pool.submit(Box::new(move |_: &mut ()| {
+            let _ = started.send(());
+            let _ = held.recv();
+            true
+        }))
+        .unwrap();
+        is_started.recv().unwrap();
+        (pool, release)
+    }
+
+    /// A queued job that the awake worker will soon take does not wake the
+    /// sleeping one; it runs after the job in front of it.
+    #[test]
+    fn a_short_job_waits_for_the_awake_worker() {
+        let (pool, release) = pool_with_one_worker_held(Duration::from_micros(20));
+        let (done, is_done) = std::sync::mpsc::channel::<std::thread::ThreadId>();
+        pool.submit(Box::new(move |_: &mut ()| {
+            let _ = done.send(std::thread::current().id());
+            true
+        }))
+        .unwrap();
+        {
+            let queue = pool.shared.lock();
+            assert_eq!((queue.jobs.len(), queue.waking, queue.idle), (1, 0, 1), "not woken");
+        }
+        release.send(()).unwrap();
+        is_done.recv().unwrap();
+    }
+
+    /// Slow jobs, or an awake worker stuck in one, wake the sleeping worker:
+    /// the queued job runs while the first is still held.
+    #[test]
+    fn slow_or_stuck_jobs_wake_another_worker() {
+        for stuck in [false, true] {
+            let job = if stuck { Duration::from_micros(20) } else { Duration::from_millis(2) };
+            let (pool, release) = pool_with_one_worker_held(job);
+            if stuck {
+                // The held job started long ago, as a hung HSM call would have.
+                let long_ago = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
+                for since in pool.shared.lock().busy_since.iter_mut().flatten() {
+                    *since = long_ago;
+                }
+            }
+            let (done, is_done) = std::sync::mpsc::channel::<()>();
+            pool.submit(Box::new(move |_: &mut ()| {
+                let _ = done.send(());
+                true
+            }))
+            .unwrap();
+            // The held job is not released before the queued one ran (the
+            // timeout only turns a hang into a failure).
+            is_done
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the queued job waited for the held one");
+            drop(release);
+        }
     }
 
     /// Waits on events only (job started, job left the queue), never on time:
