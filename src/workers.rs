@@ -35,8 +35,12 @@
 //! CPU per Get, bench/NOTES.md). Jobs that wait on a device or a network (a
 //! network HSM's millisecond calls) are behind at once and wake every idle
 //! worker they need, as before. A worker stuck in one job for long stops
-//! counting as awake ([`STALLED_AFTER_JOBS`]), so the next job queued wakes
-//! another.
+//! counting as awake ([`STALLED_AFTER_JOBS`]), so the next job queued (or the
+//! next state given back) wakes another. What this gives up: a job queued just
+//! before the awake worker's call hung waits for that next event, or for its
+//! caller's timeout, although a worker sleeps. That needs a call that hangs
+//! in a pool whose calls usually take microseconds, and no other job queued
+//! after it.
 //!
 //! A job whose caller stopped waiting (timed out, cancelled) is skipped, so a
 //! queue that built up behind a hung HSM does not replay stale work.
