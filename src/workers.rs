@@ -444,16 +444,17 @@ impl<S: Send + 'static> Drop for WorkerPool<S> {
 
 fn work<S>(shared: &Shared<S>, index: usize) {
     loop {
-        let (job, mut state) = {
+        let (job, mut state, started) = {
             let mut queue = shared.lock();
             loop {
                 if !queue.jobs.is_empty() {
                     if let Some(state) = queue.free.pop() {
                         if let Some(job) = queue.jobs.pop_front() {
+                            let started = Instant::now();
                             if let Some(since) = queue.busy_since.get_mut(index) {
-                                *since = Some(Instant::now());
+                                *since = Some(started);
                             }
-                            break (job, state);
+                            break (job, state, started);
                         }
                         queue.free.push(state);
                     }
@@ -468,7 +469,6 @@ fn work<S>(shared: &Shared<S>, index: usize) {
                 queue.waking = queue.waking.saturating_sub(1);
             }
         };
-        let started = Instant::now();
         if job(&mut state) {
             shared.timed(started.elapsed());
         }
